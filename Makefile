@@ -1,0 +1,30 @@
+# Stagehand developer entry points. The README's test command is `make test`; .ci/run calls it.
+#
+# The cargo target dir lives outside the clone so that repeated runs (and CI runs on the same
+# machine) reuse the build: a clean debug build of the AWS SDK crates takes 5–8 minutes here.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/stagehand/target
+CARGO ?= cargo
+
+.PHONY: test fmt lint unit crds build help
+
+help:
+	@echo "make test   - everything CI runs: fmt check, clippy -D warnings, all tests"
+	@echo "make crds   - regenerate crds/yaml/ and charts/stagehand/crds/ from the Rust types"
+	@echo "make build  - build the stagehand binary (debug)"
+
+test: fmt lint unit
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+lint:
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+unit:
+	$(CARGO) test --workspace --locked --no-fail-fast
+
+crds:
+	STAGEHAND_UPDATE_CRDS=1 $(CARGO) test -p stagehand-crds --test generated_yaml --locked
+
+build:
+	$(CARGO) build -p stagehand --locked
