@@ -16,6 +16,10 @@ use crate::common::{CommonStatus, Lifecycle, S3ObjectRef};
 /// Code is updated whenever a function's deployed `CodeSha256` differs from the declared
 /// artifact, whatever CloudFormation or a deploy tool believes.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[expect(
+    clippy::duplicated_attributes,
+    reason = "false positive: each kube(printcolumn(...)) repeats keys such as `type_ = \"string\"`"
+)]
 #[kube(
     group = "stagehand.dev",
     version = "v1alpha1",
@@ -26,12 +30,39 @@ use crate::common::{CommonStatus, Lifecycle, S3ObjectRef};
     shortname = "lstage",
     category = "stagehand",
     doc = "A stage of a serverless application whose Lambda functions, layers, SQS mappings and alias Stagehand keeps exactly as declared.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
-    printcolumn(name = "Functions", type_ = "string", json_path = ".status.functionsInSync", description = "Functions whose deployed code matches the desired hash / functions selected"),
-    printcolumn(name = "Code", type_ = "string", json_path = ".status.codeSha256", description = "Desired code hash (first 12 base64 chars) when all functions share one artifact"),
-    printcolumn(name = "Stack", type_ = "string", json_path = ".status.stack.status", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Functions",
+        type_ = "string",
+        json_path = ".status.functionsInSync",
+        description = "Functions whose deployed code matches the desired hash / functions selected"
+    ),
+    printcolumn(
+        name = "Code",
+        type_ = "string",
+        json_path = ".status.codeSha256",
+        description = "Desired code hash (first 12 base64 chars) when all functions share one artifact"
+    ),
+    printcolumn(
+        name = "Stack",
+        type_ = "string",
+        json_path = ".status.stack.status",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
@@ -276,7 +307,9 @@ pub enum RollbackCompletePolicy {
 pub struct LayerRef {
     /// Layer name, or layer ARN without version
     /// (`arn:aws:lambda:<region>:<account>:layer:<name>`) for layers of another account.
-    #[schemars(regex(pattern = r"^([a-zA-Z0-9_-]{1,140}|arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:layer:[a-zA-Z0-9_-]{1,140})$"))]
+    #[schemars(regex(
+        pattern = r"^([a-zA-Z0-9_-]{1,140}|arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:layer:[a-zA-Z0-9_-]{1,140})$"
+    ))]
     pub name: String,
 
     /// `latest` (resolved with ListLayerVersions on every reconcile) or a version number.
@@ -299,7 +332,9 @@ pub struct EventSourceMapping {
     pub function: String,
 
     /// The queue: its name (same account and region) or its ARN.
-    #[schemars(regex(pattern = r"^([a-zA-Z0-9_-]{1,80}(\.fifo)?|arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[a-zA-Z0-9_-]{1,80}(\.fifo)?)$"))]
+    #[schemars(regex(
+        pattern = r"^([a-zA-Z0-9_-]{1,80}(\.fifo)?|arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[a-zA-Z0-9_-]{1,80}(\.fifo)?)$"
+    ))]
     pub queue: String,
 
     /// Records per batch (1–10000).
@@ -420,7 +455,9 @@ pub struct ValidationSpec {
 #[serde(rename_all = "camelCase")]
 pub struct QueueCheck {
     /// Queue name or ARN.
-    #[schemars(regex(pattern = r"^([a-zA-Z0-9_-]{1,80}(\.fifo)?|arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[a-zA-Z0-9_-]{1,80}(\.fifo)?)$"))]
+    #[schemars(regex(
+        pattern = r"^([a-zA-Z0-9_-]{1,80}(\.fifo)?|arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[a-zA-Z0-9_-]{1,80}(\.fifo)?)$"
+    ))]
     pub queue: String,
     /// Maximum `ApproximateNumberOfMessages` (waiting, visible).
     #[serde(default = "default_max_visible")]

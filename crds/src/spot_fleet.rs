@@ -11,6 +11,10 @@ use crate::common::{CommonStatus, Lifecycle};
 
 /// A fleet of immutable EC2 spot instances configured by cloud-init.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[expect(
+    clippy::duplicated_attributes,
+    reason = "false positive: each kube(printcolumn(...)) repeats keys such as `type_ = \"string\"`"
+)]
 #[kube(
     group = "stagehand.dev",
     version = "v1alpha1",
@@ -20,13 +24,37 @@ use crate::common::{CommonStatus, Lifecycle};
     shortname = "sf",
     category = "stagehand",
     doc = "A fleet of immutable EC2 spot instances. Spec changes, interruptions and hand edits replace instances; nothing is patched in place.",
-    scale(spec_replicas_path = ".spec.capacity", status_replicas_path = ".status.readyCapacity"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
+    scale(
+        spec_replicas_path = ".spec.capacity",
+        status_replicas_path = ".status.readyCapacity"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
     printcolumn(name = "Desired", type_ = "integer", json_path = ".spec.capacity"),
-    printcolumn(name = "Ready-Capacity", type_ = "integer", json_path = ".status.readyCapacity"),
-    printcolumn(name = "Spec-Hash", type_ = "string", json_path = ".status.specHash", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready-Capacity",
+        type_ = "integer",
+        json_path = ".status.readyCapacity"
+    ),
+    printcolumn(
+        name = "Spec-Hash",
+        type_ = "string",
+        json_path = ".status.specHash",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
@@ -71,7 +99,9 @@ pub struct SpotFleetSpec {
 
     /// Instance profile name or ARN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([\w+=,.@-]{1,128}|arn:aws[a-z-]*:iam::[0-9]{12}:instance-profile/[\w+=,.@/-]{1,128})$"))]
+    #[schemars(regex(
+        pattern = r"^([\w+=,.@-]{1,128}|arn:aws[a-z-]*:iam::[0-9]{12}:instance-profile/[\w+=,.@/-]{1,128})$"
+    ))]
     pub iam_instance_profile: Option<String>,
 
     /// EC2 key pair name (for break-glass access only; instances are never patched over SSH).
@@ -121,7 +151,9 @@ pub struct SpotFleetSpec {
     /// SQS queue (name or ARN) receiving EC2 spot interruption warnings from EventBridge.
     /// Interrupted instances are replaced ahead of their termination.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([a-zA-Z0-9_-]{1,80}|arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[a-zA-Z0-9_-]{1,80})$"))]
+    #[schemars(regex(
+        pattern = r"^([a-zA-Z0-9_-]{1,80}|arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[a-zA-Z0-9_-]{1,80})$"
+    ))]
     pub interruption_queue: Option<String>,
 }
 

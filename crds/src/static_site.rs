@@ -10,6 +10,10 @@ use crate::common::{CommonStatus, Lifecycle};
 
 /// A static site served from S3 through CloudFront, with exact revisions and rollback.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[expect(
+    clippy::duplicated_attributes,
+    reason = "false positive: each kube(printcolumn(...)) repeats keys such as `type_ = \"string\"`"
+)]
 #[kube(
     group = "stagehand.dev",
     version = "v1alpha1",
@@ -20,11 +24,27 @@ use crate::common::{CommonStatus, Lifecycle};
     shortname = "site",
     category = "stagehand",
     doc = "A static site in a versioned S3 bucket behind CloudFront: only changed objects are uploaded and invalidated, and any kept revision can be restored exactly.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
     printcolumn(name = "Revision", type_ = "string", json_path = ".status.revision"),
-    printcolumn(name = "Distribution", type_ = "string", json_path = ".status.distribution.domainName"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Distribution",
+        type_ = "string",
+        json_path = ".status.distribution.domainName"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [

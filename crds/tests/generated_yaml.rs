@@ -45,11 +45,22 @@ fn committed_crd_yaml_matches_the_rust_types() {
 fn every_crd_lists_in_the_stagehand_category_with_status_subresource() {
     for crd in stagehand_crds::crds() {
         let names = &crd.spec.names;
-        assert_eq!(names.categories.as_deref(), Some(&["stagehand".to_owned()][..]));
-        assert!(names.short_names.as_ref().is_some_and(|s| !s.is_empty()), "{} has no shortNames", names.kind);
+        assert_eq!(
+            names.categories.as_deref(),
+            Some(&["stagehand".to_owned()][..])
+        );
+        assert!(
+            names.short_names.as_ref().is_some_and(|s| !s.is_empty()),
+            "{} has no shortNames",
+            names.kind
+        );
         let version = &crd.spec.versions[0];
         let subresources = version.subresources.as_ref().expect("subresources");
-        assert!(subresources.status.is_some(), "{} lacks the status subresource", names.kind);
+        assert!(
+            subresources.status.is_some(),
+            "{} lacks the status subresource",
+            names.kind
+        );
         let columns: Vec<&str> = version
             .additional_printer_columns
             .iter()
@@ -57,7 +68,11 @@ fn every_crd_lists_in_the_stagehand_category_with_status_subresource() {
             .map(|c| c.name.as_str())
             .collect();
         for wanted in ["Ready", "Reason", "Age"] {
-            assert!(columns.contains(&wanted), "{} lacks printer column {wanted}: {columns:?}", names.kind);
+            assert!(
+                columns.contains(&wanted),
+                "{} lacks printer column {wanted}: {columns:?}",
+                names.kind
+            );
         }
     }
 }
