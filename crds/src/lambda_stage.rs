@@ -102,10 +102,13 @@ pub struct LambdaStageSpec {
 
     /// The functions of the stage, each identified by its Lambda name or by its logical id in
     /// the stage's CloudFormation stack.
+    // The uniqueness rule compares every pair of entries; `maxItems` here and `maxLength` on
+    // `name` and `fromStack` keep the API server's static cost estimate of it bounded. Entries
+    // with neither field are left to FunctionSpec's own rule instead of being called duplicates.
     #[serde(default)]
     #[schemars(length(max = 200))]
     #[schemars(extend("x-kubernetes-validations" = [
-        {"rule": "self.all(f, self.exists_one(g, (has(f.name) && has(g.name) && f.name == g.name) || (has(f.fromStack) && has(g.fromStack) && f.fromStack == g.fromStack)))",
+        {"rule": "self.all(f, !(has(f.name) || has(f.fromStack)) || self.exists_one(g, (has(f.name) && has(g.name) && f.name == g.name) || (has(f.fromStack) && has(g.fromStack) && f.fromStack == g.fromStack)))",
          "message": "each function may be declared only once (duplicate name or fromStack)"}
     ]))]
     pub functions: Vec<FunctionSpec>,
@@ -159,13 +162,13 @@ pub struct LambdaStageSpec {
 pub struct FunctionSpec {
     /// The Lambda function name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[a-zA-Z0-9_-]{1,64}$"))]
+    #[schemars(regex(pattern = r"^[a-zA-Z0-9_-]{1,64}$"), length(max = 64))]
     pub name: Option<String>,
 
     /// The logical id of an `AWS::Lambda::Function` or `AWS::Serverless::Function` resource in
     /// `spec.infrastructure`'s stack; the physical name is read from the stack.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[a-zA-Z0-9]{1,255}$"))]
+    #[schemars(regex(pattern = r"^[a-zA-Z0-9]{1,255}$"), length(max = 255))]
     pub from_stack: Option<String>,
 
     /// The function's code. Defaults to `spec.code`.
@@ -373,10 +376,13 @@ fn default_true() -> bool {
      "message": "alias.rollbackTo and alias.canary cannot be combined: a rollback points the whole alias at one version"}
 ]))]
 pub struct AliasSpec {
-    /// Alias name, e.g. `live`.
-    #[schemars(regex(pattern = r"^(?:[a-zA-Z_][a-zA-Z0-9_-]{0,127})$"))]
+    /// Alias name, e.g. `live` or `2024-spring`: letters, digits, `-` and `_`, but not only
+    /// digits (Lambda reserves numbers for versions).
+    // Lambda's own pattern, `(?!^[0-9]+$)([a-zA-Z0-9-_]+)`, needs a lookahead that the API
+    // server's RE2 cannot compile, so the "not only digits" part is a CEL rule.
+    #[schemars(regex(pattern = r"^[a-zA-Z0-9_-]{1,128}$"))]
     #[schemars(extend("x-kubernetes-validations" = [
-        {"rule": "!self.matches('^[0-9]+$') && self != '$LATEST'", "message": "alias.name must not be a version number or $LATEST"}
+        {"rule": "!self.matches('^[0-9]+$')", "message": "alias.name must not be a number: Lambda reserves numbers for versions"}
     ]))]
     pub name: String,
 
