@@ -98,6 +98,7 @@ pub struct LambdaStageSpec {
         {"rule": "self.all(k, k.matches('^[a-zA-Z][a-zA-Z0-9_]*$'))",
          "message": "environment variable names must start with a letter and contain only letters, digits and underscores"}
     ]))]
+    #[schemars(extend("maxProperties" = 64))]
     pub environment: BTreeMap<String, String>,
 
     /// The functions of the stage, each identified by its Lambda name or by its logical id in
@@ -201,6 +202,7 @@ pub struct FunctionSpec {
         {"rule": "self.all(k, k.matches('^[a-zA-Z][a-zA-Z0-9_]*$'))",
          "message": "environment variable names must start with a letter and contain only letters, digits and underscores"}
     ]))]
+    #[schemars(extend("maxProperties" = 64))]
     pub environment: BTreeMap<String, String>,
 }
 
@@ -265,6 +267,7 @@ pub struct Infrastructure {
     /// Stack parameters. Parameters the template declares but this map omits keep their
     /// previous value.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 200))]
     pub parameters: BTreeMap<String, String>,
 
     /// Capabilities acknowledged for the change set.

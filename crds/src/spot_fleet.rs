@@ -133,6 +133,7 @@ pub struct SpotFleetSpec {
         {"rule": "self.all(k, !k.startsWith('stagehand.dev/') && !k.startsWith('aws:'))",
          "message": "tag keys starting with stagehand.dev/ or aws: are reserved"}
     ]))]
+    #[schemars(extend("maxProperties" = 45))]
     pub tags: BTreeMap<String, String>,
 
     /// Maximum spot price in USD per hour (e.g. `0.0104`). Unset: the on-demand price caps it.
