@@ -1,1 +1,24 @@
+//! Stagehand: a Kubernetes controller that keeps serverless stages on AWS exactly as declared.
+//!
+//! - [`settings`]: `stagehand run` flags and their environment fallbacks.
+//! - [`telemetry`]: logging setup.
+//! - [`runtime`]: what every kind's reconciler runs on (context, errors, conditions, status,
+//!   finalizer, events, metrics, HTTP server, controller wiring).
+//! - [`kinds`]: which kinds this build serves.
 
+pub mod kinds;
+pub mod runtime;
+pub mod settings;
+pub mod telemetry;
+
+/// The crate version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Version string of `stagehand version`: the crate version, plus the git commit when the
+/// build set `STAGEHAND_GIT_SHA` (release builds do).
+pub fn version_string() -> String {
+    match option_env!("STAGEHAND_GIT_SHA") {
+        Some(sha) if !sha.is_empty() => format!("{VERSION} ({sha})"),
+        _ => VERSION.to_owned(),
+    }
+}

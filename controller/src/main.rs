@@ -1,1 +1,96 @@
-fn main() {}
+//! The `stagehand` binary.
+//!
+//! Exit codes: 0 success, 1 runtime error (printed as one line plus a hint), 2 usage error.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use stagehand::runtime::Error;
+use stagehand::settings::Settings;
+
+/// Keeps serverless stages on AWS (Lambda, Spot fleets, static sites) exactly as declared in
+/// Kubernetes.
+#[derive(Parser, Debug)]
+#[command(name = "stagehand", version = stagehand::VERSION, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the controller: reconcile Stagehand objects and serve /metrics, /healthz, /readyz.
+    Run(Box<Settings>),
+    /// Print the CustomResourceDefinitions as YAML (kubectl apply -f -).
+    Crds,
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // clap prints usage errors (exit 2) and --help/--version (exit 0) itself.
+        Err(error) => error.exit(),
+    };
+    match cli.command {
+        Command::Run(settings) => run(*settings),
+        Command::Crds => crds(),
+        Command::Version => {
+            println!("stagehand {}", stagehand::version_string());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn crds() -> ExitCode {
+    match stagehand_crds::crds_yaml() {
+        Ok(yaml) => {
+            let mut stdout = std::io::stdout().lock();
+            // A closed pipe (`stagehand crds | head`) is not an error worth reporting.
+            match stdout
+                .write_all(yaml.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(error) => fail(&format!("cannot write the CRDs to stdout: {error}"), None),
+            }
+        }
+        Err(error) => fail(&format!("cannot render the CRDs as YAML: {error}"), None),
+    }
+}
+
+fn run(settings: Settings) -> ExitCode {
+    if let Err(error) = stagehand::telemetry::init(settings.log_format) {
+        return fail(&format!("cannot set up logging: {error}"), None);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&format!("cannot start the async runtime: {error}"), None),
+    };
+    match runtime.block_on(stagehand::runtime::run(
+        settings,
+        stagehand::kinds::registry(),
+    )) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => report(&error),
+    }
+}
+
+fn report(error: &Error) -> ExitCode {
+    tracing::error!(%error, "stagehand stopped");
+    fail(&error.to_string(), error.hint())
+}
+
+fn fail(message: &str, hint: Option<&str>) -> ExitCode {
+    eprintln!("error: {message}");
+    if let Some(hint) = hint {
+        eprintln!("{hint}");
+    }
+    ExitCode::FAILURE
+}

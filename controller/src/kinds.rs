@@ -1,0 +1,9 @@
+//! The kinds this build reconciles. A kind is added here (`Registry::with::<Kind, _>(..)`) in
+//! the same change that adds its reconciler; until then it is not served.
+
+use crate::runtime::Registry;
+
+/// The controllers `stagehand run` starts.
+pub fn registry() -> Registry {
+    Registry::new()
+}

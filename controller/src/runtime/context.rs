@@ -1,0 +1,323 @@
+//! The [`Context`] every controller shares: Kubernetes client, AWS SDK configuration, metrics,
+//! event recorder, settings and the readiness flag.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::events::{Recorder, Reporter};
+
+use super::error::Error;
+use super::events::EventPublisher;
+use super::metrics::Metrics;
+use crate::settings::Settings;
+
+/// The `reportingController` of Stagehand's Kubernetes Events.
+pub const EVENT_REPORTER: &str = "stagehand";
+
+/// Set once every controller's cache has been filled from the API server; `/readyz` answers 200
+/// from then on.
+#[derive(Clone, Debug, Default)]
+pub struct Readiness {
+    caches_synced: Arc<AtomicBool>,
+}
+
+impl Readiness {
+    /// Marks the caches as synced.
+    pub fn mark_caches_synced(&self) {
+        self.caches_synced.store(true, Ordering::Release);
+    }
+
+    /// Whether the caches are synced.
+    pub fn is_ready(&self) -> bool {
+        self.caches_synced.load(Ordering::Acquire)
+    }
+}
+
+/// Shared by every controller and every reconcile.
+#[derive(Clone)]
+pub struct Context {
+    pub client: Client,
+    pub aws: SdkConfig,
+    pub metrics: Metrics,
+    pub settings: Settings,
+    pub readiness: Readiness,
+    recorder: Recorder,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The SDK config may hold credentials providers: show only what is safe and useful.
+        f.debug_struct("Context")
+            .field("default_namespace", &self.client.default_namespace())
+            .field("aws_region", &self.aws.region())
+            .field("aws_endpoint_url", &self.aws.endpoint_url())
+            .field("settings", &self.settings)
+            .field("ready", &self.readiness.is_ready())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// Assembles a context from parts already built (tests, and [`Context::from_settings`]).
+    pub fn new(client: Client, aws: SdkConfig, metrics: Metrics, settings: Settings) -> Self {
+        let recorder = Recorder::new(client.clone(), Reporter::from(EVENT_REPORTER));
+        Self {
+            client,
+            aws,
+            metrics,
+            settings,
+            readiness: Readiness::default(),
+            recorder,
+        }
+    }
+
+    /// Builds the AWS configuration and the Kubernetes client from the settings, and checks
+    /// that the API server answers. AWS first: it needs no network and its error is the more
+    /// common one on a developer machine.
+    pub async fn from_settings(settings: Settings, metrics: Metrics) -> Result<Self, Error> {
+        let aws = aws_sdk_config(&settings).await?;
+        let KubeConnection {
+            client,
+            cluster_url,
+        } = kube_client(&settings).await?;
+        let version =
+            client
+                .apiserver_version()
+                .await
+                .map_err(|source| Error::KubeUnreachable {
+                    cluster_url: cluster_url.clone(),
+                    source: Box::new(source),
+                })?;
+        tracing::info!(
+            kubernetes = %cluster_url,
+            kubernetes_version = %version.git_version,
+            aws_region = aws.region().map_or("", |r| r.as_ref()),
+            aws_endpoint_url = aws.endpoint_url().unwrap_or("default"),
+            "connected"
+        );
+        Ok(Self::new(client, aws, metrics, settings))
+    }
+
+    /// Publishes Kubernetes Events for Stagehand's objects. All publishers share one recorder,
+    /// so repeated events are aggregated into a series.
+    pub fn events(&self) -> EventPublisher {
+        EventPublisher::new(self.recorder.clone())
+    }
+
+    /// S3 must use path-style addressing (`http://endpoint/bucket/key`) when an endpoint is
+    /// configured: emulators such as moto do not serve virtual-host buckets.
+    pub fn s3_force_path_style(&self) -> bool {
+        s3_force_path_style(&self.settings)
+    }
+}
+
+/// See [`Context::s3_force_path_style`].
+pub fn s3_force_path_style(settings: &Settings) -> bool {
+    settings.aws_endpoint_url.is_some()
+}
+
+/// The AWS SDK configuration: the default credential chain, the region from `--aws-region` or
+/// the default chain, and `--aws-endpoint-url` when set. Credentials are not resolved here (they
+/// are fetched lazily by the SDK), so this never logs or checks them.
+pub async fn aws_sdk_config(settings: &Settings) -> Result<SdkConfig, Error> {
+    let region = RegionProviderChain::first_try(settings.aws_region.clone().map(Region::new))
+        .or_default_provider();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
+    if let Some(url) = &settings.aws_endpoint_url {
+        if !is_http_url(url) {
+            return Err(Error::InvalidAwsEndpoint { url: url.clone() });
+        }
+        loader = loader.endpoint_url(url);
+    }
+    let config = loader.load().await;
+    if config.region().is_none() {
+        return Err(Error::NoAwsRegion);
+    }
+    Ok(config)
+}
+
+fn is_http_url(url: &str) -> bool {
+    url.strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+}
+
+/// A Kubernetes client and the URL it talks to (for messages).
+#[derive(Clone)]
+pub struct KubeConnection {
+    pub client: Client,
+    pub cluster_url: String,
+}
+
+impl std::fmt::Debug for KubeConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeConnection")
+            .field("cluster_url", &self.cluster_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The Kubernetes client: from `--kubeconfig` when given, else inferred (in-cluster service
+/// account, then `KUBECONFIG` / `~/.kube/config`).
+pub async fn kube_client(settings: &Settings) -> Result<KubeConnection, Error> {
+    let config = match &settings.kubeconfig {
+        Some(path) => {
+            let kubeconfig_error = |source| Error::Kubeconfig {
+                path: path.clone(),
+                source: Box::new(source),
+            };
+            let kubeconfig = Kubeconfig::read_from(path).map_err(kubeconfig_error)?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .map_err(kubeconfig_error)?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|source| Error::NoKubeconfig {
+                source: Box::new(source),
+            })?,
+    };
+    let cluster_url = config.cluster_url.to_string();
+    let client = Client::try_from(config).map_err(|source| Error::KubeClient {
+        cluster_url: cluster_url.clone(),
+        source: Box::new(source),
+    })?;
+    Ok(KubeConnection {
+        client,
+        cluster_url,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings::default()
+    }
+
+    #[test]
+    fn readiness_starts_unready_and_is_shared_by_clones() {
+        let readiness = Readiness::default();
+        let seen_by_server = readiness.clone();
+        assert!(!seen_by_server.is_ready());
+        readiness.mark_caches_synced();
+        assert!(seen_by_server.is_ready());
+    }
+
+    #[test]
+    fn path_style_only_with_an_endpoint() {
+        assert!(!s3_force_path_style(&settings()));
+        let with_endpoint = Settings {
+            aws_endpoint_url: Some("http://localhost:5000".into()),
+            ..settings()
+        };
+        assert!(s3_force_path_style(&with_endpoint));
+    }
+
+    #[tokio::test]
+    async fn explicit_region_and_endpoint_are_used() {
+        let config = aws_sdk_config(&Settings {
+            aws_region: Some("eu-west-3".into()),
+            aws_endpoint_url: Some("http://127.0.0.1:5000".into()),
+            ..settings()
+        })
+        .await
+        .unwrap();
+        assert_eq!(config.region().map(Region::as_ref), Some("eu-west-3"));
+        assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5000"));
+    }
+
+    #[tokio::test]
+    async fn malformed_endpoint_is_rejected_before_loading() {
+        for url in ["localhost:5000", "ftp://x", "http://", "http:///x"] {
+            let err = aws_sdk_config(&Settings {
+                aws_region: Some("eu-west-3".into()),
+                aws_endpoint_url: Some(url.into()),
+                ..settings()
+            })
+            .await
+            .unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidAwsEndpoint { .. }),
+                "{url}: {err}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_kubeconfig_file_names_the_path() {
+        let path =
+            std::env::temp_dir().join(format!("stagehand-missing-{}.yaml", std::process::id()));
+        let err = kube_client(&Settings {
+            kubeconfig: Some(path.clone()),
+            ..settings()
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(err, Error::Kubeconfig { .. }), "{err}");
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+        assert!(err.hint().unwrap().contains("KUBECONFIG"));
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_without_a_current_context_is_reported() {
+        let path =
+            std::env::temp_dir().join(format!("stagehand-empty-{}.yaml", std::process::id()));
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n",
+        )
+        .unwrap();
+        let err = kube_client(&Settings {
+            kubeconfig: Some(path.clone()),
+            ..settings()
+        })
+        .await
+        .unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(err, Error::Kubeconfig { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_valid_kubeconfig_builds_a_client_without_connecting() {
+        let path =
+            std::env::temp_dir().join(format!("stagehand-valid-{}.yaml", std::process::id()));
+        std::fs::write(&path, TEST_KUBECONFIG).unwrap();
+        let client = kube_client(&Settings {
+            kubeconfig: Some(path.clone()),
+            ..settings()
+        })
+        .await;
+        std::fs::remove_file(&path).unwrap();
+        let connection = client.unwrap();
+        assert_eq!(connection.client.default_namespace(), "shop");
+        assert_eq!(connection.cluster_url, "http://127.0.0.1:1/");
+    }
+
+    const TEST_KUBECONFIG: &str = "apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: http://127.0.0.1:1
+contexts:
+- name: test
+  context:
+    cluster: test
+    user: test
+    namespace: shop
+current-context: test
+users:
+- name: test
+  user:
+    token: not-a-secret
+";
+}

@@ -1,0 +1,598 @@
+//! Generic wiring of one `kube::runtime::Controller` per kind: watch scope and concurrency from
+//! the settings, a thin reconcile wrapper (span, timer, metrics, finalizer dispatch), an error
+//! policy with per-object exponential backoff, and graceful shutdown.
+//!
+//! A kind plugs in by implementing [`Reconciler`] and being registered in a
+//! [`Registry`](super::registry::Registry).
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::Api;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use super::context::Context;
+use super::error::{Classify, ErrorClass, ReconcileError, backoff};
+use super::finalizer::dispatch;
+use super::metrics::ControllerMetrics;
+use super::shutdown::Shutdown;
+
+/// The bounds the runtime needs on a kind: a namespaced Kubernetes resource with static type
+/// information that can be cached, (de)serialized and shared between tasks. Every Stagehand
+/// kind (and any built-in namespaced type, used in tests) satisfies it.
+pub trait ManagedKind:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> ManagedKind for K where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// What a kind implements: apply (make AWS match the spec and write status) and cleanup (on
+/// deletion, honour the deletion policy). The runtime handles the finalizer, metrics, tracing
+/// and requeueing around them.
+///
+/// Contract:
+/// - Write status (see `status::apply_status`) on every apply, including the first and
+///   including failures: build the outcome with `ReconcileOutcome::from_error` before
+///   returning the error, so the object shows `Reconciling`/`Stalled` with the reason.
+/// - Return `Ok(requeue::resync_action(..))` when converged, `Ok(Action::requeue(seconds))`
+///   while waiting on AWS, `Err(e)` on failure: the runtime retries recoverable errors with
+///   backoff and waits for a spec change after stalled ones.
+/// - Check `gates::may_act` before acting.
+pub trait Reconciler<K>: Send + Sync + 'static {
+    /// The kind's error; its variant names are metric labels.
+    type Error: std::error::Error + Classify + Send + Sync + 'static;
+
+    /// Makes AWS match the spec of a live object.
+    fn apply(
+        &self,
+        object: Arc<K>,
+        ctx: Arc<Context>,
+    ) -> impl Future<Output = Result<Action, Self::Error>> + Send;
+
+    /// Releases (or retains) the object's AWS resources before the finalizer is removed.
+    fn cleanup(
+        &self,
+        object: Arc<K>,
+        ctx: Arc<Context>,
+    ) -> impl Future<Output = Result<Action, Self::Error>> + Send;
+}
+
+/// Counts consecutive recoverable failures per object, for exponential backoff. Reset by a
+/// success or by a stalled error (which waits for a spec change; the next attempt starts over).
+#[derive(Debug, Default)]
+pub struct RetryTracker {
+    attempts: Mutex<HashMap<String, u32>>,
+}
+
+impl RetryTracker {
+    /// Forgets the failures of `key` after a successful reconcile.
+    pub fn on_success(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    /// The action after a failed reconcile of `key`: backoff for recoverable errors (5s,
+    /// 10s, ... capped at 5 min), no timed requeue for stalled ones.
+    pub fn on_error(&self, key: &str, class: ErrorClass) -> Action {
+        match class {
+            ErrorClass::Stalled => {
+                self.lock().remove(key);
+                Action::await_change()
+            }
+            ErrorClass::Recoverable => Action::requeue(backoff(self.record_failure(key))),
+        }
+    }
+
+    /// Counts one more failure of `key`; returns the attempt number (1 = first failure).
+    fn record_failure(&self, key: &str) -> u32 {
+        let mut attempts = self.lock();
+        let attempt = attempts.entry(key.to_owned()).or_insert(0);
+        *attempt = attempt.saturating_add(1);
+        *attempt
+    }
+
+    /// Consecutive failures recorded for `key`.
+    pub fn attempts(&self, key: &str) -> u32 {
+        self.lock().get(key).copied().unwrap_or(0)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        // A panic while holding this lock cannot leave the map inconsistent: keep using it.
+        self.attempts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// `namespace/name` of an object (the key for per-object state).
+pub fn object_key<K: Resource>(object: &K) -> String {
+    format!(
+        "{}/{}",
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
+}
+
+/// Everything one controller's reconciles share.
+pub struct ControllerState<K, R> {
+    pub ctx: Arc<Context>,
+    pub reconciler: R,
+    pub api: Api<K>,
+    pub metrics: ControllerMetrics,
+    pub retries: RetryTracker,
+}
+
+impl<K, R> Debug for ControllerState<K, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControllerState")
+            .field("controller", &self.metrics.controller())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, R> ControllerState<K, R>
+where
+    K: ManagedKind,
+    R: Reconciler<K>,
+{
+    /// State for `reconciler`, watching where the settings say.
+    pub fn new(ctx: Arc<Context>, reconciler: R) -> Self {
+        let api = match &ctx.settings.namespace {
+            Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
+            None => Api::all(ctx.client.clone()),
+        };
+        let metrics = ctx
+            .metrics
+            .controller(&K::kind(&()), ctx.settings.concurrency);
+        Self {
+            ctx,
+            reconciler,
+            api,
+            metrics,
+            retries: RetryTracker::default(),
+        }
+    }
+
+    /// One reconcile: span, timer, finalizer dispatch, metrics. Errors are logged and turned
+    /// into a requeue by [`Self::error_policy`].
+    pub async fn reconcile(&self, object: Arc<K>) -> Result<Action, ReconcileError<R::Error>> {
+        let key = object_key(object.as_ref());
+        let span = tracing::info_span!(
+            "reconcile",
+            kind = %K::kind(&()),
+            namespace = %object.namespace().unwrap_or_default(),
+            name = %object.name_any(),
+            generation = object.meta().generation.unwrap_or_default(),
+        );
+        async {
+            let timer = self.metrics.start_reconcile();
+            let result = dispatch(&self.api, object, &self.reconciler, self.ctx.clone()).await;
+            let elapsed = timer.finish();
+            match &result {
+                Ok(action) => {
+                    self.metrics.record_success(action);
+                    self.retries.on_success(&key);
+                    tracing::debug!(?action, ?elapsed, "reconciled");
+                }
+                Err(error) => self.metrics.record_error(error.class(), error.reason()),
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The requeue after a failed reconcile (see [`RetryTracker::on_error`]).
+    pub fn error_policy(&self, object: &K, error: &ReconcileError<R::Error>) -> Action {
+        let key = object_key(object);
+        let class = error.class();
+        let action = self.retries.on_error(&key, class);
+        let attempt = self.retries.attempts(&key);
+        tracing::warn!(
+            kind = %K::kind(&()),
+            object = %key,
+            reason = error.reason(),
+            class = class.as_str(),
+            attempt,
+            next = ?action,
+            "reconcile failed: {error}"
+        );
+        action
+    }
+}
+
+/// A started controller: `caches_synced` resolves (true) once its cache holds every watched
+/// object, or (false) if the controller stopped first; `run` drives it until shutdown.
+pub struct ControllerHandle {
+    pub kind: String,
+    pub caches_synced: BoxFuture<'static, bool>,
+    pub run: BoxFuture<'static, ()>,
+}
+
+impl Debug for ControllerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControllerHandle")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the controller of kind `K`, driven by `reconciler`. Nothing talks to the API server
+/// until `run` is polled.
+pub fn run_controller<K, R>(
+    ctx: Arc<Context>,
+    reconciler: R,
+    shutdown: &Shutdown,
+) -> ControllerHandle
+where
+    K: ManagedKind,
+    R: Reconciler<K>,
+{
+    let kind = K::kind(&()).into_owned();
+    let state = Arc::new(ControllerState::<K, R>::new(ctx, reconciler));
+    let config = controller::Config::default().concurrency(state.ctx.settings.concurrency);
+    let controller = Controller::new(state.api.clone(), watcher::Config::default())
+        .with_config(config)
+        .graceful_shutdown_on(shutdown.wait());
+    let store = controller.store();
+
+    let run_kind = kind.clone();
+    let run = controller
+        .run(
+            |object, state: Arc<ControllerState<K, R>>| async move { state.reconcile(object).await },
+            |object, error, state| state.error_policy(&object, error),
+            state,
+        )
+        .for_each(|result| async {
+            // Reconcile errors were already logged by the error policy; what remains are
+            // watch and queue errors, which the controller retries by itself.
+            if let Err(error) = result {
+                match error {
+                    controller::Error::ReconcilerFailed(..) => {}
+                    other => tracing::warn!(kind = %K::kind(&()), error = %other, "controller error (retrying)"),
+                }
+            }
+        })
+        .map(move |()| tracing::info!(kind = %run_kind, "controller stopped"));
+
+    ControllerHandle {
+        kind,
+        caches_synced: Box::pin(async move { store.wait_until_ready().await.is_ok() }),
+        run: Box::pin(run),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::metrics::Metrics;
+    use crate::settings::Settings;
+    use aws_config::{Region, SdkConfig};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::ObjectMeta;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    #[test]
+    fn recoverable_errors_back_off_per_object_and_reset_on_success() {
+        let retries = RetryTracker::default();
+        let secs = |s| Action::requeue(Duration::from_secs(s));
+        assert_eq!(retries.on_error("ns/a", ErrorClass::Recoverable), secs(5));
+        assert_eq!(retries.on_error("ns/a", ErrorClass::Recoverable), secs(10));
+        assert_eq!(retries.on_error("ns/a", ErrorClass::Recoverable), secs(20));
+        // Another object has its own counter.
+        assert_eq!(retries.on_error("ns/b", ErrorClass::Recoverable), secs(5));
+        assert_eq!(retries.attempts("ns/a"), 3);
+        retries.on_success("ns/a");
+        assert_eq!(retries.attempts("ns/a"), 0);
+        assert_eq!(retries.on_error("ns/a", ErrorClass::Recoverable), secs(5));
+        for _ in 0..20 {
+            retries.on_error("ns/a", ErrorClass::Recoverable);
+        }
+        assert_eq!(retries.on_error("ns/a", ErrorClass::Recoverable), secs(300));
+    }
+
+    #[test]
+    fn stalled_errors_wait_for_a_spec_change_and_reset_the_backoff() {
+        let retries = RetryTracker::default();
+        retries.on_error("ns/a", ErrorClass::Recoverable);
+        retries.on_error("ns/a", ErrorClass::Recoverable);
+        assert_eq!(
+            retries.on_error("ns/a", ErrorClass::Stalled),
+            Action::await_change()
+        );
+        assert_eq!(retries.attempts("ns/a"), 0);
+        assert_eq!(
+            retries.on_error("ns/a", ErrorClass::Recoverable),
+            Action::requeue(Duration::from_secs(5))
+        );
+    }
+
+    // --- the reconcile wrapper, with an API server that is never reached -------------------
+
+    #[derive(Debug, thiserror::Error)]
+    enum TestError {
+        #[error("AWS is throttling")]
+        Throttled,
+        #[error("function is owned by another stage")]
+        OwnershipConflict,
+    }
+    impl Classify for TestError {
+        fn class(&self) -> ErrorClass {
+            match self {
+                Self::Throttled => ErrorClass::Recoverable,
+                Self::OwnershipConflict => ErrorClass::Stalled,
+            }
+        }
+        fn reason(&self) -> &'static str {
+            match self {
+                Self::Throttled => "Throttled",
+                Self::OwnershipConflict => "OwnershipConflict",
+            }
+        }
+    }
+
+    /// Fails with the error named in the object's `fail` data key, else converges.
+    #[derive(Default)]
+    struct TestReconciler {
+        applied: AtomicU32,
+        cleaned_up: AtomicU32,
+    }
+    impl Reconciler<ConfigMap> for TestReconciler {
+        type Error = TestError;
+        async fn apply(
+            &self,
+            object: Arc<ConfigMap>,
+            _ctx: Arc<Context>,
+        ) -> Result<Action, TestError> {
+            self.applied.fetch_add(1, Ordering::SeqCst);
+            match object
+                .data
+                .as_ref()
+                .and_then(|d| d.get("fail"))
+                .map(String::as_str)
+            {
+                Some("throttled") => Err(TestError::Throttled),
+                Some("owned") => Err(TestError::OwnershipConflict),
+                _ => Ok(Action::requeue(Duration::from_secs(300))),
+            }
+        }
+        async fn cleanup(
+            &self,
+            _object: Arc<ConfigMap>,
+            _ctx: Arc<Context>,
+        ) -> Result<Action, TestError> {
+            self.cleaned_up.fetch_add(1, Ordering::SeqCst);
+            Ok(Action::await_change())
+        }
+    }
+
+    /// A context whose Kubernetes client points at a closed local port (nothing listens on
+    /// port 1): any API call fails at once, without leaving the machine.
+    fn offline_context() -> Arc<Context> {
+        let config = kube::Config::new("http://127.0.0.1:1".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let aws = SdkConfig::builder()
+            .region(Region::new("eu-west-1"))
+            .build();
+        Arc::new(Context::new(
+            client,
+            aws,
+            Metrics::new().unwrap(),
+            Settings::default(),
+        ))
+    }
+
+    fn config_map(fail: Option<&str>, deleting: bool) -> Arc<ConfigMap> {
+        Arc::new(ConfigMap {
+            metadata: ObjectMeta {
+                name: Some("orders".into()),
+                namespace: Some("shop".into()),
+                generation: Some(1),
+                finalizers: Some(vec![stagehand_crds::FINALIZER.into()]),
+                deletion_timestamp: deleting.then(|| {
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        k8s_openapi::jiff::Timestamp::from_second(1_700_000_000).unwrap(),
+                    )
+                }),
+                ..ObjectMeta::default()
+            },
+            data: fail.map(|f| [("fail".to_owned(), f.to_owned())].into()),
+            ..ConfigMap::default()
+        })
+    }
+
+    /// The rendered value of one series ("" when absent).
+    fn counter(ctx: &Context, series: &str) -> String {
+        let text = ctx.metrics.render().unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).map(|v| v.trim().to_owned()))
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn apply_is_dispatched_timed_and_counted() {
+        let ctx = offline_context();
+        let state = ControllerState::new(ctx.clone(), TestReconciler::default());
+        let action = state.reconcile(config_map(None, false)).await.unwrap();
+        assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+        assert_eq!(state.reconciler.applied.load(Ordering::SeqCst), 1);
+        assert_eq!(state.reconciler.cleaned_up.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            counter(
+                &ctx,
+                r#"controller_runtime_reconcile_total{controller="configmap",result="requeue_after"}"#
+            ),
+            "1"
+        );
+        assert_eq!(
+            counter(
+                &ctx,
+                r#"controller_runtime_reconcile_time_seconds_count{controller="configmap"}"#
+            ),
+            "1"
+        );
+        assert_eq!(
+            counter(
+                &ctx,
+                r#"controller_runtime_active_workers{controller="configmap"}"#
+            ),
+            "0"
+        );
+        assert_eq!(
+            counter(
+                &ctx,
+                r#"controller_runtime_max_concurrent_reconciles{controller="configmap"}"#
+            ),
+            "8"
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_are_counted_by_reason_and_requeued_by_class() {
+        let ctx = offline_context();
+        let state = ControllerState::new(ctx.clone(), TestReconciler::default());
+
+        let throttled = config_map(Some("throttled"), false);
+        let error = state.reconcile(throttled.clone()).await.unwrap_err();
+        assert!(matches!(error, ReconcileError::Apply(TestError::Throttled)));
+        assert_eq!(
+            state.error_policy(&throttled, &error),
+            Action::requeue(Duration::from_secs(5))
+        );
+        let error = state.reconcile(throttled.clone()).await.unwrap_err();
+        assert_eq!(
+            state.error_policy(&throttled, &error),
+            Action::requeue(Duration::from_secs(10))
+        );
+
+        let owned = config_map(Some("owned"), false);
+        let error = state.reconcile(owned.clone()).await.unwrap_err();
+        assert_eq!(state.error_policy(&owned, &error), Action::await_change());
+
+        // A success resets the backoff of that object.
+        state.reconcile(config_map(None, false)).await.unwrap();
+        assert_eq!(state.retries.attempts("shop/orders"), 0);
+
+        assert_eq!(
+            counter(
+                &ctx,
+                r#"controller_runtime_reconcile_total{controller="configmap",result="error"}"#
+            ),
+            "3"
+        );
+        assert_eq!(
+            counter(
+                &ctx,
+                r#"controller_runtime_reconcile_errors_total{controller="configmap"}"#
+            ),
+            "3"
+        );
+        assert_eq!(
+            counter(
+                &ctx,
+                r#"controller_runtime_terminal_reconcile_errors_total{controller="configmap"}"#
+            ),
+            "1"
+        );
+        assert_eq!(
+            counter(
+                &ctx,
+                r#"stagehand_reconcile_errors_total{kind="ConfigMap",reason="Throttled"}"#
+            ),
+            "2"
+        );
+        assert_eq!(
+            counter(
+                &ctx,
+                r#"stagehand_reconcile_errors_total{kind="ConfigMap",reason="OwnershipConflict"}"#
+            ),
+            "1"
+        );
+    }
+
+    #[tokio::test]
+    async fn deletion_runs_cleanup_and_keeps_the_finalizer_when_removal_fails() {
+        let ctx = offline_context();
+        let state = ControllerState::new(ctx.clone(), TestReconciler::default());
+        let deleting = config_map(None, true);
+        let error = state.reconcile(deleting.clone()).await.unwrap_err();
+        assert_eq!(state.reconciler.cleaned_up.load(Ordering::SeqCst), 1);
+        assert_eq!(state.reconciler.applied.load(Ordering::SeqCst), 0);
+        // Cleanup succeeded; removing the finalizer needs the (unreachable) API server.
+        assert!(
+            matches!(
+                &error,
+                ReconcileError::Runtime(crate::runtime::Error::Finalizer {
+                    operation: "remove",
+                    ..
+                })
+            ),
+            "{error}"
+        );
+        assert_eq!(error.reason(), "FinalizerUpdateFailed");
+        assert_eq!(
+            state.error_policy(&deleting, &error),
+            Action::requeue(Duration::from_secs(5))
+        );
+    }
+
+    #[tokio::test]
+    async fn objects_without_the_finalizer_get_it_before_any_apply() {
+        let ctx = offline_context();
+        let state = ControllerState::new(ctx, TestReconciler::default());
+        let mut fresh = (*config_map(None, false)).clone();
+        fresh.metadata.finalizers = None;
+        let error = state.reconcile(Arc::new(fresh)).await.unwrap_err();
+        assert_eq!(
+            state.reconciler.applied.load(Ordering::SeqCst),
+            0,
+            "apply must wait for the finalizer"
+        );
+        assert!(
+            matches!(
+                &error,
+                ReconcileError::Runtime(crate::runtime::Error::Finalizer {
+                    operation: "add",
+                    ..
+                })
+            ),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn watch_scope_follows_the_namespace_setting() {
+        let ctx = offline_context();
+        let all = ControllerState::<ConfigMap, _>::new(ctx.clone(), TestReconciler::default());
+        assert_eq!(all.api.resource_url(), "/api/v1/configmaps");
+        let mut scoped = (*ctx).clone();
+        scoped.settings.namespace = Some("shop".into());
+        let one = ControllerState::<ConfigMap, _>::new(Arc::new(scoped), TestReconciler::default());
+        assert_eq!(one.api.resource_url(), "/api/v1/namespaces/shop/configmaps");
+    }
+}

@@ -1,0 +1,198 @@
+//! Status writes: server-side apply to `/status` with the field manager `stagehand`.
+//!
+//! The whole status Stagehand owns is sent on every write (SSA removes fields the manager no
+//! longer sends), always with `observedGeneration`. To keep rewrites of an unchanged status
+//! no-ops for the API server, and so avoid a watch event per reconcile, status must not contain
+//! values that change on every reconcile ("last checked at"): condition transition times move
+//! only on status changes (see `conditions`), and kinds report what they observed, not when.
+
+use std::fmt::Debug;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use stagehand_crds::CommonStatus;
+
+use super::conditions::ReconcileOutcome;
+use super::error::Error;
+
+/// Field manager of every write Stagehand makes.
+pub const FIELD_MANAGER: &str = "stagehand";
+
+/// The server-side apply body for `object`'s status: `apiVersion`, `kind`, `metadata.name` and
+/// `status` with `observedGeneration` set to the object's generation.
+pub fn status_patch<K>(object: &K, mut status: Value) -> Result<Value, Error>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let Some(fields) = status.as_object_mut() else {
+        return Err(Error::StatusNotAnObject {
+            kind: K::kind(&()).into_owned(),
+            namespace: object.namespace().unwrap_or_default(),
+            name: object.name_any(),
+        });
+    };
+    fields.insert(
+        "observedGeneration".to_owned(),
+        object.meta().generation.map_or(Value::Null, Value::from),
+    );
+    Ok(json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": { "name": object.name_any() },
+        "status": status,
+    }))
+}
+
+/// Writes `status` (a JSON object with the kind's status fields) to `object`'s `/status`
+/// subresource by server-side apply, forcing ownership (Stagehand is the only writer of status).
+pub async fn apply_status<K>(api: &Api<K>, object: &K, status: Value) -> Result<K, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug,
+{
+    let patch = status_patch(object, status)?;
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(&object.name_any(), &params, &Patch::Apply(&patch))
+        .await
+        .map_err(|source| Error::StatusPatch {
+            kind: K::kind(&()).into_owned(),
+            namespace: object.namespace().unwrap_or_default(),
+            name: object.name_any(),
+            source: Box::new(source),
+        })
+}
+
+/// The next [`CommonStatus`]: the previous conditions (so transition times carry over, and
+/// domain conditions stay until the kind updates them) with the kstatus trio for `outcome`,
+/// `status.message` = the outcome's summary and `observedGeneration` = `generation`.
+pub fn next_common_status(
+    previous: Option<&CommonStatus>,
+    outcome: &ReconcileOutcome,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> CommonStatus {
+    let mut conditions = previous.map(|s| s.conditions.clone()).unwrap_or_default();
+    outcome.apply_to(&mut conditions, generation, now);
+    CommonStatus {
+        observed_generation: generation,
+        conditions,
+        message: Some(outcome.summary()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::conditions::find_condition;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::ObjectMeta;
+    use stagehand_crds::condition::{READY, STALLED};
+
+    fn object(generation: Option<i64>) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some("api".into()),
+                namespace: Some("shop".into()),
+                generation,
+                ..ObjectMeta::default()
+            },
+            ..ConfigMap::default()
+        }
+    }
+
+    #[test]
+    fn patch_names_the_object_and_sets_observed_generation() {
+        let patch = status_patch(
+            &object(Some(3)),
+            json!({"message": "ok", "observedGeneration": 1}),
+        )
+        .unwrap();
+        assert_eq!(
+            patch,
+            json!({
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "api"},
+                "status": {"message": "ok", "observedGeneration": 3},
+            })
+        );
+    }
+
+    #[test]
+    fn patch_rejects_a_non_object_status() {
+        let err = status_patch(&object(Some(1)), json!(["not", "an", "object"])).unwrap_err();
+        assert!(matches!(err, Error::StatusNotAnObject { .. }));
+        assert_eq!(
+            err.to_string(),
+            "status of ConfigMap shop/api must be a JSON object"
+        );
+    }
+
+    #[test]
+    fn patch_for_a_stagehand_kind_uses_its_group_version() {
+        let stage: stagehand_crds::LambdaStage = serde_json::from_value(json!({
+            "apiVersion": "stagehand.dev/v1alpha1",
+            "kind": "LambdaStage",
+            "metadata": {"name": "dev", "namespace": "shop", "generation": 2},
+            "spec": {"region": "eu-west-1", "functions": []}
+        }))
+        .unwrap();
+        let patch = status_patch(&stage, json!({})).unwrap();
+        assert_eq!(patch["apiVersion"], "stagehand.dev/v1alpha1");
+        assert_eq!(patch["kind"], "LambdaStage");
+        assert_eq!(patch["status"]["observedGeneration"], 2);
+    }
+
+    #[test]
+    fn rewriting_an_unchanged_outcome_produces_an_identical_status() {
+        let t0 = Timestamp::from_second(1_700_000_000).unwrap();
+        let t1 = Timestamp::from_second(1_700_000_300).unwrap();
+        let outcome = ReconcileOutcome::Converged {
+            message: "in sync".into(),
+        };
+        let first = next_common_status(None, &outcome, Some(2), t0);
+        let second = next_common_status(Some(&first), &outcome, Some(2), t1);
+        assert_eq!(first, second, "a resync must not produce a new status");
+        assert_eq!(second.observed_generation, Some(2));
+        assert_eq!(second.message.as_deref(), Some("in sync"));
+
+        let stalled = ReconcileOutcome::Stalled {
+            reason: "OwnershipConflict".into(),
+            message: "function api-dev is owned by shop/LambdaStage/other".into(),
+        };
+        let third = next_common_status(Some(&second), &stalled, Some(3), t1);
+        assert_eq!(third.observed_generation, Some(3));
+        assert_eq!(
+            find_condition(&third.conditions, STALLED).unwrap().status,
+            "True"
+        );
+        assert_eq!(
+            find_condition(&third.conditions, READY)
+                .unwrap()
+                .last_transition_time
+                .0,
+            t1
+        );
+    }
+
+    #[test]
+    fn domain_conditions_survive_the_kstatus_update() {
+        let t0 = Timestamp::from_second(1_700_000_000).unwrap();
+        let mut previous = CommonStatus::default();
+        crate::runtime::conditions::set_condition(
+            &mut previous.conditions,
+            "CodeInSync",
+            crate::runtime::conditions::ConditionStatus::True,
+            "HashesMatch",
+            "",
+            Some(1),
+            t0,
+        );
+        let next = next_common_status(Some(&previous), &ReconcileOutcome::Paused, Some(1), t0);
+        assert_eq!(next.conditions.len(), 4);
+        assert!(find_condition(&next.conditions, "CodeInSync").is_some());
+    }
+}

@@ -1,0 +1,425 @@
+//! `stagehand run` configuration: command-line flags with `STAGEHAND_*` environment fallbacks.
+//!
+//! Everything here is validated while the command line is parsed, so a bad value is a usage
+//! error (exit code 2) that names the flag, before anything connects anywhere.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// Shortest resync interval accepted, from the flag or from `spec.resyncInterval`: re-reading
+/// AWS more often than this spends the account's shared API rate for no benefit.
+pub const MIN_RESYNC: Duration = Duration::from_secs(30);
+
+/// Flags of `stagehand run`.
+#[derive(Args, Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Watch only this namespace. Without it Stagehand watches all namespaces (and needs
+    /// cluster-wide RBAC).
+    #[arg(long, env = "STAGEHAND_NAMESPACE", value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Maximum number of objects of one kind reconciled at the same time.
+    #[arg(
+        long,
+        env = "STAGEHAND_CONCURRENCY",
+        default_value_t = 8,
+        value_parser = clap::value_parser!(u16).range(1..),
+        value_name = "N"
+    )]
+    pub concurrency: u16,
+
+    /// How often a converged object is re-checked against AWS when its spec has no
+    /// `resyncInterval`, as a Go-style duration (90s, 5m, 1h30m). At least 30s.
+    #[arg(
+        long,
+        env = "STAGEHAND_DEFAULT_RESYNC",
+        default_value = "5m",
+        value_parser = parse_resync_interval,
+        value_name = "DURATION"
+    )]
+    pub default_resync: Duration,
+
+    /// Identifies this cluster in the `stagehand.dev/cluster` tag on every AWS resource
+    /// Stagehand creates. Give each cluster sharing an AWS account its own id.
+    #[arg(
+        long,
+        env = "STAGEHAND_CLUSTER_ID",
+        default_value = "default",
+        value_parser = parse_cluster_id,
+        value_name = "ID"
+    )]
+    pub cluster_id: String,
+
+    /// Address of the HTTP server for /metrics, /healthz and /readyz.
+    #[arg(
+        long,
+        env = "STAGEHAND_METRICS_ADDR",
+        default_value = "0.0.0.0:8080",
+        value_name = "ADDR:PORT"
+    )]
+    pub metrics_addr: SocketAddr,
+
+    /// Log format: `text` (human readable) or `json` (one object per line).
+    #[arg(
+        long,
+        env = "STAGEHAND_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        value_name = "FORMAT"
+    )]
+    pub log_format: LogFormat,
+
+    /// Send every AWS API call to this endpoint instead of AWS (moto, LocalStack). S3 then uses
+    /// path-style addressing.
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub aws_endpoint_url: Option<String>,
+
+    /// AWS region. Without it the default chain is used (AWS_REGION, AWS_DEFAULT_REGION, the
+    /// profile in ~/.aws/config, instance metadata).
+    #[arg(long, env = "STAGEHAND_AWS_REGION", value_name = "REGION")]
+    pub aws_region: Option<String>,
+
+    /// Kubeconfig file to use. Without it Stagehand uses the in-cluster service account or
+    /// ~/.kube/config.
+    #[arg(long, env = "KUBECONFIG", value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    /// The values `stagehand run` uses when no flag or environment variable is given.
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            concurrency: 8,
+            default_resync: Duration::from_secs(5 * 60),
+            cluster_id: "default".to_owned(),
+            metrics_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            log_format: LogFormat::Text,
+            aws_endpoint_url: None,
+            aws_region: None,
+            kubeconfig: None,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (colored in a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Why a Go-style duration was rejected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("empty duration: use a number with a unit, e.g. 90s, 5m or 1h30m")]
+    Empty,
+    #[error(
+        "invalid duration {input:?}: expected numbers with units (ms, s, m, h), e.g. 90s, 5m or 1h30m"
+    )]
+    Invalid { input: String },
+    #[error("duration {input:?} is too large")]
+    TooLarge { input: String },
+    #[error("duration {input:?} is shorter than the minimum of {}", HumanDuration(*minimum))]
+    TooShort { input: String, minimum: Duration },
+}
+
+/// Parses a Go-style duration (`time.ParseDuration`): a sequence of decimal numbers, each with
+/// an optional fraction and a unit: `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`. Examples: `90s`,
+/// `5m`, `1h30m`, `1.5h`, `250ms`. Signs are not accepted (a negative interval means nothing
+/// here); a bare `0` is accepted as Go does.
+pub fn parse_go_duration(input: &str) -> Result<Duration, DurationError> {
+    if input.is_empty() {
+        return Err(DurationError::Empty);
+    }
+    if input == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let invalid = || DurationError::Invalid {
+        input: input.to_owned(),
+    };
+    let too_large = || DurationError::TooLarge {
+        input: input.to_owned(),
+    };
+
+    let mut total_nanos: u128 = 0;
+    let mut rest = input;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(invalid)?;
+        let (number, after_number) = rest.split_at(number_len);
+        let unit_len = after_number
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after_number.len());
+        let (unit, after_unit) = after_number.split_at(unit_len);
+        let unit_nanos: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60 * 1_000_000_000,
+            "h" => 60 * 60 * 1_000_000_000,
+            _ => return Err(invalid()),
+        };
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
+            return Err(invalid());
+        }
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| too_large())?
+        };
+        let mut nanos = whole.checked_mul(unit_nanos).ok_or_else(too_large)?;
+        // The fraction is scaled digit by digit so that "1.5h" is exact; digits below a
+        // nanosecond are dropped, as Go does.
+        let mut scale = unit_nanos;
+        for digit in fraction.bytes() {
+            scale /= 10;
+            nanos += u128::from(digit - b'0') * scale;
+        }
+        total_nanos = total_nanos.checked_add(nanos).ok_or_else(too_large)?;
+        rest = after_unit;
+    }
+
+    let secs = u64::try_from(total_nanos / 1_000_000_000).map_err(|_| too_large())?;
+    let subsec = u32::try_from(total_nanos % 1_000_000_000).map_err(|_| too_large())?;
+    Ok(Duration::new(secs, subsec))
+}
+
+/// Parses a resync interval and enforces [`MIN_RESYNC`]. Used for `--default-resync` and for
+/// `spec.resyncInterval`.
+pub fn parse_resync_interval(input: &str) -> Result<Duration, DurationError> {
+    let interval = parse_go_duration(input)?;
+    if interval < MIN_RESYNC {
+        return Err(DurationError::TooShort {
+            input: input.to_owned(),
+            minimum: MIN_RESYNC,
+        });
+    }
+    Ok(interval)
+}
+
+/// The cluster id ends up in an AWS tag value, so it must be short and plain.
+fn parse_cluster_id(input: &str) -> Result<String, String> {
+    let valid = !input.is_empty()
+        && input.len() <= 63
+        && input
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(input.to_owned())
+    } else {
+        Err(format!(
+            "invalid cluster id {input:?}: use 1 to 63 letters, digits, '-', '_' or '.'"
+        ))
+    }
+}
+
+/// Formats a duration the way it is written on the command line (`5m`, `1h30m`, `90s`).
+#[derive(Clone, Copy, Debug)]
+pub struct HumanDuration(pub Duration);
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let total = self.0.as_secs();
+        let millis = self.0.subsec_millis();
+        if total == 0 && millis == 0 {
+            return f.write_str("0s");
+        }
+        let (hours, minutes, seconds) = (total / 3600, total % 3600 / 60, total % 60);
+        if hours > 0 {
+            write!(f, "{hours}h")?;
+        }
+        if minutes > 0 {
+            write!(f, "{minutes}m")?;
+        }
+        if seconds > 0 || millis > 0 {
+            if millis > 0 {
+                write!(f, "{seconds}.{millis:03}s")?;
+            } else {
+                write!(f, "{seconds}s")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct TestCli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    const fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn go_durations_parse_like_go() {
+        let cases: &[(&str, Duration)] = &[
+            ("0", Duration::ZERO),
+            ("90s", secs(90)),
+            ("5m", secs(300)),
+            ("1h", secs(3600)),
+            ("1h30m", secs(5400)),
+            ("1h30m15s", secs(5415)),
+            ("2m30s", secs(150)),
+            ("1.5h", secs(5400)),
+            ("0.5m", secs(30)),
+            (".5m", secs(30)),
+            ("5.m", secs(300)),
+            ("250ms", Duration::from_millis(250)),
+            ("1s500ms", Duration::from_millis(1500)),
+            ("10us", Duration::from_micros(10)),
+            ("10µs", Duration::from_micros(10)),
+            ("7ns", Duration::from_nanos(7)),
+            ("1m1m", secs(120)),
+            ("1.000000000001s", secs(1)),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(parse_go_duration(input), Ok(*expected), "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_durations_are_rejected() {
+        for input in [
+            "5", "m", "5x", "-5m", "+5m", "5 m", " 5m", "5m ", "1h30", "1..5s", ".s", "5M", "1d",
+            "h1",
+        ] {
+            assert_eq!(
+                parse_go_duration(input),
+                Err(DurationError::Invalid {
+                    input: input.to_owned()
+                }),
+                "input {input:?}"
+            );
+        }
+        assert_eq!(parse_go_duration(""), Err(DurationError::Empty));
+        assert!(matches!(
+            parse_go_duration("99999999999999999999999999999999999999999h"),
+            Err(DurationError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            parse_go_duration("9999999999999999999h"),
+            Err(DurationError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn resync_intervals_below_30s_are_rejected() {
+        assert_eq!(parse_resync_interval("30s"), Ok(secs(30)));
+        assert_eq!(parse_resync_interval("0.5m"), Ok(secs(30)));
+        let err = parse_resync_interval("29s").unwrap_err();
+        assert_eq!(
+            err,
+            DurationError::TooShort {
+                input: "29s".to_owned(),
+                minimum: MIN_RESYNC
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "duration \"29s\" is shorter than the minimum of 30s"
+        );
+        assert!(parse_resync_interval("29999ms").is_err());
+        assert!(parse_resync_interval("0").is_err());
+    }
+
+    #[test]
+    fn human_durations_round_trip() {
+        for text in ["5m", "1h30m", "90s", "1h", "1h0m5s", "30s", "0s", "1.500s"] {
+            let parsed = parse_go_duration(text).unwrap();
+            let shown = HumanDuration(parsed).to_string();
+            assert_eq!(parse_go_duration(&shown), Ok(parsed), "{text} -> {shown}");
+        }
+        assert_eq!(HumanDuration(secs(5400)).to_string(), "1h30m");
+        assert_eq!(HumanDuration(secs(90)).to_string(), "1m30s");
+    }
+
+    #[test]
+    fn defaults_match_the_documented_values() {
+        // Parsing with no flags must give exactly `Settings::default()`. Environment variables
+        // would leak in here, so only assert when none of ours is set in the test environment.
+        let ours = std::env::vars().any(|(k, _)| {
+            k.starts_with("STAGEHAND_") || k == "AWS_ENDPOINT_URL" || k == "KUBECONFIG"
+        });
+        let parsed = TestCli::try_parse_from(["stagehand"]).unwrap().settings;
+        if !ours {
+            assert_eq!(parsed, Settings::default());
+        }
+        assert_eq!(Settings::default().default_resync, secs(300));
+        assert_eq!(Settings::default().concurrency, 8);
+    }
+
+    #[test]
+    fn flags_override_defaults() {
+        let parsed = TestCli::try_parse_from([
+            "stagehand",
+            "--namespace",
+            "shop",
+            "--concurrency",
+            "3",
+            "--default-resync",
+            "1h30m",
+            "--cluster-id",
+            "prod-eu",
+            "--metrics-addr",
+            "127.0.0.1:9090",
+            "--log-format",
+            "json",
+            "--aws-endpoint-url",
+            "http://localhost:5000",
+            "--aws-region",
+            "eu-west-1",
+            "--kubeconfig",
+            "/tmp/kc",
+        ])
+        .unwrap()
+        .settings;
+        assert_eq!(parsed.namespace.as_deref(), Some("shop"));
+        assert_eq!(parsed.concurrency, 3);
+        assert_eq!(parsed.default_resync, secs(5400));
+        assert_eq!(parsed.cluster_id, "prod-eu");
+        assert_eq!(parsed.metrics_addr, "127.0.0.1:9090".parse().unwrap());
+        assert_eq!(parsed.log_format, LogFormat::Json);
+        assert_eq!(
+            parsed.aws_endpoint_url.as_deref(),
+            Some("http://localhost:5000")
+        );
+        assert_eq!(parsed.aws_region.as_deref(), Some("eu-west-1"));
+        assert_eq!(parsed.kubeconfig, Some(PathBuf::from("/tmp/kc")));
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors_naming_the_flag() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--default-resync", "10s"], "--default-resync"),
+            (&["--default-resync", "five minutes"], "--default-resync"),
+            (&["--concurrency", "0"], "--concurrency"),
+            (&["--cluster-id", "has space"], "--cluster-id"),
+            (&["--metrics-addr", "8080"], "--metrics-addr"),
+            (&["--log-format", "xml"], "--log-format"),
+        ];
+        for (args, flag) in cases {
+            let err = TestCli::try_parse_from(std::iter::once(&"stagehand").chain(args.iter()))
+                .unwrap_err();
+            assert!(err.to_string().contains(flag), "{args:?}: {err}");
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+}
