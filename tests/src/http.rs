@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 
 use crate::discovery;
 use crate::error::ApiError;
+use crate::openapi;
 use crate::patch::PatchType;
 use crate::registry::{Gvr, ResourceType};
 use crate::selectors::{FieldSelector, LabelSelector, Selectors};
@@ -89,8 +90,31 @@ pub fn router(shared: AppState) -> Router {
                 json_response(StatusCode::OK, &list)
             }),
         )
+        .route(
+            "/openapi/v3",
+            get(|State(s): State<AppState>| async move {
+                json_response(StatusCode::OK, &openapi::index(s.store().registry()))
+            }),
+        )
+        .route("/openapi/v3/{*path}", get(openapi_group_version))
         .fallback(resource_handler)
         .with_state(shared)
+}
+
+async fn openapi_group_version(
+    State(s): State<AppState>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+) -> Response {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version) = match segs.as_slice() {
+        ["api", v] => ("", *v),
+        ["apis", g, v] => (*g, *v),
+        _ => return ApiError::not_found_path().into_response(),
+    };
+    match openapi::group_version(s.store().registry(), group, version) {
+        Some(doc) => json_response(StatusCode::OK, &doc),
+        None => ApiError::not_found_path().into_response(),
+    }
 }
 
 fn json_response(code: StatusCode, body: &Value) -> Response {
@@ -216,6 +240,7 @@ fn write_options(q: &HashMap<String, String>, delete_body: Option<&Value>) -> Wr
         dry_run: q.get("dryRun").is_some_and(|v| v == "All") || body_dry_run,
         field_manager: q.get("fieldManager").cloned(),
         force: is_true(q, "force"),
+        strict: q.get("fieldValidation").is_some_and(|v| v == "Strict"),
     }
 }
 
@@ -259,6 +284,13 @@ fn handle(
     };
     let q = query_map(uri);
     let ns = target.namespace.as_deref();
+    if !body.is_empty() && content_type(headers).contains("protobuf") {
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            "the stand-in API server does not decode protobuf request bodies; send JSON (kubectl apply -f works, kubectl create <kind> does not)",
+        ));
+    }
     match (method.clone(), target.name.as_deref()) {
         (Method::GET, None) if is_true(&q, "watch") => watch(shared, &rt, ns, &q, headers),
         (Method::GET, None) => list(shared, &rt, ns, &q, headers),

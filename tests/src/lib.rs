@@ -13,6 +13,7 @@
 pub mod discovery;
 pub mod error;
 pub mod http;
+pub mod openapi;
 pub mod patch;
 pub mod registry;
 pub mod schema;

@@ -71,6 +71,28 @@ fn prune_object(schema: &Value, obj: &mut Map<String, Value>, root: bool) {
     }
 }
 
+/// The fields of `original` that pruning removed (`spec.notAField`), for `fieldValidation=Strict`.
+pub fn unknown_fields(original: &Value, pruned: &Value, path: &str, out: &mut Vec<String>) {
+    match (original, pruned) {
+        (Value::Object(o), Value::Object(p)) => {
+            for (k, v) in o {
+                let child = join(path, k);
+                match p.get(k) {
+                    Some(pv) => unknown_fields(v, pv, &child, out),
+                    None if !v.is_null() => out.push(child),
+                    None => {}
+                }
+            }
+        }
+        (Value::Array(o), Value::Array(p)) => {
+            for (i, (v, pv)) in o.iter().zip(p).enumerate() {
+                unknown_fields(v, pv, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Drop nulls, apply defaults, prune unknown fields: the decoding steps of a custom object.
 pub fn normalize(schema: &Value, object: &Value) -> Value {
     let mut v = object.clone();

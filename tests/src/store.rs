@@ -57,6 +57,8 @@ pub struct WriteOptions {
     pub dry_run: bool,
     pub field_manager: Option<String>,
     pub force: bool,
+    /// `fieldValidation=Strict`: unknown fields are a 400 instead of being pruned silently.
+    pub strict: bool,
 }
 
 /// Result of a list.
@@ -445,6 +447,7 @@ impl Store {
         obj: Value,
         old: Option<&Value>,
         errors_in: Vec<FieldError>,
+        strict: bool,
     ) -> Result<Value, ApiError> {
         let mut errors = errors_in;
         let name = meta_str(&obj, "name").unwrap_or_default().to_owned();
@@ -455,6 +458,22 @@ impl Store {
         let obj = match &rt.schema {
             Some(s) => {
                 let normalized = schema::normalize(s, &obj);
+                if strict {
+                    let mut unknown = Vec::new();
+                    schema::unknown_fields(&obj, &normalized, "", &mut unknown);
+                    if !unknown.is_empty() {
+                        let list = unknown
+                            .iter()
+                            .map(|f| format!("unknown field \"{f}\""))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        return Err(ApiError::bad_request(format!(
+                            "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {list}",
+                            kind = rt.kind,
+                            version = rt.gvr.version
+                        )));
+                    }
+                }
                 let mut schema_errors = Vec::new();
                 schema::validate(s, &normalized, "", &mut schema_errors);
                 if schema_errors.is_empty() {
@@ -647,7 +666,7 @@ impl Store {
         if rt.uses_generation {
             m.insert("generation".to_owned(), Value::from(1));
         }
-        let mut obj = Self::admit(rt, obj, None, Vec::new())?;
+        let mut obj = Self::admit(rt, obj, None, Vec::new(), opts.strict)?;
         if Self::is_crd(rt) {
             let status = Self::crd_status(&obj, None);
             if let Some(o) = obj.as_object_mut() {
@@ -797,7 +816,7 @@ impl Store {
             .unwrap_or_default()
             .to_owned();
         meta_mut(&mut new).insert("resourceVersion".to_owned(), Value::String(old_rv));
-        let mut new = Self::admit(rt, new, Some(old), errors)?;
+        let mut new = Self::admit(rt, new, Some(old), errors, opts.strict)?;
         if Self::is_crd(rt) && !status {
             let s = Self::crd_status(&new, old.get("status"));
             if let Some(o) = new.as_object_mut() {
