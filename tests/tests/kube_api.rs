@@ -890,3 +890,38 @@ async fn every_example_manifest_is_accepted() {
         "the examples hold at least one object per kind ({created})"
     );
 }
+
+#[tokio::test]
+async fn event_recorder_posts_then_patches_a_series() {
+    use k8s_openapi::api::events::v1::Event as K8sEvent;
+    use kube::Resource;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+    let server = TestApiServer::start().await.unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    let obj = cms
+        .create(&PostParams::default(), &cm("evented", &[]))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(server.client(), Reporter::from("stagehand-tests"));
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "Deployed".to_owned(),
+        note: Some("code updated".to_owned()),
+        action: "UpdateFunctionCode".to_owned(),
+        secondary: None,
+    };
+    let reference = obj.object_ref(&());
+    recorder.publish(&event, &reference).await.unwrap();
+    recorder.publish(&event, &reference).await.unwrap();
+    let events: Api<K8sEvent> = Api::namespaced(server.client(), "default");
+    let listed = events.list(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 1, "one event, repeated as a series");
+    let ev = &listed.items[0];
+    assert_eq!(ev.reason.as_deref(), Some("Deployed"));
+    assert_eq!(ev.series.as_ref().map(|s| s.count), Some(2));
+    assert_eq!(
+        ev.regarding.as_ref().and_then(|r| r.name.as_deref()),
+        Some("evented")
+    );
+}
