@@ -231,7 +231,11 @@ fn selectors(q: &HashMap<String, String>) -> Result<Selectors, ApiError> {
     })
 }
 
-fn write_options(q: &HashMap<String, String>, delete_body: Option<&Value>) -> WriteOptions {
+fn write_options(
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    delete_body: Option<&Value>,
+) -> WriteOptions {
     let body_dry_run = delete_body
         .and_then(|b| b.get("dryRun"))
         .and_then(Value::as_array)
@@ -241,6 +245,10 @@ fn write_options(q: &HashMap<String, String>, delete_body: Option<&Value>) -> Wr
         field_manager: q.get("fieldManager").cloned(),
         force: is_true(q, "force"),
         strict: q.get("fieldValidation").is_some_and(|v| v == "Strict"),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     }
 }
 
@@ -312,14 +320,14 @@ fn handle(
         (Method::POST, None) => {
             let obj = crate::patch::parse_body(body, content_type(headers).contains("yaml"))
                 .map_err(|e| ApiError::bad_request(format!("error decoding body: {e}")))?;
-            let opts = write_options(&q, None);
+            let opts = write_options(&q, headers, None);
             let created = shared.write(|s| s.create(&rt, ns, obj, &opts))?;
             Ok(json_response(StatusCode::CREATED, &created))
         }
         (Method::PUT, Some(name)) => {
             let obj = crate::patch::parse_body(body, content_type(headers).contains("yaml"))
                 .map_err(|e| ApiError::bad_request(format!("error decoding body: {e}")))?;
-            let opts = write_options(&q, None);
+            let opts = write_options(&q, headers, None);
             let updated = shared.write(|s| s.update(&rt, ns, name, obj, status, &opts))?;
             Ok(json_response(StatusCode::OK, &updated))
         }
@@ -327,7 +335,7 @@ fn handle(
             let ct = content_type(headers);
             let patch_type = PatchType::from_content_type(&ct)
                 .ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
-            let opts = write_options(&q, None);
+            let opts = write_options(&q, headers, None);
             let existed = shared.store().get(&rt, ns, name).is_ok();
             let patched =
                 shared.write(|s| s.patch(&rt, ns, name, patch_type, body, status, &opts))?;
@@ -347,14 +355,14 @@ fn handle(
                         .map_err(|e| ApiError::bad_request(format!("error decoding body: {e}")))?,
                 )
             };
-            let opts = write_options(&q, options.as_ref());
+            let opts = write_options(&q, headers, options.as_ref());
             let preconditions = options.as_ref().and_then(|o| o.get("preconditions"));
             let deleted = shared.write(|s| s.delete(&rt, ns, name, preconditions, &opts))?;
             Ok(json_response(StatusCode::OK, &deleted))
         }
         (Method::DELETE, None) => {
             let sel = selectors(&q)?;
-            let opts = write_options(&q, None);
+            let opts = write_options(&q, headers, None);
             let items = shared.write(|s| s.delete_collection(&rt, ns, &sel, &opts))?;
             let rv = shared.store().resource_version();
             Ok(json_response(

@@ -12,6 +12,7 @@
 
 pub mod discovery;
 pub mod error;
+pub mod fieldmanager;
 pub mod http;
 pub mod openapi;
 pub mod patch;

@@ -1,6 +1,6 @@
 //! The patch formats: JSON patch (RFC 6902, with the apiserver's missing-path-is-null `test`),
-//! JSON merge patch (RFC 7386), strategic merge (approximated, see [`strategic_merge`]) and the
-//! merge used for server-side apply.
+//! JSON merge patch (RFC 7386), strategic merge (approximated, see [`strategic_merge`]). Server-side apply
+//! lives in [`crate::fieldmanager`].
 
 use serde_json::{Map, Value};
 
@@ -87,40 +87,6 @@ pub fn strategic_merge(doc: &Value, patch: &Value) -> Value {
     merge_patch(doc, &patch)
 }
 
-/// Server-side apply, phase 1: the applied configuration is merged into the live object (maps
-/// recursively, lists replaced, except `metadata.finalizers`, merged as a set). No per-field
-/// ownership: fields another manager set are never a conflict, and fields this manager stops
-/// applying are not removed.
-pub fn apply_merge(live: &Value, applied: &Value) -> Value {
-    let mut out = live.clone();
-    merge_into(&mut out, applied, "");
-    out
-}
-
-fn merge_into(target: &mut Value, applied: &Value, path: &str) {
-    match (target, applied) {
-        (Value::Object(t), Value::Object(a)) => {
-            for (k, v) in a {
-                let child_path = format!("{path}/{k}");
-                match t.get_mut(k) {
-                    Some(existing) => merge_into(existing, v, &child_path),
-                    None => {
-                        t.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-        }
-        (Value::Array(t), Value::Array(a)) if path == "/metadata/finalizers" => {
-            for v in a {
-                if !t.contains(v) {
-                    t.push(v.clone());
-                }
-            }
-        }
-        (t, a) => *t = a.clone(),
-    }
-}
-
 /// Parses a request body: JSON, or YAML for `application/yaml` and apply patches.
 pub fn parse_body(bytes: &[u8], yaml_allowed: bool) -> Result<Value, String> {
     match serde_json::from_slice::<Value>(bytes) {
@@ -175,13 +141,6 @@ mod tests {
         assert_eq!(
             merge_patch(&doc, &json!({"spec": {"a": null, "b": [3]}})),
             json!({"spec": {"b": [3]}, "metadata": {"finalizers": ["x"]}})
-        );
-        assert_eq!(
-            apply_merge(
-                &doc,
-                &json!({"spec": {"c": 2}, "metadata": {"finalizers": ["y"]}})
-            ),
-            json!({"spec": {"a": 1, "b": [1, 2], "c": 2}, "metadata": {"finalizers": ["x", "y"]}})
         );
         assert_eq!(
             strategic_merge(&doc, &json!({"$setElementOrder/x": [], "spec": {"a": 5}})),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, FieldError};
+use crate::fieldmanager;
 use crate::patch::{self, PatchType};
 use crate::registry::{CRD_GROUP, Gvr, Registry, ResourceType};
 use crate::schema;
@@ -59,6 +60,36 @@ pub struct WriteOptions {
     pub force: bool,
     /// `fieldValidation=Strict`: unknown fields are a 400 instead of being pruned silently.
     pub strict: bool,
+    /// The request's `User-Agent`: names the manager of non-apply writes without `fieldManager`.
+    pub user_agent: Option<String>,
+}
+
+impl WriteOptions {
+    /// The field manager of a non-apply write.
+    pub fn update_manager(&self) -> String {
+        fieldmanager::default_manager(self.field_manager.as_deref(), self.user_agent.as_deref())
+    }
+}
+
+/// How a write changes field ownership.
+#[derive(Debug, Clone)]
+enum Ownership {
+    /// Create, PUT, non-apply PATCH: the request's manager takes what changed.
+    Update,
+    /// Server-side apply: the entries were computed with the merged object.
+    Applied(Vec<fieldmanager::ManagedEntry>),
+}
+
+fn scope(rt: &ResourceType, status: bool) -> fieldmanager::Scope {
+    match (rt.status_subresource, status) {
+        (_, true) => fieldmanager::Scope::Status,
+        (true, false) => fieldmanager::Scope::Main,
+        (false, false) => fieldmanager::Scope::Whole,
+    }
+}
+
+fn ownership_schema(rt: &ResourceType) -> Value {
+    fieldmanager::effective_schema(rt.schema.as_deref())
 }
 
 /// Result of a list.
@@ -591,6 +622,17 @@ impl Store {
         body: Value,
         opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
+        self.create_with(rt, ns, body, opts, Ownership::Update)
+    }
+
+    fn create_with(
+        &mut self,
+        rt: &Arc<ResourceType>,
+        ns: Option<&str>,
+        body: Value,
+        opts: &WriteOptions,
+        ownership: Ownership,
+    ) -> Result<Value, ApiError> {
         let mut obj = body;
         Self::check_type_meta(rt, &mut obj)?;
         let m = meta_mut(&mut obj);
@@ -673,6 +715,20 @@ impl Store {
                 o.insert("status".to_owned(), status);
             }
         }
+        let entries = match ownership {
+            Ownership::Applied(entries) => entries,
+            Ownership::Update => fieldmanager::update(
+                &ownership_schema(rt),
+                scope(rt, false),
+                None,
+                &obj,
+                &[],
+                &opts.update_manager(),
+                &rt.api_version(),
+                &now(),
+            ),
+        };
+        fieldmanager::write_managed(&mut obj, &entries);
         if opts.dry_run {
             return Ok(obj);
         }
@@ -726,7 +782,7 @@ impl Store {
             }
             _ => {}
         }
-        self.finish_update(rt, ns, name, &old, body, status, opts)
+        self.finish_update(rt, ns, name, &old, body, status, opts, Ownership::Update)
     }
 
     /// Brings a candidate object (a PUT body or a patched copy of the live object) into the
@@ -741,6 +797,7 @@ impl Store {
         candidate: Value,
         status: bool,
         opts: &WriteOptions,
+        ownership: Ownership,
     ) -> Result<Value, ApiError> {
         let mut new = if status {
             let mut n = old.clone();
@@ -834,6 +891,33 @@ impl Store {
                 gen_old + 1
             };
             meta_mut(&mut new).insert("generation".to_owned(), Value::from(generation));
+        }
+        let old_entries = fieldmanager::read_managed(old);
+        let entries = match ownership {
+            Ownership::Applied(entries) => entries,
+            Ownership::Update => fieldmanager::update(
+                &ownership_schema(rt),
+                scope(rt, status),
+                Some(old),
+                &new,
+                &old_entries,
+                &opts.update_manager(),
+                &rt.api_version(),
+                &now(),
+            ),
+        };
+        if fieldmanager::same_ignoring_time(&entries, &old_entries) {
+            // Nothing changed hands: the timestamps stay (no-op writes stay no-ops).
+            match old.pointer("/metadata/managedFields") {
+                Some(mf) => {
+                    meta_mut(&mut new).insert("managedFields".to_owned(), mf.clone());
+                }
+                None => {
+                    meta_mut(&mut new).remove("managedFields");
+                }
+            }
+        } else {
+            fieldmanager::write_managed(&mut new, &entries);
         }
         if new == *old {
             return Ok(old.clone());
@@ -932,16 +1016,30 @@ impl Store {
                 )));
             }
         }
+        let time = now();
+        let schema = ownership_schema(rt);
         let old = match self.get(rt, ns, name) {
             Ok(o) => o,
-            Err(e) if patch_type == PatchType::Apply && !status => {
-                let _ = e;
-                let mut obj = patch::without_nulls(&patch);
+            Err(_) if patch_type == PatchType::Apply && !status => {
+                let applied = patch::without_nulls(&patch);
+                let result = fieldmanager::apply(
+                    &schema,
+                    scope(rt, false),
+                    &json!({}),
+                    &applied,
+                    &[],
+                    opts.field_manager.as_deref().unwrap_or_default(),
+                    opts.force,
+                    &rt.api_version(),
+                    &time,
+                )?;
+                let mut obj = result.object;
                 meta_mut(&mut obj).insert("name".to_owned(), Value::String(name.to_owned()));
-                return self.create(rt, ns, obj, opts);
+                return self.create_with(rt, ns, obj, opts, Ownership::Applied(result.entries));
             }
             Err(e) => return Err(e),
         };
+        let mut ownership = Ownership::Update;
         let candidate = match patch_type {
             PatchType::Json => {
                 patch::json_patch(&old, &patch).map_err(|m| ApiError::new(422, "Invalid", m))?
@@ -955,14 +1053,29 @@ impl Store {
                 patch::merge_patch(&old, &patch)
             }
             PatchType::Strategic => patch::strategic_merge(&old, &patch),
-            PatchType::Apply => patch::apply_merge(&old, &patch),
+            PatchType::Apply => {
+                let applied = patch::without_nulls(&patch);
+                let result = fieldmanager::apply(
+                    &schema,
+                    scope(rt, status),
+                    &old,
+                    &applied,
+                    &fieldmanager::read_managed(&old),
+                    opts.field_manager.as_deref().unwrap_or_default(),
+                    opts.force,
+                    &rt.api_version(),
+                    &time,
+                )?;
+                ownership = Ownership::Applied(result.entries);
+                result.object
+            }
         };
         if meta_str(&candidate, "resourceVersion") != meta_str(&old, "resourceVersion")
             && meta_str(&candidate, "resourceVersion").is_some()
         {
             return Err(ApiError::stale(&rt.gvr.plural, &rt.gvr.group, name));
         }
-        self.finish_update(rt, ns, name, &old, candidate, status, opts)
+        self.finish_update(rt, ns, name, &old, candidate, status, opts, ownership)
     }
 
     /// DELETE: with finalizers the object gets a deletionTimestamp and stays; without, it goes.

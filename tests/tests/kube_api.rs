@@ -617,17 +617,32 @@ async fn no_op_writes_change_nothing() {
         merged.metadata.resource_version.as_deref(),
         Some(rv.as_str())
     );
-    let applied = api
-        .patch(
-            "n",
-            &PatchParams::apply("tests"),
-            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "v"}})),
-        )
-        .await
-        .unwrap();
+    assert_eq!(server.resource_version(), global, "no write happened");
+    // A first apply of the same values is a write, as on the real server: the applier becomes
+    // a co-owner of `data.k` (a managedFields entry). Applying it again changes nothing.
+    let pp = PatchParams::apply("tests");
+    let cfg = Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "v"}}));
+    let apply = || api.patch("n", &pp, &cfg);
+    let first = apply().await.unwrap();
+    let managers: Vec<String> = first
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert_eq!(managers.len(), 2, "{managers:?}");
+    assert!(managers.contains(&"tests".to_owned()), "{managers:?}");
+    let rv = first.metadata.resource_version.clone().unwrap();
+    let global = server.resource_version();
+    let applied = apply().await.unwrap();
     assert_eq!(
         applied.metadata.resource_version.as_deref(),
         Some(rv.as_str())
+    );
+    assert_eq!(
+        applied.metadata.managed_fields,
+        first.metadata.managed_fields
     );
     assert_eq!(server.resource_version(), global, "no write happened");
 
@@ -727,6 +742,191 @@ async fn server_side_apply_creates_and_updates() {
             .unwrap_err(),
     );
     assert_eq!(code, 400);
+}
+
+/// The managers of an object and the top-level `fieldsV1` keys each owns under `spec`/`status`.
+fn managers(obj: &DynamicObject) -> Vec<(String, String, Option<String>, Value)> {
+    obj.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .map(|m| {
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.operation.clone().unwrap_or_default(),
+                m.subresource.clone(),
+                m.fields_v1
+                    .as_ref()
+                    .map(|f| f.0.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn server_side_apply_tracks_field_managers_conflicts_and_force() {
+    let server = TestApiServer::start().await.unwrap();
+    install_crds(&server).await;
+    let api = lambda_stage_api(&server, "default");
+    let obj = |spec: Value| json!({"apiVersion": "stagehand.dev/v1alpha1", "kind": "LambdaStage", "metadata": {"name": "owned"}, "spec": spec});
+    let mut spec = valid_spec();
+    spec["resyncInterval"] = json!("60s");
+    spec["environment"] = json!({"STAGE": "prod"});
+    spec["layers"] = json!([{"name": "common"}]);
+    // Manager "deployer" creates it by apply.
+    let created = api
+        .patch(
+            "owned",
+            &PatchParams::apply("deployer"),
+            &Patch::Apply(obj(spec.clone())),
+        )
+        .await
+        .unwrap();
+    let m = managers(&created);
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!((m[0].0.as_str(), m[0].1.as_str()), ("deployer", "Apply"));
+    assert_eq!(m[0].3["f:spec"]["f:resyncInterval"], json!({}));
+    assert_eq!(
+        m[0].3["f:spec"]["f:layers"]["k:{\"name\":\"common\"}"]["."],
+        json!({}),
+        "map-type list items are keyed: {m:?}"
+    );
+
+    // A second manager changing a field "deployer" owns: 409 with the apiserver's wording.
+    let other = json!({"region": "eu-west-1", "resyncInterval": "120s"});
+    let err = api
+        .patch(
+            "owned",
+            &PatchParams::apply("tuner"),
+            &Patch::Apply(obj(other.clone())),
+        )
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("expected an API error");
+    };
+    assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
+    assert_eq!(
+        status.message,
+        "Apply failed with 1 conflict: conflict with \"deployer\": .spec.resyncInterval"
+    );
+    let causes = status.details.map(|d| d.causes).unwrap_or_default();
+    assert_eq!(causes.len(), 1);
+    assert_eq!(causes[0].reason, "FieldManagerConflict");
+    assert_eq!(causes[0].field, ".spec.resyncInterval");
+    // The same value is no conflict: region becomes shared.
+    let shared = api
+        .patch(
+            "owned",
+            &PatchParams::apply("tuner"),
+            &Patch::Apply(obj(json!({"region": "eu-west-1"}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(managers(&shared).len(), 2);
+
+    // Forced: "tuner" takes resyncInterval from "deployer".
+    let forced = api
+        .patch(
+            "owned",
+            &PatchParams::apply("tuner").force(),
+            &Patch::Apply(obj(other)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forced.data["spec"]["resyncInterval"], "120s");
+    let m = managers(&forced);
+    let deployer = &m.iter().find(|e| e.0 == "deployer").unwrap().3;
+    let tuner = &m.iter().find(|e| e.0 == "tuner").unwrap().3;
+    assert!(
+        deployer["f:spec"].get("f:resyncInterval").is_none(),
+        "{m:?}"
+    );
+    assert_eq!(tuner["f:spec"]["f:resyncInterval"], json!({}));
+
+    // "deployer" stops applying `environment` (nobody else owns it): it is removed. It keeps
+    // region, shared with "tuner".
+    let mut without_env = valid_spec();
+    without_env["resyncInterval"] = json!("120s");
+    let reapplied = api
+        .patch(
+            "owned",
+            &PatchParams::apply("deployer").force(),
+            &Patch::Apply(obj(without_env)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        reapplied.data["spec"].get("environment").is_none(),
+        "{:?}",
+        reapplied.data
+    );
+    assert_eq!(reapplied.data["spec"]["region"], "eu-west-1");
+
+    // An Update (merge patch) records its manager and takes the field it changed.
+    let patched = api
+        .patch(
+            "owned",
+            &PatchParams {
+                field_manager: Some("kubectl-edit".to_owned()),
+                ..PatchParams::default()
+            },
+            &Patch::Merge(json!({"spec": {"resyncInterval": "300s"}})),
+        )
+        .await
+        .unwrap();
+    let m = managers(&patched);
+    let edit = m.iter().find(|e| e.0 == "kubectl-edit").unwrap();
+    assert_eq!(edit.1, "Update");
+    assert_eq!(edit.3["f:spec"]["f:resyncInterval"], json!({}));
+    let err = api
+        .patch(
+            "owned",
+            &PatchParams::apply("tuner"),
+            &Patch::Apply(obj(
+                json!({"region": "eu-west-1", "resyncInterval": "120s"}),
+            )),
+        )
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("expected an API error");
+    };
+    assert_eq!(
+        status.message,
+        "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using stagehand.dev/v1alpha1: .spec.resyncInterval"
+    );
+
+    // Status apply is owned separately, under the status subresource.
+    let with_status = api
+        .patch_status(
+            "owned",
+            &PatchParams::apply("deployer"),
+            &Patch::Apply(json!({"apiVersion": "stagehand.dev/v1alpha1", "kind": "LambdaStage", "status": {"observedGeneration": 1}})),
+        )
+        .await
+        .unwrap();
+    let m = managers(&with_status);
+    let status_entry = m
+        .iter()
+        .find(|e| e.2.as_deref() == Some("status"))
+        .unwrap_or_else(|| panic!("a status entry: {m:?}"));
+    assert_eq!(status_entry.0, "deployer");
+    assert_eq!(
+        status_entry.3,
+        json!({"f:status": {"f:observedGeneration": {}}})
+    );
+    let main = m
+        .iter()
+        .find(|e| e.0 == "deployer" && e.2.is_none())
+        .unwrap();
+    assert!(main.3.get("f:status").is_none());
+    assert_eq!(
+        main.3["f:spec"]["f:functions"],
+        json!({}),
+        "an atomic list is one field"
+    );
 }
 
 #[tokio::test]
