@@ -64,3 +64,77 @@ impl Registry {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{Classify, ErrorClass, Metrics};
+    use crate::settings::Settings;
+    use aws_config::{Region, SdkConfig};
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    use kube::runtime::controller::Action;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("never")]
+    struct Never;
+    impl Classify for Never {
+        fn class(&self) -> ErrorClass {
+            ErrorClass::Recoverable
+        }
+        fn reason(&self) -> &'static str {
+            "Never"
+        }
+    }
+
+    struct Noop;
+    impl<K: ManagedKind> Reconciler<K> for Noop {
+        type Error = Never;
+        async fn apply(&self, _: Arc<K>, _: Arc<Context>) -> Result<Action, Never> {
+            Ok(Action::await_change())
+        }
+        async fn cleanup(&self, _: Arc<K>, _: Arc<Context>) -> Result<Action, Never> {
+            Ok(Action::await_change())
+        }
+    }
+
+    #[test]
+    fn this_build_serves_no_kind_yet() {
+        assert!(crate::kinds::registry().is_empty());
+        assert!(crate::kinds::registry().kinds().is_empty());
+    }
+
+    #[tokio::test]
+    async fn registered_kinds_are_listed_and_started_in_order() {
+        let registry = Registry::new()
+            .with::<ConfigMap, _>(Noop)
+            .with::<Secret, _>(Noop);
+        assert!(!registry.is_empty());
+        assert_eq!(registry.kinds(), ["ConfigMap", "Secret"]);
+        assert_eq!(
+            format!("{registry:?}"),
+            r#"Registry { kinds: ["ConfigMap", "Secret"] }"#
+        );
+
+        let client =
+            kube::Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().unwrap()))
+                .unwrap();
+        let aws = SdkConfig::builder()
+            .region(Region::new("eu-west-1"))
+            .build();
+        let ctx = Arc::new(Context::new(
+            client,
+            aws,
+            Metrics::new().unwrap(),
+            Settings::default(),
+        ));
+        let handles = registry.start(&ctx, &Shutdown::new());
+        let kinds: Vec<&str> = handles.iter().map(|h| h.kind.as_str()).collect();
+        assert_eq!(kinds, ["ConfigMap", "Secret"]);
+        // Building a controller registers its metrics (max concurrency from the settings).
+        let text = ctx.metrics.render().unwrap();
+        assert!(
+            text.contains(r#"controller_runtime_max_concurrent_reconciles{controller="secret"} 8"#),
+            "{text}"
+        );
+    }
+}
