@@ -60,31 +60,178 @@ pub fn merge_patch(doc: &Value, patch: &Value) -> Value {
     out
 }
 
-/// Removes strategic-merge directives (`$patch`, `$setElementOrder/...`, `$retainKeys`,
-/// `$deleteFromPrimitiveList/...`) so the rest can be applied as a merge patch.
-fn strip_directives(v: &mut Value) {
-    match v {
-        Value::Object(map) => {
-            map.retain(|k, _| !k.starts_with('$'));
-            for child in map.values_mut() {
-                strip_directives(child);
-            }
-        }
-        Value::Array(items) => {
-            for item in items {
-                strip_directives(item);
-            }
-        }
-        _ => {}
+/// How a list of a built-in kind merges in a strategic merge patch (`patchStrategy` in the Go
+/// types). Every list of the built-in kinds stored here is atomic except these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListMerge {
+    /// Replaced as a whole.
+    Replace,
+    /// A list of primitives merged as a union (`metadata.finalizers`).
+    Primitives,
+    /// A list of objects merged by a key (`metadata.ownerReferences` by `uid`).
+    ByKey(&'static str),
+}
+
+fn list_merge(path: &[&str]) -> ListMerge {
+    match path {
+        ["metadata", "finalizers"] => ListMerge::Primitives,
+        ["metadata", "ownerReferences"] => ListMerge::ByKey("uid"),
+        _ => ListMerge::Replace,
     }
 }
 
-/// Strategic merge patch, phase 1: a merge patch after dropping the directives (lists are
-/// replaced as a whole rather than merged by their patch merge keys).
-pub fn strategic_merge(doc: &Value, patch: &Value) -> Value {
-    let mut patch = patch.clone();
-    strip_directives(&mut patch);
-    merge_patch(doc, &patch)
+/// Strategic merge patch for the built-in kinds stored here (Namespaces, ConfigMaps, Secrets,
+/// Events, Leases): maps merge recursively and `null` deletes; `$patch: replace` / `$patch:
+/// delete` in a map replace or delete it; `metadata.finalizers` merges as a set (with
+/// `$deleteFromPrimitiveList/finalizers`), `metadata.ownerReferences` by `uid` (items with
+/// `$patch: delete` are removed, a `{"$patch": "replace"}` item replaces the list); other lists
+/// are replaced. `$setElementOrder/...` and `$retainKeys` are accepted and ignored (order of
+/// merged lists: live items first, then new ones). Custom resources do not get here: the
+/// server answers 415 for them, as the real one does.
+pub fn strategic_merge(doc: &Value, patch: &Value) -> Result<Value, String> {
+    let mut out = doc.clone();
+    merge_map(&mut out, patch, &mut Vec::new())?;
+    Ok(out)
+}
+
+fn merge_map(target: &mut Value, patch: &Value, path: &mut Vec<String>) -> Result<(), String> {
+    let Some(p) = patch.as_object() else {
+        *target = patch.clone();
+        return Ok(());
+    };
+    match p.get("$patch").and_then(Value::as_str) {
+        Some("replace") => {
+            let mut replaced = p.clone();
+            replaced.remove("$patch");
+            let mut v = Value::Object(Map::new());
+            merge_map(&mut v, &Value::Object(replaced), path)?;
+            *target = v;
+            return Ok(());
+        }
+        Some("delete") | None => {}
+        Some(other) => return Err(format!("unknown patch type: {other}")),
+    }
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    for (k, v) in p {
+        if k == "$patch" || k == "$retainKeys" || k.starts_with("$setElementOrder/") {
+            continue;
+        }
+        if let Some(field) = k.strip_prefix("$deleteFromPrimitiveList/") {
+            let remove = v.as_array().cloned().unwrap_or_default();
+            if let Some(Value::Array(items)) = target.get_mut(field) {
+                items.retain(|x| !remove.contains(x));
+            }
+            continue;
+        }
+        if k.starts_with('$') {
+            return Err(format!("unknown directive {k}"));
+        }
+        let Some(t) = target.as_object_mut() else {
+            continue;
+        };
+        if v.is_null() {
+            t.remove(k);
+            continue;
+        }
+        if v.get("$patch").and_then(Value::as_str) == Some("delete") {
+            t.remove(k);
+            continue;
+        }
+        path.push(k.clone());
+        let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+        let strategy = list_merge(&refs);
+        match (t.get_mut(k), v) {
+            (Some(existing), Value::Object(_)) if existing.is_object() => {
+                merge_map(existing, v, path)?;
+            }
+            (existing, Value::Array(items)) if strategy != ListMerge::Replace => {
+                let mut merged = match existing {
+                    Some(Value::Array(live)) => live.clone(),
+                    _ => Vec::new(),
+                };
+                merge_list(&mut merged, items, strategy, path)?;
+                t.insert(k.clone(), Value::Array(merged));
+            }
+            _ => {
+                let mut fresh = Value::Null;
+                if v.is_object() {
+                    merge_map(&mut fresh, v, path)?;
+                } else {
+                    fresh = strip_directives(v);
+                }
+                t.insert(k.clone(), fresh);
+            }
+        }
+        path.pop();
+    }
+    Ok(())
+}
+
+fn merge_list(
+    live: &mut Vec<Value>,
+    items: &[Value],
+    strategy: ListMerge,
+    path: &mut Vec<String>,
+) -> Result<(), String> {
+    if items
+        .iter()
+        .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
+    {
+        *live = items
+            .iter()
+            .filter(|i| i.get("$patch").is_none())
+            .map(strip_directives)
+            .collect();
+        return Ok(());
+    }
+    for item in items {
+        match strategy {
+            ListMerge::Primitives => {
+                if !live.contains(item) {
+                    live.push(item.clone());
+                }
+            }
+            ListMerge::ByKey(key) => {
+                let Some(kv) = item.get(key) else {
+                    return Err(format!(
+                        "map: {item} does not contain declared merge key: {key}"
+                    ));
+                };
+                let pos = live.iter().position(|l| l.get(key) == Some(kv));
+                let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
+                match (pos, delete) {
+                    (Some(i), true) => {
+                        live.remove(i);
+                    }
+                    (None, true) => {}
+                    (Some(i), false) => merge_map(&mut live[i], item, path)?,
+                    (None, false) => {
+                        let mut fresh = Value::Null;
+                        merge_map(&mut fresh, item, path)?;
+                        live.push(fresh);
+                    }
+                }
+            }
+            ListMerge::Replace => live.push(item.clone()),
+        }
+    }
+    Ok(())
+}
+
+/// A value with `$`-directives removed (for values stored as a whole).
+fn strip_directives(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !k.starts_with('$'))
+                .map(|(k, v)| (k.clone(), strip_directives(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(strip_directives).collect()),
+        other => other.clone(),
+    }
 }
 
 /// Parses a request body: JSON, or YAML for `application/yaml` and apply patches.
@@ -142,9 +289,48 @@ mod tests {
             merge_patch(&doc, &json!({"spec": {"a": null, "b": [3]}})),
             json!({"spec": {"b": [3]}, "metadata": {"finalizers": ["x"]}})
         );
+    }
+
+    #[test]
+    fn strategic_merge_of_built_in_kinds() {
+        let doc = json!({
+            "metadata": {"name": "c", "labels": {"a": "1", "b": "2"}, "finalizers": ["x", "y"],
+                         "ownerReferences": [{"uid": "u1", "name": "one"}, {"uid": "u2", "name": "two"}]},
+            "data": {"k": "v", "l": "w"}, "spec": {"finalizers": ["kubernetes"]},
+        });
+        let patched = strategic_merge(&doc, &json!({
+            "$setElementOrder/x": [],
+            "metadata": {"labels": {"a": null, "c": "3"}, "finalizers": ["z"],
+                         "$deleteFromPrimitiveList/finalizers": ["x"],
+                         "ownerReferences": [{"uid": "u1", "$patch": "delete"}, {"uid": "u2", "name": "deux"}, {"uid": "u3", "name": "three"}]},
+            "data": {"$patch": "replace", "n": "new"},
+            "spec": {"finalizers": []},
+        })).unwrap();
         assert_eq!(
-            strategic_merge(&doc, &json!({"$setElementOrder/x": [], "spec": {"a": 5}})),
-            json!({"spec": {"a": 5, "b": [1, 2]}, "metadata": {"finalizers": ["x"]}})
+            patched,
+            json!({
+                "metadata": {"name": "c", "labels": {"b": "2", "c": "3"}, "finalizers": ["y", "z"],
+                             "ownerReferences": [{"uid": "u2", "name": "deux"}, {"uid": "u3", "name": "three"}]},
+                "data": {"n": "new"}, "spec": {"finalizers": []},
+            })
+        );
+        let deleted = strategic_merge(&doc, &json!({"data": {"$patch": "delete"}})).unwrap();
+        assert!(deleted.get("data").is_none());
+        let replaced = strategic_merge(
+            &doc,
+            &json!({"metadata": {"ownerReferences": [{"$patch": "replace"}, {"uid": "u9"}]}}),
+        )
+        .unwrap();
+        assert_eq!(
+            replaced["metadata"]["ownerReferences"],
+            json!([{"uid": "u9"}])
+        );
+        assert!(
+            strategic_merge(
+                &doc,
+                &json!({"metadata": {"ownerReferences": [{"name": "no-uid"}]}})
+            )
+            .is_err()
         );
     }
 

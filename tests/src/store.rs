@@ -1052,7 +1052,17 @@ impl Store {
                 }
                 patch::merge_patch(&old, &patch)
             }
-            PatchType::Strategic => patch::strategic_merge(&old, &patch),
+            PatchType::Strategic => {
+                if rt.schema.is_some() {
+                    return Err(ApiError::new(
+                        415,
+                        "UnsupportedMediaType",
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                    ));
+                }
+                patch::strategic_merge(&old, &patch)
+                    .map_err(|m| ApiError::new(422, "Invalid", m))?
+            }
             PatchType::Apply => {
                 let applied = patch::without_nulls(&patch);
                 let result = fieldmanager::apply(

@@ -930,6 +930,69 @@ async fn server_side_apply_tracks_field_managers_conflicts_and_force() {
 }
 
 #[tokio::test]
+async fn strategic_merge_patch_for_built_ins_and_415_for_custom_resources() {
+    let server = TestApiServer::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    let mut c = cm("smp", &[("a", "1"), ("b", "2")]);
+    c.metadata.finalizers = Some(vec!["x".to_owned()]);
+    api.create(&PostParams::default(), &c).await.unwrap();
+    let patched = api
+        .patch(
+            "smp",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({
+                "metadata": {"finalizers": ["y"], "labels": {"l": "1"}},
+                "data": {"a": null, "c": "3"}
+            })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        patched.metadata.finalizers,
+        Some(vec!["x".to_owned(), "y".to_owned()]),
+        "finalizers merge"
+    );
+    let data = patched.data.unwrap();
+    assert_eq!(
+        data.keys().collect::<Vec<_>>(),
+        vec!["b", "c"],
+        "maps merge, null deletes"
+    );
+    let replaced = api
+        .patch(
+            "smp",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({
+                "metadata": {"$deleteFromPrimitiveList/finalizers": ["x", "y"]},
+                "data": {"$patch": "replace", "only": "this"}
+            })),
+        )
+        .await
+        .unwrap();
+    assert!(replaced.metadata.finalizers.unwrap_or_default().is_empty());
+    assert_eq!(
+        replaced.data.unwrap().keys().collect::<Vec<_>>(),
+        vec!["only"]
+    );
+
+    install_crds(&server).await;
+    let ls = lambda_stage_api(&server, "default");
+    ls.create(&PostParams::default(), &lambda_stage("s", &valid_spec()))
+        .await
+        .unwrap();
+    let (code, reason, _) = api_error(
+        ls.patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"metadata": {"labels": {"a": "b"}}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (415, "UnsupportedMediaType"));
+}
+
+#[tokio::test]
 async fn crds_register_kinds_and_custom_objects_are_validated() {
     let server = TestApiServer::start().await.unwrap();
     let crds = install_crds(&server).await;
