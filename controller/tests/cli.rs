@@ -1,5 +1,6 @@
 //! The `stagehand` binary as a user meets it: help, exit codes, error messages, and a full
-//! `run` against a minimal fake API server (startup, readiness, graceful shutdown on SIGTERM).
+//! `run` against the Kubernetes API stand-in of `stagehand-testenv` (startup, readiness, metrics,
+//! graceful shutdown on SIGTERM).
 //!
 //! Every child runs with a cleared environment and an empty HOME, so no kubeconfig, AWS profile
 //! or instance metadata of the machine running the tests can leak in.
@@ -244,65 +245,6 @@ users:
     path
 }
 
-/// Answers `GET /version` like an API server; every other path gets 404. Enough for startup
-/// with no kind registered.
-fn fake_api_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            std::thread::spawn(move || serve_one(stream));
-        }
-    });
-    addr
-}
-
-fn serve_one(mut stream: TcpStream) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut content_length = 0;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            if header == "\r\n" {
-                break;
-            }
-            if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-                content_length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; content_length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let (status, body) = if request_line.starts_with("GET /version ") {
-            (
-                "200 OK",
-                r#"{"major":"1","minor":"33","gitVersion":"v1.33.0","gitCommit":"fake","gitTreeState":"clean","buildDate":"2025-01-01T00:00:00Z","goVersion":"go1.24","compiler":"gc","platform":"linux/amd64"}"#,
-            )
-        } else {
-            (
-                "404 Not Found",
-                r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#,
-            )
-        };
-        let response = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        if stream.write_all(response.as_bytes()).is_err() {
-            return;
-        }
-    }
-}
-
 fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     write!(
@@ -358,8 +300,18 @@ impl Drop for KillOnDrop {
 
 #[test]
 fn run_serves_health_and_metrics_then_stops_on_sigterm() {
-    let api = fake_api_server();
-    let kubeconfig = write_kubeconfig(&format!("http://{api}"));
+    // The stand-in runs on its own Tokio runtime for the whole test; the child talks to it over
+    // 127.0.0.1 like it would to a real API server.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let api = runtime
+        .block_on(stagehand_testenv::TestApiServer::start())
+        .unwrap();
+    let kubeconfig = scratch_dir("kube").join("config");
+    api.write_kubeconfig(&kubeconfig).unwrap();
     let child = stagehand()
         .args([
             "run",
@@ -398,6 +350,7 @@ fn run_serves_health_and_metrics_then_stops_on_sigterm() {
     let addr: SocketAddr = serving["addr"].as_str().unwrap().parse().unwrap();
     let connected = logs.wait_for("connected");
     assert_eq!(connected["kubernetes_version"], "v1.33.0");
+    assert_eq!(connected["kubernetes"], format!("{}/", api.url()));
     assert_eq!(connected["aws_region"], "eu-west-1");
     logs.wait_for("caches synced: ready");
 
@@ -425,4 +378,5 @@ fn run_serves_health_and_metrics_then_stops_on_sigterm() {
         TcpStream::connect(addr).is_err(),
         "metrics server still listening"
     );
+    runtime.block_on(api.shutdown());
 }
