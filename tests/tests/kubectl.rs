@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 use stagehand_testenv::TestApiServer;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 const KUBECTL: &str = "/usr/bin/kubectl";
 
@@ -37,6 +38,22 @@ impl Kubectl {
         std::fs::create_dir_all(&dir).unwrap();
         server.write_kubeconfig(dir.join("kubeconfig")).unwrap();
         Self { dir }
+    }
+
+    /// A kubectl command (not started) with this kubeconfig and cache.
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let kubeconfig = self.dir.join("kubeconfig");
+        let cache = self.dir.join("cache");
+        let mut cmd = tokio::process::Command::new(KUBECTL);
+        cmd.arg("--kubeconfig")
+            .arg(kubeconfig)
+            .arg("--cache-dir")
+            .arg(cache)
+            .args(args)
+            .current_dir(repo())
+            .env_remove("KUBECONFIG")
+            .kill_on_drop(true);
+        cmd
     }
 
     async fn output(&self, args: &[&str]) -> Output {
@@ -329,4 +346,302 @@ async fn kubectl_rejects_every_invalid_example_with_the_field_path() {
         let err = k.fails(&["apply", "-f", new.to_str().unwrap()]).await;
         assert!(err.contains("is immutable"), "{}: {err}", new.display());
     }
+}
+
+const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+fn lambda_stages(server: &TestApiServer) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        server.client(),
+        "default",
+        &ApiResource::erase::<stagehand_crds::LambdaStage>(&()),
+    )
+}
+
+fn stage(name: &str) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "stagehand.dev/v1alpha1", "kind": "LambdaStage",
+        "metadata": {"name": name},
+        "spec": {"region": "eu-west-1", "functions": [{"name": "orders-api", "code": {"s3": {"bucket": "artifacts-bucket", "key": "orders.zip"}}}]}
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_explain_shows_the_crd_field_docs() {
+    let server = TestApiServer::start().await.unwrap();
+    let k = Kubectl::new(&server);
+    k.ok(&["apply", "-f", "crds/yaml/"]).await;
+    let out = k.ok(&["explain", "lambdastage.spec"]).await;
+    assert!(
+        out.contains("KIND:       LambdaStage") && out.contains("region\t<string>"),
+        "{out}"
+    );
+    let out = k.ok(&["explain", "lambdastage.spec.region"]).await;
+    assert!(
+        out.contains("AWS region of every resource in this stage"),
+        "{out}"
+    );
+    let out = k.ok(&["explain", "lambdastage.metadata"]).await;
+    assert!(
+        out.contains("<ObjectMeta>") && out.contains("labels"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_wait_watch_describe_and_finalizers() {
+    let server = TestApiServer::start().await.unwrap();
+    let k = Kubectl::new(&server);
+    k.ok(&["apply", "-f", "crds/yaml/"]).await;
+    let api = lambda_stages(&server);
+    api.create(&PostParams::default(), &stage("w"))
+        .await
+        .unwrap();
+
+    // `wait` started before the status exists returns once Ready=True is written.
+    let wait = k
+        .command(&[
+            "wait",
+            "--for=condition=Ready",
+            "lambdastage/w",
+            "--timeout=60s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `get -w` streams changes: read its first line (the object as it is), then change it.
+    let mut watch = k
+        .command(&[
+            "get",
+            "lambdastage",
+            "w",
+            "-w",
+            "-o",
+            "jsonpath={.metadata.name}={.metadata.labels.step}{\"\\n\"}",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .expect("get -w prints the object")
+        .unwrap();
+    assert_eq!(first.as_deref(), Some("w="));
+    api.patch(
+        "w",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"step": "two"}}})),
+    )
+    .await
+    .unwrap();
+    let seen = tokio::time::timeout(WAIT, async {
+        let mut seen = Vec::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let done = line == "w=two";
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+        seen
+    })
+    .await
+    .expect("get -w streams the label change");
+    assert_eq!(seen.last().map(String::as_str), Some("w=two"), "{seen:?}");
+    watch.kill().await.unwrap();
+
+    api.patch_status(
+        "w",
+        &PatchParams::apply("stagehand").force(),
+        &Patch::Apply(json!({
+            "apiVersion": "stagehand.dev/v1alpha1", "kind": "LambdaStage",
+            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "InSync", "message": "in sync", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+        })),
+    )
+    .await
+    .unwrap();
+    let out = tokio::time::timeout(WAIT, wait.wait_with_output())
+        .await
+        .expect("kubectl wait returns once Ready=True")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("lambdastage.stagehand.dev/w condition met")
+    );
+
+    let out = k.ok(&["describe", "lambdastage", "w"]).await;
+    for text in [
+        "Name:         w",
+        "Namespace:    default",
+        "Region:",
+        "eu-west-1",
+        "Ready",
+    ] {
+        assert!(out.contains(text), "describe shows {text:?}: {out}");
+    }
+
+    // Delete with a finalizer: Terminating (deletionTimestamp) until the finalizer goes.
+    k.ok(&[
+        "patch",
+        "lambdastage",
+        "w",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["stagehand.dev/cleanup"]}}"#,
+    ])
+    .await;
+    k.ok(&["delete", "lambdastage", "w", "--wait=false"]).await;
+    let ts = k
+        .ok(&[
+            "get",
+            "lambdastage",
+            "w",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}",
+        ])
+        .await;
+    assert!(!ts.is_empty(), "still there, with a deletionTimestamp");
+    k.ok(&[
+        "patch",
+        "lambdastage",
+        "w",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ])
+    .await;
+    let err = k.fails(&["get", "lambdastage", "w"]).await;
+    assert!(err.contains("NotFound"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_reports_server_side_apply_conflicts() {
+    let server = TestApiServer::start().await.unwrap();
+    let k = Kubectl::new(&server);
+    k.ok(&["apply", "-f", "crds/yaml/"]).await;
+    let manifest = |interval: &str| {
+        format!(
+            "apiVersion: stagehand.dev/v1alpha1\nkind: LambdaStage\nmetadata:\n  name: ssa\n  namespace: default\nspec:\n  region: eu-west-1\n  resyncInterval: {interval}\n  functions:\n  - name: orders-api\n    code:\n      s3: {{bucket: artifacts-bucket, key: orders.zip}}\n"
+        )
+    };
+    let first = k.dir.join("first.yaml");
+    let second = k.dir.join("second.yaml");
+    std::fs::write(&first, manifest("60s")).unwrap();
+    std::fs::write(&second, manifest("120s")).unwrap();
+    k.ok(&["apply", "--server-side", "-f", first.to_str().unwrap()])
+        .await;
+    let err = k
+        .fails(&[
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "other",
+            "-f",
+            second.to_str().unwrap(),
+        ])
+        .await;
+    assert!(
+        err.contains(
+            "Apply failed with 1 conflict: conflict with \"kubectl\": .spec.resyncInterval"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("--force-conflicts"), "{err}");
+    k.ok(&[
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "other",
+        "--force-conflicts",
+        "-f",
+        second.to_str().unwrap(),
+    ])
+    .await;
+    let out = k
+        .ok(&[
+            "get",
+            "lambdastage",
+            "ssa",
+            "-o",
+            "jsonpath={.spec.resyncInterval}",
+        ])
+        .await;
+    assert_eq!(out, "120s");
+    let managers = k
+        .ok(&[
+            "get",
+            "lambdastage",
+            "ssa",
+            "--show-managed-fields",
+            "-o",
+            "jsonpath={.metadata.managedFields[*].manager}",
+        ])
+        .await;
+    assert_eq!(managers, "kubectl other");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_namespaces_and_built_in_kinds() {
+    let server = TestApiServer::start().await.unwrap();
+    let k = Kubectl::new(&server);
+    // `kubectl create namespace` sends a protobuf body, which the stand-in does not decode: it
+    // answers a clear 415 (documented in docs/testing.md); the generated manifest applies.
+    let err = k.fails(&["create", "namespace", "team-a"]).await;
+    assert!(err.contains("does not decode protobuf"), "{err}");
+    let yaml = k
+        .ok(&[
+            "create",
+            "namespace",
+            "team-a",
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        ])
+        .await;
+    let file = k.dir.join("ns.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
+    let out = k
+        .ok(&[
+            "get",
+            "namespace",
+            "team-a",
+            "-o",
+            "jsonpath={.status.phase}",
+        ])
+        .await;
+    assert_eq!(out, "Active");
+    // Client-side apply of a built-in kind sends strategic merge patches: a removed key goes.
+    let cm = |data: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: team-a\ndata:\n{data}"
+        )
+    };
+    std::fs::write(&file, cm("  a: \"1\"\n  b: \"2\"\n")).unwrap();
+    k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
+    std::fs::write(&file, cm("  a: \"1\"\n  c: \"3\"\n")).unwrap();
+    let out = k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
+    assert!(out.contains("configured"), "{out}");
+    let data = k
+        .ok(&[
+            "get",
+            "cm",
+            "-n",
+            "team-a",
+            "settings",
+            "-o",
+            "jsonpath={.data}",
+        ])
+        .await;
+    assert_eq!(data, r#"{"a":"1","c":"3"}"#);
+    k.ok(&["label", "namespace", "team-a", "tier=test"]).await;
+    let out = k.ok(&["describe", "namespace", "team-a"]).await;
+    assert!(out.contains("tier=test") && out.contains("Active"), "{out}");
 }
