@@ -15,7 +15,14 @@
 //!   resets, and rewrites of states moto never produces (stack rollbacks, Lambda updates and
 //!   CloudFront invalidations in progress). The admin API is documented in [`proxy`].
 //! - [`AwsFloor`] starts both; [`AdminClient`] drives the admin API over HTTP, as an external
-//!   process would.
+//!   process would. With `STAGEHAND_AWS_CALLS_SUMMARY=1` a floor prints its call counts to stderr
+//!   when dropped (for suite-level call budgets).
+//!
+//! For `stagehand-testenv up` (not wired here: the binary belongs to the API stand-in work):
+//! `let aws = AwsFloor::start().await?;` then append `export K=V` for each of `aws.env()`
+//! (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_DEFAULT_REGION`, dummy `AWS_ACCESS_KEY_ID` /
+//! `AWS_SECRET_ACCESS_KEY`, `STAGEHAND_TESTENV_ADMIN`) to `DIR/env`, and keep `aws` alive until
+//! the signal; dropping it stops the proxy and kills moto.
 
 pub mod classify;
 pub mod faults;
@@ -144,6 +151,19 @@ impl AwsFloor {
 #[derive(serde::Deserialize)]
 struct Ids {
     ids: Vec<u64>,
+}
+
+impl Drop for AwsFloor {
+    fn drop(&mut self) {
+        if std::env::var_os("STAGEHAND_AWS_CALLS_SUMMARY").is_some() {
+            let report = self.proxy.calls();
+            let mut per_service = std::collections::BTreeMap::<&str, u64>::new();
+            for stats in report.calls.values() {
+                *per_service.entry(stats.service.as_str()).or_default() += stats.count;
+            }
+            eprintln!("aws floor: {} calls {per_service:?}", report.total);
+        }
+    }
 }
 
 /// A client of the proxy's admin API (`$ADMIN`, e.g. from `STAGEHAND_TESTENV_ADMIN`).
