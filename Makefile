@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/stagehand/target
 CARGO ?= cargo
 
-.PHONY: test fmt lint unit crds build help
+.PHONY: test fmt lint unit moto crds build help
 
 help:
 	@echo "make test   - everything CI runs: fmt check, clippy -D warnings, all tests"
@@ -20,7 +20,11 @@ fmt:
 lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-unit:
+# moto (the AWS emulator) and the AWS CLI live in .venv/, installed from PyPI at pinned versions.
+moto:
+	scripts/ensure-moto
+
+unit: moto
 	$(CARGO) test --workspace --locked --no-fail-fast
 
 crds:
