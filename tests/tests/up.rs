@@ -67,9 +67,57 @@ async fn up_serves_kubectl_and_stops_on_sigterm() {
     }
     assert!(printed.contains(&format!("127.0.0.1:{port}")), "{printed}");
     assert!(printed.contains("source "), "{printed}");
+    assert!(printed.contains("AWS endpoint"), "{printed}");
     let env = std::fs::read_to_string(dir.join("env")).unwrap();
+    let exports: std::collections::BTreeMap<String, String> = env
+        .lines()
+        .map(|line| {
+            let (key, value) = line
+                .strip_prefix("export ")
+                .and_then(|rest| rest.split_once('='))
+                .unwrap_or_else(|| panic!("not an export line: {line:?}"));
+            (key.to_owned(), value.to_owned())
+        })
+        .collect();
     let kubeconfig = dir.join("kubeconfig").canonicalize().unwrap();
-    assert_eq!(env, format!("export KUBECONFIG={}\n", kubeconfig.display()));
+    assert_eq!(exports["KUBECONFIG"], kubeconfig.display().to_string());
+    for key in [
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "STAGEHAND_TESTENV_ADMIN",
+    ] {
+        assert!(exports.contains_key(key), "{key} missing from env: {env}");
+    }
+    // The AWS side answers through the proxy, which counts the call: a real S3 request by the
+    // AWS CLI from the venv moto was installed into, configured only by the env file. (AWS CLI
+    // v1 ignores AWS_ENDPOINT_URL for SQS, which it sends to queue.amazonaws.com; S3 honours it.)
+    let admin = stagehand_testenv::aws::AdminClient::new(&exports["STAGEHAND_TESTENV_ADMIN"]);
+    let aws_cli = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/aws");
+    let out = tokio::process::Command::new(&aws_cli)
+        .args(["s3api", "create-bucket", "--bucket", "up-test"])
+        .envs(exports.iter().filter(|(k, _)| k.starts_with("AWS_")))
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{} cannot run: {e}", aws_cli.display()));
+    assert!(
+        out.status.success(),
+        "aws s3api create-bucket: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = admin.calls().await.unwrap();
+    let counted = serde_json::to_value(&calls).unwrap().to_string();
+    assert!(
+        counted.contains("CreateBucket"),
+        "proxy did not count the CLI call: {counted}"
+    );
+    let aws_port: u16 = exports["AWS_ENDPOINT_URL"]
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
 
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = tokio::process::Command::new(KUBECTL)
@@ -112,6 +160,10 @@ async fn up_serves_kubectl_and_stops_on_sigterm() {
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "port {port} is closed"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", aws_port)).is_err(),
+        "AWS endpoint port {aws_port} is closed"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
