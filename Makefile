@@ -5,11 +5,12 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/stagehand/target
 CARGO ?= cargo
 
-.PHONY: test fmt lint unit moto crds build help
+.PHONY: test fmt lint unit moto crds build dev help
 
 help:
 	@echo "make test   - everything CI runs: fmt check, clippy -D warnings, all tests"
 	@echo "make crds   - regenerate crds/yaml/ and charts/stagehand/crds/ from the Rust types"
+	@echo "make dev    - local emulators + CRDs + examples + the controller, in the foreground"
 	@echo "make build  - build the stagehand binary (debug)"
 
 test: fmt lint unit
@@ -32,3 +33,6 @@ crds:
 
 build:
 	$(CARGO) build -p stagehand --locked
+
+dev:
+	scripts/dev
