@@ -352,7 +352,12 @@ pub fn kind_of(http_status: Option<u16>, code: Option<&str>, message: &str) -> E
         {
             return ErrorKind::NotFound;
         }
-        if code == "ValidationError" && message.contains("does not exist") {
+        // A message naming an invalid value is bad input even when it also says "does not
+        // exist" (moto words an invalid change-set name that way).
+        if code == "ValidationError"
+            && message.contains("does not exist")
+            && !message.contains("Invalid")
+        {
             return ErrorKind::NotFound;
         }
         if in_list(CONFLICT_CODES) {
@@ -445,6 +450,12 @@ mod tests {
                 Validation,
             ),
             (Some(400), Some("ValidationException"), "", Validation),
+            (
+                Some(400),
+                Some("ValidationError"),
+                "Stack with id Invalid change set name: bad name! does not exist",
+                Validation,
+            ),
             (Some(400), Some("InvalidAMIID.Malformed"), "", Validation),
             (
                 Some(400),
