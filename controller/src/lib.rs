@@ -6,6 +6,7 @@
 //!   finalizer, events, metrics, HTTP server, controller wiring).
 //! - [`kinds`]: which kinds this build serves.
 
+pub mod aws;
 pub mod kinds;
 pub mod runtime;
 pub mod settings;
