@@ -123,7 +123,7 @@ async fn server_errors_are_retried_then_recoverable() {
 #[tokio::test]
 async fn an_unreachable_endpoint_is_a_transport_error() {
     let env = Env::start().await;
-    let endpoint = env.moto.endpoint().to_owned();
+    let endpoint = env.floor.endpoint_url();
     drop(env);
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)

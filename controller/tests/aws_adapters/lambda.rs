@@ -31,7 +31,7 @@ fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 /// A bucket with `v1.zip` and `v2.zip`, a role, and `names` created from `v1.zip`.
 pub(crate) async fn seed_functions(env: &Env, names: &[&str], tags: &BTreeMap<String, String>) {
-    let role = create_role(&env.moto, "lambda-role");
+    let role = create_role(env, "lambda-role").await;
     env.s3_client()
         .create_bucket()
         .bucket(BUCKET)
@@ -239,7 +239,7 @@ async fn layers_keep_their_order_and_environment_and_config_change_only_given_fi
 async fn tags_decide_ownership() {
     let env = Env::start().await;
     seed_functions(&env, &["untagged"], &BTreeMap::new()).await;
-    let role = create_role(&env.moto, "other-role");
+    let role = create_role(&env, "other-role").await;
     for (name, owner) in [("ours", ME), ("theirs", "shop/LambdaStage/prod")] {
         env.lambda_client()
             .create_function()

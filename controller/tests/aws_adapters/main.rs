@@ -1,40 +1,36 @@
-//! The AWS adapters against moto on loopback, through the real SDK and wire protocols.
+//! The AWS adapters against moto on loopback, through the real SDK and wire protocols, via the
+//! test floor's fault/counting proxy (`stagehand_testenv::aws::AwsFloor`).
 //!
-//! Each test starts its own moto (isolated state, parallel-safe). Seeding uses the SDK directly
+//! Each test starts its own floor (isolated state, parallel-safe). Seeding uses the SDK directly
 //! (tests may; the controller may not); what is tested goes through `stagehand::aws`.
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
-
-#[path = "../support/moto.rs"]
-mod moto;
 
 mod cloudformation;
 mod cloudfront;
 mod ec2;
 mod errors;
+mod faults;
 mod lambda;
 mod s3;
 mod sqs;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::Credentials;
 use stagehand::aws::{AwsProvider, AwsSettings, Limit, RateLimits};
 use stagehand::runtime::Metrics;
-
-pub use moto::Moto;
+use stagehand_testenv::aws::AwsFloor;
 
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "123456789012";
 
-/// A moto server and a provider pointed at it.
+/// moto behind the fault proxy, and a provider pointed at the proxy.
 #[allow(missing_debug_implementations)]
 pub struct Env {
-    pub moto: Moto,
+    pub floor: AwsFloor,
     pub sdk: SdkConfig,
     pub metrics: Metrics,
     pub aws: AwsProvider,
@@ -46,9 +42,9 @@ impl Env {
     }
 
     pub async fn start_with(settings: AwsSettings) -> Self {
-        let moto = Moto::start();
+        let floor = AwsFloor::start().await.unwrap();
         let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(moto.endpoint())
+            .endpoint_url(floor.endpoint_url())
             .region(Region::new(REGION))
             .credentials_provider(Credentials::new("test", "test", None, None, "static"))
             .load()
@@ -56,7 +52,7 @@ impl Env {
         let metrics = Metrics::new().unwrap();
         let aws = AwsProvider::new(sdk.clone(), metrics.clone(), settings);
         Self {
-            moto,
+            floor,
             sdk,
             metrics,
             aws,
@@ -136,41 +132,10 @@ pub fn fast_settings() -> AwsSettings {
     }
 }
 
-/// Creates an IAM role in moto with a raw query-API POST (the controller has no IAM client).
-pub fn create_role(moto: &Moto, name: &str) -> String {
-    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    let body = format!(
-        "Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument={}",
-        form_encode(policy)
-    );
-    let host = moto.endpoint().trim_start_matches("http://");
-    let request = format!(
-        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
-         Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/iam/aws4_request, SignedHeaders=host, Signature=0\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut stream = TcpStream::connect(host).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(
-        response.starts_with("HTTP/1.1 200"),
-        "CreateRole failed: {response}"
-    );
-    format!("arn:aws:iam::{ACCOUNT}:role/{name}")
-}
-
-fn form_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+/// Creates an IAM role Lambda can assume (moto requires one to exist) and returns its ARN.
+pub async fn create_role(env: &Env, name: &str) -> String {
+    const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    env.floor.moto().create_role(name, TRUST).await.unwrap()
 }
 
 /// A zip archive with the given files, stored (no compression) with fixed timestamps: the same
