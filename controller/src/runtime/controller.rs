@@ -14,7 +14,8 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::Api;
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -141,6 +142,8 @@ pub fn object_key<K: Resource>(object: &K) -> String {
 pub struct ControllerState<K, R> {
     pub ctx: Arc<Context>,
     pub reconciler: R,
+    /// What the controller watches (one namespace, or all); writes to an object use
+    /// `finalizer::object_api` instead.
     pub api: Api<K>,
     pub metrics: ControllerMetrics,
     pub retries: RetryTracker,
@@ -190,7 +193,7 @@ where
         );
         async {
             let timer = self.metrics.start_reconcile();
-            let result = dispatch(&self.api, object, &self.reconciler, self.ctx.clone()).await;
+            let result = dispatch(object, &self.reconciler, self.ctx.clone()).await;
             let elapsed = timer.finish();
             match &result {
                 Ok(action) => {
@@ -255,10 +258,26 @@ where
     let kind = K::kind(&()).into_owned();
     let state = Arc::new(ControllerState::<K, R>::new(ctx, reconciler));
     let config = controller::Config::default().concurrency(state.ctx.settings.concurrency);
-    let controller = Controller::new(state.api.clone(), watcher::Config::default())
+
+    // Cache sync is observed on the watch stream itself (the first `InitDone` after the
+    // reflector stored the initial list), not with `Store::wait_until_ready`: that future shares
+    // one waker slot with the controller's own wait for the store, so a second waiter loses
+    // wake-ups (readiness that never comes, or a runner that never starts).
+    let (synced_tx, mut synced_rx) = tokio::sync::watch::channel(false);
+    let (reader, writer) = reflector::store::<K>();
+    let objects = reflector(
+        writer,
+        watcher(state.api.clone(), watcher::Config::default()),
+    )
+    .inspect(move |event| {
+        if matches!(event, Ok(watcher::Event::InitDone)) {
+            synced_tx.send_replace(true);
+        }
+    })
+    .applied_objects();
+    let controller = Controller::for_stream(objects, reader)
         .with_config(config)
         .graceful_shutdown_on(shutdown.wait());
-    let store = controller.store();
 
     let run_kind = kind.clone();
     let run = controller
@@ -281,7 +300,8 @@ where
 
     ControllerHandle {
         kind,
-        caches_synced: Box::pin(async move { store.wait_until_ready().await.is_ok() }),
+        // An error means the stream (and with it the sender) is gone before the first sync.
+        caches_synced: Box::pin(async move { synced_rx.wait_for(|synced| *synced).await.is_ok() }),
         run: Box::pin(run),
     }
 }

@@ -155,6 +155,11 @@ pub enum Error {
     /// The object has no name (only possible for objects not read from the API).
     #[error("{kind} object has no name")]
     UnnamedObject { kind: String },
+
+    /// A namespaced object without a namespace (only possible for objects not read from the
+    /// API).
+    #[error("{kind} {name} has no namespace")]
+    NoNamespace { kind: String, name: String },
 }
 
 impl Error {
@@ -198,9 +203,10 @@ impl Classify for Error {
             Self::NoAwsRegion | Self::InvalidAwsEndpoint { .. } => "AwsConfigInvalid",
             Self::Metrics(_) | Self::Bind { .. } | Self::Serve(_) => "MetricsServerFailed",
             Self::StatusPatch { .. } | Self::StatusNotAnObject { .. } => "StatusUpdateFailed",
-            Self::Finalizer { .. } | Self::InvalidFinalizer | Self::UnnamedObject { .. } => {
-                "FinalizerUpdateFailed"
-            }
+            Self::Finalizer { .. }
+            | Self::InvalidFinalizer
+            | Self::UnnamedObject { .. }
+            | Self::NoNamespace { .. } => "FinalizerUpdateFailed",
         }
     }
 }

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{self, Event};
+use kube::{Client, ResourceExt};
 use stagehand_crds::{DeletionPolicy, FINALIZER};
 
 use super::context::Context;
@@ -28,11 +28,23 @@ pub const fn effective_deletion_policy(
     }
 }
 
+/// The API of `object`'s own namespace. The finalizer patches go to
+/// `.../namespaces/<ns>/<plural>/<name>`: the controller's watch `Api` may be cluster-wide
+/// (`Api::all`), whose URL has no namespace and would miss the object (404).
+pub fn object_api<K: ManagedKind>(client: &Client, object: &K) -> Result<Api<K>, Error> {
+    match object.namespace() {
+        Some(namespace) => Ok(Api::namespaced(client.clone(), &namespace)),
+        None => Err(Error::NoNamespace {
+            kind: K::kind(&()).into_owned(),
+            name: object.name_any(),
+        }),
+    }
+}
+
 /// Runs one reconcile of `object` through the finalizer: adds the finalizer if missing (the
 /// patch triggers the next reconcile), calls `reconciler.apply` for live objects and
 /// `reconciler.cleanup` for objects being deleted, then removes the finalizer.
 pub async fn dispatch<K, R>(
-    api: &Api<K>,
     object: Arc<K>,
     reconciler: &R,
     ctx: Arc<Context>,
@@ -44,7 +56,8 @@ where
     let kind = K::kind(&()).into_owned();
     let namespace = object.namespace().unwrap_or_default();
     let name = object.name_any();
-    finalizer::finalizer(api, FINALIZER, object, |event| async move {
+    let api = object_api(&ctx.client, object.as_ref())?;
+    finalizer::finalizer(&api, FINALIZER, object, |event| async move {
         match event {
             Event::Apply(object) => reconciler.apply(object, ctx).await,
             Event::Cleanup(object) => reconciler.cleanup(object, ctx).await,
@@ -76,6 +89,26 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::ObjectMeta;
+
+    #[tokio::test]
+    async fn finalizer_patches_go_to_the_objects_namespace() {
+        let client =
+            Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().unwrap())).unwrap();
+        let object = |namespace: Option<&str>| ConfigMap {
+            metadata: ObjectMeta {
+                name: Some("orders".into()),
+                namespace: namespace.map(str::to_owned),
+                ..ObjectMeta::default()
+            },
+            ..ConfigMap::default()
+        };
+        let api = object_api(&client, &object(Some("shop"))).unwrap();
+        assert_eq!(api.resource_url(), "/api/v1/namespaces/shop/configmaps");
+        let err = object_api(&client, &object(None)).unwrap_err();
+        assert_eq!(err.to_string(), "ConfigMap orders has no namespace");
+    }
 
     #[test]
     fn deletion_policy_table() {
