@@ -87,6 +87,37 @@ pub struct Settings {
     /// ~/.kube/config.
     #[arg(long, env = "KUBECONFIG", value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
+
+    /// Run the controllers only while holding a coordination.k8s.io Lease, so that one replica
+    /// of several reconciles. Off for local runs; the Helm chart turns it on.
+    #[arg(
+        long,
+        env = "STAGEHAND_LEADER_ELECTION",
+        default_value_t = false,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub leader_election: bool,
+
+    /// Namespace of the leader Lease. Default: the pod's namespace (POD_NAMESPACE, then the
+    /// service account's namespace), else `default`.
+    #[arg(
+        long,
+        env = "STAGEHAND_LEADER_ELECTION_NAMESPACE",
+        value_name = "NAMESPACE"
+    )]
+    pub leader_election_namespace: Option<String>,
+
+    /// Name of the leader Lease.
+    #[arg(
+        long,
+        env = "STAGEHAND_LEADER_ELECTION_LEASE_NAME",
+        default_value = crate::runtime::leader::DEFAULT_LEASE_NAME,
+        value_name = "NAME"
+    )]
+    pub leader_election_lease_name: String,
 }
 
 impl Default for Settings {
@@ -102,6 +133,9 @@ impl Default for Settings {
             aws_endpoint_url: None,
             aws_region: None,
             kubeconfig: None,
+            leader_election: false,
+            leader_election_namespace: None,
+            leader_election_lease_name: crate::runtime::leader::DEFAULT_LEASE_NAME.to_owned(),
         }
     }
 }
@@ -388,6 +422,11 @@ mod tests {
             "eu-west-1",
             "--kubeconfig",
             "/tmp/kc",
+            "--leader-election",
+            "--leader-election-namespace",
+            "ops",
+            "--leader-election-lease-name",
+            "stagehand-prod",
         ])
         .unwrap()
         .settings;
@@ -403,6 +442,22 @@ mod tests {
         );
         assert_eq!(parsed.aws_region.as_deref(), Some("eu-west-1"));
         assert_eq!(parsed.kubeconfig, Some(PathBuf::from("/tmp/kc")));
+        assert!(parsed.leader_election);
+        assert_eq!(parsed.leader_election_namespace.as_deref(), Some("ops"));
+        assert_eq!(parsed.leader_election_lease_name, "stagehand-prod");
+        for (args, expected) in [
+            (&["stagehand", "--leader-election=false"][..], false),
+            (&["stagehand", "--leader-election=true"][..], true),
+        ] {
+            assert_eq!(
+                TestCli::try_parse_from(args)
+                    .unwrap()
+                    .settings
+                    .leader_election,
+                expected,
+                "{args:?}"
+            );
+        }
     }
 
     #[test]

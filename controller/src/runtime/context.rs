@@ -31,6 +31,11 @@ impl Readiness {
         self.caches_synced.store(true, Ordering::Release);
     }
 
+    /// Back to not ready (a standby that starts leading, until its caches are synced).
+    pub fn mark_unready(&self) {
+        self.caches_synced.store(false, Ordering::Release);
+    }
+
     /// Whether the caches are synced.
     pub fn is_ready(&self) -> bool {
         self.caches_synced.load(Ordering::Acquire)

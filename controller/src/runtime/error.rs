@@ -156,6 +156,11 @@ pub enum Error {
     #[error("{kind} object has no name")]
     UnnamedObject { kind: String },
 
+    /// This replica stopped leading (lease taken over or not renewed in time): it exits so the
+    /// pod restarts as a standby.
+    #[error("lost leadership of lease {namespace}/{name}")]
+    LeadershipLost { namespace: String, name: String },
+
     /// A namespaced object without a namespace (only possible for objects not read from the
     /// API).
     #[error("{kind} {name} has no namespace")]
@@ -203,6 +208,7 @@ impl Classify for Error {
             Self::NoAwsRegion | Self::InvalidAwsEndpoint { .. } => "AwsConfigInvalid",
             Self::Metrics(_) | Self::Bind { .. } | Self::Serve(_) => "MetricsServerFailed",
             Self::StatusPatch { .. } | Self::StatusNotAnObject { .. } => "StatusUpdateFailed",
+            Self::LeadershipLost { .. } => "LeadershipLost",
             Self::Finalizer { .. }
             | Self::InvalidFinalizer
             | Self::UnnamedObject { .. }

@@ -7,6 +7,7 @@ use futures::future::join_all;
 
 use super::context::Context;
 use super::error::Error;
+use super::leader::{self, Ended, LeaderElector, LeaseConfig, LeaseTimings};
 use super::metrics::Metrics;
 use super::registry::Registry;
 use super::server::{self, ServerState};
@@ -41,6 +42,60 @@ pub async fn run(settings: Settings, registry: Registry) -> Result<(), Error> {
         readiness: ctx.readiness.clone(),
     };
 
+    let election = ctx.settings.leader_election.then(|| {
+        LeaderElector::new(
+            ctx.client.clone(),
+            LeaseConfig {
+                namespace: leader::lease_namespace(
+                    ctx.settings.leader_election_namespace.as_deref(),
+                ),
+                name: ctx.settings.leader_election_lease_name.clone(),
+                identity: leader::identity(),
+                timings: LeaseTimings::default(),
+            },
+            &ctx.metrics,
+        )
+    });
+    let controllers = run_controllers(ctx, registry, election, shutdown.clone());
+
+    let server_shutdown = shutdown.clone();
+    let server = async move {
+        let result = server::serve(listener, server_state, server_shutdown.wait()).await;
+        server_shutdown.trigger();
+        result
+    };
+
+    let (controlled, served) = tokio::join!(controllers, server);
+    served?;
+    controlled?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Starts the registered controllers (once leading, with leader election) and runs them until
+/// the shutdown; marks readiness when their caches are synced.
+///
+/// Readiness with leader election: a standby reports ready. It is healthy and able to take over;
+/// gating readiness on leadership would keep every standby unready and stall rolling updates.
+/// When it starts leading it reports unready until its controllers' caches are synced.
+///
+/// Losing the lease stops the controllers gracefully and returns
+/// [`Error::LeadershipLost`](super::error::Error::LeadershipLost), so the process exits
+/// non-zero and the pod restarts as a standby.
+pub async fn run_controllers(
+    ctx: Arc<Context>,
+    registry: Registry,
+    election: Option<LeaderElector>,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    if let Some(elector) = &election {
+        ctx.readiness.mark_caches_synced();
+        if !elector.acquire(&shutdown).await {
+            return Ok(());
+        }
+        ctx.readiness.mark_unready();
+    }
+
     let handles = registry.start(&ctx, &shutdown);
     let (caches, runs): (Vec<_>, Vec<_>) = handles
         .into_iter()
@@ -68,15 +123,24 @@ pub async fn run(settings: Settings, registry: Registry) -> Result<(), Error> {
         }
     };
 
-    let server_shutdown = shutdown.clone();
-    let server = async move {
-        let result = server::serve(listener, server_state, server_shutdown.wait()).await;
-        server_shutdown.trigger();
-        result
+    let Some(elector) = election else {
+        tokio::join!(wait_for_caches, controllers);
+        return Ok(());
     };
-
-    let ((), (), served) = tokio::join!(wait_for_caches, controllers, server);
-    served?;
-    tracing::info!("stopped");
-    Ok(())
+    let hold = async {
+        let ended = elector.hold(&shutdown).await;
+        if ended == Ended::Lost {
+            shutdown.trigger();
+        }
+        ended
+    };
+    let ((), (), ended) = tokio::join!(wait_for_caches, controllers, hold);
+    match ended {
+        // Released only now that no reconcile is in flight: the next leader starts clean.
+        Ended::Shutdown => {
+            elector.release().await;
+            Ok(())
+        }
+        Ended::Lost => Err(leader::lost_error(elector.config())),
+    }
 }

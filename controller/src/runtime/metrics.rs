@@ -77,6 +77,7 @@ pub struct Metrics {
     pub spot_interruptions_total: IntCounterVec,
     pub site_revision_info: IntGaugeVec,
     pub build_info: IntGaugeVec,
+    pub leader_election_master_status: IntGaugeVec,
 }
 
 fn counter(
@@ -219,6 +220,12 @@ impl Metrics {
                 "Stagehand build information (value 1)",
                 &["version"],
             )?,
+            leader_election_master_status: gauge(
+                &r,
+                "leader_election_master_status",
+                "1 while this replica holds the leader lease `name`, 0 otherwise",
+                &["name"],
+            )?,
             registry: r,
         };
         metrics
@@ -294,6 +301,12 @@ impl Metrics {
         self.drift_detected_total
             .with_label_values(&[kind, field])
             .inc();
+    }
+
+    /// The `leader_election_master_status{name}` gauge of lease `name`.
+    pub fn leader_status(&self, name: &str) -> IntGauge {
+        self.leader_election_master_status
+            .with_label_values(&[name])
     }
 
     /// Records a change made in AWS.

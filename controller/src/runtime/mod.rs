@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod finalizer;
 pub mod gates;
+pub mod leader;
 pub mod manager;
 pub mod metrics;
 pub mod registry;
