@@ -19,20 +19,20 @@ fn condition(type_: &str, status: &str, reason: &str, message: &str) -> Value {
            "lastTransitionTime": "2026-11-25T12:00:00Z", "observedGeneration": 3})
 }
 
-fn object(generation: i64, status: Option<Value>, paused: bool) -> Value {
+fn object(generation: i64, status: impl Into<Option<Value>>, paused: bool) -> Value {
     let mut metadata = json!({"name": "shopping-assistant-api-dev", "namespace": "shop", "generation": generation});
     if paused {
         metadata["annotations"] = json!({"stagehand.dev/paused": "true"});
     }
     let mut obj = json!({"apiVersion": "stagehand.dev/v1alpha1", "kind": "LambdaStage", "metadata": metadata, "spec": {}});
-    if let Some(status) = status {
+    if let Some(status) = status.into() {
         obj["status"] = status;
     }
     obj
 }
 
-fn status(observed_generation: i64, conditions: &[Value]) -> Option<Value> {
-    Some(json!({"observedGeneration": observed_generation, "conditions": conditions}))
+fn status(observed_generation: i64, conditions: &[Value]) -> Value {
+    json!({"observedGeneration": observed_generation, "conditions": conditions})
 }
 
 /// (case, object, Argo CD health, Flux verdict)
