@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::aws::{AwsSettings, RateLimitOverride};
+
 /// Shortest resync interval accepted, from the flag or from `spec.resyncInterval`: re-reading
 /// AWS more often than this spends the account's shared API rate for no benefit.
 pub const MIN_RESYNC: Duration = Duration::from_secs(30);
 
 /// Flags of `stagehand run`.
-#[derive(Args, Clone, Debug, PartialEq, Eq)]
+#[derive(Args, Clone, Debug, PartialEq)]
 pub struct Settings {
     /// Watch only this namespace. Without it Stagehand watches all namespaces (and needs
     /// cluster-wide RBAC).
@@ -83,6 +85,40 @@ pub struct Settings {
     #[arg(long, env = "STAGEHAND_AWS_REGION", value_name = "REGION")]
     pub aws_region: Option<String>,
 
+    /// Attempts per AWS call, the first included. Throttling, 5xx and transport errors are
+    /// retried with exponential backoff and jitter; anything else fails at once.
+    #[arg(
+        long,
+        env = "STAGEHAND_AWS_MAX_ATTEMPTS",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..=10),
+        value_name = "N"
+    )]
+    pub aws_max_attempts: u32,
+
+    /// Time limit for one attempt of an AWS call (connect, send, receive), as a Go-style
+    /// duration.
+    #[arg(
+        long,
+        env = "STAGEHAND_AWS_ATTEMPT_TIMEOUT",
+        default_value = "30s",
+        value_parser = parse_go_duration,
+        value_name = "DURATION"
+    )]
+    pub aws_attempt_timeout: Duration,
+
+    /// Client-side rate limit for one AWS service, per region: `SERVICE=RATE[/BURST]` with
+    /// SERVICE one of lambda, s3, cloudformation, sqs, ec2, cloudfront (e.g. `lambda=5/5`).
+    /// Repeat the flag, or separate with commas in the environment variable. Defaults stay
+    /// below AWS's account-wide quotas (Lambda 10/s of the 15/s the whole account shares).
+    #[arg(
+        long = "aws-rate-limit",
+        env = "STAGEHAND_AWS_RATE_LIMITS",
+        value_delimiter = ',',
+        value_name = "SERVICE=RATE[/BURST]"
+    )]
+    pub aws_rate_limits: Vec<RateLimitOverride>,
+
     /// Kubeconfig file to use. Without it Stagehand uses the in-cluster service account or
     /// ~/.kube/config.
     #[arg(long, env = "KUBECONFIG", value_name = "PATH")]
@@ -132,11 +168,30 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             aws_endpoint_url: None,
             aws_region: None,
+            aws_max_attempts: 3,
+            aws_attempt_timeout: Duration::from_secs(30),
+            aws_rate_limits: Vec::new(),
             kubeconfig: None,
             leader_election: false,
             leader_election_namespace: None,
             leader_election_lease_name: crate::runtime::leader::DEFAULT_LEASE_NAME.to_owned(),
         }
+    }
+}
+
+impl Settings {
+    /// How the AWS adapters call AWS: attempts and timeout from the flags, the default rate
+    /// limits with the `--aws-rate-limit` overrides applied.
+    pub fn aws_settings(&self) -> AwsSettings {
+        let mut aws = AwsSettings {
+            max_attempts: self.aws_max_attempts,
+            attempt_timeout: Some(self.aws_attempt_timeout),
+            ..AwsSettings::default()
+        };
+        for limit in &self.aws_rate_limits {
+            aws.rate_limits.services.insert(limit.service, limit.limit);
+        }
+        aws
     }
 }
 
@@ -383,6 +438,51 @@ mod tests {
         }
         assert_eq!(HumanDuration(secs(5400)).to_string(), "1h30m");
         assert_eq!(HumanDuration(secs(90)).to_string(), "1m30s");
+    }
+
+    #[test]
+    fn aws_flags_shape_the_adapters_settings() {
+        let parsed = TestCli::try_parse_from([
+            "stagehand",
+            "--aws-max-attempts",
+            "5",
+            "--aws-attempt-timeout",
+            "10s",
+            "--aws-rate-limit",
+            "lambda=5/5",
+            "--aws-rate-limit",
+            "EC2=2.5",
+        ])
+        .unwrap()
+        .settings;
+        let aws = parsed.aws_settings();
+        assert_eq!(aws.max_attempts, 5);
+        assert_eq!(aws.attempt_timeout, Some(secs(10)));
+        let lambda = aws.rate_limits.services[&crate::aws::Service::Lambda];
+        assert_eq!((lambda.per_second, lambda.burst), (5.0, 5));
+        let ec2 = aws.rate_limits.services[&crate::aws::Service::Ec2];
+        assert_eq!((ec2.per_second, ec2.burst), (2.5, 3));
+        // Services not overridden keep their defaults.
+        assert_eq!(
+            aws.rate_limits.services[&crate::aws::Service::Sqs],
+            crate::aws::RateLimits::default().services[&crate::aws::Service::Sqs]
+        );
+
+        for (bad, says) in [
+            (
+                &["--aws-rate-limit", "dynamodb=5"][..],
+                "unknown AWS service",
+            ),
+            (&["--aws-rate-limit", "lambda=0"], "positive"),
+            (&["--aws-rate-limit", "lambda=5/0"], "burst"),
+            (&["--aws-rate-limit", "lambda"], "SERVICE=RATE"),
+            (&["--aws-max-attempts", "0"], "0"),
+            (&["--aws-attempt-timeout", "soon"], "invalid duration"),
+        ] {
+            let args = std::iter::once("stagehand").chain(bad.iter().copied());
+            let err = TestCli::try_parse_from(args).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad:?}: {err}");
+        }
     }
 
     #[test]

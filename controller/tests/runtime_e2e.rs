@@ -388,6 +388,26 @@ impl Env {
             .unwrap()
     }
 
+    /// The value of `series` once `holds` accepts it. Metrics recorded by the runtime's
+    /// reconcile wrapper (results, errors) move just after the reconciler returns, i.e. after
+    /// the status write a test waits for: poll (bounded) instead of reading once.
+    async fn metric_when(&self, series: &str, holds: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.ctx.metrics.render().unwrap();
+            let value = text
+                .lines()
+                .find_map(|l| l.strip_prefix(series).map(|v| v.trim().to_owned()));
+            match value {
+                Some(value) if holds(&value) => return value,
+                _ if tokio::time::Instant::now() >= deadline => {
+                    panic!("{series} never satisfied the expectation; metrics:\n{text}")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
     fn metric(&self, series: &str) -> String {
         let text = self.ctx.metrics.render().unwrap();
         text.lines()
@@ -562,11 +582,11 @@ async fn converged_object_gets_finalizer_status_by_ssa_events_and_metrics() {
         env.metric(r#"stagehand_actions_total{action="code_update",kind="LambdaStage"}"#),
         "1"
     );
-    let requeued: u64 = env
-        .metric(r#"controller_runtime_reconcile_total{controller="lambdastage",result="requeue_after"}"#)
-        .parse()
-        .unwrap();
-    assert!(requeued >= 1, "{requeued}");
+    env.metric_when(
+        r#"controller_runtime_reconcile_total{controller="lambdastage",result="requeue_after"}"#,
+        |v| v.parse::<u64>().is_ok_and(|n| n >= 1),
+    )
+    .await;
     assert_eq!(
         env.metric(r#"controller_runtime_reconcile_errors_total{controller="lambdastage"}"#),
         "0"
@@ -633,11 +653,11 @@ async fn converged_object_gets_finalizer_status_by_ssa_events_and_metrics() {
     assert!(transition_time(&stage, READY) >= before, "{stage:#?}");
     assert!(transition_time(&stage, RECONCILING) >= before, "{stage:#?}");
     assert_eq!(transition_time(&stage, STALLED), seeded_at);
-    let throttled: u64 = env
-        .metric(r#"stagehand_reconcile_errors_total{kind="LambdaStage",reason="Throttled"}"#)
-        .parse()
-        .unwrap();
-    assert!(throttled >= 1, "{throttled}");
+    env.metric_when(
+        r#"stagehand_reconcile_errors_total{kind="LambdaStage",reason="Throttled"}"#,
+        |v| v.parse::<u64>().is_ok_and(|n| n >= 1),
+    )
+    .await;
 
     env.stop().await;
 }
@@ -692,12 +712,12 @@ async fn recoverable_errors_are_retried_stalled_ones_wait_for_a_spec_change() {
         env.get(stalled).await.resource_version().unwrap(),
         settled_rv
     );
-    assert_eq!(
-        env.metric(
-            r#"controller_runtime_terminal_reconcile_errors_total{controller="lambdastage"}"#
-        ),
-        stalled_applies.len().to_string()
-    );
+    let terminal = stalled_applies.len().to_string();
+    env.metric_when(
+        r#"controller_runtime_terminal_reconcile_errors_total{controller="lambdastage"}"#,
+        |v| v == terminal,
+    )
+    .await;
 
     // A spec change is the next attempt; fixed, it converges.
     env.probe.script(stalled, Script::Converge);

@@ -32,7 +32,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{Region, SdkConfig};
 
 pub use error::{AwsError, ErrorKind};
-pub use rate_limit::{Limit, RateLimits};
+pub use rate_limit::{Limit, RateLimitOverride, RateLimits};
 pub use tags::{Ownership, owner_tag_value, ownership};
 
 use crate::runtime::Metrics;
@@ -51,6 +51,16 @@ pub enum Service {
 }
 
 impl Service {
+    /// Every service Stagehand calls.
+    pub const ALL: [Self; 6] = [
+        Self::Lambda,
+        Self::S3,
+        Self::CloudFormation,
+        Self::Sqs,
+        Self::Ec2,
+        Self::CloudFront,
+    ];
+
     /// The metric label and the name in messages.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -61,6 +71,23 @@ impl Service {
             Self::Ec2 => "ec2",
             Self::CloudFront => "cloudfront",
         }
+    }
+}
+
+impl std::str::FromStr for Service {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|service| service.as_str().eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|s| s.as_str()).collect();
+                format!(
+                    "unknown AWS service {name:?}: expected one of {}",
+                    known.join(", ")
+                )
+            })
     }
 }
 
@@ -140,6 +167,11 @@ impl AwsProvider {
             metrics,
             clients: Arc::default(),
         }
+    }
+
+    /// The shared SDK configuration (region, endpoint override; credentials stay inside).
+    pub fn sdk_config(&self) -> &SdkConfig {
+        &self.sdk
     }
 
     /// Whether S3 is addressed path-style: always behind an endpoint override (emulators do

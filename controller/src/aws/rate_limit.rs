@@ -29,6 +29,55 @@ impl Limit {
     }
 }
 
+/// `--aws-rate-limit SERVICE=RATE[/BURST]`: one service's limit, replacing its default. Without
+/// a burst the bucket holds one second's worth of calls (at least 1).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimitOverride {
+    pub service: Service,
+    pub limit: Limit,
+}
+
+impl std::str::FromStr for RateLimitOverride {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let usage = || {
+            format!(
+                "invalid rate limit {text:?}: expected SERVICE=RATE[/BURST] such as lambda=10 or ec2=20/50"
+            )
+        };
+        let (service, rest) = text.trim().split_once('=').ok_or_else(usage)?;
+        let service: Service = service.trim().parse()?;
+        let (rate, burst) = match rest.split_once('/') {
+            Some((rate, burst)) => (rate, Some(burst)),
+            None => (rest, None),
+        };
+        let per_second: f64 = rate.trim().parse().map_err(|_| usage())?;
+        if !(per_second.is_finite() && per_second > 0.0) {
+            return Err(format!(
+                "invalid rate limit {text:?}: the rate must be a positive number of calls per second"
+            ));
+        }
+        let burst = match burst {
+            Some(burst) => burst
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|b| *b >= 1)
+                .ok_or_else(|| {
+                    format!("invalid rate limit {text:?}: the burst must be a whole number ≥ 1")
+                })?,
+            // Truncation is intended: a whole number of calls, at least one.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            None => (per_second.ceil() as u32).max(1),
+        };
+        Ok(Self {
+            service,
+            limit: Limit::new(per_second, burst),
+        })
+    }
+}
+
 /// The limits of every service, with per-operation overrides.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RateLimits {

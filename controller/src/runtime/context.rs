@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+use crate::aws::AwsProvider;
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::{Recorder, Reporter};
@@ -46,7 +48,8 @@ impl Readiness {
 #[derive(Clone)]
 pub struct Context {
     pub client: Client,
-    pub aws: SdkConfig,
+    /// The AWS adapters (per-region clients, retries, rate limits, call metrics).
+    pub aws: AwsProvider,
     pub metrics: Metrics,
     pub settings: Settings,
     pub readiness: Readiness,
@@ -58,8 +61,7 @@ impl std::fmt::Debug for Context {
         // The SDK config may hold credentials providers: show only what is safe and useful.
         f.debug_struct("Context")
             .field("default_namespace", &self.client.default_namespace())
-            .field("aws_region", &self.aws.region())
-            .field("aws_endpoint_url", &self.aws.endpoint_url())
+            .field("aws", &self.aws)
             .field("settings", &self.settings)
             .field("ready", &self.readiness.is_ready())
             .finish_non_exhaustive()
@@ -70,6 +72,7 @@ impl Context {
     /// Assembles a context from parts already built (tests, and [`Context::from_settings`]).
     pub fn new(client: Client, aws: SdkConfig, metrics: Metrics, settings: Settings) -> Self {
         let recorder = Recorder::new(client.clone(), Reporter::from(EVENT_REPORTER));
+        let aws = AwsProvider::new(aws, metrics.clone(), settings.aws_settings());
         Self {
             client,
             aws,

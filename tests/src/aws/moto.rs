@@ -25,11 +25,29 @@ pub const LAMBDA_ROLE_NAME: &str = "stagehand-lambda";
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const START_ATTEMPTS: usize = 3;
 
-/// The repository root (the parent of this crate).
+/// The repository root: `$STAGEHAND_REPO_ROOT`; else the checkout the running test or binary
+/// belongs to (cargo's run-time `CARGO_MANIFEST_DIR`, then the current directory and its
+/// parents); else the checkout this crate was compiled from. Decided at run time because several
+/// checkouts may share one cargo target directory, and a compiled-in path would then point at
+/// whichever checkout built the crate last.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    let is_root = |dir: &Path| dir.join("scripts/ensure-moto").is_file();
+    if let Some(root) = std::env::var_os("STAGEHAND_REPO_ROOT") {
+        return PathBuf::from(root);
+    }
+    let from_manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .and_then(|dir| dir.ancestors().find(|d| is_root(d)).map(Path::to_path_buf));
+    let from_cwd = || {
+        std::env::current_dir()
+            .ok()
+            .and_then(|dir| dir.ancestors().find(|d| is_root(d)).map(Path::to_path_buf))
+    };
+    from_manifest.or_else(from_cwd).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    })
 }
 
 /// The venv with moto and the AWS CLI, installing it (once per process) with
