@@ -439,6 +439,7 @@ impl Plan {
             ActGate::Paused => return ReconcileOutcome::Paused,
             ActGate::ObserveOnly => {
                 let mut fields: Vec<&str> = self.drift.iter().map(|d| d.field.as_str()).collect();
+                fields.sort_unstable();
                 fields.dedup();
                 if let Some(stall) = &self.stalled {
                     return ReconcileOutcome::ObserveOnlyDrift {

@@ -1294,6 +1294,16 @@ fn observe_only_reports_drift_without_acting() {
     assert!(
         matches!(plan.outcome(), ReconcileOutcome::ObserveOnlyDrift { fields, .. } if fields == ["code"])
     );
+    let mixed = plan_with(
+        |s, o| {
+            s.environment = env(&[("LOG_LEVEL", "info")]);
+            artifact(o).head = Some(head(Some("v2")));
+        },
+        ActGate::ObserveOnly,
+    );
+    assert!(
+        matches!(mixed.outcome(), ReconcileOutcome::ObserveOnlyDrift { fields, .. } if fields == ["code", "environment"])
+    );
     let paused = plan_with(
         |_, o| artifact(o).head = Some(head(Some("v2"))),
         ActGate::Paused,
