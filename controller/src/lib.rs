@@ -5,9 +5,11 @@
 //! - [`runtime`]: what every kind's reconciler runs on (context, errors, conditions, status,
 //!   finalizer, events, metrics, HTTP server, controller wiring).
 //! - [`kinds`]: which kinds this build serves.
+//! - [`lambda_stage`]: the LambdaStage decision core (observed facts → plan).
 
 pub mod aws;
 pub mod kinds;
+pub mod lambda_stage;
 pub mod runtime;
 pub mod settings;
 pub mod telemetry;
