@@ -866,3 +866,38 @@ async fn pinned_mismatch_stalls_without_deploying_and_retain_leaves_aws_alone() 
     );
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converges_under_30_percent_lambda_throttling_without_duplicate_mappings() {
+    use stagehand_testenv::aws::{FaultAction, FaultRule};
+    let mut env = Env::start().await;
+    seed(&env).await;
+    env.floor
+        .add_fault(
+            &FaultRule::new(FaultAction::throttle())
+                .service("lambda")
+                .probability(0.3, 7),
+        )
+        .await
+        .unwrap();
+    env.floor.reset_calls().await.unwrap();
+    env.start_controllers().await;
+    let name = "shop-api-dev";
+    env.stages()
+        .create(&PostParams::default(), &chalice_stage(name, "Retain", None))
+        .await
+        .unwrap();
+    env.wait_for(name, "Ready despite throttling", ready).await;
+    let calls = env.calls().await;
+    let throttled: u64 = calls.calls.values().map(|s| s.injected).sum();
+    assert!(throttled > 0, "the fault rule fired: {:?}", summary(&calls));
+    assert_eq!(env.mappings(CHAT).await.len(), 1);
+    assert_eq!(env.mappings(EVAL).await.len(), 1);
+    let creates = calls.get("lambda", "CreateEventSourceMapping");
+    assert_eq!(
+        creates.map(|c| c.count - c.injected),
+        Some(1),
+        "one mapping created"
+    );
+    env.stop().await;
+}
