@@ -1,9 +1,12 @@
 //! The kinds this build reconciles. A kind is added here (`Registry::with::<Kind, _>(..)`) in
 //! the same change that adds its reconciler; until then it is not served.
 
+use stagehand_crds::LambdaStage;
+
+use crate::lambda_stage::LambdaStageReconciler;
 use crate::runtime::Registry;
 
 /// The controllers `stagehand run` starts.
 pub fn registry() -> Registry {
-    Registry::new()
+    Registry::new().with::<LambdaStage, _>(LambdaStageReconciler::new())
 }

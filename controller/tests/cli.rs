@@ -315,6 +315,22 @@ fn run_serves_health_and_metrics_then_stops_on_sigterm() {
     let api = runtime
         .block_on(stagehand_testenv::TestApiServer::start())
         .unwrap();
+    // The served kinds' CRDs, as the chart installs them: without them the watches never sync.
+    runtime.block_on(async {
+        let crds: kube::Api<
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        > = kube::Api::all(api.client());
+        for crd in stagehand_crds::crds() {
+            let name = crd.metadata.name.clone().unwrap();
+            crds.patch(
+                &name,
+                &kube::api::PatchParams::apply("stagehand-tests"),
+                &kube::api::Patch::Apply(&crd),
+            )
+            .await
+            .unwrap();
+        }
+    });
     let kubeconfig = scratch_dir("kube").join("config");
     api.write_kubeconfig(&kubeconfig).unwrap();
     let child = stagehand()
@@ -347,10 +363,9 @@ fn run_serves_health_and_metrics_then_stops_on_sigterm() {
             .status();
     });
 
-    let empty = logs.wait_for(
-        "no kind reconcilers are compiled into this build yet: serving health and metrics only, no objects are reconciled",
-    );
-    assert_eq!(empty["level"], "WARN");
+    let serving_kinds = logs.wait_for("serving kinds");
+    assert_eq!(serving_kinds["level"], "INFO");
+    assert_eq!(serving_kinds["kinds"], r#"["LambdaStage"]"#);
     let serving = logs.wait_for("serving /metrics, /healthz and /readyz");
     let addr: SocketAddr = serving["addr"].as_str().unwrap().parse().unwrap();
     let connected = logs.wait_for("connected");

@@ -556,6 +556,12 @@ pub struct LambdaStageStatus {
     /// Results of the last post-deploy validation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation: Option<ValidationStatus>,
+
+    /// The layers (ARN without version, or name) `spec.layers` declared when they were last
+    /// attached everywhere. A layer listed here but no longer in the spec is detached from
+    /// every function; layers never declared are left alone. Kept until the detachment is done.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub declared_layers: Vec<String>,
 }
 
 /// Observed state of one function.
@@ -598,6 +604,10 @@ pub struct MappingStatus {
     /// Resolved queue ARN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_source_arn: Option<String>,
+    /// Stagehand created this mapping (rather than finding it): `deletionPolicy: Delete`
+    /// removes it with the object.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub created_by_stagehand: bool,
 }
 
 /// Observed state of the stage's CloudFormation stack.

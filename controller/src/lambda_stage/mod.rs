@@ -2,12 +2,331 @@
 //! environment, event-source mappings and alias (issue 6, DESIGN.md "LambdaStage").
 //!
 //! The reconcile has the shape every kind shares: observe → plan → act → report.
-//! - [`observed`]: the AWS facts (plus the few status fields) a plan needs, as plain data.
+//! - [`observe`]: the only reads of AWS, gathering [`observed::Observed`] as plain data.
 //! - [`plan`]: the pure decision — `plan(spec, context, observed) -> Plan`: no I/O, no clock,
 //!   no randomness. Every reason Stagehand acts on a LambdaStage is a named predicate there.
-//!
-//! `observe.rs` (gathering [`observed::Observed`] through `crate::aws`), `act.rs` (executing
-//! [`plan::Action`]s) and the reconciler wiring come later.
+//! - [`act`]: executes the plan's actions in order, stopping at the first failure.
+//! - [`status`]: the status written after every reconcile (pure).
+//! - this module: the [`Reconciler`] wiring (gate, events, metrics, status write, requeue,
+//!   cleanup on deletion).
 
+pub mod act;
+pub mod error;
+pub mod observe;
 pub mod observed;
 pub mod plan;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kube::api::Api;
+use kube::runtime::controller::Action as Requeue;
+use kube::{Resource, ResourceExt};
+use stagehand_crds::{DeletionPolicy, LambdaStage, LambdaStageStatus};
+
+use self::act::{ActReport, Actor};
+pub use self::error::LambdaStageError;
+use self::observe::{HashCache, observe};
+use self::plan::{Action, Plan, PlanContext, plan};
+use self::status::{StatusInputs, next_status, paused_status};
+use crate::aws::tags;
+use crate::runtime::conditions::ReconcileOutcome;
+use crate::runtime::gates::{ActGate, may_act};
+use crate::runtime::requeue::resync_action;
+use crate::runtime::status::apply_status;
+use crate::runtime::{Context, Reconciler, effective_deletion_policy};
+
+/// The kind label of metrics.
+const KIND: &str = "LambdaStage";
+
+/// After actions ran, look again this soon: the next round checks what they did and takes the
+/// next step (Lambda allows one update per function at a time).
+const AFTER_ACTIONS: Duration = Duration::from_secs(1);
+
+/// The LambdaStage reconciler. Keeps the artifact hash cache shared by every reconcile.
+#[derive(Debug, Default)]
+pub struct LambdaStageReconciler {
+    hashes: Arc<HashCache>,
+}
+
+impl LambdaStageReconciler {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// `<namespace>/LambdaStage/<name>`: the owner tag value of a stage.
+pub fn owner_of(stage: &LambdaStage) -> String {
+    tags::owner_tag_value(
+        &stage.namespace().unwrap_or_default(),
+        KIND,
+        &stage.name_any(),
+    )
+}
+
+fn stage_api(ctx: &Context, stage: &LambdaStage) -> Api<LambdaStage> {
+    Api::namespaced(ctx.client.clone(), &stage.namespace().unwrap_or_default())
+}
+
+/// The Event reason and action for an AWS change.
+const fn event_of(action: &Action) -> (&'static str, &'static str) {
+    match action {
+        Action::HashArtifact { .. } => ("ArtifactHashed", "GetObject"),
+        Action::CreateChangeSet { .. } => ("ChangeSetCreated", "CreateChangeSet"),
+        Action::ExecuteChangeSet { .. } => ("StackUpdating", "ExecuteChangeSet"),
+        Action::DeleteFailedStack { .. } => ("StackDeleting", "DeleteStack"),
+        Action::TagFunction { .. } => ("FunctionAdopted", "TagResource"),
+        Action::UpdateFunctionCode { .. } => ("CodeUpdated", "UpdateFunctionCode"),
+        Action::UpdateFunctionConfiguration { .. } => {
+            ("ConfigurationUpdated", "UpdateFunctionConfiguration")
+        }
+        Action::PublishVersion { .. } => ("VersionPublished", "PublishVersion"),
+        Action::CreateAlias { .. } => ("AliasCreated", "CreateAlias"),
+        Action::UpdateAlias { .. } => ("AliasUpdated", "UpdateAlias"),
+        Action::CreateMapping { .. } => ("MappingCreated", "CreateEventSourceMapping"),
+        Action::UpdateMapping { .. } => ("MappingUpdated", "UpdateEventSourceMapping"),
+    }
+}
+
+impl LambdaStageReconciler {
+    /// Writes the status; on a write failure the reconcile fails (and is retried).
+    async fn write_status(
+        ctx: &Context,
+        stage: &LambdaStage,
+        status: &LambdaStageStatus,
+    ) -> Result<(), LambdaStageError> {
+        // Plain data always serializes; were it not to, the write is refused as "not an object".
+        let value = serde_json::to_value(status).unwrap_or(serde_json::Value::Null);
+        apply_status(&stage_api(ctx, stage), stage, value).await?;
+        Ok(())
+    }
+
+    /// Reports a failure before anything was planned: status with the error, a Warning.
+    async fn fail_early(
+        ctx: &Context,
+        stage: &LambdaStage,
+        error: LambdaStageError,
+    ) -> Result<Requeue, LambdaStageError> {
+        let previous = stage.status.as_ref();
+        let mut status = previous.cloned().unwrap_or_default();
+        status.common = crate::runtime::status::next_common_status(
+            previous.map(|p| &p.common),
+            &ReconcileOutcome::from_error(&error),
+            stage.meta().generation,
+            Timestamp::now(),
+        );
+        Self::write_status(ctx, stage, &status).await?;
+        ctx.events().failure(stage, "Observe", &error).await;
+        Err(error)
+    }
+
+    fn record_metrics(ctx: &Context, stage: &LambdaStage, plan: &Plan, report: &ActReport) {
+        for drift in &plan.drift {
+            ctx.metrics.record_drift(KIND, drift.field.as_str());
+        }
+        for action in &report.done {
+            ctx.metrics.record_action(KIND, action.metric_label());
+        }
+        let stage_label = format!(
+            "{}/{}",
+            stage.namespace().unwrap_or_default(),
+            stage.name_any()
+        );
+        for queue in &plan.validation.queues {
+            for (kind, value) in [("visible", queue.visible), ("in_flight", queue.in_flight)] {
+                ctx.metrics
+                    .queue_backlog_messages
+                    .with_label_values(&[stage_label.as_str(), queue.queue.as_str(), kind])
+                    .set(value);
+            }
+        }
+    }
+}
+
+impl Reconciler<LambdaStage> for LambdaStageReconciler {
+    type Error = LambdaStageError;
+
+    async fn apply(
+        &self,
+        stage: Arc<LambdaStage>,
+        ctx: Arc<Context>,
+    ) -> Result<Requeue, LambdaStageError> {
+        let spec = &stage.spec;
+        let generation = stage.meta().generation;
+        let gate = may_act(stage.annotations(), spec.lifecycle.management);
+        let resync = || {
+            resync_action(
+                &spec.lifecycle,
+                ctx.settings.default_resync,
+                &mut rand::rng(),
+            )
+        };
+        if gate == ActGate::Paused {
+            let status = paused_status(stage.status.as_ref(), generation, Timestamp::now());
+            Self::write_status(&ctx, &stage, &status).await?;
+            return Ok(Requeue::await_change());
+        }
+
+        let observed = match observe(
+            &ctx.aws,
+            spec,
+            stage.status.as_ref(),
+            &self.hashes,
+            Timestamp::now(),
+        )
+        .await
+        {
+            Ok(observed) => observed,
+            Err(source) => {
+                return Self::fail_early(&ctx, &stage, LambdaStageError::Observe { source }).await;
+            }
+        };
+        let owner = owner_of(&stage);
+        let context = PlanContext {
+            owner: owner.clone(),
+            cluster_id: ctx.settings.cluster_id.clone(),
+            generation: generation.unwrap_or_default(),
+            gate,
+        };
+        let plan = plan(spec, &context, &observed);
+
+        let report = if gate.may_act() && !plan.actions.is_empty() {
+            Actor {
+                aws: &ctx.aws,
+                spec,
+                owner: &owner,
+                cluster_id: &ctx.settings.cluster_id,
+                hashes: &self.hashes,
+            }
+            .execute(&plan.actions)
+            .await
+        } else {
+            ActReport::default()
+        };
+        Self::record_metrics(&ctx, &stage, &plan, &report);
+        for action in &report.done {
+            let (reason, verb) = event_of(action);
+            ctx.events()
+                .action(stage.as_ref(), reason, verb, &action.to_string())
+                .await;
+        }
+
+        let outcome = match &report.failure {
+            Some((_, error)) => ReconcileOutcome::from_error(error),
+            None => plan.outcome(),
+        };
+        let status = next_status(&StatusInputs {
+            previous: stage.status.as_ref(),
+            spec,
+            observed: &observed,
+            plan: &plan,
+            report: &report,
+            outcome: &outcome,
+            generation,
+            now: Timestamp::now(),
+        });
+        Self::write_status(&ctx, &stage, &status).await?;
+
+        if let Some((action, error)) = report.failure {
+            ctx.events()
+                .failure(stage.as_ref(), event_of(&action).1, &error)
+                .await;
+            return Err(error);
+        }
+        if let Some(stall) = &plan.stalled {
+            // Most stalls are fixed in AWS (the pinned build uploaded, a stack repaired, a
+            // backlog drained), not in the spec: look again at the resync interval instead of
+            // waiting for a spec change that may never come.
+            let error = LambdaStageError::Stalled {
+                reason: stall.reason,
+                message: stall.message.clone(),
+            };
+            if gate.may_act() {
+                ctx.events()
+                    .failure(stage.as_ref(), "Reconcile", &error)
+                    .await;
+            }
+            return Ok(resync());
+        }
+        if !report.done.is_empty() {
+            return Ok(Requeue::requeue(AFTER_ACTIONS));
+        }
+        match plan.requeue_after_seconds() {
+            Some(seconds) => Ok(Requeue::requeue(Duration::from_secs(seconds))),
+            None => Ok(resync()),
+        }
+    }
+
+    async fn cleanup(
+        &self,
+        stage: Arc<LambdaStage>,
+        ctx: Arc<Context>,
+    ) -> Result<Requeue, LambdaStageError> {
+        let spec = &stage.spec;
+        if may_act(stage.annotations(), spec.lifecycle.management) == ActGate::Paused {
+            return Err(LambdaStageError::Paused);
+        }
+        let status = stage.status.clone().unwrap_or_default();
+        let stack_created = status
+            .stack
+            .as_ref()
+            .is_some_and(|s| s.created_by_stagehand);
+        // Without a policy: what Stagehand created goes, what it adopted stays.
+        let policy = effective_deletion_policy(
+            spec.lifecycle.deletion_policy,
+            !spec.lifecycle.adopt || stack_created,
+        );
+        if policy == DeletionPolicy::Retain {
+            return Ok(Requeue::await_change());
+        }
+        let lambda = ctx.aws.lambda(&spec.region);
+        for mapping in status.mappings.iter().filter(|m| m.created_by_stagehand) {
+            if let Some(uuid) = &mapping.uuid {
+                lambda
+                    .delete_event_source_mapping(uuid)
+                    .await
+                    .map_err(|source| LambdaStageError::Action {
+                        action: format!(
+                            "delete mapping {uuid} ({} → {})",
+                            mapping.queue, mapping.function
+                        ),
+                        source,
+                    })?;
+                ctx.events()
+                    .action(
+                        stage.as_ref(),
+                        "MappingDeleted",
+                        "DeleteEventSourceMapping",
+                        &format!(
+                            "deleted mapping {uuid} ({} → {})",
+                            mapping.queue, mapping.function
+                        ),
+                    )
+                    .await;
+                ctx.metrics.record_action(KIND, "mapping_delete");
+            }
+        }
+        if let (Some(stack), true) = (&status.stack, stack_created) {
+            ctx.aws
+                .cloudformation(&spec.region)
+                .delete_stack(&stack.name)
+                .await
+                .map_err(|source| LambdaStageError::Action {
+                    action: format!("delete stack {}", stack.name),
+                    source,
+                })?;
+            ctx.events()
+                .action(
+                    stage.as_ref(),
+                    "StackDeleting",
+                    "DeleteStack",
+                    &format!("deleting stack {}", stack.name),
+                )
+                .await;
+            ctx.metrics.record_action(KIND, "stack_delete");
+        }
+        Ok(Requeue::await_change())
+    }
+}

@@ -17,6 +17,8 @@
 //!   later round, then a published version, then the alias. Tagging (adoption) comes before all
 //!   of them, and does not count as an update.
 //! - Mappings come after the functions; a mapping is updated in place and never created twice.
+//! - While an artifact is being hashed, nothing else is done: its hash may not match its pin,
+//!   and nothing is changed on the strength of an artifact that may be refused.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -1377,6 +1379,18 @@ impl Planner<'_> {
                 .map(|c| c.message.clone())
                 .unwrap_or_default();
             self.stall(reason::VALIDATION_FAILED, message);
+        }
+        // An artifact being hashed may turn out not to match its pin: nothing else is changed
+        // (tags, configuration, mappings) until every hash is known and checked.
+        if self
+            .plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::HashArtifact { .. }))
+        {
+            self.plan
+                .actions
+                .retain(|a| matches!(a, Action::HashArtifact { .. }));
         }
         if !self.context.gate.may_act() {
             self.plan.actions.clear();

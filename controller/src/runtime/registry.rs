@@ -98,9 +98,9 @@ mod tests {
     }
 
     #[test]
-    fn this_build_serves_no_kind_yet() {
-        assert!(crate::kinds::registry().is_empty());
-        assert!(crate::kinds::registry().kinds().is_empty());
+    fn this_build_serves_lambda_stages() {
+        assert!(!crate::kinds::registry().is_empty());
+        assert_eq!(crate::kinds::registry().kinds(), ["LambdaStage"]);
     }
 
     #[tokio::test]

@@ -425,6 +425,18 @@ fn code_drift_table() {
             }],
         ),
         case(
+            "pinned artifact without checksum: only hash it, change nothing else yet",
+            |s, o| {
+                artifact(o).head = Some(head(None));
+                s.code.as_mut().expect("code").sha256 = Some(sha("v9").to_hex());
+                s.environment = env(&[("LOG_LEVEL", "info")]);
+            },
+            vec![Action::HashArtifact {
+                artifact: artifact_ref(),
+                e_tag: Some("\"etag-1\"".into()),
+            }],
+        ),
+        case(
             "a multipart checksum is not the object's hash",
             |_, o| {
                 let mut multipart = head(None);

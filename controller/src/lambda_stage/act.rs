@@ -1,0 +1,276 @@
+//! Executes a plan's [`Action`]s in order through the AWS adapters, stopping at the first
+//! failure. Each action is safe to repeat after a crash: observe looked before every create,
+//! adoption tags are written before any other change, a code update is verified against the
+//! hash the plan expected, and a version is published only if `$LATEST` still has that hash.
+
+use std::collections::BTreeMap;
+
+use stagehand_crds::LambdaStageSpec;
+use stagehand_crds::lambda_stage::Capability;
+
+use super::error::LambdaStageError;
+use super::observe::{
+    ArtifactKey, HashCache, TEMPLATE_FINGERPRINT_TAG, change_set_name, template_fingerprint,
+};
+use super::plan::{Action, AliasRouting};
+use crate::aws::AwsProvider;
+use crate::aws::cloudformation::{ChangeSetKind, ChangeSetRequest};
+use crate::aws::lambda::{AliasTarget, EventSourceMapping, PublishedVersion};
+use crate::aws::tags;
+
+/// Who acts, where, with which shared state.
+#[derive(Debug)]
+pub struct Actor<'a> {
+    pub aws: &'a AwsProvider,
+    pub spec: &'a LambdaStageSpec,
+    /// `stagehand.dev/owner` value of the object.
+    pub owner: &'a str,
+    pub cluster_id: &'a str,
+    pub hashes: &'a HashCache,
+}
+
+/// What the executed actions produced that status must remember.
+#[derive(Debug, Default)]
+pub struct ActReport {
+    /// The actions that succeeded, in order.
+    pub done: Vec<Action>,
+    /// Mappings created, by (Lambda function name, queue as the spec names it).
+    pub created_mappings: BTreeMap<(String, String), EventSourceMapping>,
+    /// Versions published, by function name.
+    pub published: Vec<(String, PublishedVersion)>,
+    /// A Create change set was made: the stack is Stagehand's.
+    pub stack_created: bool,
+    /// The action that failed (nothing after it ran).
+    pub failure: Option<(Action, LambdaStageError)>,
+}
+
+impl Actor<'_> {
+    /// Runs `actions` in order; stops at the first failure.
+    pub async fn execute(&self, actions: &[Action]) -> ActReport {
+        let mut report = ActReport::default();
+        for action in actions {
+            match self.run(action, &mut report).await {
+                Ok(()) => report.done.push(action.clone()),
+                Err(error) => {
+                    report.failure = Some((action.clone(), error));
+                    break;
+                }
+            }
+        }
+        report
+    }
+
+    async fn run(&self, action: &Action, report: &mut ActReport) -> Result<(), LambdaStageError> {
+        let region = self.spec.region.as_str();
+        let failed = |source| LambdaStageError::Action {
+            action: action.to_string(),
+            source,
+        };
+        match action {
+            Action::HashArtifact { artifact, e_tag } => {
+                let sha256 = self
+                    .aws
+                    .s3(region)
+                    .sha256_of_object(
+                        &artifact.bucket,
+                        &artifact.key,
+                        artifact.version_id.as_deref(),
+                    )
+                    .await
+                    .map_err(failed)?;
+                self.hashes.insert(
+                    ArtifactKey {
+                        bucket: artifact.bucket.clone(),
+                        key: artifact.key.clone(),
+                        version_id: artifact.version_id.clone(),
+                        e_tag: e_tag.clone(),
+                    },
+                    sha256,
+                );
+            }
+            Action::CreateChangeSet {
+                stack_name,
+                change_set_name: name,
+                kind,
+            } => {
+                let Some(infrastructure) = &self.spec.infrastructure else {
+                    return Ok(());
+                };
+                let fingerprint = template_fingerprint(infrastructure);
+                debug_assert_eq!(*name, change_set_name(&fingerprint));
+                let mut stack_tags = tags::ownership_tags(self.owner, self.cluster_id);
+                stack_tags.insert(TEMPLATE_FINGERPRINT_TAG.to_owned(), fingerprint);
+                let template = &infrastructure.template;
+                let mut template_url = format!(
+                    "https://{}.s3.{region}.amazonaws.com/{}",
+                    template.bucket, template.key
+                );
+                if let Some(version) = &template.version_id {
+                    template_url.push_str("?versionId=");
+                    template_url.push_str(version);
+                }
+                let cloudformation = self.aws.cloudformation(region);
+                // A failed or obsolete change set of the same name is in the way: remove it
+                // (a stack being created has none yet).
+                if *kind == ChangeSetKind::Update {
+                    cloudformation
+                        .delete_change_set(stack_name, name)
+                        .await
+                        .map_err(failed)?;
+                }
+                cloudformation
+                    .create_change_set(&ChangeSetRequest {
+                        stack_name: stack_name.clone(),
+                        change_set_name: name.clone(),
+                        kind: *kind,
+                        template_url,
+                        parameters: infrastructure.parameters.clone(),
+                        capabilities: infrastructure
+                            .capabilities
+                            .iter()
+                            .map(|c| capability_name(*c).to_owned())
+                            .collect(),
+                        tags: stack_tags,
+                    })
+                    .await
+                    .map_err(failed)?;
+                if *kind == ChangeSetKind::Create {
+                    report.stack_created = true;
+                }
+            }
+            Action::ExecuteChangeSet {
+                stack_name,
+                change_set_name,
+            } => {
+                self.aws
+                    .cloudformation(region)
+                    .execute_change_set(stack_name, change_set_name)
+                    .await
+                    .map_err(failed)?;
+            }
+            Action::DeleteFailedStack { stack_name } => {
+                self.aws
+                    .cloudformation(region)
+                    .delete_stack(stack_name)
+                    .await
+                    .map_err(failed)?;
+            }
+            Action::TagFunction { arn, tags, .. } => {
+                self.aws
+                    .lambda(region)
+                    .tag_resource(arn, tags)
+                    .await
+                    .map_err(failed)?;
+            }
+            Action::UpdateFunctionCode {
+                function,
+                source,
+                expected_code_sha256,
+            } => {
+                let updated = self
+                    .aws
+                    .lambda(region)
+                    .update_function_code(function, source, None)
+                    .await
+                    .map_err(failed)?;
+                if let Some(expected) = expected_code_sha256
+                    && updated.code_sha256.as_deref() != Some(expected.as_str())
+                {
+                    return Err(LambdaStageError::CodeVerificationFailed {
+                        function: function.clone(),
+                        expected: expected.clone(),
+                        deployed: updated.code_sha256.unwrap_or_default(),
+                    });
+                }
+            }
+            Action::UpdateFunctionConfiguration { function, change } => {
+                self.aws
+                    .lambda(region)
+                    .update_function_configuration(function, change)
+                    .await
+                    .map_err(failed)?;
+            }
+            Action::PublishVersion {
+                function,
+                expected_code_sha256,
+            } => {
+                let version = self
+                    .aws
+                    .lambda(region)
+                    .publish_version(
+                        function,
+                        Some(expected_code_sha256),
+                        Some("published by Stagehand"),
+                    )
+                    .await
+                    .map_err(failed)?;
+                report.published.push((function.clone(), version));
+            }
+            Action::CreateAlias {
+                function,
+                alias,
+                routing,
+            } => {
+                self.aws
+                    .lambda(region)
+                    .create_alias(function, alias, &alias_target(routing))
+                    .await
+                    .map_err(failed)?;
+            }
+            Action::UpdateAlias {
+                function,
+                alias,
+                routing,
+            } => {
+                self.aws
+                    .lambda(region)
+                    .update_alias(function, alias, &alias_target(routing), None)
+                    .await
+                    .map_err(failed)?;
+            }
+            Action::CreateMapping {
+                function,
+                queue,
+                event_source_arn,
+                settings,
+            } => {
+                let created = self
+                    .aws
+                    .lambda(region)
+                    .create_event_source_mapping(function, event_source_arn, settings)
+                    .await
+                    .map_err(failed)?;
+                report
+                    .created_mappings
+                    .insert((function.clone(), queue.clone()), created);
+            }
+            Action::UpdateMapping { uuid, settings, .. } => {
+                self.aws
+                    .lambda(region)
+                    .update_event_source_mapping(uuid, settings)
+                    .await
+                    .map_err(failed)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn alias_target(routing: &AliasRouting) -> AliasTarget {
+    AliasTarget {
+        function_version: routing.function_version.clone(),
+        routing_weights: routing
+            .canary
+            .iter()
+            .map(|c| (c.version.clone(), f64::from(c.weight_percent) / 100.0))
+            .collect(),
+    }
+}
+
+const fn capability_name(capability: Capability) -> &'static str {
+    match capability {
+        Capability::Iam => "CAPABILITY_IAM",
+        Capability::NamedIam => "CAPABILITY_NAMED_IAM",
+        Capability::AutoExpand => "CAPABILITY_AUTO_EXPAND",
+    }
+}

@@ -1,0 +1,508 @@
+//! Gathers [`Observed`] for one LambdaStage through the AWS adapters: the only place the
+//! reconciler reads AWS. What is read, and what it costs per reconcile (n = selected functions):
+//!
+//! - functions: one paged `ListFunctions` (50 per page, code hash, layers, environment) for the
+//!   whole stage, plus `ListTags` per function (ownership); `GetFunction` only for image
+//!   functions (their digest); `GetAlias` + `ListVersionsByFunction` per function only when the
+//!   spec has an alias;
+//! - artifacts: one `HeadObject` per distinct artifact; the object is downloaded (and hashed)
+//!   only by the plan's `HashArtifact` action, once per bucket/key/versionId/ETag, kept in
+//!   [`HashCache`];
+//! - layers: one `ListLayerVersions` per declared layer;
+//! - queues: `GetQueueUrl` + `GetQueueAttributes` per queue named by a mapping or a check;
+//! - mappings: one `ListEventSourceMappings` per function that has declared mappings;
+//! - stack: `DescribeStacks`, `DescribeChangeSet` for the desired change set, and
+//!   `ListStackResources` when functions come from the stack.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, PoisonError};
+
+use jiff::Timestamp;
+use stagehand_crds::lambda_stage::{Infrastructure, LambdaStageStatus};
+use stagehand_crds::{LambdaStageSpec, S3ObjectRef};
+
+use super::observed::{
+    DeclaredAs, DeployedFunction, MappingKey, Observed, ObservedArtifact, ObservedFunction,
+    ObservedStack, PreviousStatus,
+};
+use crate::aws::lambda::{FunctionInfo, Lambda, PublishedVersion};
+use crate::aws::s3::Sha256Digest;
+use crate::aws::{AwsError, AwsProvider};
+use crate::settings::parse_go_duration;
+
+/// Tag on the stack (written through the change set) naming the template + parameters
+/// fingerprint it was last updated from.
+pub const TEMPLATE_FINGERPRINT_TAG: &str = "stagehand.dev/template-fingerprint";
+
+/// CloudFormation resource types that are Lambda functions.
+const FUNCTION_RESOURCE_TYPES: [&str; 2] = ["AWS::Lambda::Function", "AWS::Serverless::Function"];
+
+/// Identity of one S3 object's content: a streamed hash is valid for exactly this.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ArtifactKey {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+    pub e_tag: Option<String>,
+}
+
+/// SHA-256 of artifacts S3 has no checksum for, streamed once (by the `HashArtifact` action)
+/// and shared by every reconcile of the controller: an unchanged object is never downloaded
+/// again.
+#[derive(Debug, Default)]
+pub struct HashCache {
+    hashes: Mutex<HashMap<ArtifactKey, Sha256Digest>>,
+}
+
+impl HashCache {
+    pub fn get(&self, key: &ArtifactKey) -> Option<Sha256Digest> {
+        self.lock().get(key).copied()
+    }
+
+    pub fn insert(&self, key: ArtifactKey, sha256: Sha256Digest) {
+        self.lock().insert(key, sha256);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ArtifactKey, Sha256Digest>> {
+        // A panic while holding the lock cannot leave a half-written entry: keep using it.
+        self.hashes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The fingerprint of the desired template and parameters: the change set is named after it
+/// and the stack is tagged with it, so a change set for an older template is never executed.
+pub fn template_fingerprint(infrastructure: &Infrastructure) -> String {
+    let template = &infrastructure.template;
+    let mut input: Vec<u8> = Vec::new();
+    let mut field = |text: &str| {
+        input.extend(text.as_bytes());
+        input.push(0);
+    };
+    field(&template.bucket);
+    field(&template.key);
+    field(template.version_id.as_deref().unwrap_or(""));
+    for (key, value) in &infrastructure.parameters {
+        field(key);
+        field(value);
+    }
+    let mut capabilities: Vec<String> = infrastructure
+        .capabilities
+        .iter()
+        .map(|c| format!("{c:?}"))
+        .collect();
+    capabilities.sort();
+    field(&capabilities.join(","));
+    let mut hex = Sha256Digest::of(&input).to_hex();
+    hex.truncate(16);
+    hex
+}
+
+/// The change set name for a fingerprint.
+pub fn change_set_name(fingerprint: &str) -> String {
+    format!("stagehand-{fingerprint}")
+}
+
+/// Reads everything the plan needs. `now` decides whether a running canary is due.
+pub async fn observe(
+    aws: &AwsProvider,
+    spec: &LambdaStageSpec,
+    status: Option<&LambdaStageStatus>,
+    hashes: &HashCache,
+    now: Timestamp,
+) -> Result<Observed, AwsError> {
+    let lambda = aws.lambda(&spec.region);
+    let mut observed = Observed {
+        previous: previous_status(status),
+        canary_promotion_due: canary_promotion_due(spec, status, now),
+        ..Observed::default()
+    };
+
+    let mut stack_functions: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(infrastructure) = &spec.infrastructure {
+        let (stack, functions) = observe_stack(aws, &spec.region, infrastructure).await?;
+        observed.stack = Some(stack);
+        stack_functions = functions;
+    }
+
+    let listed: BTreeMap<String, FunctionInfo> = lambda
+        .list_functions()
+        .await?
+        .into_iter()
+        .map(|f| (f.name.clone(), f))
+        .collect();
+    let selected = select_functions(spec, &listed, &stack_functions);
+    for (name, declared_as) in selected {
+        let deployed = match listed.get(&name) {
+            Some(info) => Some(deployed_function(&lambda, spec, info).await?),
+            None => None,
+        };
+        observed.functions.push(ObservedFunction {
+            name,
+            declared_as,
+            deployed,
+        });
+    }
+
+    observed.artifacts = observe_artifacts(aws, spec, &observed.functions, hashes).await?;
+
+    for layer in &spec.layers {
+        if let Some(arn) = resolve_layer(&lambda, &layer.name, &layer.version).await? {
+            observed.layer_versions.insert(layer.name.clone(), arn);
+        }
+    }
+
+    let sqs = aws.sqs(&spec.region);
+    let queue_names: BTreeSet<&str> = spec
+        .event_source_mappings
+        .iter()
+        .map(|m| m.queue.as_str())
+        .chain(
+            spec.validation
+                .iter()
+                .flat_map(|v| v.queues.iter().map(|q| q.queue.as_str())),
+        )
+        .collect();
+    for queue in queue_names {
+        if let Some(info) = sqs.resolve(queue).await? {
+            observed.queues.insert(queue.to_owned(), info);
+        }
+    }
+
+    observed.mappings = observe_mappings(&lambda, spec, &observed).await?;
+    Ok(observed)
+}
+
+/// `spec.functions` in spec order (a `fromStack` entry by its physical name once the stack
+/// has it), then the selector's other functions in name order.
+fn select_functions(
+    spec: &LambdaStageSpec,
+    listed: &BTreeMap<String, FunctionInfo>,
+    stack_functions: &BTreeMap<String, String>,
+) -> Vec<(String, Option<DeclaredAs>)> {
+    let mut selected: Vec<(String, Option<DeclaredAs>)> = Vec::new();
+    for entry in &spec.functions {
+        if let Some(name) = &entry.name {
+            selected.push((name.clone(), Some(DeclaredAs::Name(name.clone()))));
+        } else if let Some(logical_id) = &entry.from_stack {
+            let name = stack_functions
+                .get(logical_id)
+                .cloned()
+                .unwrap_or_else(|| logical_id.clone());
+            selected.push((name, Some(DeclaredAs::FromStack(logical_id.clone()))));
+        }
+    }
+    let mut extra: BTreeSet<String> = BTreeSet::new();
+    if let Some(selector) = &spec.function_selector {
+        if let Some(prefix) = &selector.name_prefix {
+            extra.extend(listed.keys().filter(|n| n.starts_with(prefix)).cloned());
+        }
+        if selector.stack_resources == Some(true) {
+            extra.extend(stack_functions.values().cloned());
+        }
+    }
+    for name in extra {
+        if !selected.iter().any(|(selected, _)| *selected == name) {
+            selected.push((name, None));
+        }
+    }
+    selected
+}
+
+async fn deployed_function(
+    lambda: &Lambda,
+    spec: &LambdaStageSpec,
+    info: &FunctionInfo,
+) -> Result<DeployedFunction, AwsError> {
+    let tags = lambda.list_tags(&info.arn).await?;
+    let image_digest = if info.is_image() {
+        lambda
+            .get_function(&info.name)
+            .await?
+            .and_then(|d| d.image_digest().map(str::to_owned))
+    } else {
+        None
+    };
+    let (alias, published_versions) = match &spec.alias {
+        Some(alias) => {
+            let current = lambda.get_alias(&info.name, &alias.name).await?;
+            let versions = lambda
+                .list_versions(&info.name)
+                .await?
+                .into_iter()
+                .filter_map(|v| {
+                    let version = v.version.filter(|n| n != "$LATEST")?;
+                    Some(PublishedVersion {
+                        version,
+                        arn: v.arn,
+                        code_sha256: v.code_sha256,
+                    })
+                })
+                .collect();
+            (current, versions)
+        }
+        None => (None, Vec::new()),
+    };
+    Ok(DeployedFunction {
+        info: info.clone(),
+        image_digest,
+        tags,
+        alias,
+        published_versions,
+    })
+}
+
+/// HEAD of every artifact the selected functions use (each once).
+async fn observe_artifacts(
+    aws: &AwsProvider,
+    spec: &LambdaStageSpec,
+    functions: &[ObservedFunction],
+    hashes: &HashCache,
+) -> Result<Vec<ObservedArtifact>, AwsError> {
+    let mut sources: Vec<&S3ObjectRef> = Vec::new();
+    for function in functions {
+        let entry = function.declared_as.as_ref().and_then(|declared| {
+            spec.functions.iter().find(|e| match declared {
+                DeclaredAs::Name(name) => e.name.as_ref() == Some(name),
+                DeclaredAs::FromStack(id) => e.from_stack.as_ref() == Some(id),
+            })
+        });
+        let code = entry.and_then(|e| e.code.as_ref()).or(spec.code.as_ref());
+        if let Some(s3) = code.and_then(|c| c.s3.as_ref())
+            && !sources.contains(&s3)
+        {
+            sources.push(s3);
+        }
+    }
+    let s3 = aws.s3(&spec.region);
+    let mut artifacts = Vec::with_capacity(sources.len());
+    for source in sources {
+        let head = s3
+            .head_object(&source.bucket, &source.key, source.version_id.as_deref())
+            .await?;
+        let cached_sha256 = head.as_ref().and_then(|head| {
+            hashes.get(&ArtifactKey {
+                bucket: source.bucket.clone(),
+                key: source.key.clone(),
+                version_id: source
+                    .version_id
+                    .clone()
+                    .or_else(|| head.version_id.clone()),
+                e_tag: head.e_tag.clone(),
+            })
+        });
+        artifacts.push(ObservedArtifact {
+            source: source.clone(),
+            head,
+            cached_sha256,
+        });
+    }
+    Ok(artifacts)
+}
+
+/// A layer version ARN: the newest for `latest`, else version `version` (same ARN prefix as
+/// the newest). `None` when the layer or that version does not exist.
+async fn resolve_layer(
+    lambda: &Lambda,
+    name: &str,
+    version: &str,
+) -> Result<Option<String>, AwsError> {
+    let Some(latest) = lambda.latest_layer_version(name).await? else {
+        return Ok(None);
+    };
+    if version == "latest" {
+        return Ok(Some(latest.arn));
+    }
+    let Ok(wanted) = version.parse::<i64>() else {
+        return Ok(None);
+    };
+    if wanted > latest.version || wanted < 1 {
+        return Ok(None);
+    }
+    Ok(latest
+        .arn
+        .rsplit_once(':')
+        .map(|(prefix, _)| format!("{prefix}:{wanted}")))
+}
+
+/// The mappings of every function that has declared mappings (one listing per function),
+/// grouped by (function, queue ARN).
+async fn observe_mappings(
+    lambda: &Lambda,
+    spec: &LambdaStageSpec,
+    observed: &Observed,
+) -> Result<BTreeMap<MappingKey, Vec<crate::aws::lambda::EventSourceMapping>>, AwsError> {
+    let mut functions: BTreeSet<&str> = BTreeSet::new();
+    for mapping in &spec.event_source_mappings {
+        if let Some(function) = observed.functions.iter().find(|f| {
+            f.deployed.is_some()
+                && (f.name == mapping.function
+                    || matches!(&f.declared_as, Some(DeclaredAs::Name(id) | DeclaredAs::FromStack(id)) if *id == mapping.function))
+        }) {
+            functions.insert(function.name.as_str());
+        }
+    }
+    let mut grouped: BTreeMap<MappingKey, Vec<_>> = BTreeMap::new();
+    for function in functions {
+        for mapping in lambda.list_event_source_mappings(function, None).await? {
+            if let Some(queue_arn) = mapping.event_source_arn.clone() {
+                grouped
+                    .entry(MappingKey::new(function, &queue_arn))
+                    .or_default()
+                    .push(mapping);
+            }
+        }
+    }
+    Ok(grouped)
+}
+
+/// The stack, the desired change set, and the stack's functions (logical id → name).
+async fn observe_stack(
+    aws: &AwsProvider,
+    region: &str,
+    infrastructure: &Infrastructure,
+) -> Result<(ObservedStack, BTreeMap<String, String>), AwsError> {
+    let cloudformation = aws.cloudformation(region);
+    let fingerprint = template_fingerprint(infrastructure);
+    let change_set_name = change_set_name(&fingerprint);
+    let stack = cloudformation
+        .describe_stack(&infrastructure.stack_name)
+        .await?
+        .filter(|s| s.status != "DELETE_COMPLETE");
+    let desired_template_applied = stack.as_ref().is_some_and(|s| {
+        s.tags.get(TEMPLATE_FINGERPRINT_TAG) == Some(&fingerprint)
+            && !s.status.ends_with("_IN_PROGRESS")
+    });
+    let change_set = match &stack {
+        Some(_) if !desired_template_applied => {
+            cloudformation
+                .describe_change_set(&infrastructure.stack_name, &change_set_name)
+                .await?
+        }
+        _ => None,
+    };
+    let mut functions = BTreeMap::new();
+    if stack.is_some() {
+        for resource in cloudformation
+            .list_stack_resources(&infrastructure.stack_name)
+            .await?
+        {
+            if FUNCTION_RESOURCE_TYPES.contains(&resource.resource_type.as_str())
+                && let Some(physical) = resource.physical_id
+            {
+                functions.insert(resource.logical_id, physical);
+            }
+        }
+    }
+    Ok((
+        ObservedStack {
+            stack,
+            change_set_name,
+            change_set,
+            desired_template_applied,
+        },
+        functions,
+    ))
+}
+
+/// What only the status remembers.
+fn previous_status(status: Option<&LambdaStageStatus>) -> PreviousStatus {
+    let Some(status) = status else {
+        return PreviousStatus::default();
+    };
+    PreviousStatus {
+        declared_layers: status.declared_layers.clone(),
+        mapping_uuids: status
+            .mappings
+            .iter()
+            .filter_map(|m| {
+                m.uuid
+                    .clone()
+                    .map(|uuid| ((m.function.clone(), m.queue.clone()), uuid))
+            })
+            .collect(),
+        versions: status.versions.clone(),
+    }
+}
+
+/// A canary started at `alias.canaryStartedAt` has run for `canary.promoteAfter`.
+fn canary_promotion_due(
+    spec: &LambdaStageSpec,
+    status: Option<&LambdaStageStatus>,
+    now: Timestamp,
+) -> bool {
+    let Some(canary) = spec.alias.as_ref().and_then(|a| a.canary.as_ref()) else {
+        return false;
+    };
+    let Some(started) = status
+        .and_then(|s| s.alias.as_ref())
+        .and_then(|a| a.canary_started_at.as_deref())
+        .and_then(|t| t.parse::<Timestamp>().ok())
+    else {
+        return false;
+    };
+    let Ok(duration) = parse_go_duration(&canary.promote_after) else {
+        return false;
+    };
+    let Ok(duration) = jiff::SignedDuration::try_from(duration) else {
+        return false;
+    };
+    started.checked_add(duration).is_ok_and(|due| due <= now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_changes_with_parameters_and_is_stable() {
+        let mut infrastructure = Infrastructure {
+            stack_name: "shop-dev".into(),
+            template: S3ObjectRef {
+                bucket: "templates".into(),
+                key: "shop.yaml".into(),
+                version_id: None,
+            },
+            parameters: BTreeMap::from([("Stage".into(), "dev".into())]),
+            capabilities: Vec::new(),
+            on_rollback_complete: stagehand_crds::lambda_stage::RollbackCompletePolicy::Stall,
+        };
+        let first = template_fingerprint(&infrastructure);
+        assert_eq!(first, template_fingerprint(&infrastructure));
+        assert_eq!(first.len(), 16);
+        infrastructure
+            .parameters
+            .insert("Stage".into(), "prod".into());
+        assert_ne!(first, template_fingerprint(&infrastructure));
+        assert!(change_set_name(&first).starts_with("stagehand-"));
+    }
+
+    #[test]
+    fn canary_is_due_after_promote_after() {
+        let spec: LambdaStageSpec = serde_json::from_value(serde_json::json!({
+            "region": "us-east-1",
+            "functions": [{"name": "f"}],
+            "alias": {"name": "live", "canary": {"weight": 10, "promoteAfter": "10m"}}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let status: LambdaStageStatus = serde_json::from_value(serde_json::json!({
+            "alias": {"name": "live", "canaryStartedAt": "2024-01-01T00:00:00Z"}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let at = |s: &str| s.parse::<Timestamp>().unwrap_or_else(|e| panic!("{e}"));
+        assert!(!canary_promotion_due(
+            &spec,
+            Some(&status),
+            at("2024-01-01T00:09:59Z")
+        ));
+        assert!(canary_promotion_due(
+            &spec,
+            Some(&status),
+            at("2024-01-01T00:10:00Z")
+        ));
+        assert!(!canary_promotion_due(
+            &spec,
+            None,
+            at("2024-01-01T01:00:00Z")
+        ));
+    }
+}

@@ -1,0 +1,315 @@
+//! The status a reconcile writes: what was observed, what the plan concluded and what the
+//! actions produced (created mapping UUIDs, published versions). Pure: the caller passes the
+//! clock.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use stagehand_crds::LambdaStageSpec;
+use stagehand_crds::condition::LAYERS_ATTACHED;
+use stagehand_crds::lambda_stage::{
+    AliasStatus, FunctionStatus, LambdaStageStatus, MappingStatus, PublishedVersion, StackStatus,
+};
+
+use super::act::ActReport;
+use super::observed::{DeclaredAs, MappingKey, Observed, ObservedFunction};
+use super::plan::{Plan, keep_mapping};
+use crate::aws::lambda;
+use crate::runtime::conditions::{ConditionStatus, ReconcileOutcome, set_condition};
+use crate::runtime::status::next_common_status;
+
+/// Everything a status is built from.
+#[derive(Debug)]
+pub struct StatusInputs<'a> {
+    pub previous: Option<&'a LambdaStageStatus>,
+    pub spec: &'a LambdaStageSpec,
+    pub observed: &'a Observed,
+    pub plan: &'a Plan,
+    pub report: &'a ActReport,
+    pub outcome: &'a ReconcileOutcome,
+    pub generation: Option<i64>,
+    pub now: Timestamp,
+}
+
+/// The next status.
+pub fn next_status(inputs: &StatusInputs<'_>) -> LambdaStageStatus {
+    let StatusInputs {
+        previous,
+        spec,
+        observed,
+        plan,
+        report,
+        outcome,
+        generation,
+        now,
+    } = *inputs;
+    let mut common = next_common_status(previous.map(|p| &p.common), outcome, generation, now);
+    for condition in &plan.conditions {
+        set_condition(
+            &mut common.conditions,
+            condition.type_,
+            condition.status,
+            &condition.reason,
+            &condition.message,
+            generation,
+            now,
+        );
+    }
+    LambdaStageStatus {
+        common,
+        functions_in_sync: Some(format!(
+            "{}/{}",
+            plan.functions.iter().filter(|f| f.code_in_sync).count(),
+            plan.functions.len()
+        )),
+        code_sha256: shared_code_hash(plan),
+        functions: function_statuses(observed, plan),
+        mappings: mapping_statuses(previous, spec, observed, report),
+        stack: stack_status(previous, spec, observed, report),
+        versions: versions(previous, spec, report),
+        alias: alias_status(previous, spec, observed, now),
+        validation: Some(plan.validation.clone()),
+        declared_layers: declared_layers(previous, spec, observed, plan),
+    }
+}
+
+/// The status of a paused object: the previous one with the kstatus trio saying Paused.
+pub fn paused_status(
+    previous: Option<&LambdaStageStatus>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> LambdaStageStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    status.common = next_common_status(
+        previous.map(|p| &p.common),
+        &ReconcileOutcome::Paused,
+        generation,
+        now,
+    );
+    status
+}
+
+fn shared_code_hash(plan: &Plan) -> Option<String> {
+    let mut desired = plan
+        .functions
+        .iter()
+        .filter_map(|f| f.desired_code_sha256.as_deref());
+    let first = desired.next()?;
+    if desired.all(|d| d == first) {
+        Some(first.chars().take(12).collect())
+    } else {
+        Some("mixed".to_owned())
+    }
+}
+
+fn function_statuses(observed: &Observed, plan: &Plan) -> Vec<FunctionStatus> {
+    observed
+        .functions
+        .iter()
+        .filter_map(|function| {
+            let deployed = function.deployed.as_ref()?;
+            let summary = plan.functions.iter().find(|s| s.name == function.name);
+            Some(FunctionStatus {
+                function_name: function.name.clone(),
+                deployed_code_sha256: summary
+                    .and_then(|s| s.deployed_code_sha256.clone())
+                    .or_else(|| deployed.info.code_sha256.clone()),
+                desired_code_sha256: summary.and_then(|s| s.desired_code_sha256.clone()),
+                last_update_status: deployed.info.last_update_status.clone(),
+                version: deployed.alias.as_ref().map(|a| a.function_version.clone()),
+                layers: deployed.info.layers.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The function a declared mapping names (as the plan resolves it).
+fn mapping_function<'o>(observed: &'o Observed, reference: &str) -> Option<&'o ObservedFunction> {
+    observed.functions.iter().filter(|f| f.deployed.is_some()).find(|f| {
+        f.name == reference
+            || matches!(&f.declared_as, Some(DeclaredAs::FromStack(id) | DeclaredAs::Name(id)) if id == reference)
+    })
+}
+
+fn mapping_statuses(
+    previous: Option<&LambdaStageStatus>,
+    spec: &LambdaStageSpec,
+    observed: &Observed,
+    report: &ActReport,
+) -> Vec<MappingStatus> {
+    let previous_mappings = previous.map_or(&[][..], |p| p.mappings.as_slice());
+    spec.event_source_mappings
+        .iter()
+        .map(|declared| {
+            let recorded = previous_mappings
+                .iter()
+                .find(|m| m.function == declared.function && m.queue == declared.queue);
+            let function = mapping_function(observed, &declared.function);
+            let queue = observed.queues.get(&declared.queue);
+            let created = function.and_then(|f| {
+                report
+                    .created_mappings
+                    .get(&(f.name.clone(), declared.queue.clone()))
+            });
+            let found = match (function, queue) {
+                (Some(f), Some(q)) => observed
+                    .mappings
+                    .get(&MappingKey::new(&f.name, &q.arn))
+                    .map_or(&[][..], Vec::as_slice),
+                _ => &[][..],
+            };
+            let mapping =
+                created.or_else(|| keep_mapping(found, recorded.and_then(|r| r.uuid.as_deref())));
+            let created_by_stagehand = created.is_some()
+                || recorded.is_some_and(|r| {
+                    r.created_by_stagehand
+                        && mapping.is_some_and(|m| r.uuid.as_deref() == Some(m.uuid.as_str()))
+                });
+            MappingStatus {
+                function: declared.function.clone(),
+                queue: declared.queue.clone(),
+                uuid: mapping.map(|m| m.uuid.clone()),
+                state: mapping.and_then(|m| m.state.clone()),
+                event_source_arn: queue.map(|q| q.arn.clone()),
+                created_by_stagehand,
+            }
+        })
+        .collect()
+}
+
+fn stack_status(
+    previous: Option<&LambdaStageStatus>,
+    spec: &LambdaStageSpec,
+    observed: &Observed,
+    report: &ActReport,
+) -> Option<StackStatus> {
+    let infrastructure = spec.infrastructure.as_ref()?;
+    let stack = observed.stack.as_ref().and_then(|s| s.stack.as_ref());
+    let created_before = previous
+        .and_then(|p| p.stack.as_ref())
+        .is_some_and(|s| s.created_by_stagehand);
+    Some(StackStatus {
+        name: infrastructure.stack_name.clone(),
+        stack_id: stack.map(|s| s.id.clone()),
+        status: stack.map(|s| s.status.clone()),
+        reason: stack.and_then(|s| s.status_reason.clone()),
+        created_by_stagehand: created_before || report.stack_created,
+    })
+}
+
+/// Published versions, newest first, at most `alias.keepVersions` per function.
+fn versions(
+    previous: Option<&LambdaStageStatus>,
+    spec: &LambdaStageSpec,
+    report: &ActReport,
+) -> Vec<PublishedVersion> {
+    let Some(alias) = &spec.alias else {
+        return Vec::new();
+    };
+    let keep = usize::try_from(alias.keep_versions).unwrap_or(1);
+    let mut all: Vec<PublishedVersion> = report
+        .published
+        .iter()
+        .rev()
+        .map(|(function, v)| PublishedVersion {
+            function_name: function.clone(),
+            version: v.version.clone(),
+            code_sha256: v.code_sha256.clone().unwrap_or_default(),
+        })
+        .collect();
+    all.extend(
+        previous
+            .map_or(&[][..], |p| p.versions.as_slice())
+            .iter()
+            .cloned(),
+    );
+    let mut per_function: BTreeMap<String, usize> = BTreeMap::new();
+    let mut kept = Vec::new();
+    for version in all {
+        if kept.iter().any(|k: &PublishedVersion| {
+            k.function_name == version.function_name && k.version == version.version
+        }) {
+            continue;
+        }
+        let count = per_function
+            .entry(version.function_name.clone())
+            .or_default();
+        if *count < keep {
+            *count += 1;
+            kept.push(version);
+        }
+    }
+    kept
+}
+
+fn alias_status(
+    previous: Option<&LambdaStageStatus>,
+    spec: &LambdaStageSpec,
+    observed: &Observed,
+    now: Timestamp,
+) -> Option<AliasStatus> {
+    let alias = spec.alias.as_ref()?;
+    let mut status = AliasStatus {
+        name: alias.name.clone(),
+        ..AliasStatus::default()
+    };
+    for function in &observed.functions {
+        let Some(current) = function.deployed.as_ref().and_then(|d| d.alias.as_ref()) else {
+            continue;
+        };
+        status
+            .versions
+            .insert(function.name.clone(), current.function_version.clone());
+        if let Some((version, weight)) = current.routing_weights.iter().next() {
+            status.canary_version = Some(version.clone());
+            // Weights are fractions with two decimals at most; the rounded percent fits.
+            #[expect(clippy::cast_possible_truncation, reason = "0..=100 after rounding")]
+            let percent = (weight * 100.0).round() as i32;
+            status.canary_weight = Some(percent);
+        }
+    }
+    if let Some(canary_version) = &status.canary_version {
+        let previous_alias = previous.and_then(|p| p.alias.as_ref());
+        status.canary_started_at = previous_alias
+            .filter(|a| a.canary_version.as_ref() == Some(canary_version))
+            .and_then(|a| a.canary_started_at.clone())
+            .or_else(|| Some(now.to_string()));
+    }
+    Some(status)
+}
+
+/// The declared layers as status remembers them: the current spec's once every function has
+/// them, else the union with the previous list (a layer dropped from the spec stays listed
+/// until it has been detached everywhere).
+fn declared_layers(
+    previous: Option<&LambdaStageStatus>,
+    spec: &LambdaStageSpec,
+    observed: &Observed,
+    plan: &Plan,
+) -> Vec<String> {
+    let current: Vec<String> = spec
+        .layers
+        .iter()
+        .map(|layer| {
+            observed.layer_versions.get(&layer.name).map_or_else(
+                || layer.name.clone(),
+                |arn| lambda::layer_arn_without_version(arn).to_owned(),
+            )
+        })
+        .collect();
+    let attached = plan
+        .condition(LAYERS_ATTACHED)
+        .is_some_and(|c| c.status == ConditionStatus::True);
+    if attached {
+        return current;
+    }
+    let mut layers = previous
+        .map(|p| p.declared_layers.clone())
+        .unwrap_or_default();
+    for layer in current {
+        if !layers.contains(&layer) {
+            layers.push(layer);
+        }
+    }
+    layers
+}

@@ -1,0 +1,903 @@
+//! The LambdaStage reconciler end to end: the Kubernetes API stand-in, moto behind the
+//! counting/fault proxy (`AwsFloor`), and the production wiring (`kinds::registry()` started
+//! as `stagehand run` starts it). AWS is seeded and poked "by hand" with the SDK, the way a
+//! deploy tool or an operator would; what Stagehand does is read back from AWS, from the
+//! object's status and from the proxy's call counts.
+//!
+//! Every wait is bounded and on an observed condition, never a fixed sleep.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::too_many_lines,
+    reason = "a test binary: a panic with its location is the failure report we want"
+)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{Environment, FunctionCode, LayerVersionContentInput, Runtime};
+use aws_sdk_s3::config::Credentials;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use stagehand::aws::s3::Sha256Digest;
+use stagehand::runtime::conditions::find_condition;
+use stagehand::runtime::{Context, Metrics, Shutdown};
+use stagehand::settings::Settings;
+use stagehand_crds::LambdaStage;
+use stagehand_testenv::TestApiServer;
+use stagehand_testenv::aws::{AwsFloor, CallsReport};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+const NAMESPACE: &str = "shop";
+const REGION: &str = "us-east-1";
+const BUCKET: &str = "shop-artifacts";
+const KEY: &str = "shop-api/dev/deployment.zip";
+const API: &str = "shop-api-dev";
+const CHAT: &str = "shop-api-dev-chat_processor";
+const EVAL: &str = "shop-api-dev-evaluation_worker";
+const CHAT_QUEUE: &str = "shop-dev-chat";
+const EVAL_QUEUE: &str = "shop-dev-eval";
+
+struct Env {
+    server: TestApiServer,
+    floor: AwsFloor,
+    sdk: SdkConfig,
+    ctx: Arc<Context>,
+    shutdown: Shutdown,
+    controllers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Env {
+    /// The stand-in with the CRDs and namespace `shop`, moto behind the proxy, and the
+    /// production registry's controllers running (resync every 2s so that follow mode and
+    /// repairs show up without spec changes).
+    async fn start() -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .with_test_writer()
+            .try_init();
+        let server = TestApiServer::start().await.unwrap();
+        let client = server.client();
+        install_crds(&client).await;
+        Api::<Namespace>::all(client.clone())
+            .create(
+                &PostParams::default(),
+                &Namespace {
+                    metadata: ObjectMeta {
+                        name: Some(NAMESPACE.into()),
+                        ..ObjectMeta::default()
+                    },
+                    ..Namespace::default()
+                },
+            )
+            .await
+            .unwrap();
+        let floor = AwsFloor::start().await.unwrap();
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(floor.endpoint_url())
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+            .load()
+            .await;
+        let settings = Settings {
+            aws_endpoint_url: Some(floor.endpoint_url()),
+            aws_region: Some(REGION.into()),
+            default_resync: Duration::from_secs(2),
+            cluster_id: "e2e".into(),
+            ..Settings::default()
+        };
+        let ctx = Arc::new(Context::new(
+            client,
+            sdk.clone(),
+            Metrics::new().unwrap(),
+            settings,
+        ));
+        Self {
+            server,
+            floor,
+            sdk,
+            ctx,
+            shutdown: Shutdown::new(),
+            controllers: Vec::new(),
+        }
+    }
+
+    /// Starts every controller `stagehand run` starts; returns once their caches are synced.
+    async fn start_controllers(&mut self) {
+        for handle in stagehand::kinds::registry().start(&self.ctx, &self.shutdown) {
+            self.controllers.push(tokio::spawn(handle.run));
+            let synced = tokio::time::timeout(TIMEOUT, handle.caches_synced)
+                .await
+                .unwrap();
+            assert!(synced, "{} controller stopped before syncing", handle.kind);
+        }
+    }
+
+    fn lambda(&self) -> aws_sdk_lambda::Client {
+        aws_sdk_lambda::Client::new(&self.sdk)
+    }
+
+    fn s3(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.sdk)
+                .force_path_style(true)
+                .build(),
+        )
+    }
+
+    fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk)
+    }
+
+    fn stages(&self) -> Api<LambdaStage> {
+        Api::namespaced(self.ctx.client.clone(), NAMESPACE)
+    }
+
+    async fn calls(&self) -> CallsReport {
+        self.floor.calls().await.unwrap()
+    }
+
+    /// Uploads a build under `KEY` (without an S3 SHA-256 checksum: Stagehand must hash it).
+    async fn upload(&self, key: &str, body: &[u8]) {
+        self.s3()
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(body.to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Polls the object until `condition` holds (bounded); returns it.
+    async fn wait_for(
+        &self,
+        name: &str,
+        what: &str,
+        condition: impl Fn(&LambdaStage) -> bool,
+    ) -> LambdaStage {
+        let api = self.stages();
+        let mut last = None;
+        let found = tokio::time::timeout(TIMEOUT, async {
+            loop {
+                last = api.get_opt(name).await.ok().flatten();
+                if let Some(stage) = last.as_ref().filter(|s| condition(s)) {
+                    return stage.clone();
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| {
+            panic!(
+                "timed out waiting for {name} to be {what}; last status: {:#?}",
+                last.and_then(|s| s.status)
+            )
+        })
+    }
+
+    /// Polls AWS (bounded) until `check` returns `Some`.
+    async fn wait_aws<T, F, Fut>(&self, what: &str, check: F) -> T
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        tokio::time::timeout(TIMEOUT, async {
+            loop {
+                if let Some(value) = check().await {
+                    return value;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    }
+
+    /// Completed reconciles of LambdaStages so far (every result).
+    fn reconciles(&self) -> u64 {
+        self.ctx
+            .metrics
+            .reconcile_total
+            .with_label_values(&["lambdastage", "requeue_after"])
+            .get()
+            + self
+                .ctx
+                .metrics
+                .reconcile_total
+                .with_label_values(&["lambdastage", "await_change"])
+                .get()
+            + self
+                .ctx
+                .metrics
+                .reconcile_total
+                .with_label_values(&["lambdastage", "error"])
+                .get()
+    }
+
+    /// Waits (bounded) until `n` more reconciles completed after `from`.
+    async fn wait_reconciles(&self, from: u64, n: u64) {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        while self.reconciles() < from + n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "fewer than {n} reconciles happened"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn function(
+        &self,
+        name: &str,
+    ) -> aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput {
+        self.lambda()
+            .get_function_configuration()
+            .function_name(name)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn mappings(
+        &self,
+        function: &str,
+    ) -> Vec<aws_sdk_lambda::types::EventSourceMappingConfiguration> {
+        self.lambda()
+            .list_event_source_mappings()
+            .function_name(function)
+            .send()
+            .await
+            .unwrap()
+            .event_source_mappings()
+            .to_vec()
+    }
+
+    async fn queue_arn(&self, name: &str) -> String {
+        let url = self.queue_url(name).await;
+        self.sqs()
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes()
+            .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+            .clone()
+    }
+
+    async fn queue_url(&self, name: &str) -> String {
+        self.sqs()
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn stop(self) {
+        self.shutdown.trigger();
+        for controller in self.controllers {
+            tokio::time::timeout(TIMEOUT, controller)
+                .await
+                .expect("controller stops on shutdown")
+                .unwrap();
+        }
+        self.server.shutdown().await;
+    }
+}
+
+async fn install_crds(client: &Client) {
+    let crds: Api<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    > = Api::all(client.clone());
+    for crd in stagehand_crds::crds() {
+        crds.patch(
+            &crd.name_any(),
+            &PatchParams::apply("stagehand-tests"),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+fn build(version: &str) -> Vec<u8> {
+    format!("PK-stand-in: shop-api build {version}").into_bytes()
+}
+
+fn b64(body: &[u8]) -> String {
+    Sha256Digest::of(body).to_base64()
+}
+
+/// What a Chalice deploy left behind: three functions on an old build with a monitoring layer,
+/// two queues, one mapping made by the deploy (chat), the layer `shop-deps` (two versions),
+/// the current build under `KEY`.
+struct Seeded {
+    monitoring_layer: String,
+    deps_v2: String,
+    chat_mapping: String,
+}
+
+async fn seed(env: &Env) -> Seeded {
+    let role = env.floor.moto().create_lambda_role().await.unwrap();
+    env.s3()
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    env.upload("old.zip", &build("v0")).await;
+    env.upload(KEY, &build("v1")).await;
+    let publish = |name: &'static str| async move {
+        env.lambda()
+            .publish_layer_version()
+            .layer_name(name)
+            .content(
+                LayerVersionContentInput::builder()
+                    .zip_file(Blob::new(format!("layer {name}").into_bytes()))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .layer_version_arn()
+            .unwrap()
+            .to_owned()
+    };
+    let monitoring_layer = publish("monitoring").await;
+    publish("shop-deps").await;
+    let deps_v2 = publish("shop-deps").await;
+    for name in [API, CHAT, EVAL] {
+        env.lambda()
+            .create_function()
+            .function_name(name)
+            .runtime(Runtime::Python312)
+            .role(&role)
+            .handler("app.app")
+            .code(
+                FunctionCode::builder()
+                    .s3_bucket(BUCKET)
+                    .s3_key("old.zip")
+                    .build(),
+            )
+            .layers(&monitoring_layer)
+            .environment(
+                Environment::builder()
+                    .variables("LOG_LEVEL", "info")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    for queue in [CHAT_QUEUE, EVAL_QUEUE] {
+        env.sqs()
+            .create_queue()
+            .queue_name(queue)
+            .send()
+            .await
+            .unwrap();
+    }
+    let chat_mapping = env
+        .lambda()
+        .create_event_source_mapping()
+        .function_name(CHAT)
+        .event_source_arn(env.queue_arn(CHAT_QUEUE).await)
+        .batch_size(1)
+        .send()
+        .await
+        .unwrap()
+        .uuid()
+        .unwrap()
+        .to_owned();
+    Seeded {
+        monitoring_layer,
+        deps_v2,
+        chat_mapping,
+    }
+}
+
+/// The Chalice example adapted to the seeded account.
+fn chalice_stage(name: &str, deletion_policy: &str, pin: Option<&str>) -> LambdaStage {
+    let mut code = json!({"s3": {"bucket": BUCKET, "key": KEY}});
+    if let Some(pin) = pin {
+        code["sha256"] = json!(pin);
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "stagehand.dev/v1alpha1",
+        "kind": "LambdaStage",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "region": REGION,
+            "adopt": true,
+            "deletionPolicy": deletion_policy,
+            "code": code,
+            "functionSelector": {"namePrefix": API},
+            "functions": [
+                {"name": API},
+                {"name": CHAT, "timeoutSeconds": 120},
+                {"name": EVAL},
+            ],
+            "environment": {
+                "CHAT_QUEUE_URL": format!("https://sqs.us-east-1.amazonaws.com/123456789012/{CHAT_QUEUE}"),
+                "EVAL_QUEUE_URL": format!("https://sqs.us-east-1.amazonaws.com/123456789012/{EVAL_QUEUE}"),
+            },
+            "layers": [{"name": "shop-deps", "version": "latest"}],
+            "eventSourceMappings": [
+                {"function": CHAT, "queue": CHAT_QUEUE, "batchSize": 1},
+                {"function": EVAL, "queue": EVAL_QUEUE, "batchSize": 5},
+            ],
+            "validation": {
+                "requiredEnvironment": ["CHAT_QUEUE_URL", "EVAL_QUEUE_URL", "LOG_LEVEL"],
+                "mappingsEnabled": true,
+                "queues": [
+                    {"queue": CHAT_QUEUE, "maxVisible": 3, "maxInFlight": 5},
+                    {"queue": EVAL_QUEUE},
+                ],
+            },
+        }
+    }))
+    .unwrap()
+}
+
+fn condition(stage: &LambdaStage, type_: &str) -> (String, String, String) {
+    stage
+        .status
+        .as_ref()
+        .and_then(|s| find_condition(&s.common.conditions, type_))
+        .map_or_else(Default::default, |c| {
+            (c.status.clone(), c.reason.clone(), c.message.clone())
+        })
+}
+
+fn is_true(stage: &LambdaStage, type_: &str) -> bool {
+    condition(stage, type_).0 == "True"
+}
+
+fn ready(stage: &LambdaStage) -> bool {
+    stage
+        .status
+        .as_ref()
+        .is_some_and(|s| s.common.observed_generation == stage.metadata.generation)
+        && [
+            "Ready",
+            "CodeInSync",
+            "LayersAttached",
+            "MappingsHealthy",
+            "Validated",
+        ]
+        .iter()
+        .all(|c| is_true(stage, c))
+}
+
+/// Names of the functions whose code was updated in the proxy's log.
+async fn code_updates(env: &Env) -> Vec<String> {
+    let mut updated: Vec<String> = env
+        .floor
+        .admin()
+        .log()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.operation == "UpdateFunctionCode")
+        .filter_map(|r| {
+            r.path
+                .split('/')
+                .skip_while(|p| *p != "functions")
+                .nth(1)
+                .map(str::to_owned)
+        })
+        .collect();
+    updated.sort();
+    updated
+}
+
+fn summary(report: &CallsReport) -> BTreeMap<String, u64> {
+    report
+        .calls
+        .iter()
+        .map(|(key, stats)| (key.clone(), stats.count))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chalice_stage_converges_follows_new_builds_and_repairs_drift() {
+    let mut env = Env::start().await;
+    let seeded = seed(&env).await;
+    env.floor.reset_calls().await.unwrap();
+    env.start_controllers().await;
+    let name = "shop-api-dev";
+    env.stages()
+        .create(&PostParams::default(), &chalice_stage(name, "Delete", None))
+        .await
+        .unwrap();
+
+    // (1) First deploy: Ready with every domain condition True.
+    let stage = env.wait_for(name, "Ready", ready).await;
+    let first_converge = env.calls().await;
+    eprintln!(
+        "first converge: {} AWS calls {:?}",
+        first_converge.total,
+        summary(&first_converge)
+    );
+    let status = stage.status.clone().unwrap();
+    let v1 = b64(&build("v1"));
+    assert_eq!(status.functions_in_sync.as_deref(), Some("3/3"));
+    for function in [API, CHAT, EVAL] {
+        let deployed = env.function(function).await;
+        assert_eq!(deployed.code_sha256(), Some(v1.as_str()), "{function}");
+        let layers: Vec<&str> = deployed.layers().iter().filter_map(|l| l.arn()).collect();
+        assert_eq!(
+            layers,
+            [seeded.monitoring_layer.as_str(), seeded.deps_v2.as_str()]
+        );
+        let environment = deployed.environment().unwrap().variables().unwrap();
+        assert_eq!(environment["LOG_LEVEL"], "info", "undeclared keys are kept");
+        assert!(environment["CHAT_QUEUE_URL"].ends_with(CHAT_QUEUE));
+        let tags = env
+            .lambda()
+            .list_tags()
+            .resource(deployed.function_arn().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            tags.tags().unwrap()["stagehand.dev/owner"],
+            format!("{NAMESPACE}/LambdaStage/{name}")
+        );
+    }
+    assert_eq!(env.function(CHAT).await.timeout(), Some(120));
+    assert_eq!(code_updates(&env).await, [API, CHAT, EVAL]);
+    assert_eq!(first_converge.count("s3", "GetObject"), 1, "hashed once");
+    // The deploy's chat mapping was adopted; the eval mapping was created once.
+    assert_eq!(
+        first_converge.count("lambda", "CreateEventSourceMapping"),
+        1
+    );
+    let chat_status = status
+        .mappings
+        .iter()
+        .find(|m| m.queue == CHAT_QUEUE)
+        .unwrap();
+    assert_eq!(
+        chat_status.uuid.as_deref(),
+        Some(seeded.chat_mapping.as_str())
+    );
+    assert!(!chat_status.created_by_stagehand);
+    let eval_status = status
+        .mappings
+        .iter()
+        .find(|m| m.queue == EVAL_QUEUE)
+        .unwrap();
+    let eval_uuid = eval_status.uuid.clone().unwrap();
+    assert!(eval_status.created_by_stagehand);
+    assert_eq!(env.mappings(EVAL).await.len(), 1);
+    let validation = status.validation.clone().unwrap();
+    assert!(validation.queues.iter().all(|q| q.ok), "{validation:?}");
+
+    // A no-change resync: a handful of list/describe calls, no writes, no download.
+    // Counted from just after one reconcile ended to the end of the next (resyncs are 2s
+    // apart, a reconcile takes milliseconds), so exactly one reconcile is in the window.
+    let before = env.reconciles();
+    env.wait_reconciles(before, 1).await;
+    env.floor.reset_calls().await.unwrap();
+    env.wait_reconciles(before, 2).await;
+    let resync = env.calls().await;
+    eprintln!(
+        "no-change resync: {} AWS calls {:?}",
+        resync.total,
+        summary(&resync)
+    );
+    for write in [
+        "UpdateFunctionCode",
+        "UpdateFunctionConfiguration",
+        "CreateEventSourceMapping",
+        "UpdateEventSourceMapping",
+        "TagResource",
+    ] {
+        assert_eq!(resync.count("lambda", write), 0, "{write}");
+    }
+    assert_eq!(
+        resync.count("s3", "GetObject"),
+        0,
+        "an unchanged object is not downloaded"
+    );
+    assert!(resync.count("s3", "HeadObject") >= 1);
+
+    // (2) Follow mode: a new build under the same key, no spec change → deployed to every
+    // function using it (all three here), downloaded exactly once.
+    env.floor.reset_calls().await.unwrap();
+    env.upload(KEY, &build("v2")).await;
+    let v2 = b64(&build("v2"));
+    let stage = env
+        .wait_for(name, "running v2", |s| {
+            ready(s)
+                && s.status
+                    .as_ref()
+                    .is_some_and(|st| st.code_sha256.as_deref() == Some(&v2[..12]))
+        })
+        .await;
+    assert_eq!(stage.metadata.generation, Some(1), "no spec change");
+    for function in [API, CHAT, EVAL] {
+        assert_eq!(
+            env.function(function).await.code_sha256(),
+            Some(v2.as_str())
+        );
+    }
+    let follow = env.calls().await;
+    assert_eq!(code_updates(&env).await, [API, CHAT, EVAL]);
+    assert_eq!(follow.count("lambda", "UpdateFunctionCode"), 3);
+    assert_eq!(follow.count("s3", "GetObject"), 1);
+
+    // (4) A mapping disabled by hand is enabled again: same UUID, nothing created.
+    env.floor.reset_calls().await.unwrap();
+    env.lambda()
+        .update_event_source_mapping()
+        .uuid(&seeded.chat_mapping)
+        .enabled(false)
+        .send()
+        .await
+        .unwrap();
+    env.wait_aws("the chat mapping enabled again", || async {
+        let mapping = env
+            .lambda()
+            .get_event_source_mapping()
+            .uuid(&seeded.chat_mapping)
+            .send()
+            .await
+            .ok()?;
+        (mapping.state() == Some("Enabled")).then_some(())
+    })
+    .await;
+    let stage = env.wait_for(name, "Ready again", ready).await;
+    let status = stage.status.unwrap();
+    let chat_status = status
+        .mappings
+        .iter()
+        .find(|m| m.queue == CHAT_QUEUE)
+        .unwrap();
+    assert_eq!(
+        chat_status.uuid.as_deref(),
+        Some(seeded.chat_mapping.as_str())
+    );
+    let eval_status = status
+        .mappings
+        .iter()
+        .find(|m| m.queue == EVAL_QUEUE)
+        .unwrap();
+    assert_eq!(eval_status.uuid.as_deref(), Some(eval_uuid.as_str()));
+    assert_eq!(env.mappings(CHAT).await.len(), 1);
+    assert_eq!(
+        env.calls()
+            .await
+            .count("lambda", "CreateEventSourceMapping"),
+        0
+    );
+
+    // (5) The shared layer detached by a deploy tool is attached again, the other kept first.
+    env.lambda()
+        .update_function_configuration()
+        .function_name(EVAL)
+        .layers(&seeded.monitoring_layer)
+        .send()
+        .await
+        .unwrap();
+    env.wait_aws("the layer attached again", || async {
+        let deployed = env.function(EVAL).await;
+        let layers: Vec<String> = deployed
+            .layers()
+            .iter()
+            .filter_map(|l| l.arn().map(str::to_owned))
+            .collect();
+        (layers == [seeded.monitoring_layer.clone(), seeded.deps_v2.clone()]).then_some(())
+    })
+    .await;
+    env.wait_for(name, "Ready again", ready).await;
+
+    // (6) Backlog over the threshold: Validated=False with the numbers, then recovery.
+    let chat_url = env.queue_url(CHAT_QUEUE).await;
+    // Stop the mapping from consuming so the messages stay visible (moto does not invoke,
+    // but the check must not depend on it).
+    for i in 0..4 {
+        env.sqs()
+            .send_message()
+            .queue_url(&chat_url)
+            .message_body(format!("chat {i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let stage = env
+        .wait_for(name, "Validated=False", |s| {
+            condition(s, "Validated").0 == "False"
+        })
+        .await;
+    let (_, reason, message) = condition(&stage, "Validated");
+    assert_eq!(reason, "ValidationFailed");
+    assert!(
+        message.contains(&format!("queue {CHAT_QUEUE}: 4 visible (max 3)")),
+        "{message}"
+    );
+    assert_eq!(condition(&stage, "Ready").0, "False");
+    let backlog = stage.status.unwrap().validation.unwrap();
+    let chat_backlog = backlog
+        .queues
+        .iter()
+        .find(|q| q.queue == CHAT_QUEUE)
+        .unwrap();
+    assert_eq!((chat_backlog.visible, chat_backlog.ok), (4, false));
+    let gauge = env
+        .ctx
+        .metrics
+        .queue_backlog_messages
+        .with_label_values(&[&format!("{NAMESPACE}/{name}"), CHAT_QUEUE, "visible"])
+        .get();
+    assert_eq!(gauge, 4);
+    env.sqs()
+        .purge_queue()
+        .queue_url(&chat_url)
+        .send()
+        .await
+        .unwrap();
+    env.wait_for(name, "Ready after the backlog drained", ready)
+        .await;
+
+    // (7) Delete with deletionPolicy Delete: the mapping Stagehand created goes, the adopted
+    // mapping and the functions stay.
+    env.stages()
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::timeout(TIMEOUT, async {
+        while env.stages().get_opt(name).await.unwrap().is_some() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the finalizer is removed");
+    assert!(
+        env.mappings(EVAL).await.is_empty(),
+        "created mapping deleted"
+    );
+    let chat: Vec<String> = env
+        .mappings(CHAT)
+        .await
+        .iter()
+        .filter_map(|m| m.uuid().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        chat,
+        std::slice::from_ref(&seeded.chat_mapping),
+        "adopted mapping kept"
+    );
+    for function in [API, CHAT, EVAL] {
+        assert_eq!(
+            env.function(function).await.code_sha256(),
+            Some(v2.as_str())
+        );
+    }
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_mismatch_stalls_without_deploying_and_retain_leaves_aws_alone() {
+    let mut env = Env::start().await;
+    let seeded = seed(&env).await;
+    env.start_controllers().await;
+    let name = "shop-api-dev";
+    // (3) The pin names a build that is not the object under the key.
+    let pinned = Sha256Digest::of(&build("v9"));
+    env.floor.reset_calls().await.unwrap();
+    env.stages()
+        .create(
+            &PostParams::default(),
+            &chalice_stage(name, "Retain", Some(&pinned.to_hex())),
+        )
+        .await
+        .unwrap();
+    let stage = env
+        .wait_for(name, "Stalled", |s| condition(s, "Stalled").0 == "True")
+        .await;
+    let (_, reason, message) = condition(&stage, "Stalled");
+    assert_eq!(reason, "ArtifactMismatch");
+    let actual = Sha256Digest::of(&build("v1"));
+    assert!(message.contains(&actual.to_string()), "{message}");
+    assert!(message.contains(&pinned.to_string()), "{message}");
+    assert_eq!(condition(&stage, "CodeInSync").1, "ArtifactMismatch");
+    assert_eq!(condition(&stage, "Ready").0, "False");
+    // Look again (resyncs) to be sure nothing is deployed later either.
+    let before = env.reconciles();
+    env.wait_reconciles(before, 2).await;
+    let calls = env.calls().await;
+    for write in [
+        "UpdateFunctionCode",
+        "UpdateFunctionConfiguration",
+        "CreateEventSourceMapping",
+        "TagResource",
+    ] {
+        assert_eq!(calls.count("lambda", write), 0, "{write}");
+    }
+    let old = b64(&build("v0"));
+    for function in [API, CHAT, EVAL] {
+        assert_eq!(
+            env.function(function).await.code_sha256(),
+            Some(old.as_str())
+        );
+    }
+
+    // The pinned build lands under the key: deployed with no spec change.
+    env.upload(KEY, &build("v9")).await;
+    env.wait_for(name, "Ready with the pinned build", ready)
+        .await;
+    for function in [API, CHAT, EVAL] {
+        assert_eq!(
+            env.function(function).await.code_sha256(),
+            Some(pinned.to_base64().as_str())
+        );
+    }
+
+    // (7) Retain: deleting the object leaves functions and both mappings in place.
+    env.stages()
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::timeout(TIMEOUT, async {
+        while env.stages().get_opt(name).await.unwrap().is_some() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the finalizer is removed");
+    assert_eq!(env.mappings(EVAL).await.len(), 1);
+    assert_eq!(env.mappings(CHAT).await.len(), 1);
+    assert_eq!(
+        env.mappings(CHAT).await[0].uuid(),
+        Some(seeded.chat_mapping.as_str())
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converges_under_30_percent_lambda_throttling_without_duplicate_mappings() {
+    use stagehand_testenv::aws::{FaultAction, FaultRule};
+    let mut env = Env::start().await;
+    seed(&env).await;
+    env.floor
+        .add_fault(
+            &FaultRule::new(FaultAction::throttle())
+                .service("lambda")
+                .probability(0.3, 7),
+        )
+        .await
+        .unwrap();
+    env.floor.reset_calls().await.unwrap();
+    env.start_controllers().await;
+    let name = "shop-api-dev";
+    env.stages()
+        .create(&PostParams::default(), &chalice_stage(name, "Retain", None))
+        .await
+        .unwrap();
+    env.wait_for(name, "Ready despite throttling", ready).await;
+    let calls = env.calls().await;
+    let throttled: u64 = calls.calls.values().map(|s| s.injected).sum();
+    assert!(throttled > 0, "the fault rule fired: {:?}", summary(&calls));
+    assert_eq!(env.mappings(CHAT).await.len(), 1);
+    assert_eq!(env.mappings(EVAL).await.len(), 1);
+    let creates = calls.get("lambda", "CreateEventSourceMapping");
+    assert_eq!(
+        creates.map(|c| c.count - c.injected),
+        Some(1),
+        "one mapping created"
+    );
+    env.stop().await;
+}
