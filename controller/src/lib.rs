@@ -6,8 +6,10 @@
 //!   finalizer, events, metrics, HTTP server, controller wiring).
 //! - [`kinds`]: which kinds this build serves.
 //! - [`lambda_stage`]: the LambdaStage decision core (observed facts → plan).
+//! - [`cli`]: `stagehand plan -f` / `apply -f`: the LambdaStage reconcile without a cluster.
 
 pub mod aws;
+pub mod cli;
 pub mod kinds;
 pub mod lambda_stage;
 pub mod runtime;

@@ -1,6 +1,8 @@
 //! The `stagehand` binary.
 //!
-//! Exit codes: 0 success, 1 runtime error (printed as one line plus a hint), 2 usage error.
+//! Exit codes: 0 success, 1 runtime error (printed as one line plus a hint), 2 usage error;
+//! `plan` and `apply` add 3 (changes pending), 4 (not Ready / stalled) and 5 (timed out), see
+//! [`stagehand::cli`].
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -22,6 +24,14 @@ struct Cli {
 enum Command {
     /// Run the controller: reconcile Stagehand objects and serve /metrics, /healthz, /readyz.
     Run(Box<Settings>),
+    /// Print what Stagehand would change in AWS for the LambdaStages of a file, without a
+    /// cluster and without changing anything. Exit 0: no changes, 3: changes pending,
+    /// 4: stalled, 1: error.
+    Plan(stagehand::cli::PlanArgs),
+    /// Reconcile the LambdaStages of a file against AWS without a cluster, round after round
+    /// until they settle. Exit 0: Ready, 4: not Ready (stalled, validation failed),
+    /// 5: timed out, 1: error.
+    Apply(stagehand::cli::ApplyArgs),
     /// Print the CustomResourceDefinitions as YAML (kubectl apply -f -).
     Crds,
     /// Print the version.
@@ -36,6 +46,8 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(settings) => run(*settings),
+        Command::Plan(args) => cli_command(|| stagehand::cli::plan::plan(&args)),
+        Command::Apply(args) => cli_command(|| stagehand::cli::plan::apply(&args)),
         Command::Crds => crds(),
         Command::Version => {
             println!("stagehand {}", stagehand::version_string());
@@ -79,6 +91,24 @@ fn run(settings: Settings) -> ExitCode {
     )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => report(&error),
+    }
+}
+
+/// Runs `plan` or `apply` (logs, at warn level, go to stderr: stdout is the plan).
+fn cli_command<F: Future<Output = u8>>(command: impl FnOnce() -> F) -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => ExitCode::from(runtime.block_on(command())),
+        Err(error) => fail(&format!("cannot start the async runtime: {error}"), None),
     }
 }
 

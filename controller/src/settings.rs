@@ -298,7 +298,7 @@ pub fn parse_resync_interval(input: &str) -> Result<Duration, DurationError> {
 }
 
 /// The cluster id ends up in an AWS tag value, so it must be short and plain.
-fn parse_cluster_id(input: &str) -> Result<String, String> {
+pub fn parse_cluster_id(input: &str) -> Result<String, String> {
     let valid = !input.is_empty()
         && input.len() <= 63
         && input

@@ -57,7 +57,7 @@ fn run(command: &mut Command) -> (i32, String, String) {
 fn help_lists_the_subcommands() {
     let (code, stdout, _) = run(stagehand().arg("--help"));
     assert_eq!(code, 0);
-    for subcommand in ["run", "crds", "version"] {
+    for subcommand in ["run", "plan", "apply", "crds", "version"] {
         assert!(
             stdout
                 .lines()

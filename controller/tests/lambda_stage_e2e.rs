@@ -16,37 +16,27 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{Environment, FunctionCode, LayerVersionContentInput, Runtime};
-use aws_sdk_s3::config::Credentials;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use serde_json::json;
 use stagehand::aws::s3::Sha256Digest;
 use stagehand::runtime::conditions::find_condition;
 use stagehand::runtime::{Context, Metrics, Shutdown};
 use stagehand::settings::Settings;
 use stagehand_crds::LambdaStage;
 use stagehand_testenv::TestApiServer;
-use stagehand_testenv::aws::{AwsFloor, CallsReport};
+use stagehand_testenv::aws::CallsReport;
+
+mod support;
+use support::{API, Aws, CHAT, CHAT_QUEUE, EVAL, EVAL_QUEUE, KEY, REGION, Seeded, b64, build};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const NAMESPACE: &str = "shop";
-const REGION: &str = "us-east-1";
-const BUCKET: &str = "shop-artifacts";
-const KEY: &str = "shop-api/dev/deployment.zip";
-const API: &str = "shop-api-dev";
-const CHAT: &str = "shop-api-dev-chat_processor";
-const EVAL: &str = "shop-api-dev-evaluation_worker";
-const CHAT_QUEUE: &str = "shop-dev-chat";
-const EVAL_QUEUE: &str = "shop-dev-eval";
 
 struct Env {
     server: TestApiServer,
-    floor: AwsFloor,
-    sdk: SdkConfig,
+    /// moto behind the proxy and the SDK clients seeding it (`env.floor`, `env.lambda()`, ...).
+    aws: Aws,
     ctx: Arc<Context>,
     shutdown: Shutdown,
     controllers: Vec<tokio::task::JoinHandle<()>>,
@@ -77,15 +67,9 @@ impl Env {
             )
             .await
             .unwrap();
-        let floor = AwsFloor::start().await.unwrap();
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(floor.endpoint_url())
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-            .load()
-            .await;
+        let aws = Aws::start().await;
         let settings = Settings {
-            aws_endpoint_url: Some(floor.endpoint_url()),
+            aws_endpoint_url: Some(aws.floor.endpoint_url()),
             aws_region: Some(REGION.into()),
             default_resync: Duration::from_secs(2),
             cluster_id: "e2e".into(),
@@ -93,14 +77,13 @@ impl Env {
         };
         let ctx = Arc::new(Context::new(
             client,
-            sdk.clone(),
+            aws.sdk.clone(),
             Metrics::new().unwrap(),
             settings,
         ));
         Self {
             server,
-            floor,
-            sdk,
+            aws,
             ctx,
             shutdown: Shutdown::new(),
             controllers: Vec::new(),
@@ -118,40 +101,12 @@ impl Env {
         }
     }
 
-    fn lambda(&self) -> aws_sdk_lambda::Client {
-        aws_sdk_lambda::Client::new(&self.sdk)
-    }
-
-    fn s3(&self) -> aws_sdk_s3::Client {
-        aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&self.sdk)
-                .force_path_style(true)
-                .build(),
-        )
-    }
-
-    fn sqs(&self) -> aws_sdk_sqs::Client {
-        aws_sdk_sqs::Client::new(&self.sdk)
-    }
-
     fn stages(&self) -> Api<LambdaStage> {
         Api::namespaced(self.ctx.client.clone(), NAMESPACE)
     }
 
     async fn calls(&self) -> CallsReport {
         self.floor.calls().await.unwrap()
-    }
-
-    /// Uploads a build under `KEY` (without an S3 SHA-256 checksum: Stagehand must hash it).
-    async fn upload(&self, key: &str, body: &[u8]) {
-        self.s3()
-            .put_object()
-            .bucket(BUCKET)
-            .key(key)
-            .body(body.to_vec().into())
-            .send()
-            .await
-            .unwrap();
     }
 
     /// Polls the object until `condition` holds (bounded); returns it.
@@ -232,18 +187,6 @@ impl Env {
         }
     }
 
-    async fn function(
-        &self,
-        name: &str,
-    ) -> aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput {
-        self.lambda()
-            .get_function_configuration()
-            .function_name(name)
-            .send()
-            .await
-            .unwrap()
-    }
-
     async fn mappings(
         &self,
         function: &str,
@@ -258,32 +201,6 @@ impl Env {
             .to_vec()
     }
 
-    async fn queue_arn(&self, name: &str) -> String {
-        let url = self.queue_url(name).await;
-        self.sqs()
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap()
-            .attributes()
-            .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-            .clone()
-    }
-
-    async fn queue_url(&self, name: &str) -> String {
-        self.sqs()
-            .get_queue_url()
-            .queue_name(name)
-            .send()
-            .await
-            .unwrap()
-            .queue_url()
-            .unwrap()
-            .to_owned()
-    }
-
     async fn stop(self) {
         self.shutdown.trigger();
         for controller in self.controllers {
@@ -293,6 +210,13 @@ impl Env {
                 .unwrap();
         }
         self.server.shutdown().await;
+    }
+}
+
+impl std::ops::Deref for Env {
+    type Target = Aws;
+    fn deref(&self) -> &Aws {
+        &self.aws
     }
 }
 
@@ -311,142 +235,18 @@ async fn install_crds(client: &Client) {
     }
 }
 
-fn build(version: &str) -> Vec<u8> {
-    format!("PK-stand-in: shop-api build {version}").into_bytes()
-}
-
-fn b64(body: &[u8]) -> String {
-    Sha256Digest::of(body).to_base64()
-}
-
-/// What a Chalice deploy left behind: three functions on an old build with a monitoring layer,
-/// two queues, one mapping made by the deploy (chat), the layer `shop-deps` (two versions),
-/// the current build under `KEY`.
-struct Seeded {
-    monitoring_layer: String,
-    deps_v2: String,
-    chat_mapping: String,
-}
-
 async fn seed(env: &Env) -> Seeded {
-    let role = env.floor.moto().create_lambda_role().await.unwrap();
-    env.s3()
-        .create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .unwrap();
-    env.upload("old.zip", &build("v0")).await;
-    env.upload(KEY, &build("v1")).await;
-    let publish = |name: &'static str| async move {
-        env.lambda()
-            .publish_layer_version()
-            .layer_name(name)
-            .content(
-                LayerVersionContentInput::builder()
-                    .zip_file(Blob::new(format!("layer {name}").into_bytes()))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap()
-            .layer_version_arn()
-            .unwrap()
-            .to_owned()
-    };
-    let monitoring_layer = publish("monitoring").await;
-    publish("shop-deps").await;
-    let deps_v2 = publish("shop-deps").await;
-    for name in [API, CHAT, EVAL] {
-        env.lambda()
-            .create_function()
-            .function_name(name)
-            .runtime(Runtime::Python312)
-            .role(&role)
-            .handler("app.app")
-            .code(
-                FunctionCode::builder()
-                    .s3_bucket(BUCKET)
-                    .s3_key("old.zip")
-                    .build(),
-            )
-            .layers(&monitoring_layer)
-            .environment(
-                Environment::builder()
-                    .variables("LOG_LEVEL", "info")
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-    }
-    for queue in [CHAT_QUEUE, EVAL_QUEUE] {
-        env.sqs()
-            .create_queue()
-            .queue_name(queue)
-            .send()
-            .await
-            .unwrap();
-    }
-    let chat_mapping = env
-        .lambda()
-        .create_event_source_mapping()
-        .function_name(CHAT)
-        .event_source_arn(env.queue_arn(CHAT_QUEUE).await)
-        .batch_size(1)
-        .send()
-        .await
-        .unwrap()
-        .uuid()
-        .unwrap()
-        .to_owned();
-    Seeded {
-        monitoring_layer,
-        deps_v2,
-        chat_mapping,
-    }
+    support::seed(&env.aws).await
 }
 
 /// The Chalice example adapted to the seeded account.
 fn chalice_stage(name: &str, deletion_policy: &str, pin: Option<&str>) -> LambdaStage {
-    let mut code = json!({"s3": {"bucket": BUCKET, "key": KEY}});
-    if let Some(pin) = pin {
-        code["sha256"] = json!(pin);
-    }
-    serde_json::from_value(json!({
-        "apiVersion": "stagehand.dev/v1alpha1",
-        "kind": "LambdaStage",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {
-            "region": REGION,
-            "adopt": true,
-            "deletionPolicy": deletion_policy,
-            "code": code,
-            "functionSelector": {"namePrefix": API},
-            "functions": [
-                {"name": API},
-                {"name": CHAT, "timeoutSeconds": 120},
-                {"name": EVAL},
-            ],
-            "environment": {
-                "CHAT_QUEUE_URL": format!("https://sqs.us-east-1.amazonaws.com/123456789012/{CHAT_QUEUE}"),
-                "EVAL_QUEUE_URL": format!("https://sqs.us-east-1.amazonaws.com/123456789012/{EVAL_QUEUE}"),
-            },
-            "layers": [{"name": "shop-deps", "version": "latest"}],
-            "eventSourceMappings": [
-                {"function": CHAT, "queue": CHAT_QUEUE, "batchSize": 1},
-                {"function": EVAL, "queue": EVAL_QUEUE, "batchSize": 5},
-            ],
-            "validation": {
-                "requiredEnvironment": ["CHAT_QUEUE_URL", "EVAL_QUEUE_URL", "LOG_LEVEL"],
-                "mappingsEnabled": true,
-                "queues": [
-                    {"queue": CHAT_QUEUE, "maxVisible": 3, "maxInFlight": 5},
-                    {"queue": EVAL_QUEUE},
-                ],
-            },
-        }
-    }))
+    serde_json::from_value(support::chalice_stage(
+        name,
+        Some(NAMESPACE),
+        deletion_policy,
+        pin,
+    ))
     .unwrap()
 }
 
@@ -482,24 +282,7 @@ fn ready(stage: &LambdaStage) -> bool {
 
 /// Names of the functions whose code was updated in the proxy's log.
 async fn code_updates(env: &Env) -> Vec<String> {
-    let mut updated: Vec<String> = env
-        .floor
-        .admin()
-        .log()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.operation == "UpdateFunctionCode")
-        .filter_map(|r| {
-            r.path
-                .split('/')
-                .skip_while(|p| *p != "functions")
-                .nth(1)
-                .map(str::to_owned)
-        })
-        .collect();
-    updated.sort();
-    updated
+    env.aws.code_updates().await
 }
 
 fn summary(report: &CallsReport) -> BTreeMap<String, u64> {

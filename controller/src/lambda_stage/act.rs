@@ -47,8 +47,18 @@ pub struct ActReport {
 impl Actor<'_> {
     /// Runs `actions` in order; stops at the first failure.
     pub async fn execute(&self, actions: &[Action]) -> ActReport {
+        self.execute_reporting(actions, |_| {}).await
+    }
+
+    /// [`Actor::execute`], calling `on_start` before each action runs.
+    pub async fn execute_reporting(
+        &self,
+        actions: &[Action],
+        mut on_start: impl FnMut(&Action),
+    ) -> ActReport {
         let mut report = ActReport::default();
         for action in actions {
+            on_start(action);
             match self.run(action, &mut report).await {
                 Ok(()) => report.done.push(action.clone()),
                 Err(error) => {

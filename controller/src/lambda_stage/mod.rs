@@ -12,6 +12,7 @@
 
 pub mod act;
 pub mod error;
+pub mod http_check;
 pub mod observe;
 pub mod observed;
 pub mod plan;
@@ -29,9 +30,10 @@ use stagehand_crds::{DeletionPolicy, LambdaStage, LambdaStageStatus};
 use self::act::{ActReport, Actor};
 pub use self::error::LambdaStageError;
 use self::observe::{HashCache, observe};
+use self::observed::Observed;
 use self::plan::{Action, Plan, PlanContext, plan};
 use self::status::{StatusInputs, next_status, paused_status};
-use crate::aws::tags;
+use crate::aws::{AwsError, AwsProvider, tags};
 use crate::runtime::conditions::ReconcileOutcome;
 use crate::runtime::gates::{ActGate, may_act};
 use crate::runtime::requeue::resync_action;
@@ -64,6 +66,61 @@ pub fn owner_of(stage: &LambdaStage) -> String {
         KIND,
         &stage.name_any(),
     )
+}
+
+/// Observe and plan one round for `stage`, whose status is `status` (what the cluster keeps;
+/// `stagehand apply` keeps it in memory between rounds). Shared by the reconciler and the
+/// `plan`/`apply` commands, so both decide exactly alike.
+pub async fn observe_and_plan(
+    aws: &AwsProvider,
+    stage: &LambdaStage,
+    status: Option<&LambdaStageStatus>,
+    hashes: &HashCache,
+    cluster_id: &str,
+    gate: ActGate,
+) -> Result<(Observed, Plan), AwsError> {
+    let spec = &stage.spec;
+    let observed = observe(aws, spec, status, hashes, Timestamp::now()).await?;
+    let context = PlanContext {
+        owner: owner_of(stage),
+        cluster_id: cluster_id.to_owned(),
+        generation: stage.meta().generation.unwrap_or_default(),
+        gate,
+    };
+    let plan = plan(spec, &context, &observed);
+    Ok((observed, plan))
+}
+
+/// Runs `actions` (a plan's) in order, stopping at the first failure, calling `on_start` before
+/// each one.
+pub async fn act(
+    aws: &AwsProvider,
+    stage: &LambdaStage,
+    actions: &[Action],
+    cluster_id: &str,
+    hashes: &HashCache,
+    on_start: impl FnMut(&Action),
+) -> ActReport {
+    if actions.is_empty() {
+        return ActReport::default();
+    }
+    Actor {
+        aws,
+        spec: &stage.spec,
+        owner: &owner_of(stage),
+        cluster_id,
+        hashes,
+    }
+    .execute_reporting(actions, on_start)
+    .await
+}
+
+/// The kstatus outcome of a round: the failed action's error, else what the plan says.
+pub fn round_outcome(plan: &Plan, report: &ActReport) -> ReconcileOutcome {
+    match &report.failure {
+        Some((_, error)) => ReconcileOutcome::from_error(error),
+        None => plan.outcome(),
+    }
 }
 
 fn stage_api(ctx: &Context, stage: &LambdaStage) -> Api<LambdaStage> {
@@ -169,38 +226,31 @@ impl Reconciler<LambdaStage> for LambdaStageReconciler {
             return Ok(Requeue::await_change());
         }
 
-        let observed = match observe(
+        let (observed, plan) = match observe_and_plan(
             &ctx.aws,
-            spec,
+            &stage,
             stage.status.as_ref(),
             &self.hashes,
-            Timestamp::now(),
+            &ctx.settings.cluster_id,
+            gate,
         )
         .await
         {
-            Ok(observed) => observed,
+            Ok(round) => round,
             Err(source) => {
                 return Self::fail_early(&ctx, &stage, LambdaStageError::Observe { source }).await;
             }
         };
-        let owner = owner_of(&stage);
-        let context = PlanContext {
-            owner: owner.clone(),
-            cluster_id: ctx.settings.cluster_id.clone(),
-            generation: generation.unwrap_or_default(),
-            gate,
-        };
-        let plan = plan(spec, &context, &observed);
 
-        let report = if gate.may_act() && !plan.actions.is_empty() {
-            Actor {
-                aws: &ctx.aws,
-                spec,
-                owner: &owner,
-                cluster_id: &ctx.settings.cluster_id,
-                hashes: &self.hashes,
-            }
-            .execute(&plan.actions)
+        let report = if gate.may_act() {
+            act(
+                &ctx.aws,
+                &stage,
+                &plan.actions,
+                &ctx.settings.cluster_id,
+                &self.hashes,
+                |_| {},
+            )
             .await
         } else {
             ActReport::default()
@@ -213,10 +263,7 @@ impl Reconciler<LambdaStage> for LambdaStageReconciler {
                 .await;
         }
 
-        let outcome = match &report.failure {
-            Some((_, error)) => ReconcileOutcome::from_error(error),
-            None => plan.outcome(),
-        };
+        let outcome = round_outcome(&plan, &report);
         let status = next_status(&StatusInputs {
             previous: stage.status.as_ref(),
             spec,

@@ -11,6 +11,7 @@
 //! - layers: one `ListLayerVersions` per declared layer;
 //! - queues: `GetQueueUrl` + `GetQueueAttributes` per queue named by a mapping or a check;
 //! - mappings: one `ListEventSourceMappings` per function that has declared mappings;
+//! - HTTP checks (`validation.http`): one GET each, concurrently, bounded by its timeout;
 //! - stack: `DescribeStacks`, `DescribeChangeSet` for the desired change set, and
 //!   `ListStackResources` when functions come from the stack.
 
@@ -21,6 +22,7 @@ use jiff::Timestamp;
 use stagehand_crds::lambda_stage::{Infrastructure, LambdaStageStatus};
 use stagehand_crds::{LambdaStageSpec, S3ObjectRef};
 
+use super::http_check::run_http_checks;
 use super::observed::{
     DeclaredAs, DeployedFunction, MappingKey, Observed, ObservedArtifact, ObservedFunction,
     ObservedStack, PreviousStatus,
@@ -169,6 +171,11 @@ pub async fn observe(
     }
 
     observed.mappings = observe_mappings(&lambda, spec, &observed).await?;
+    if let Some(validation) = &spec.validation
+        && !validation.http.is_empty()
+    {
+        observed.http_checks = run_http_checks(&validation.http).await;
+    }
     Ok(observed)
 }
 

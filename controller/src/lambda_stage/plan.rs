@@ -189,6 +189,42 @@ pub enum Action {
 }
 
 impl Action {
+    /// The variant name, as operators read it (`UpdateFunctionCode`).
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::HashArtifact { .. } => "HashArtifact",
+            Self::CreateChangeSet { .. } => "CreateChangeSet",
+            Self::ExecuteChangeSet { .. } => "ExecuteChangeSet",
+            Self::DeleteFailedStack { .. } => "DeleteFailedStack",
+            Self::TagFunction { .. } => "TagFunction",
+            Self::UpdateFunctionCode { .. } => "UpdateFunctionCode",
+            Self::UpdateFunctionConfiguration { .. } => "UpdateFunctionConfiguration",
+            Self::PublishVersion { .. } => "PublishVersion",
+            Self::CreateAlias { .. } => "CreateAlias",
+            Self::UpdateAlias { .. } => "UpdateAlias",
+            Self::CreateMapping { .. } => "CreateMapping",
+            Self::UpdateMapping { .. } => "UpdateMapping",
+        }
+    }
+
+    /// The Lambda function the action changes, if it changes one.
+    pub fn function(&self) -> Option<&str> {
+        match self {
+            Self::HashArtifact { .. }
+            | Self::CreateChangeSet { .. }
+            | Self::ExecuteChangeSet { .. }
+            | Self::DeleteFailedStack { .. } => None,
+            Self::TagFunction { function, .. }
+            | Self::UpdateFunctionCode { function, .. }
+            | Self::UpdateFunctionConfiguration { function, .. }
+            | Self::PublishVersion { function, .. }
+            | Self::CreateAlias { function, .. }
+            | Self::UpdateAlias { function, .. }
+            | Self::CreateMapping { function, .. }
+            | Self::UpdateMapping { function, .. } => Some(function),
+        }
+    }
+
     /// The `action` label of `stagehand_actions_total`.
     pub const fn metric_label(&self) -> &'static str {
         match self {

@@ -1894,3 +1894,68 @@ fn adoption_duplicates_and_image_converge() {
         1
     );
 }
+
+#[test]
+fn http_check_results_decide_validated() {
+    let with_checks = |outcomes: Vec<(&'static str, HttpCheckOutcome)>| {
+        let mut spec = base_spec();
+        spec.validation = Some(
+            serde_json::from_value(json!({"http": [
+                {"name": "health", "url": "http://127.0.0.1:1/health"},
+                {"name": "ready", "url": "https://x/ready", "expectedStatus": 204},
+            ]}))
+            .expect("validation"),
+        );
+        let mut observed = base_observed();
+        for (name, outcome) in outcomes {
+            observed.http_checks.insert(name.into(), outcome);
+        }
+        plan(&spec, &context(ActGate::Act), &observed)
+    };
+    let answered = |status| HttpCheckOutcome {
+        status: Some(status),
+        error: None,
+    };
+
+    // Both answered as expected: Validated, nothing stalled.
+    let plan = with_checks(vec![("health", answered(200)), ("ready", answered(204))]);
+    assert_eq!(condition_of(&plan, VALIDATED).0, ConditionStatus::True);
+    assert!(
+        plan.validation
+            .http
+            .iter()
+            .all(|h| h.ok && h.error.is_none())
+    );
+    assert_eq!(plan.validation.http[1].status, Some(204));
+    assert!(plan.stalled.is_none());
+
+    // A transport error is reported as such; a deployed stage then stalls on validation.
+    let plan = with_checks(vec![
+        ("health", answered(200)),
+        (
+            "ready",
+            HttpCheckOutcome {
+                status: None,
+                error: Some("GET https://x/ready timed out after 5s".into()),
+            },
+        ),
+    ]);
+    let (status, reason_, message) = condition_of(&plan, VALIDATED);
+    assert_eq!(status, ConditionStatus::False);
+    assert_eq!(reason_, reason::VALIDATION_FAILED);
+    assert!(
+        message.contains("http ready: GET https://x/ready timed out after 5s"),
+        "{message}"
+    );
+    assert_eq!(plan.validation.http[1].status, None);
+    assert!(!plan.validation.http[1].ok);
+    assert_eq!(
+        plan.stalled.as_ref().map(|s| s.reason),
+        Some(reason::VALIDATION_FAILED)
+    );
+
+    // A check observe did not run never passes.
+    let plan = with_checks(vec![("health", answered(200))]);
+    assert_eq!(plan.validation.http[1].error.as_deref(), Some("not run"));
+    assert_eq!(condition_of(&plan, VALIDATED).0, ConditionStatus::False);
+}

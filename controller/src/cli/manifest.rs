@@ -1,0 +1,184 @@
+//! Reads the LambdaStage documents of a manifest file (`kubectl apply -f` style: YAML, one or
+//! more documents separated by `---`).
+
+use std::io::Read;
+use std::path::Path;
+
+use stagehand_crds::LambdaStage;
+
+/// Namespace of a manifest without `metadata.namespace` (as kubectl's default context).
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// Why a manifest cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid YAML: {message}")]
+    Yaml { path: String, message: String },
+    #[error("{path}, document {index}: {message}")]
+    Document {
+        path: String,
+        index: usize,
+        message: String,
+    },
+    #[error("{path} has no LambdaStage document")]
+    Empty { path: String },
+}
+
+/// The LambdaStages of the file at `path` (`-`: stdin), in file order, each with a namespace
+/// (`default` when the document has none). Other Stagehand kinds are refused as not supported
+/// yet, anything else as not a Stagehand kind.
+pub fn read_stages(path: &Path) -> Result<Vec<LambdaStage>, ManifestError> {
+    let shown = path.display().to_string();
+    let text = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map(|_| text)
+            .map_err(|source| ManifestError::Read {
+                path: "stdin".to_owned(),
+                source,
+            })?
+    } else {
+        std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: shown.clone(),
+            source,
+        })?
+    };
+    parse_stages(&shown, &text)
+}
+
+/// [`read_stages`] on text already read.
+pub fn parse_stages(path: &str, text: &str) -> Result<Vec<LambdaStage>, ManifestError> {
+    let documents: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+    let mut stages = Vec::new();
+    for (index, document) in documents.into_iter().enumerate() {
+        let index = index + 1;
+        let refuse = |message: String| ManifestError::Document {
+            path: path.to_owned(),
+            index,
+            message,
+        };
+        if document.is_null() {
+            continue;
+        }
+        let kind = document["kind"].as_str().unwrap_or_default().to_owned();
+        let api_version = document["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let stagehand_api = api_version.starts_with("stagehand.dev/");
+        match kind.as_str() {
+            "LambdaStage" if stagehand_api => {}
+            "SpotFleet" | "StaticSite" if stagehand_api => {
+                return Err(refuse(format!(
+                    "kind {kind} is not supported by plan/apply yet (only LambdaStage is); \
+                     apply it to a cluster running `stagehand run`"
+                )));
+            }
+            "" => return Err(refuse("no kind: expected kind: LambdaStage".to_owned())),
+            _ => {
+                return Err(refuse(format!(
+                    "{kind} ({api_version}) is not a Stagehand kind: expected \
+                     apiVersion: stagehand.dev/v1alpha1, kind: LambdaStage"
+                )));
+            }
+        }
+        let mut stage: LambdaStage =
+            serde_json::from_value(document).map_err(|e| refuse(format!("LambdaStage: {e}")))?;
+        if stage.metadata.name.as_deref().is_none_or(str::is_empty) {
+            return Err(refuse("LambdaStage without metadata.name".to_owned()));
+        }
+        stage
+            .metadata
+            .namespace
+            .get_or_insert_with(|| DEFAULT_NAMESPACE.to_owned());
+        stages.push(stage);
+    }
+    if stages.is_empty() {
+        return Err(ManifestError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    Ok(stages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STAGE: &str = "apiVersion: stagehand.dev/v1alpha1
+kind: LambdaStage
+metadata:
+  name: shop
+spec:
+  region: us-east-1
+  functions:
+    - name: shop-api
+";
+
+    #[test]
+    fn several_documents_with_the_default_namespace() {
+        let text = format!(
+            "{STAGE}---\n{}",
+            STAGE.replace("name: shop\n", "name: other\n  namespace: ops\n")
+        );
+        let stages = parse_stages("s.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<(Option<&str>, Option<&str>)> = stages
+            .iter()
+            .map(|s| (s.metadata.namespace.as_deref(), s.metadata.name.as_deref()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (Some("default"), Some("shop")),
+                (Some("ops"), Some("other"))
+            ]
+        );
+    }
+
+    #[test]
+    fn other_kinds_are_refused_clearly() {
+        let spot =
+            "apiVersion: stagehand.dev/v1alpha1\nkind: SpotFleet\nmetadata: {name: x}\nspec: {}\n";
+        let error = parse_stages("s.yaml", &format!("{STAGE}---\n{spot}"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.starts_with(
+                "s.yaml, document 2: kind SpotFleet is not supported by plan/apply yet"
+            ),
+            "{error}"
+        );
+        let error = parse_stages("s.yaml", "apiVersion: v1\nkind: ConfigMap\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.contains("ConfigMap (v1) is not a Stagehand kind"),
+            "{error}"
+        );
+        let error = parse_stages("s.yaml", "")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(error, "s.yaml has no LambdaStage document");
+        let error = parse_stages("s.yaml", &STAGE.replace("region", "regoin"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.starts_with("s.yaml, document 1: LambdaStage:"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! `stagehand plan -f` and `stagehand apply -f`: the LambdaStage reconcile without a cluster.
+//!
+//! Both read LambdaStage manifests from a file and talk only to AWS, through the same
+//! observe → plan (→ act) functions the controller runs ([`crate::lambda_stage`]), so a CI
+//! pipeline sees exactly what the controller would decide.
+//!
+//! - [`manifest`]: reading the YAML documents.
+//! - [`plan`]: the two commands.
+//! - [`report`]: what they print (text or JSON).
+//!
+//! Exit codes (like `terraform plan -detailed-exitcode`):
+//!
+//! | code | `plan`                                  | `apply`                                       |
+//! |------|-----------------------------------------|-----------------------------------------------|
+//! | 0    | no changes: every stage in sync         | every stage Ready                             |
+//! | 1    | error (file, manifest, AWS unreachable) | error (file, manifest, AWS failing repeatedly) |
+//! | 2    | usage error                             | usage error                                   |
+//! | 3    | changes pending (actions, waits, drift) | —                                             |
+//! | 4    | a stage is stalled (would not converge) | a stage is not Ready: Stalled, validation failed, paused, ObserveOnly drift |
+//! | 5    | —                                       | `--timeout` reached before the stages settled  |
+//!
+//! With several stages the most severe code wins (1, then 5, 4, 3, 0).
+
+pub mod manifest;
+pub mod plan;
+pub mod report;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::aws::RateLimitOverride;
+use crate::settings::{Settings, parse_go_duration};
+
+/// Exit codes of `plan` and `apply` (see the module documentation).
+pub mod exit {
+    pub const IN_SYNC: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const CHANGES_PENDING: u8 = 3;
+    pub const NOT_READY: u8 = 4;
+    pub const TIMED_OUT: u8 = 5;
+
+    /// How severe a code is: the most severe code of several stages is the command's.
+    pub const fn severity(code: u8) -> u8 {
+        match code {
+            IN_SYNC => 0,
+            CHANGES_PENDING => 1,
+            NOT_READY => 2,
+            TIMED_OUT => 3,
+            _ => 4,
+        }
+    }
+}
+
+/// Output format of `plan` and `apply`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Readable text.
+    #[default]
+    Text,
+    /// One JSON document on stdout (progress of `apply` goes to stderr).
+    Json,
+}
+
+/// How `plan` and `apply` reach AWS (the same flags and variables as `stagehand run`).
+#[derive(Args, Clone, Debug, PartialEq)]
+pub struct AwsArgs {
+    /// Send every AWS API call to this endpoint instead of AWS (moto, LocalStack).
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub aws_endpoint_url: Option<String>,
+
+    /// AWS region for the SDK defaults. Each stage's `spec.region` decides where it is
+    /// reconciled. Without it the default chain is used (AWS_REGION, AWS_DEFAULT_REGION, the
+    /// profile).
+    #[arg(long, env = "STAGEHAND_AWS_REGION", value_name = "REGION")]
+    pub aws_region: Option<String>,
+
+    /// Attempts per AWS call, the first included.
+    #[arg(
+        long,
+        env = "STAGEHAND_AWS_MAX_ATTEMPTS",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..=10),
+        value_name = "N"
+    )]
+    pub aws_max_attempts: u32,
+
+    /// Time limit for one attempt of an AWS call, as a Go-style duration.
+    #[arg(
+        long,
+        env = "STAGEHAND_AWS_ATTEMPT_TIMEOUT",
+        default_value = "30s",
+        value_parser = parse_go_duration,
+        value_name = "DURATION"
+    )]
+    pub aws_attempt_timeout: Duration,
+
+    /// Client-side rate limit for one AWS service: `SERVICE=RATE[/BURST]` (repeatable).
+    #[arg(
+        long = "aws-rate-limit",
+        env = "STAGEHAND_AWS_RATE_LIMITS",
+        value_delimiter = ',',
+        value_name = "SERVICE=RATE[/BURST]"
+    )]
+    pub aws_rate_limits: Vec<RateLimitOverride>,
+
+    /// The `stagehand.dev/cluster` tag written on what Stagehand creates or adopts: use the id
+    /// of the cluster whose controller also manages these stages, if any.
+    #[arg(
+        long,
+        env = "STAGEHAND_CLUSTER_ID",
+        default_value = "default",
+        value_parser = crate::settings::parse_cluster_id,
+        value_name = "ID"
+    )]
+    pub cluster_id: String,
+}
+
+impl AwsArgs {
+    /// The controller settings these flags stand for (the rest at their defaults).
+    pub fn settings(&self) -> Settings {
+        Settings {
+            aws_endpoint_url: self.aws_endpoint_url.clone(),
+            aws_region: self.aws_region.clone(),
+            aws_max_attempts: self.aws_max_attempts,
+            aws_attempt_timeout: self.aws_attempt_timeout,
+            aws_rate_limits: self.aws_rate_limits.clone(),
+            cluster_id: self.cluster_id.clone(),
+            ..Settings::default()
+        }
+    }
+}
+
+/// Flags of `stagehand plan`.
+#[derive(Args, Clone, Debug, PartialEq)]
+pub struct PlanArgs {
+    /// Manifest file with one or more LambdaStage documents (`-` reads stdin).
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
+    pub output: OutputFormat,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// Flags of `stagehand apply`.
+#[derive(Args, Clone, Debug, PartialEq)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+
+    /// Give up (exit 5) when the stages have not settled after this long, as a Go-style
+    /// duration. Waits AWS asks for (a function update, a stack operation) are honoured.
+    #[arg(long, default_value = "10m", value_parser = parse_go_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+}
