@@ -5,13 +5,15 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/stagehand/target
 CARGO ?= cargo
 
-.PHONY: test fmt lint unit moto crds build dev help
+.PHONY: test fmt lint unit moto crds build dev demo bench help
 
 help:
+	@echo "make demo   - the main job end to end: emulators, seed, controller, Chalice stage, a new build, metrics; stops it all"
 	@echo "make test   - everything CI runs: fmt check, clippy -D warnings, all tests"
 	@echo "make crds   - regenerate crds/yaml/ and charts/stagehand/crds/ from the Rust types"
 	@echo "make dev    - local emulators + CRDs + examples + the controller, in the foreground"
 	@echo "make build  - build the stagehand binary (debug)"
+	@echo "make bench  - LambdaStage reconcile AWS-call benchmark (docs/benchmarks.md)"
 
 test: fmt lint unit
 
@@ -36,3 +38,10 @@ build:
 
 dev:
 	scripts/dev
+
+demo:
+	scripts/demo
+
+# Counts AWS calls (through the test floor's proxy) for N = 50 and 200 functions; not timed.
+bench: moto
+	$(CARGO) run --locked -p stagehand --example bench_lambda

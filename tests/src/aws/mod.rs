@@ -28,6 +28,7 @@ pub mod classify;
 pub mod faults;
 pub mod moto;
 pub mod proxy;
+pub mod seed;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

@@ -240,8 +240,8 @@ impl Moto {
 
     /// Creates the IAM role Lambda functions need in moto (idempotent); returns its ARN.
     pub async fn create_lambda_role(&self) -> Result<String, AwsFloorError> {
-        const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-        self.create_role(LAMBDA_ROLE_NAME, TRUST).await
+        self.create_role(LAMBDA_ROLE_NAME, LAMBDA_TRUST_POLICY)
+            .await
     }
 
     /// IAM `CreateRole` as a query-protocol request (moto routes by the credential scope and
@@ -251,38 +251,7 @@ impl Moto {
         name: &str,
         assume_role_policy: &str,
     ) -> Result<String, AwsFloorError> {
-        let form: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair("Action", "CreateRole")
-            .append_pair("Version", "2010-05-08")
-            .append_pair("RoleName", name)
-            .append_pair("AssumeRolePolicyDocument", assume_role_policy)
-            .finish();
-        let (status, body) = self
-            .request(
-                Method::POST,
-                "/",
-                Bytes::from(form),
-                &[
-                    (
-                        "content-type",
-                        "application/x-www-form-urlencoded; charset=utf-8",
-                    ),
-                    (
-                        "authorization",
-                        "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
-                    ),
-                ],
-            )
-            .await?;
-        let text = String::from_utf8_lossy(&body);
-        let arn = format!("arn:aws:iam::{ACCOUNT_ID}:role/{name}");
-        if status.is_success() || text.contains("EntityAlreadyExists") {
-            Ok(arn)
-        } else {
-            Err(AwsFloorError::Http(format!(
-                "IAM CreateRole {name} answered {status}: {text}"
-            )))
-        }
+        create_role_at(&self.client, &self.url(), name, assume_role_policy).await
     }
 
     async fn request(
@@ -314,6 +283,69 @@ impl Moto {
             .map_err(|e| AwsFloorError::Http(format!("moto {path}: {e}")))?
             .to_bytes();
         Ok((status, body))
+    }
+}
+
+/// The Lambda execution role [`Moto::create_lambda_role`] creates, at any moto endpoint (moto
+/// itself or the proxy in front of it); idempotent. Returns its ARN.
+pub async fn create_lambda_role_at(endpoint_url: &str) -> Result<String, AwsFloorError> {
+    create_role_at(
+        &http_client(),
+        endpoint_url,
+        LAMBDA_ROLE_NAME,
+        LAMBDA_TRUST_POLICY,
+    )
+    .await
+}
+
+const LAMBDA_TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+/// IAM `CreateRole` as a query-protocol request to `endpoint_url` (moto routes by the credential
+/// scope and does not check signatures); an existing role is fine. Returns the role's ARN.
+async fn create_role_at(
+    client: &HttpClient,
+    endpoint_url: &str,
+    name: &str,
+    assume_role_policy: &str,
+) -> Result<String, AwsFloorError> {
+    let form: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("Action", "CreateRole")
+        .append_pair("Version", "2010-05-08")
+        .append_pair("RoleName", name)
+        .append_pair("AssumeRolePolicyDocument", assume_role_policy)
+        .finish();
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(format!("{}/", endpoint_url.trim_end_matches('/')))
+        .header(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(Full::new(Bytes::from(form)))
+        .map_err(|e| AwsFloorError::Http(e.to_string()))?;
+    let resp = client
+        .request(req)
+        .await
+        .map_err(|e| AwsFloorError::Http(format!("IAM CreateRole {name}: {e}")))?;
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| AwsFloorError::Http(format!("IAM CreateRole {name}: {e}")))?
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    let arn = format!("arn:aws:iam::{ACCOUNT_ID}:role/{name}");
+    if status.is_success() || text.contains("EntityAlreadyExists") {
+        Ok(arn)
+    } else {
+        Err(AwsFloorError::Http(format!(
+            "IAM CreateRole {name} answered {status}: {text}"
+        )))
     }
 }
 

@@ -1,0 +1,433 @@
+//! LambdaStage reconcile benchmark: AWS calls, counted by the test floor's proxy, for N = 50
+//! and 200 functions in stages of 10 — (a) first converge, (b) a steady-state resync with no
+//! change, (c) a code change in k = 1 and k = 10 functions — side by side with the scripted
+//! approach (every deploy: `UpdateFunctionCode` for every function and the shared layer
+//! re-attached to every function with `UpdateFunctionConfiguration`).
+//!
+//! Not a test and not timed: `make bench` (or `cargo run -p stagehand --example
+//! bench_lambda [-- N...]`). Results go to stdout as a Markdown table (docs/benchmarks.md).
+//!
+//! It drives the reconciler's own `observe → plan → act → next_status` directly, without
+//! Kubernetes (the Kubernetes side makes no AWS calls; a resync is one such round per stage;
+//! a converge repeats rounds until the plan has nothing left to do, as the 1 s requeue after
+//! actions does in `stagehand run`). AWS is moto behind the proxy (`AwsFloor`).
+//!
+//! Each stage: 10 functions `bench-sNN-fnNN`, each with its own package
+//! `s3://bench-artifacts/sNN/fnNN.zip` (follow mode, so a new build under one key changes
+//! exactly one function), the shared layer `bench-deps` (latest), one SQS queue and one
+//! mapping (to the stage's first function). Seeded as a deploy tool leaves it: every function
+//! on an older build, without the layer, untagged (`adopt: true`), no mapping.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::cast_precision_loss,
+    reason = "a benchmark binary: a panic with its location is the report we want"
+)]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_lambda::types::{FunctionCode, Runtime};
+use aws_sdk_s3::config::Credentials;
+use jiff::Timestamp;
+use serde_json::json;
+use stagehand::aws::{AwsProvider, Limit, RateLimits, Service, owner_tag_value};
+use stagehand::lambda_stage::act::{ActReport, Actor};
+use stagehand::lambda_stage::observe::{HashCache, observe};
+use stagehand::lambda_stage::plan::{PlanContext, plan};
+use stagehand::lambda_stage::status::{StatusInputs, next_status};
+use stagehand::runtime::Metrics;
+use stagehand::runtime::gates::ActGate;
+use stagehand_crds::{LambdaStageSpec, LambdaStageStatus};
+use stagehand_testenv::aws::seed::{Seeder, deterministic_zip};
+use stagehand_testenv::aws::{AwsFloor, CallsReport, REGION};
+
+const STAGE_SIZE: usize = 10;
+const BUCKET: &str = "bench-artifacts";
+const LAYER: &str = "bench-deps";
+const MAX_ROUNDS: usize = 10;
+
+fn function_name(stage: usize, index: usize) -> String {
+    format!("bench-s{stage:02}-fn{index:02}")
+}
+
+fn key(stage: usize, index: usize) -> String {
+    format!("s{stage:02}/fn{index:02}.zip")
+}
+
+fn queue(stage: usize) -> String {
+    format!("bench-s{stage:02}-queue")
+}
+
+fn package(stage: usize, index: usize, build: u32) -> Vec<u8> {
+    let handler = format!(
+        "def handler(event, context):\n    return {{\"stage\": {stage}, \"fn\": {index}, \"build\": {build}}}\n"
+    );
+    deterministic_zip(&[("app.py", handler.as_bytes())])
+}
+
+fn spec(stage: usize) -> LambdaStageSpec {
+    let functions: Vec<_> = (0..STAGE_SIZE)
+        .map(|i| {
+            json!({
+                "name": function_name(stage, i),
+                "code": {"s3": {"bucket": BUCKET, "key": key(stage, i)}},
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({
+        "region": REGION,
+        "adopt": true,
+        "functions": functions,
+        "layers": [{"name": LAYER, "version": "latest"}],
+        "eventSourceMappings": [
+            {"function": function_name(stage, 0), "queue": queue(stage), "batchSize": 10},
+        ],
+    }))
+    .unwrap()
+}
+
+/// One stage as the controller holds it: spec, last status.
+struct Stage {
+    name: String,
+    spec: LambdaStageSpec,
+    status: Option<LambdaStageStatus>,
+}
+
+struct Bench {
+    floor: AwsFloor,
+    seeder: Seeder,
+    aws: AwsProvider,
+    hashes: HashCache,
+}
+
+/// What one phase cost.
+#[derive(Default, Clone)]
+struct Cost {
+    calls: u64,
+    rounds: usize,
+    code_updates: u64,
+    by_operation: BTreeMap<String, u64>,
+}
+
+impl Cost {
+    fn from_report(report: &CallsReport, rounds: usize) -> Self {
+        Self {
+            calls: report.total,
+            rounds,
+            code_updates: report.count("lambda", "UpdateFunctionCode"),
+            by_operation: report
+                .calls
+                .iter()
+                .map(|(key, stats)| (key.clone(), stats.count))
+                .collect(),
+        }
+    }
+}
+
+impl Bench {
+    async fn start() -> Self {
+        let floor = AwsFloor::start().await.unwrap();
+        let seeder = Seeder::new(&floor.endpoint_url(), REGION).await;
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(floor.endpoint_url())
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+            .load()
+            .await;
+        // The call counts do not depend on the client-side rate limits; lifted so that the
+        // benchmark measures calls, not the limiter.
+        let unlimited = Limit::new(100_000.0, 100_000);
+        let settings = stagehand::aws::AwsSettings {
+            rate_limits: RateLimits {
+                services: Service::ALL.iter().map(|s| (*s, unlimited)).collect(),
+                operations: std::collections::HashMap::new(),
+                default: unlimited,
+            },
+            ..stagehand::aws::AwsSettings::default()
+        };
+        let aws = AwsProvider::new(sdk, Metrics::new().unwrap(), settings);
+        Self {
+            floor,
+            seeder,
+            aws,
+            hashes: HashCache::default(),
+        }
+    }
+
+    /// A fresh account with `n` functions as a deploy tool left them; the stages declaring them.
+    async fn seed(&mut self, n: usize) -> Vec<Stage> {
+        self.floor.reset().await.unwrap();
+        self.hashes = HashCache::default();
+        let role = self.seeder.role().await.unwrap();
+        self.seeder.bucket(BUCKET).await.unwrap();
+        self.seeder.publish_layer(LAYER, 1).await.unwrap();
+        self.seeder.publish_layer(LAYER, 2).await.unwrap();
+        let mut stages = Vec::new();
+        for stage in 0..n / STAGE_SIZE {
+            self.seeder.queue(&queue(stage)).await.unwrap();
+            for index in 0..STAGE_SIZE {
+                self.seeder
+                    .upload(BUCKET, &key(stage, index), package(stage, index, 1))
+                    .await
+                    .unwrap();
+                self.seeder
+                    .lambda()
+                    .create_function()
+                    .function_name(function_name(stage, index))
+                    .runtime(Runtime::Python312)
+                    .role(&role)
+                    .handler("app.handler")
+                    .code(
+                        FunctionCode::builder()
+                            .zip_file(package(stage, index, 0).into())
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            stages.push(Stage {
+                name: format!("bench-s{stage:02}"),
+                spec: spec(stage),
+                status: None,
+            });
+        }
+        stages
+    }
+
+    /// One reconcile round; whether it changed anything (or still waits for something).
+    async fn round(&self, stage: &mut Stage) -> bool {
+        let observed = observe(
+            &self.aws,
+            &stage.spec,
+            stage.status.as_ref(),
+            &self.hashes,
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+        let owner = owner_tag_value("bench", "LambdaStage", &stage.name);
+        let context = PlanContext {
+            owner: owner.clone(),
+            cluster_id: "bench".into(),
+            generation: 1,
+            gate: ActGate::Act,
+        };
+        let plan = plan(&stage.spec, &context, &observed);
+        assert!(plan.stalled.is_none(), "{}: {:?}", stage.name, plan.stalled);
+        let report = if plan.actions.is_empty() {
+            ActReport::default()
+        } else {
+            Actor {
+                aws: &self.aws,
+                spec: &stage.spec,
+                owner: &owner,
+                cluster_id: "bench",
+                hashes: &self.hashes,
+            }
+            .execute(&plan.actions)
+            .await
+        };
+        assert!(
+            report.failure.is_none(),
+            "{}: {:?}",
+            stage.name,
+            report.failure
+        );
+        let outcome = plan.outcome();
+        stage.status = Some(next_status(&StatusInputs {
+            previous: stage.status.as_ref(),
+            spec: &stage.spec,
+            observed: &observed,
+            plan: &plan,
+            report: &report,
+            outcome: &outcome,
+            generation: Some(1),
+            now: Timestamp::now(),
+        }));
+        !report.done.is_empty() || !plan.waits.is_empty()
+    }
+
+    /// Every stage reconciled until it has nothing left to do; the calls that took.
+    async fn converge(&self, stages: &mut [Stage]) -> Cost {
+        self.floor.reset_calls().await.unwrap();
+        let mut rounds = 0;
+        for stage in stages.iter_mut() {
+            let mut busy = true;
+            let mut n = 0;
+            while busy {
+                assert!(n < MAX_ROUNDS, "{} did not converge", stage.name);
+                busy = self.round(stage).await;
+                n += 1;
+            }
+            rounds += n;
+        }
+        Cost::from_report(&self.floor.calls().await.unwrap(), rounds)
+    }
+
+    /// The scripted deploy, as the Chalice/SAM wrapper scripts do it after every deploy: find
+    /// the stage's functions, resolve the layer's latest version, then for every function push
+    /// its code, read its layers and re-attach the shared layer (other layers kept).
+    async fn scripted_deploy(&self, n: usize) -> Cost {
+        self.floor.reset_calls().await.unwrap();
+        let lambda = self.seeder.lambda();
+        let mut names = Vec::new();
+        let mut pages = lambda.list_functions().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            names.extend(
+                page.unwrap()
+                    .functions()
+                    .iter()
+                    .filter_map(|f| f.function_name())
+                    .filter(|f| f.starts_with("bench-s"))
+                    .map(str::to_owned),
+            );
+        }
+        assert_eq!(names.len(), n);
+        let latest = lambda
+            .list_layer_versions()
+            .layer_name(LAYER)
+            .send()
+            .await
+            .unwrap()
+            .layer_versions()
+            .iter()
+            .filter_map(|v| v.layer_version_arn().map(str::to_owned))
+            .max_by_key(|arn| {
+                arn.rsplit(':')
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or_default()
+            })
+            .unwrap();
+        let layer_prefix = latest.rsplit_once(':').unwrap().0.to_owned();
+        for name in &names {
+            let (stage, index) = parse_name(name);
+            lambda
+                .update_function_code()
+                .function_name(name)
+                .s3_bucket(BUCKET)
+                .s3_key(key(stage, index))
+                .send()
+                .await
+                .unwrap();
+            let config = lambda
+                .get_function_configuration()
+                .function_name(name)
+                .send()
+                .await
+                .unwrap();
+            let mut layers: Vec<String> = config
+                .layers()
+                .iter()
+                .filter_map(|l| l.arn().map(str::to_owned))
+                .filter(|arn| !arn.starts_with(&format!("{layer_prefix}:")))
+                .collect();
+            layers.push(latest.clone());
+            lambda
+                .update_function_configuration()
+                .function_name(name)
+                .set_layers(Some(layers))
+                .send()
+                .await
+                .unwrap();
+        }
+        Cost::from_report(&self.floor.calls().await.unwrap(), 1)
+    }
+
+    /// New builds for the first `k` functions (stage order).
+    async fn change_code(&self, k: usize, build: u32) {
+        for i in 0..k {
+            let (stage, index) = (i / STAGE_SIZE, i % STAGE_SIZE);
+            self.seeder
+                .upload(BUCKET, &key(stage, index), package(stage, index, build))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn parse_name(name: &str) -> (usize, usize) {
+    let stage = name[7..9].parse().unwrap();
+    let index = name[12..14].parse().unwrap();
+    (stage, index)
+}
+
+fn per_function(cost: &Cost, n: usize) -> String {
+    format!("{:.2}", cost.calls as f64 / n as f64)
+}
+
+fn breakdown(cost: &Cost) -> String {
+    cost.by_operation
+        .iter()
+        .map(|(op, count)| format!("{} {count}", op.rsplit('/').next().unwrap_or(op)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("N: a multiple of 10"))
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![50, 200]
+    } else {
+        sizes
+    };
+    let mut bench = Bench::start().await;
+    let mut table = String::from(
+        "| N | phase | Stagehand calls | per function | rounds | UpdateFunctionCode | scripted calls | per function | UpdateFunctionCode |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let mut details = String::new();
+    for n in sizes {
+        assert!(
+            n % STAGE_SIZE == 0 && n > 0,
+            "N must be a multiple of {STAGE_SIZE}"
+        );
+        let mut stages = bench.seed(n).await;
+        let first = bench.converge(&mut stages).await;
+        let resync = bench.converge(&mut stages).await;
+        assert_eq!(resync.rounds, stages.len(), "a no-change resync acted");
+        bench.change_code(1, 2).await;
+        let k1 = bench.converge(&mut stages).await;
+        bench.change_code(10, 3).await;
+        let k10 = bench.converge(&mut stages).await;
+        // The scripted approach on the same account: the same deploy every time.
+        let scripted = bench.scripted_deploy(n).await;
+        let rows = [
+            ("(a) first converge", &first, Some(&scripted)),
+            ("(b) resync, no change", &resync, None),
+            ("(c) code change, k = 1", &k1, Some(&scripted)),
+            ("(c) code change, k = 10", &k10, Some(&scripted)),
+        ];
+        for (phase, cost, script) in rows {
+            let (s_calls, s_per, s_code) = script.map_or_else(
+                || ("— (never runs)".to_owned(), "—".to_owned(), "—".to_owned()),
+                |s| {
+                    (
+                        s.calls.to_string(),
+                        per_function(s, n),
+                        s.code_updates.to_string(),
+                    )
+                },
+            );
+            writeln!(
+                table,
+                "| {n} | {phase} | {} | {} | {} | {} | {s_calls} | {s_per} | {s_code} |",
+                cost.calls,
+                per_function(cost, n),
+                cost.rounds,
+                cost.code_updates,
+            )
+            .unwrap();
+            writeln!(details, "N={n} {phase}: {}", breakdown(cost)).unwrap();
+        }
+        writeln!(details, "N={n} scripted deploy: {}", breakdown(&scripted)).unwrap();
+    }
+    println!("{table}");
+    println!("{details}");
+}
