@@ -313,10 +313,12 @@ async fn restarted_mid_reconcile_converges_without_duplicates() {
             .then_some(())
     })
     .await;
-    env.restart_controllers().await;
+    env.stop_controllers().await;
     // Mid-reconcile indeed: code is being rolled out, nothing is published yet.
-    let at_restart = env.calls().await;
-    assert_eq!(at_restart.count("lambda", "PublishVersion"), 0);
+    let at_stop = env.calls().await;
+    assert_eq!(at_stop.count("lambda", "PublishVersion"), 0);
+    assert!(at_stop.count("lambda", "UpdateFunctionCode") >= 1);
+    env.restart_controllers().await;
     let v1 = b64(&build("v1"));
     let stage = env
         .wait_for(name, "Ready with the alias on a version", |s| {

@@ -118,10 +118,9 @@ impl Env {
         }
     }
 
-    /// Stops the running controllers (as a terminated pod would, whatever they were doing) and
-    /// starts new ones with a fresh [`Context`]: no in-memory state (hash cache, metrics,
-    /// queues) survives, only Kubernetes and AWS.
-    pub async fn restart_controllers(&mut self) {
+    /// Stops the running controllers (shutdown signal, as `stagehand run` on SIGTERM) and waits
+    /// for them to end; `start_controllers` or `restart_controllers` may follow.
+    pub async fn stop_controllers(&mut self) {
         self.shutdown.trigger();
         for controller in self.controllers.drain(..) {
             tokio::time::timeout(TIMEOUT, controller)
@@ -130,6 +129,13 @@ impl Env {
                 .unwrap();
         }
         self.shutdown = Shutdown::new();
+    }
+
+    /// Stops the running controllers (as a terminated pod would, whatever they were doing) and
+    /// starts new ones with a fresh [`Context`]: no in-memory state (hash cache, metrics,
+    /// queues) survives, only Kubernetes and AWS.
+    pub async fn restart_controllers(&mut self) {
+        self.stop_controllers().await;
         self.ctx = Arc::new(Context::new(
             self.ctx.client.clone(),
             self.sdk.clone(),
