@@ -104,7 +104,7 @@ async fn writes(aws: &Aws) -> Vec<String> {
 async fn plan_shows_only_drift_and_writes_nothing_apply_converges() {
     let aws = Aws::start().await;
     support::seed(&aws).await;
-    let mut stage = support::chalice_stage(STAGE, None, "Retain", None);
+    let mut stage = support::chalice_manifest(STAGE, None, "Retain", None);
     stage["spec"]["validation"]["http"] =
         json!([{"name": "health", "url": health_endpoint().await}]);
     let file = manifest(&[stage]);
@@ -224,7 +224,7 @@ async fn pinned_mismatch_fails_apply_with_both_hashes_and_changes_nothing() {
     support::seed(&aws).await;
     let pinned = Sha256Digest::of(&build("v9"));
     let actual = Sha256Digest::of(&build("v1"));
-    let file = manifest(&[support::chalice_stage(
+    let file = manifest(&[support::chalice_manifest(
         STAGE,
         Some("ci"),
         "Retain",
@@ -260,7 +260,7 @@ async fn other_kinds_are_refused_before_aws_is_called() {
         "metadata": {"name": "batch"},
         "spec": {},
     });
-    let file = manifest(&[support::chalice_stage(STAGE, None, "Retain", None), spot]);
+    let file = manifest(&[support::chalice_manifest(STAGE, None, "Retain", None), spot]);
     aws.floor.reset_calls().await.unwrap();
     for command in ["plan", "apply"] {
         let (code, stdout, stderr) = stagehand(&aws, &[command, "-f", &file]).await;

@@ -634,6 +634,71 @@ async fn lambda_update_is_in_progress_for_n_reads() {
 }
 
 #[tokio::test]
+async fn listed_functions_are_in_progress_for_n_listings() {
+    let floor = floor().await;
+    let c = clients(&floor, 1).await;
+    create_function(&floor, &c, "api-dev").await;
+    create_function(&floor, &c, "other").await;
+    floor
+        .add_fault(
+            &FaultRule::new(FaultAction::lambda_in_progress())
+                .resource("api-dev")
+                .times(2),
+        )
+        .await
+        .unwrap();
+    let listed = || {
+        let lambda = c.lambda.clone();
+        async move {
+            let mut statuses: Vec<(String, Option<LastUpdateStatus>)> = lambda
+                .list_functions()
+                .send()
+                .await
+                .unwrap()
+                .functions()
+                .iter()
+                .map(|f| {
+                    (
+                        f.function_name().unwrap().to_owned(),
+                        f.last_update_status().cloned(),
+                    )
+                })
+                .collect();
+            statuses.sort_by(|a, b| a.0.cmp(&b.0));
+            statuses
+        }
+    };
+    let busy = vec![
+        ("api-dev".to_owned(), Some(LastUpdateStatus::InProgress)),
+        ("other".to_owned(), Some(LastUpdateStatus::Successful)),
+    ];
+    assert_eq!(listed().await, busy);
+    assert_eq!(listed().await, busy);
+    assert_eq!(
+        listed().await,
+        [
+            ("api-dev".to_owned(), Some(LastUpdateStatus::Successful)),
+            ("other".to_owned(), Some(LastUpdateStatus::Successful)),
+        ]
+    );
+    // Without `resource`, every listed function.
+    floor.clear_faults().await.unwrap();
+    floor
+        .add_fault(&FaultRule::new(FaultAction::lambda_in_progress()).times(1))
+        .await
+        .unwrap();
+    assert!(
+        listed()
+            .await
+            .iter()
+            .all(|(_, s)| *s == Some(LastUpdateStatus::InProgress))
+    );
+    let stats = floor.calls().await.unwrap();
+    let list = stats.get("lambda", "ListFunctions").unwrap();
+    assert_eq!(list.count, 4, "{list:?}");
+}
+
+#[tokio::test]
 async fn cloudfront_invalidation_is_in_progress_for_n_reads() {
     let floor = floor().await;
     let c = clients(&floor, 1).await;

@@ -95,8 +95,11 @@ pub enum FaultAction {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
-    /// Lambda `GetFunction` / `GetFunctionConfiguration` (default operations): set
-    /// `LastUpdateStatus` (and optionally `LastUpdateStatusReason`, `State`).
+    /// Lambda `GetFunction` / `GetFunctionConfiguration` / `ListFunctions` (default operations):
+    /// set `LastUpdateStatus` (and optionally `LastUpdateStatusReason`, `State`). On
+    /// `ListFunctions` the rule's `resource` is not matched against the request (which names no
+    /// function) but selects the listed functions to edit (`FunctionName` or `FunctionArn`
+    /// containing it; every function when absent); each listing counts as one read.
     LambdaStatus {
         last_update_status: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,14 +159,18 @@ impl FaultAction {
     fn default_target(&self) -> Option<(&'static str, &'static [&'static str])> {
         match self {
             Self::StackStatus { .. } => Some(("cloudformation", &["DescribeStacks"])),
-            Self::LambdaStatus { .. } => {
-                Some(("lambda", &["GetFunction", "GetFunctionConfiguration"]))
-            }
+            Self::LambdaStatus { .. } => Some((
+                "lambda",
+                &["GetFunction", "GetFunctionConfiguration", LIST_FUNCTIONS],
+            )),
             Self::InvalidationStatus { .. } => Some(("cloudfront", &["GetInvalidation"])),
             _ => None,
         }
     }
 }
+
+/// The Lambda listing whose entries a `lambda_status` rule edits by `resource`.
+const LIST_FUNCTIONS: &str = "ListFunctions";
 
 impl FaultRule {
     pub fn new(action: FaultAction) -> Self {
@@ -253,9 +260,20 @@ impl FaultRule {
         {
             return false;
         }
+        if self.lists_functions(id) {
+            // The listing names no function: `resource` selects the entries to edit instead.
+            return true;
+        }
         self.resource
             .as_deref()
             .is_none_or(|r| haystacks.iter().any(|h| h.contains(r)))
+    }
+
+    /// A `lambda_status` rule matching a `ListFunctions` call.
+    fn lists_functions(&self, id: &CallId) -> bool {
+        matches!(self.action, FaultAction::LambdaStatus { .. })
+            && id.service == "lambda"
+            && id.operation == LIST_FUNCTIONS
     }
 }
 
@@ -301,6 +319,9 @@ pub enum Rewrite {
         last_update_status: String,
         reason: Option<String>,
         state: Option<String>,
+        /// In a `ListFunctions` response, only the functions whose name or ARN contains this
+        /// (every function when `None`); ignored for single-function responses.
+        functions: Option<String>,
     },
     InvalidationStatus {
         status: String,
@@ -397,6 +418,7 @@ impl FaultSet {
             }
             state.fired += 1;
             decision.fired.push(state.id);
+            let listed = state_resource(&state.rule, id);
             match &state.rule.action {
                 FaultAction::Latency { ms } => decision.delay += Duration::from_millis(*ms),
                 FaultAction::Reset => {
@@ -441,6 +463,7 @@ impl FaultSet {
                     last_update_status: last_update_status.clone(),
                     reason: reason.clone(),
                     state: state.clone(),
+                    functions: listed,
                 }),
                 FaultAction::InvalidationStatus { status } => {
                     decision.rewrites.push(Rewrite::InvalidationStatus {
@@ -450,6 +473,15 @@ impl FaultSet {
             }
         }
         decision
+    }
+}
+
+/// The `functions` filter of a `lambda_status` rewrite: the rule's `resource` on a listing.
+fn state_resource(rule: &FaultRule, id: &CallId) -> Option<String> {
+    if rule.lists_functions(id) {
+        rule.resource.clone()
+    } else {
+        None
     }
 }
 
@@ -622,8 +654,49 @@ pub fn apply_rewrite(rewrite: &Rewrite, body: &[u8]) -> Option<Vec<u8>> {
             last_update_status,
             reason,
             state,
+            functions,
         } => {
             let mut doc: serde_json::Value = serde_json::from_slice(body).ok()?;
+            let set = |config: &mut serde_json::Map<String, serde_json::Value>| {
+                config.insert(
+                    "LastUpdateStatus".to_owned(),
+                    last_update_status.clone().into(),
+                );
+                if let Some(reason) = reason {
+                    config.insert("LastUpdateStatusReason".to_owned(), reason.clone().into());
+                }
+                if let Some(state) = state {
+                    config.insert("State".to_owned(), state.clone().into());
+                }
+            };
+            if let Some(listed) = doc
+                .get_mut("Functions")
+                .and_then(serde_json::Value::as_array_mut)
+            {
+                let mut changed = false;
+                for config in listed
+                    .iter_mut()
+                    .filter_map(serde_json::Value::as_object_mut)
+                {
+                    let selected = functions.as_deref().is_none_or(|wanted| {
+                        ["FunctionName", "FunctionArn"].iter().any(|field| {
+                            config
+                                .get(*field)
+                                .and_then(serde_json::Value::as_str)
+                                .is_some_and(|v| v.contains(wanted))
+                        })
+                    });
+                    if selected {
+                        set(config);
+                        changed = true;
+                    }
+                }
+                return if changed {
+                    serde_json::to_vec(&doc).ok()
+                } else {
+                    None
+                };
+            }
             let config = if doc
                 .get("Configuration")
                 .is_some_and(serde_json::Value::is_object)
@@ -636,16 +709,7 @@ pub fn apply_rewrite(rewrite: &Rewrite, body: &[u8]) -> Option<Vec<u8>> {
             if !config.contains_key("FunctionName") {
                 return None;
             }
-            config.insert(
-                "LastUpdateStatus".to_owned(),
-                last_update_status.clone().into(),
-            );
-            if let Some(reason) = reason {
-                config.insert("LastUpdateStatusReason".to_owned(), reason.clone().into());
-            }
-            if let Some(state) = state {
-                config.insert("State".to_owned(), state.clone().into());
-            }
+            set(config);
             serde_json::to_vec(&doc).ok()
         }
     }
@@ -783,10 +847,22 @@ mod tests {
             .unwrap();
         let get = id("lambda", "GetFunction", Protocol::RestJson);
         let list = id("lambda", "ListFunctions", Protocol::RestJson);
+        let other = id("lambda", "ListTags", Protocol::RestJson);
         assert!(
-            set.decide(&list, false, &["/2015-03-31/functions/"])
+            set.decide(&other, false, &["/2017-03-31/tags/arn:api-dev"])
                 .fired
                 .is_empty()
+        );
+        // A listing names no function: the rule fires, and `resource` selects the entries.
+        assert_eq!(
+            set.decide(&list, false, &["/2015-03-31/functions/"])
+                .rewrites,
+            [Rewrite::LambdaStatus {
+                last_update_status: "InProgress".into(),
+                reason: None,
+                state: None,
+                functions: Some("api-dev".into()),
+            }]
         );
         assert!(
             set.decide(&get, false, &["/2015-03-31/functions/other"])
@@ -863,6 +939,7 @@ mod tests {
             last_update_status: "InProgress".into(),
             reason: None,
             state: None,
+            functions: None,
         };
         let get_function =
             br#"{"Configuration":{"FunctionName":"f","LastUpdateStatus":"Successful"},"Code":{}}"#;
@@ -874,6 +951,55 @@ mod tests {
             serde_json::from_slice(&apply_rewrite(&rw, config).unwrap()).unwrap();
         assert_eq!(out["LastUpdateStatus"], "InProgress");
         assert!(apply_rewrite(&rw, b"not json").is_none());
+    }
+
+    #[test]
+    fn lambda_status_rewrite_edits_the_selected_listed_functions() {
+        let listing = br#"{"Functions":[
+            {"FunctionName":"api-dev","FunctionArn":"arn:aws:lambda:us-east-1:1:function:api-dev","LastUpdateStatus":"Successful"},
+            {"FunctionName":"other","FunctionArn":"arn:aws:lambda:us-east-1:1:function:other","LastUpdateStatus":"Successful"}
+        ]}"#;
+        let rw = |functions: Option<&str>| Rewrite::LambdaStatus {
+            last_update_status: "InProgress".into(),
+            reason: Some("busy".into()),
+            state: Some("Pending".into()),
+            functions: functions.map(str::to_owned),
+        };
+        let statuses = |rw: &Rewrite| -> Vec<(String, String, String)> {
+            let out: serde_json::Value =
+                serde_json::from_slice(&apply_rewrite(rw, listing).unwrap()).unwrap();
+            out["Functions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| {
+                    (
+                        f["LastUpdateStatus"].as_str().unwrap().to_owned(),
+                        f["LastUpdateStatusReason"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_owned(),
+                        f["State"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        };
+        let busy = (
+            "InProgress".to_owned(),
+            "busy".to_owned(),
+            "Pending".to_owned(),
+        );
+        let untouched = ("Successful".to_owned(), String::new(), String::new());
+        assert_eq!(
+            statuses(&rw(Some("api-dev"))),
+            [busy.clone(), untouched.clone()]
+        );
+        assert_eq!(
+            statuses(&rw(Some(":function:other"))),
+            [untouched, busy.clone()]
+        );
+        assert_eq!(statuses(&rw(None)), [busy.clone(), busy]);
+        assert!(apply_rewrite(&rw(Some("nobody")), listing).is_none());
     }
 
     #[test]
