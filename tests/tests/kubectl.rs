@@ -430,27 +430,50 @@ async fn kubectl_wait_watch_describe_and_finalizers() {
         .expect("get -w prints the object")
         .unwrap();
     assert_eq!(first.as_deref(), Some("w="));
-    api.patch(
-        "w",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"labels": {"step": "two"}}})),
-    )
-    .await
-    .unwrap();
-    let seen = tokio::time::timeout(WAIT, async {
-        let mut seen = Vec::new();
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let done = line == "w=two";
-            seen.push(line);
-            if done {
-                break;
-            }
+    // kubectl prints the object from a GET, then opens its watch with `resourceVersion=0` and
+    // skips the watch's first event (the object it already printed). A change made before the
+    // watch is established is folded into that skipped event — kubectl's own race, on a real
+    // API server too. So wait for get -w's watch request (the `wait` above has its own, with a
+    // resourceVersion), then change the object until a change is streamed (bounded).
+    let get_watch =
+        |r: &String| r.contains("metadata.name%3Dw") && r.contains("resourceVersion=0&watch=true");
+    tokio::time::timeout(WAIT, async {
+        while !server.requests().iter().any(get_watch) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        seen
     })
     .await
-    .expect("get -w streams the label change");
-    assert_eq!(seen.last().map(String::as_str), Some("w=two"), "{seen:?}");
+    .unwrap_or_else(|_| {
+        panic!(
+            "kubectl get -w never opened its watch: {:?}",
+            server.requests()
+        )
+    });
+    let mut streamed = None;
+    for step in 2..12 {
+        api.patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"step": format!("s{step}")}}})),
+        )
+        .await
+        .unwrap();
+        if let Ok(line) =
+            tokio::time::timeout(std::time::Duration::from_secs(2), lines.next_line()).await
+        {
+            streamed = line.unwrap();
+            break;
+        }
+    }
+    let streamed = streamed.unwrap_or_else(|| {
+        let requests = server.requests();
+        let tail = &requests[requests.len().saturating_sub(10)..];
+        panic!("get -w streamed none of 10 label changes; last requests: {tail:?}")
+    });
+    assert!(
+        streamed.starts_with("w=s"),
+        "get -w printed {streamed:?} for a label change"
+    );
     watch.kill().await.unwrap();
 
     api.patch_status(
