@@ -75,49 +75,9 @@ pub struct Settings {
     )]
     pub log_format: LogFormat,
 
-    /// Send every AWS API call to this endpoint instead of AWS (moto, LocalStack). S3 then uses
-    /// path-style addressing.
-    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
-    pub aws_endpoint_url: Option<String>,
-
-    /// AWS region. Without it the default chain is used (AWS_REGION, AWS_DEFAULT_REGION, the
-    /// profile in ~/.aws/config, instance metadata).
-    #[arg(long, env = "STAGEHAND_AWS_REGION", value_name = "REGION")]
-    pub aws_region: Option<String>,
-
-    /// Attempts per AWS call, the first included. Throttling, 5xx and transport errors are
-    /// retried with exponential backoff and jitter; anything else fails at once.
-    #[arg(
-        long,
-        env = "STAGEHAND_AWS_MAX_ATTEMPTS",
-        default_value_t = 3,
-        value_parser = clap::value_parser!(u32).range(1..=10),
-        value_name = "N"
-    )]
-    pub aws_max_attempts: u32,
-
-    /// Time limit for one attempt of an AWS call (connect, send, receive), as a Go-style
-    /// duration.
-    #[arg(
-        long,
-        env = "STAGEHAND_AWS_ATTEMPT_TIMEOUT",
-        default_value = "30s",
-        value_parser = parse_go_duration,
-        value_name = "DURATION"
-    )]
-    pub aws_attempt_timeout: Duration,
-
-    /// Client-side rate limit for one AWS service, per region: `SERVICE=RATE[/BURST]` with
-    /// SERVICE one of lambda, s3, cloudformation, sqs, ec2, cloudfront (e.g. `lambda=5/5`).
-    /// Repeat the flag, or separate with commas in the environment variable. Defaults stay
-    /// below AWS's account-wide quotas (Lambda 10/s of the 15/s the whole account shares).
-    #[arg(
-        long = "aws-rate-limit",
-        env = "STAGEHAND_AWS_RATE_LIMITS",
-        value_delimiter = ',',
-        value_name = "SERVICE=RATE[/BURST]"
-    )]
-    pub aws_rate_limits: Vec<RateLimitOverride>,
+    /// How Stagehand reaches AWS.
+    #[command(flatten)]
+    pub aws: AwsFlags,
 
     /// Kubeconfig file to use. Without it Stagehand uses the in-cluster service account or
     /// ~/.kube/config.
@@ -166,11 +126,7 @@ impl Default for Settings {
             cluster_id: "default".to_owned(),
             metrics_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             log_format: LogFormat::Text,
-            aws_endpoint_url: None,
-            aws_region: None,
-            aws_max_attempts: 3,
-            aws_attempt_timeout: Duration::from_secs(30),
-            aws_rate_limits: Vec::new(),
+            aws: AwsFlags::default(),
             kubeconfig: None,
             leader_election: false,
             leader_election_namespace: None,
@@ -180,6 +136,74 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// How the AWS adapters call AWS.
+    pub fn aws_settings(&self) -> AwsSettings {
+        self.aws.aws_settings()
+    }
+}
+
+/// How Stagehand reaches AWS: the same flags (and environment variables) for `run`, `plan` and
+/// `apply`.
+#[derive(Args, Clone, Debug, PartialEq)]
+pub struct AwsFlags {
+    /// Send every AWS API call to this endpoint instead of AWS (moto, LocalStack). S3 then uses
+    /// path-style addressing.
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub aws_endpoint_url: Option<String>,
+
+    /// AWS region. Without it the default chain is used (AWS_REGION, AWS_DEFAULT_REGION, the
+    /// profile in ~/.aws/config, instance metadata).
+    #[arg(long, env = "STAGEHAND_AWS_REGION", value_name = "REGION")]
+    pub aws_region: Option<String>,
+
+    /// Attempts per AWS call, the first included. Throttling, 5xx and transport errors are
+    /// retried with exponential backoff and jitter; anything else fails at once.
+    #[arg(
+        long,
+        env = "STAGEHAND_AWS_MAX_ATTEMPTS",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..=10),
+        value_name = "N"
+    )]
+    pub aws_max_attempts: u32,
+
+    /// Time limit for one attempt of an AWS call (connect, send, receive), as a Go-style
+    /// duration.
+    #[arg(
+        long,
+        env = "STAGEHAND_AWS_ATTEMPT_TIMEOUT",
+        default_value = "30s",
+        value_parser = parse_go_duration,
+        value_name = "DURATION"
+    )]
+    pub aws_attempt_timeout: Duration,
+
+    /// Client-side rate limit for one AWS service, per region: `SERVICE=RATE[/BURST]` with
+    /// SERVICE one of lambda, s3, cloudformation, sqs, ec2, cloudfront (e.g. `lambda=5/5`).
+    /// Repeat the flag, or separate with commas in the environment variable. Defaults stay
+    /// below AWS's account-wide quotas (Lambda 10/s of the 15/s the whole account shares).
+    #[arg(
+        long = "aws-rate-limit",
+        env = "STAGEHAND_AWS_RATE_LIMITS",
+        value_delimiter = ',',
+        value_name = "SERVICE=RATE[/BURST]"
+    )]
+    pub aws_rate_limits: Vec<RateLimitOverride>,
+}
+
+impl Default for AwsFlags {
+    fn default() -> Self {
+        Self {
+            aws_endpoint_url: None,
+            aws_region: None,
+            aws_max_attempts: 3,
+            aws_attempt_timeout: Duration::from_secs(30),
+            aws_rate_limits: Vec::new(),
+        }
+    }
+}
+
+impl AwsFlags {
     /// How the AWS adapters call AWS: attempts and timeout from the flags, the default rate
     /// limits with the `--aws-rate-limit` overrides applied.
     pub fn aws_settings(&self) -> AwsSettings {
@@ -537,10 +561,10 @@ mod tests {
         assert_eq!(parsed.metrics_addr, "127.0.0.1:9090".parse().unwrap());
         assert_eq!(parsed.log_format, LogFormat::Json);
         assert_eq!(
-            parsed.aws_endpoint_url.as_deref(),
+            parsed.aws.aws_endpoint_url.as_deref(),
             Some("http://localhost:5000")
         );
-        assert_eq!(parsed.aws_region.as_deref(), Some("eu-west-1"));
+        assert_eq!(parsed.aws.aws_region.as_deref(), Some("eu-west-1"));
         assert_eq!(parsed.kubeconfig, Some(PathBuf::from("/tmp/kc")));
         assert!(parsed.leader_election);
         assert_eq!(parsed.leader_election_namespace.as_deref(), Some("ops"));

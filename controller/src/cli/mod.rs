@@ -30,8 +30,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::aws::RateLimitOverride;
-use crate::settings::{Settings, parse_go_duration};
+use crate::settings::{AwsFlags, Settings, parse_go_duration};
 
 /// Exit codes of `plan` and `apply` (see the module documentation).
 pub mod exit {
@@ -63,47 +62,12 @@ pub enum OutputFormat {
     Json,
 }
 
-/// How `plan` and `apply` reach AWS (the same flags and variables as `stagehand run`).
+/// How `plan` and `apply` reach AWS (the same flags and variables as `stagehand run`), and the
+/// cluster id written in ownership tags.
 #[derive(Args, Clone, Debug, PartialEq)]
 pub struct AwsArgs {
-    /// Send every AWS API call to this endpoint instead of AWS (moto, LocalStack).
-    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
-    pub aws_endpoint_url: Option<String>,
-
-    /// AWS region for the SDK defaults. Each stage's `spec.region` decides where it is
-    /// reconciled. Without it the default chain is used (AWS_REGION, AWS_DEFAULT_REGION, the
-    /// profile).
-    #[arg(long, env = "STAGEHAND_AWS_REGION", value_name = "REGION")]
-    pub aws_region: Option<String>,
-
-    /// Attempts per AWS call, the first included.
-    #[arg(
-        long,
-        env = "STAGEHAND_AWS_MAX_ATTEMPTS",
-        default_value_t = 3,
-        value_parser = clap::value_parser!(u32).range(1..=10),
-        value_name = "N"
-    )]
-    pub aws_max_attempts: u32,
-
-    /// Time limit for one attempt of an AWS call, as a Go-style duration.
-    #[arg(
-        long,
-        env = "STAGEHAND_AWS_ATTEMPT_TIMEOUT",
-        default_value = "30s",
-        value_parser = parse_go_duration,
-        value_name = "DURATION"
-    )]
-    pub aws_attempt_timeout: Duration,
-
-    /// Client-side rate limit for one AWS service: `SERVICE=RATE[/BURST]` (repeatable).
-    #[arg(
-        long = "aws-rate-limit",
-        env = "STAGEHAND_AWS_RATE_LIMITS",
-        value_delimiter = ',',
-        value_name = "SERVICE=RATE[/BURST]"
-    )]
-    pub aws_rate_limits: Vec<RateLimitOverride>,
+    #[command(flatten)]
+    pub aws: AwsFlags,
 
     /// The `stagehand.dev/cluster` tag written on what Stagehand creates or adopts: use the id
     /// of the cluster whose controller also manages these stages, if any.
@@ -121,11 +85,7 @@ impl AwsArgs {
     /// The controller settings these flags stand for (the rest at their defaults).
     pub fn settings(&self) -> Settings {
         Settings {
-            aws_endpoint_url: self.aws_endpoint_url.clone(),
-            aws_region: self.aws_region.clone(),
-            aws_max_attempts: self.aws_max_attempts,
-            aws_attempt_timeout: self.aws_attempt_timeout,
-            aws_rate_limits: self.aws_rate_limits.clone(),
+            aws: self.aws.clone(),
             cluster_id: self.cluster_id.clone(),
             ..Settings::default()
         }

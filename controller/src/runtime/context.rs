@@ -125,17 +125,17 @@ impl Context {
 
 /// See [`Context::s3_force_path_style`].
 pub fn s3_force_path_style(settings: &Settings) -> bool {
-    settings.aws_endpoint_url.is_some()
+    settings.aws.aws_endpoint_url.is_some()
 }
 
 /// The AWS SDK configuration: the default credential chain, the region from `--aws-region` or
 /// the default chain, and `--aws-endpoint-url` when set. Credentials are not resolved here (they
 /// are fetched lazily by the SDK), so this never logs or checks them.
 pub async fn aws_sdk_config(settings: &Settings) -> Result<SdkConfig, Error> {
-    let region = RegionProviderChain::first_try(settings.aws_region.clone().map(Region::new))
+    let region = RegionProviderChain::first_try(settings.aws.aws_region.clone().map(Region::new))
         .or_default_provider();
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
-    if let Some(url) = &settings.aws_endpoint_url {
+    if let Some(url) = &settings.aws.aws_endpoint_url {
         if !is_http_url(url) {
             return Err(Error::InvalidAwsEndpoint { url: url.clone() });
         }
@@ -203,6 +203,7 @@ pub async fn kube_client(settings: &Settings) -> Result<KubeConnection, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::AwsFlags;
 
     fn settings() -> Settings {
         Settings::default()
@@ -221,7 +222,10 @@ mod tests {
     fn path_style_only_with_an_endpoint() {
         assert!(!s3_force_path_style(&settings()));
         let with_endpoint = Settings {
-            aws_endpoint_url: Some("http://localhost:5000".into()),
+            aws: AwsFlags {
+                aws_endpoint_url: Some("http://localhost:5000".into()),
+                ..AwsFlags::default()
+            },
             ..settings()
         };
         assert!(s3_force_path_style(&with_endpoint));
@@ -230,8 +234,11 @@ mod tests {
     #[tokio::test]
     async fn explicit_region_and_endpoint_are_used() {
         let config = aws_sdk_config(&Settings {
-            aws_region: Some("eu-west-3".into()),
-            aws_endpoint_url: Some("http://127.0.0.1:5000".into()),
+            aws: AwsFlags {
+                aws_region: Some("eu-west-3".into()),
+                aws_endpoint_url: Some("http://127.0.0.1:5000".into()),
+                ..AwsFlags::default()
+            },
             ..settings()
         })
         .await
@@ -244,8 +251,11 @@ mod tests {
     async fn malformed_endpoint_is_rejected_before_loading() {
         for url in ["localhost:5000", "ftp://x", "http://", "http:///x"] {
             let err = aws_sdk_config(&Settings {
-                aws_region: Some("eu-west-3".into()),
-                aws_endpoint_url: Some(url.into()),
+                aws: AwsFlags {
+                    aws_region: Some("eu-west-3".into()),
+                    aws_endpoint_url: Some(url.into()),
+                    ..AwsFlags::default()
+                },
                 ..settings()
             })
             .await

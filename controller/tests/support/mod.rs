@@ -25,7 +25,7 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use stagehand::runtime::conditions::find_condition;
 use stagehand::runtime::{Context, Metrics, Shutdown};
-use stagehand::settings::Settings;
+use stagehand::settings::{AwsFlags, Settings};
 use stagehand_crds::LambdaStage;
 use stagehand_testenv::TestApiServer;
 use stagehand_testenv::aws::CallsReport;
@@ -75,8 +75,11 @@ impl Env {
             .unwrap();
         let aws = Aws::start().await;
         let settings = Settings {
-            aws_endpoint_url: Some(aws.floor.endpoint_url()),
-            aws_region: Some(REGION.into()),
+            aws: AwsFlags {
+                aws_endpoint_url: Some(aws.floor.endpoint_url()),
+                aws_region: Some(REGION.into()),
+                ..AwsFlags::default()
+            },
             default_resync: Duration::from_secs(2),
             cluster_id: "e2e".into(),
             ..Settings::default()
