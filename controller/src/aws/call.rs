@@ -46,7 +46,7 @@ impl Caller {
 
     /// Runs `request` (an SDK `send()` future: nothing is sent before it is polled) once the
     /// rate limiter allows it. Records `stagehand_aws_api_requests_total{result=success|error|
-    /// throttled}` and the duration (SDK retries included, rate-limit wait excluded).
+    /// throttled|not_found}` and the duration (SDK retries included, rate-limit wait excluded).
     ///
     /// SDK futures are large (~17 KB); the request is boxed before anything else so the
     /// adapters' own futures stay small.

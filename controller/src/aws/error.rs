@@ -194,6 +194,9 @@ impl AwsError {
     pub const fn metric_result(&self) -> &'static str {
         match self.kind {
             ErrorKind::Throttled => "throttled",
+            // An answer, not a failure: probing for something that does not exist yet (an
+            // alias, a stack, a queue) is routine and must not look like errors on a dashboard.
+            ErrorKind::NotFound => "not_found",
             _ => "error",
         }
     }
@@ -536,5 +539,6 @@ mod tests {
     fn throttling_has_its_own_metric_result() {
         assert_eq!(error(ErrorKind::Throttled).metric_result(), "throttled");
         assert_eq!(error(ErrorKind::ServerError).metric_result(), "error");
+        assert_eq!(error(ErrorKind::NotFound).metric_result(), "not_found");
     }
 }

@@ -168,7 +168,7 @@ impl Metrics {
             aws_api_requests_total: counter(
                 &r,
                 "stagehand_aws_api_requests_total",
-                "AWS API calls made, by service, operation and result (success or the error code class)",
+                "AWS API calls made, by service, operation and result (success, error, throttled, not_found)",
                 &["service", "operation", "result"],
             )?,
             aws_api_request_duration_seconds: histogram(

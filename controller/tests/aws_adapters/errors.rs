@@ -35,7 +35,8 @@ async fn a_missing_function_is_not_found_and_recoverable() {
             .contains("UpdateFunctionCode on no-such-function"),
         "{err}"
     );
-    assert_eq!(env.calls("lambda", "UpdateFunctionCode", "error"), 1);
+    assert_eq!(env.calls("lambda", "UpdateFunctionCode", "not_found"), 1);
+    assert_eq!(env.calls("lambda", "UpdateFunctionCode", "error"), 0);
 }
 
 #[tokio::test]
