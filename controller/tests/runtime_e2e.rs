@@ -16,13 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::{Region, SdkConfig};
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::{Client, ResourceExt};
 use serde_json::json;
 use stagehand::runtime::conditions::find_condition;
 use stagehand::runtime::status::{FIELD_MANAGER, apply_status, next_common_status};
@@ -272,20 +271,8 @@ impl Env {
             .try_init();
         let server = TestApiServer::start().await.unwrap();
         let client = server.client();
-        install_crds(&client).await;
-        Api::<Namespace>::all(client.clone())
-            .create(
-                &PostParams::default(),
-                &Namespace {
-                    metadata: ObjectMeta {
-                        name: Some(NAMESPACE.into()),
-                        ..ObjectMeta::default()
-                    },
-                    ..Namespace::default()
-                },
-            )
-            .await
-            .unwrap();
+        server.install_stagehand_crds().await.unwrap();
+        server.create_namespace(NAMESPACE).await.unwrap();
         let aws = SdkConfig::builder()
             .region(Region::new("eu-west-1"))
             .build();
@@ -425,21 +412,6 @@ impl Env {
                 .unwrap();
         }
         self.server.shutdown().await;
-    }
-}
-
-async fn install_crds(client: &Client) {
-    let crds: Api<
-        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-    > = Api::all(client.clone());
-    for crd in stagehand_crds::crds() {
-        crds.patch(
-            &crd.name_any(),
-            &PatchParams::apply("stagehand-tests"),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
     }
 }
 

@@ -141,6 +141,44 @@ impl TestApiServer {
         kube::Client::try_from(config).expect("kube builds a client for a plain HTTP URL")
     }
 
+    /// Applies Stagehand's three CRDs (server-side apply, manager `stagehand-tests`), as
+    /// `kubectl apply -f crds/yaml/` would, and returns them as stored.
+    pub async fn install_stagehand_crds(
+        &self,
+    ) -> Result<Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>, kube::Error>{
+        let api: kube::Api<
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        > = kube::Api::all(self.client());
+        let mut stored = Vec::new();
+        for crd in stagehand_crds::crds() {
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            stored.push(
+                api.patch(
+                    &name,
+                    &kube::api::PatchParams::apply("stagehand-tests"),
+                    &kube::api::Patch::Apply(&crd),
+                )
+                .await?,
+            );
+        }
+        Ok(stored)
+    }
+
+    /// Creates a namespace (objects can only be created in namespaces that exist).
+    pub async fn create_namespace(&self, name: &str) -> Result<(), kube::Error> {
+        let namespace = k8s_openapi::api::core::v1::Namespace {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.to_owned()),
+                ..kube::api::ObjectMeta::default()
+            },
+            ..k8s_openapi::api::core::v1::Namespace::default()
+        };
+        kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(self.client())
+            .create(&kube::api::PostParams::default(), &namespace)
+            .await
+            .map(drop)
+    }
+
     /// Test hook: forgets the watch history of every collection and ends every open watch, so
     /// that resuming clients get `410 Expired` (as an ERROR event) and must re-list.
     pub fn expire_watch_history(&self) {

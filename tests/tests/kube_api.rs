@@ -70,21 +70,10 @@ where
 }
 
 async fn install_crds(server: &TestApiServer) -> Vec<CustomResourceDefinition> {
-    let crds: Api<CustomResourceDefinition> = Api::all(server.client());
-    let mut out = Vec::new();
-    for crd in stagehand_crds::crds() {
-        let name = crd.metadata.name.clone().expect("CRDs are named");
-        out.push(
-            crds.patch(
-                &name,
-                &PatchParams::apply("stagehand-tests"),
-                &Patch::Apply(&crd),
-            )
-            .await
-            .expect("the Stagehand CRDs apply"),
-        );
-    }
-    out
+    server
+        .install_stagehand_crds()
+        .await
+        .expect("the Stagehand CRDs apply")
 }
 
 fn lambda_stage_api(server: &TestApiServer, ns: &str) -> Api<DynamicObject> {

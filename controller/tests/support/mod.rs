@@ -59,20 +59,8 @@ impl Env {
             .try_init();
         let server = TestApiServer::start().await.unwrap();
         let client = server.client();
-        install_crds(&client).await;
-        Api::<Namespace>::all(client.clone())
-            .create(
-                &PostParams::default(),
-                &Namespace {
-                    metadata: ObjectMeta {
-                        name: Some(NAMESPACE.into()),
-                        ..ObjectMeta::default()
-                    },
-                    ..Namespace::default()
-                },
-            )
-            .await
-            .unwrap();
+        server.install_stagehand_crds().await.unwrap();
+        server.create_namespace(NAMESPACE).await.unwrap();
         let aws = Aws::start().await;
         let settings = Settings {
             aws: AwsFlags {
@@ -251,21 +239,6 @@ impl Env {
                 .unwrap();
         }
         self.server.shutdown().await;
-    }
-}
-
-pub async fn install_crds(client: &Client) {
-    let crds: Api<
-        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-    > = Api::all(client.clone());
-    for crd in stagehand_crds::crds() {
-        crds.patch(
-            &crd.name_any(),
-            &PatchParams::apply("stagehand-tests"),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
     }
 }
 
