@@ -34,7 +34,8 @@ use jiff::Timestamp;
 use serde_json::json;
 use stagehand::aws::{AwsProvider, Limit, RateLimits, Service, owner_tag_value};
 use stagehand::lambda_stage::act::{ActReport, Actor};
-use stagehand::lambda_stage::observe::{HashCache, observe};
+use stagehand::lambda_stage::inventory::Inventory;
+use stagehand::lambda_stage::observe::observe;
 use stagehand::lambda_stage::plan::{PlanContext, plan};
 use stagehand::lambda_stage::status::{StatusInputs, next_status};
 use stagehand::runtime::Metrics;
@@ -47,6 +48,8 @@ const STAGE_SIZE: usize = 10;
 const BUCKET: &str = "bench-artifacts";
 const LAYER: &str = "bench-deps";
 const MAX_ROUNDS: usize = 10;
+/// The controller's default `--inventory-max-age`.
+const INVENTORY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn function_name(stage: usize, index: usize) -> String {
     format!("bench-s{stage:02}-fn{index:02}")
@@ -99,7 +102,7 @@ struct Bench {
     floor: AwsFloor,
     seeder: Seeder,
     aws: AwsProvider,
-    hashes: HashCache,
+    inventory: Inventory,
 }
 
 /// What one phase cost.
@@ -152,14 +155,14 @@ impl Bench {
             floor,
             seeder,
             aws,
-            hashes: HashCache::default(),
+            inventory: Inventory::new(INVENTORY_MAX_AGE),
         }
     }
 
     /// A fresh account with `n` functions as a deploy tool left them; the stages declaring them.
     async fn seed(&mut self, n: usize) -> Vec<Stage> {
         self.floor.reset().await.unwrap();
-        self.hashes = HashCache::default();
+        self.inventory = Inventory::new(INVENTORY_MAX_AGE);
         let role = self.seeder.role().await.unwrap();
         self.seeder.bucket(BUCKET).await.unwrap();
         self.seeder.publish_layer(LAYER, 1).await.unwrap();
@@ -203,7 +206,7 @@ impl Bench {
             &self.aws,
             &stage.spec,
             stage.status.as_ref(),
-            &self.hashes,
+            &self.inventory,
             Timestamp::now(),
         )
         .await
@@ -225,7 +228,7 @@ impl Bench {
                 spec: &stage.spec,
                 owner: &owner,
                 cluster_id: "bench",
-                hashes: &self.hashes,
+                inventory: &self.inventory,
             }
             .execute(&plan.actions)
             .await
@@ -250,11 +253,18 @@ impl Bench {
         !report.done.is_empty() || !plan.waits.is_empty()
     }
 
-    /// Every stage reconciled until it has nothing left to do; the calls that took.
-    async fn converge(&self, stages: &mut [Stage]) -> Cost {
+    /// Every stage reconciled until it has nothing left to do; the calls that took. The
+    /// inventory's listings have expired when the phase starts (a resync comes minutes after
+    /// the last one, the listings last `INVENTORY_MAX_AGE`); with `alone`, before every stage
+    /// too (the worst case: no two stages reconcile within one max age).
+    async fn converge(&self, stages: &mut [Stage], alone: bool) -> Cost {
         self.floor.reset_calls().await.unwrap();
+        self.inventory.forget(REGION);
         let mut rounds = 0;
         for stage in stages.iter_mut() {
+            if alone {
+                self.inventory.forget(REGION);
+            }
             let mut busy = true;
             let mut n = 0;
             while busy {
@@ -389,18 +399,29 @@ async fn main() {
             "N must be a multiple of {STAGE_SIZE}"
         );
         let mut stages = bench.seed(n).await;
-        let first = bench.converge(&mut stages).await;
-        let resync = bench.converge(&mut stages).await;
+        let first = bench.converge(&mut stages, false).await;
+        let resync = bench.converge(&mut stages, false).await;
         assert_eq!(resync.rounds, stages.len(), "a no-change resync acted");
+        let resync_alone = bench.converge(&mut stages, true).await;
+        assert_eq!(
+            resync_alone.rounds,
+            stages.len(),
+            "a no-change resync acted"
+        );
         bench.change_code(1, 2).await;
-        let k1 = bench.converge(&mut stages).await;
+        let k1 = bench.converge(&mut stages, false).await;
         bench.change_code(10, 3).await;
-        let k10 = bench.converge(&mut stages).await;
+        let k10 = bench.converge(&mut stages, false).await;
         // The scripted approach on the same account: the same deploy every time.
         let scripted = bench.scripted_deploy(n).await;
         let rows = [
             ("(a) first converge", &first, Some(&scripted)),
             ("(b) resync, no change", &resync, None),
+            (
+                "(b) resync, no change, each stage alone",
+                &resync_alone,
+                None,
+            ),
             ("(c) code change, k = 1", &k1, Some(&scripted)),
             ("(c) code change, k = 10", &k10, Some(&scripted)),
         ];

@@ -45,6 +45,21 @@ pub struct Settings {
     )]
     pub default_resync: Duration,
 
+    /// How long one listing of an AWS account's functions, event-source mappings, layers,
+    /// queues and artifacts serves every object of its region (Go-style duration; `0` lists
+    /// for every reconcile). AWS allows 15 Lambda control-plane calls/s per account and region
+    /// for all tools together, so stages share listings instead of reading each function.
+    /// What Stagehand changes itself is read back at once; changes made by others are seen
+    /// within this time (plus the object's resync). At most 10m.
+    #[arg(
+        long,
+        env = "STAGEHAND_INVENTORY_MAX_AGE",
+        default_value = "30s",
+        value_parser = parse_inventory_max_age,
+        value_name = "DURATION"
+    )]
+    pub inventory_max_age: Duration,
+
     /// Identifies this cluster in the `stagehand.dev/cluster` tag on every AWS resource
     /// Stagehand creates. Give each cluster sharing an AWS account its own id.
     #[arg(
@@ -123,6 +138,7 @@ impl Default for Settings {
             namespace: None,
             concurrency: 8,
             default_resync: Duration::from_secs(5 * 60),
+            inventory_max_age: Duration::from_secs(30),
             cluster_id: "default".to_owned(),
             metrics_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             log_format: LogFormat::Text,
@@ -319,6 +335,21 @@ pub fn parse_resync_interval(input: &str) -> Result<Duration, DurationError> {
         });
     }
     Ok(interval)
+}
+
+/// Longest `--inventory-max-age`: a staler picture of AWS would hide drift for too long.
+pub const MAX_INVENTORY_AGE: Duration = Duration::from_secs(600);
+
+/// `--inventory-max-age`: a Go duration from 0 to [`MAX_INVENTORY_AGE`].
+pub fn parse_inventory_max_age(input: &str) -> Result<Duration, String> {
+    let age = parse_go_duration(input).map_err(|e| e.to_string())?;
+    if age > MAX_INVENTORY_AGE {
+        return Err(format!(
+            "{input} is longer than {}s: changes made outside Stagehand would go unnoticed for too long",
+            MAX_INVENTORY_AGE.as_secs()
+        ));
+    }
+    Ok(age)
 }
 
 /// The cluster id ends up in an AWS tag value, so it must be short and plain.
@@ -521,6 +552,10 @@ mod tests {
             assert_eq!(parsed, Settings::default());
         }
         assert_eq!(Settings::default().default_resync, secs(300));
+        assert_eq!(Settings::default().inventory_max_age, secs(30));
+        assert_eq!(parse_inventory_max_age("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_inventory_max_age("2m"), Ok(secs(120)));
+        assert!(parse_inventory_max_age("11m").is_err_and(|e| e.contains("longer than 600s")));
         assert_eq!(Settings::default().concurrency, 8);
     }
 

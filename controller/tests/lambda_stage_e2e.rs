@@ -125,7 +125,16 @@ async fn chalice_stage_converges_follows_new_builds_and_repairs_drift() {
         0,
         "an unchanged object is not downloaded"
     );
-    assert!(resync.count("s3", "HeadObject") >= 1);
+    assert_eq!(
+        resync.count("s3", "HeadObject"),
+        0,
+        "an object whose ETag is unchanged is not HEADed again (one listing shows it)"
+    );
+    assert_eq!(
+        resync.count("lambda", "ListTags"),
+        0,
+        "ownership comes with the inventory"
+    );
 
     // (2) Follow mode: a new build under the same key, no spec change → deployed to every
     // function using it (all three here), downloaded exactly once.

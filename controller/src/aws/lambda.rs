@@ -475,6 +475,35 @@ impl Lambda {
         }
     }
 
+    /// Every mapping of the region (all pages, 100 per page): one listing serves every stage.
+    pub async fn list_all_event_source_mappings(
+        &self,
+    ) -> Result<Vec<EventSourceMapping>, AwsError> {
+        let mut mappings = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let request = self
+                .client
+                .list_event_source_mappings()
+                .max_items(100)
+                .set_marker(marker.take())
+                .send();
+            let page = self
+                .caller
+                .call("ListEventSourceMappings", None, request)
+                .await?;
+            mappings.extend(
+                page.event_source_mappings()
+                    .iter()
+                    .map(EventSourceMapping::from_sdk),
+            );
+            match page.next_marker() {
+                Some(next) if !next.is_empty() => marker = Some(next.to_owned()),
+                _ => return Ok(mappings),
+            }
+        }
+    }
+
     /// The mapping from `event_source_arn` to `function`, if one exists. When duplicates exist
     /// (made by hand or by a tool), the oldest-looking one by UUID order is returned, so the
     /// answer is stable across reconciles.

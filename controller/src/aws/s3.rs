@@ -278,6 +278,39 @@ impl S3 {
         }
     }
 
+    /// The first page (up to `max_keys`) of objects under `prefix`, and whether more follow.
+    pub async fn list_objects_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        max_keys: i32,
+    ) -> Result<(Vec<ObjectSummary>, bool), AwsError> {
+        let request = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_keys(max_keys)
+            .send();
+        let page = self
+            .caller
+            .call("ListObjectsV2", Some(bucket), request)
+            .await?;
+        let objects = page
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some(ObjectSummary {
+                    key: o.key()?.to_owned(),
+                    e_tag: o.e_tag().map(str::to_owned),
+                    size: o.size(),
+                    last_modified: timestamp(o.last_modified()),
+                })
+            })
+            .collect();
+        Ok((objects, page.is_truncated() == Some(true)))
+    }
+
     /// Every version and delete marker under `prefix` (all pages).
     pub async fn list_object_versions(
         &self,

@@ -11,7 +11,7 @@ use super::report::{Printer, StageReport};
 use super::{ApplyArgs, PlanArgs, exit};
 use crate::aws::AwsProvider;
 use crate::lambda_stage::act::ActReport;
-use crate::lambda_stage::observe::HashCache;
+use crate::lambda_stage::inventory::Inventory;
 use crate::lambda_stage::observed::Observed;
 use crate::lambda_stage::plan::{Action, Plan};
 use crate::lambda_stage::status::{StatusInputs, next_status};
@@ -61,13 +61,13 @@ impl Session {
         &self,
         stage: &LambdaStage,
         status: Option<&LambdaStageStatus>,
-        hashes: &HashCache,
+        inventory: &Inventory,
         gate: ActGate,
     ) -> Result<(Observed, Plan), String> {
         let mut round = 0;
         loop {
             let (observed, plan) =
-                observe_and_plan(&self.aws, stage, status, hashes, &self.cluster_id, gate)
+                observe_and_plan(&self.aws, stage, status, inventory, &self.cluster_id, gate)
                     .await
                     .map_err(|e| format!("cannot observe AWS: {}", one_line(&e)))?;
             let hashing: Vec<Action> = plan
@@ -80,7 +80,15 @@ impl Session {
             if hashing.is_empty() || round > HASH_ROUNDS {
                 return Ok((observed, plan));
             }
-            let report = act(&self.aws, stage, &hashing, &self.cluster_id, hashes, |_| {}).await;
+            let report = act(
+                &self.aws,
+                stage,
+                &hashing,
+                &self.cluster_id,
+                inventory,
+                |_| {},
+            )
+            .await;
             if let Some((action, error)) = report.failure {
                 return Err(format!("{action}: {}", one_line(&error)));
             }
@@ -115,8 +123,11 @@ async fn plan_stage(session: &Session, stage: &LambdaStage) -> StageReport {
         report.result = "Paused";
         return report;
     }
-    let hashes = HashCache::default();
-    let (observed, plan) = match session.observe_and_plan(stage, None, &hashes, gate).await {
+    let inventory = Inventory::default();
+    let (observed, plan) = match session
+        .observe_and_plan(stage, None, &inventory, gate)
+        .await
+    {
         Ok(round) => round,
         Err(error) => return report.failed(error),
     };
@@ -168,13 +179,13 @@ async fn apply_stage(
         return report;
     }
     printer.progress(&format!("LambdaStage {}: applying", report.id()));
-    let hashes = HashCache::default();
+    let inventory = Inventory::default();
     let mut status: Option<LambdaStageStatus> = None;
     let mut failures = 0_u32;
     loop {
         report.rounds += 1;
         let round = session
-            .observe_and_plan(stage, status.as_ref(), &hashes, gate)
+            .observe_and_plan(stage, status.as_ref(), &inventory, gate)
             .await;
         let (observed, plan) = match round {
             Ok(round) => round,
@@ -195,7 +206,7 @@ async fn apply_stage(
             stage,
             &plan.actions,
             &session.cluster_id,
-            &hashes,
+            &inventory,
             |action| printer.progress(&format!("  → {}: {action}", action.kind())),
         )
         .await;

@@ -9,8 +9,9 @@ use stagehand_crds::LambdaStageSpec;
 use stagehand_crds::lambda_stage::Capability;
 
 use super::error::LambdaStageError;
+use super::inventory::Inventory;
 use super::observe::{
-    ArtifactKey, HashCache, TEMPLATE_FINGERPRINT_TAG, change_set_name, template_fingerprint,
+    ArtifactKey, TEMPLATE_FINGERPRINT_TAG, change_set_name, template_fingerprint,
 };
 use super::plan::{Action, AliasRouting};
 use crate::aws::AwsProvider;
@@ -26,7 +27,9 @@ pub struct Actor<'a> {
     /// `stagehand.dev/owner` value of the object.
     pub owner: &'a str,
     pub cluster_id: &'a str,
-    pub hashes: &'a HashCache,
+    /// The shared inventory: told what each action changed, so the next reconcile reads it
+    /// back instead of trusting a listing taken before.
+    pub inventory: &'a Inventory,
 }
 
 /// What the executed actions produced that status must remember.
@@ -59,7 +62,10 @@ impl Actor<'_> {
         let mut report = ActReport::default();
         for action in actions {
             on_start(action);
-            match self.run(action, &mut report).await {
+            let result = self.run(action, &mut report).await;
+            // Also after a failure: a write that timed out may still have happened.
+            self.mark_written(action);
+            match result {
                 Ok(()) => report.done.push(action.clone()),
                 Err(error) => {
                     report.failure = Some((action.clone(), error));
@@ -88,7 +94,7 @@ impl Actor<'_> {
                     )
                     .await
                     .map_err(failed)?;
-                self.hashes.insert(
+                self.inventory.hashes().insert(
                     ArtifactKey {
                         bucket: artifact.bucket.clone(),
                         key: artifact.key.clone(),
@@ -263,6 +269,33 @@ impl Actor<'_> {
             }
         }
         Ok(())
+    }
+}
+
+impl Actor<'_> {
+    /// Tells the inventory what `action` changed.
+    fn mark_written(&self, action: &Action) {
+        let region = self.spec.region.as_str();
+        let inventory = self.inventory;
+        match action {
+            Action::HashArtifact { .. } | Action::CreateChangeSet { .. } => {}
+            Action::ExecuteChangeSet { .. } | Action::DeleteFailedStack { .. } => {
+                inventory.functions_changed(region);
+            }
+            Action::TagFunction { function, .. }
+            | Action::UpdateFunctionCode { function, .. }
+            | Action::UpdateFunctionConfiguration { function, .. } => {
+                inventory.function_written(region, function);
+            }
+            Action::PublishVersion { function, .. }
+            | Action::CreateAlias { function, .. }
+            | Action::UpdateAlias { function, .. } => {
+                inventory.versions_written(region, function);
+            }
+            Action::CreateMapping { .. } | Action::UpdateMapping { .. } => {
+                inventory.mappings_written(region);
+            }
+        }
     }
 }
 

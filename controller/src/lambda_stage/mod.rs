@@ -13,12 +13,13 @@
 pub mod act;
 pub mod error;
 pub mod http_check;
+pub mod inventory;
 pub mod observe;
 pub mod observed;
 pub mod plan;
 pub mod status;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -29,7 +30,8 @@ use stagehand_crds::{DeletionPolicy, LambdaStage, LambdaStageStatus};
 
 use self::act::{ActReport, Actor};
 pub use self::error::LambdaStageError;
-use self::observe::{HashCache, observe};
+use self::inventory::Inventory;
+use self::observe::observe;
 use self::observed::Observed;
 use self::plan::{Action, Plan, PlanContext, plan};
 use self::status::{StatusInputs, next_status, paused_status};
@@ -47,10 +49,11 @@ const KIND: &str = "LambdaStage";
 /// next step (Lambda allows one update per function at a time).
 const AFTER_ACTIONS: Duration = Duration::from_secs(1);
 
-/// The LambdaStage reconciler. Keeps the artifact hash cache shared by every reconcile.
+/// The LambdaStage reconciler. Keeps the [`Inventory`] (AWS listings, artifact hashes) shared
+/// by every reconcile, made on the first one with `--inventory-max-age`.
 #[derive(Debug, Default)]
 pub struct LambdaStageReconciler {
-    hashes: Arc<HashCache>,
+    inventory: OnceLock<Arc<Inventory>>,
 }
 
 impl LambdaStageReconciler {
@@ -75,12 +78,12 @@ pub async fn observe_and_plan(
     aws: &AwsProvider,
     stage: &LambdaStage,
     status: Option<&LambdaStageStatus>,
-    hashes: &HashCache,
+    inventory: &Inventory,
     cluster_id: &str,
     gate: ActGate,
 ) -> Result<(Observed, Plan), AwsError> {
     let spec = &stage.spec;
-    let observed = observe(aws, spec, status, hashes, Timestamp::now()).await?;
+    let observed = observe(aws, spec, status, inventory, Timestamp::now()).await?;
     let context = PlanContext {
         owner: owner_of(stage),
         cluster_id: cluster_id.to_owned(),
@@ -98,7 +101,7 @@ pub async fn act(
     stage: &LambdaStage,
     actions: &[Action],
     cluster_id: &str,
-    hashes: &HashCache,
+    inventory: &Inventory,
     on_start: impl FnMut(&Action),
 ) -> ActReport {
     if actions.is_empty() {
@@ -109,7 +112,7 @@ pub async fn act(
         spec: &stage.spec,
         owner: &owner_of(stage),
         cluster_id,
-        hashes,
+        inventory,
     }
     .execute_reporting(actions, on_start)
     .await
@@ -226,11 +229,14 @@ impl Reconciler<LambdaStage> for LambdaStageReconciler {
             return Ok(Requeue::await_change());
         }
 
+        let inventory = self
+            .inventory
+            .get_or_init(|| Arc::new(Inventory::new(ctx.settings.inventory_max_age)));
         let (observed, plan) = match observe_and_plan(
             &ctx.aws,
             &stage,
             stage.status.as_ref(),
-            &self.hashes,
+            inventory,
             &ctx.settings.cluster_id,
             gate,
         )
@@ -248,7 +254,7 @@ impl Reconciler<LambdaStage> for LambdaStageReconciler {
                 &stage,
                 &plan.actions,
                 &ctx.settings.cluster_id,
-                &self.hashes,
+                inventory,
                 |_| {},
             )
             .await

@@ -1,19 +1,15 @@
-//! Gathers [`Observed`] for one LambdaStage through the AWS adapters: the only place the
-//! reconciler reads AWS. What is read, and what it costs per reconcile (n = selected functions):
+//! Gathers [`Observed`] for one LambdaStage: the only place the reconciler reads AWS, always
+//! through the shared [`Inventory`] (see there for what is cached and for how long). What one
+//! reconcile costs when the inventory is fresh and nothing changed: nothing for functions,
+//! mappings, layers, mapping queues and unchanged artifacts; per reconcile always:
 //!
-//! - functions: one paged `ListFunctions` (50 per page, code hash, layers, environment) for the
-//!   whole stage, plus `ListTags` per function (ownership); `GetFunction` only for image
-//!   functions (their digest); `GetAlias` + `ListVersionsByFunction` per function only when the
-//!   spec has an alias;
-//! - artifacts: one `HeadObject` per distinct artifact; the object is downloaded (and hashed)
-//!   only by the plan's `HashArtifact` action, once per bucket/key/versionId/ETag, kept in
-//!   [`HashCache`];
-//! - layers: one `ListLayerVersions` per declared layer;
-//! - queues: `GetQueueUrl` + `GetQueueAttributes` per queue named by a mapping or a check;
-//! - mappings: one `ListEventSourceMappings` per function that has declared mappings;
+//! - `GetQueueAttributes` per `validation.queues` entry (the backlog is what is measured);
 //! - HTTP checks (`validation.http`): one GET each, concurrently, bounded by its timeout;
 //! - stack: `DescribeStacks`, `DescribeChangeSet` for the desired change set, and
 //!   `ListStackResources` when functions come from the stack.
+//!
+//! An artifact without an S3 checksum is downloaded (and hashed) only by the plan's
+//! `HashArtifact` action, once per bucket/key/versionId/ETag, kept in [`HashCache`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, PoisonError};
@@ -23,12 +19,14 @@ use stagehand_crds::lambda_stage::{Infrastructure, LambdaStageStatus};
 use stagehand_crds::{LambdaStageSpec, S3ObjectRef};
 
 use super::http_check::run_http_checks;
+use super::inventory::{Inventory, KnownFunction, function_name_of_arn};
 use super::observed::{
     DeclaredAs, DeployedFunction, MappingKey, Observed, ObservedArtifact, ObservedFunction,
     ObservedStack, PreviousStatus,
 };
-use crate::aws::lambda::{FunctionInfo, Lambda, PublishedVersion};
-use crate::aws::s3::Sha256Digest;
+use crate::aws::lambda::Lambda;
+use crate::aws::s3::{ObjectHead, Sha256Digest};
+use crate::aws::sqs::QueueInfo;
 use crate::aws::{AwsError, AwsProvider};
 use crate::settings::parse_go_duration;
 
@@ -104,15 +102,17 @@ pub fn change_set_name(fingerprint: &str) -> String {
     format!("stagehand-{fingerprint}")
 }
 
-/// Reads everything the plan needs. `now` decides whether a running canary is due.
+/// Reads everything the plan needs, through the shared [`Inventory`]. `now` decides whether a
+/// running canary is due.
 pub async fn observe(
     aws: &AwsProvider,
     spec: &LambdaStageSpec,
     status: Option<&LambdaStageStatus>,
-    hashes: &HashCache,
+    inventory: &Inventory,
     now: Timestamp,
 ) -> Result<Observed, AwsError> {
-    let lambda = aws.lambda(&spec.region);
+    let region = spec.region.as_str();
+    let lambda = aws.lambda(region);
     let mut observed = Observed {
         previous: previous_status(status),
         canary_promotion_due: canary_promotion_due(spec, status, now),
@@ -121,21 +121,20 @@ pub async fn observe(
 
     let mut stack_functions: BTreeMap<String, String> = BTreeMap::new();
     if let Some(infrastructure) = &spec.infrastructure {
-        let (stack, functions) = observe_stack(aws, &spec.region, infrastructure).await?;
+        let (stack, functions) = observe_stack(aws, region, infrastructure).await?;
         observed.stack = Some(stack);
         stack_functions = functions;
     }
 
-    let listed: BTreeMap<String, FunctionInfo> = lambda
-        .list_functions()
+    let listed: BTreeSet<String> = inventory
+        .function_names(&lambda, region)
         .await?
         .into_iter()
-        .map(|f| (f.name.clone(), f))
         .collect();
     let selected = select_functions(spec, &listed, &stack_functions);
     for (name, declared_as) in selected {
-        let deployed = match listed.get(&name) {
-            Some(info) => Some(deployed_function(&lambda, spec, info).await?),
+        let deployed = match inventory.function(&lambda, region, &name).await? {
+            Some(known) => Some(deployed_function(&lambda, region, spec, inventory, known).await?),
             None => None,
         };
         observed.functions.push(ObservedFunction {
@@ -145,36 +144,32 @@ pub async fn observe(
         });
     }
 
-    observed.artifacts = observe_artifacts(aws, spec, &observed.functions, hashes).await?;
+    observed.artifacts = observe_artifacts(aws, spec, &observed.functions, inventory).await?;
 
     for layer in &spec.layers {
-        if let Some(arn) = resolve_layer(&lambda, &layer.name, &layer.version).await? {
+        if let Some(arn) =
+            resolve_layer(&lambda, region, inventory, &layer.name, &layer.version).await?
+        {
             observed.layer_versions.insert(layer.name.clone(), arn);
         }
     }
 
-    let sqs = aws.sqs(&spec.region);
-    let queue_names: BTreeSet<&str> = spec
-        .event_source_mappings
-        .iter()
-        .map(|m| m.queue.as_str())
-        .chain(
-            spec.validation
-                .iter()
-                .flat_map(|v| v.queues.iter().map(|q| q.queue.as_str())),
-        )
-        .collect();
-    for queue in queue_names {
-        if let Some(info) = sqs.resolve(queue).await? {
-            observed.queues.insert(queue.to_owned(), info);
-        }
-    }
-
-    observed.mappings = observe_mappings(&lambda, spec, &observed).await?;
+    observed.queues = observe_queues(aws, spec, inventory).await?;
+    observed.mappings = observe_mappings(&lambda, spec, inventory, &observed).await?;
     if let Some(validation) = &spec.validation
         && !validation.http.is_empty()
     {
         observed.http_checks = run_http_checks(&validation.http).await;
+    }
+    if observed
+        .stack
+        .as_ref()
+        .and_then(|s| s.stack.as_ref())
+        .is_some_and(|s| s.status.ends_with("_IN_PROGRESS"))
+    {
+        // CloudFormation is changing functions and mappings: what was just listed is not what
+        // the stack will leave behind.
+        inventory.functions_changed(region);
     }
     Ok(observed)
 }
@@ -183,7 +178,7 @@ pub async fn observe(
 /// has it), then the selector's other functions in name order.
 fn select_functions(
     spec: &LambdaStageSpec,
-    listed: &BTreeMap<String, FunctionInfo>,
+    listed: &BTreeSet<String>,
     stack_functions: &BTreeMap<String, String>,
 ) -> Vec<(String, Option<DeclaredAs>)> {
     let mut selected: Vec<(String, Option<DeclaredAs>)> = Vec::new();
@@ -201,7 +196,7 @@ fn select_functions(
     let mut extra: BTreeSet<String> = BTreeSet::new();
     if let Some(selector) = &spec.function_selector {
         if let Some(prefix) = &selector.name_prefix {
-            extra.extend(listed.keys().filter(|n| n.starts_with(prefix)).cloned());
+            extra.extend(listed.iter().filter(|n| n.starts_with(prefix)).cloned());
         }
         if selector.stack_resources == Some(true) {
             extra.extend(stack_functions.values().cloned());
@@ -217,53 +212,43 @@ fn select_functions(
 
 async fn deployed_function(
     lambda: &Lambda,
+    region: &str,
     spec: &LambdaStageSpec,
-    info: &FunctionInfo,
+    inventory: &Inventory,
+    known: KnownFunction,
 ) -> Result<DeployedFunction, AwsError> {
-    let tags = lambda.list_tags(&info.arn).await?;
-    let image_digest = if info.is_image() {
-        lambda
-            .get_function(&info.name)
-            .await?
-            .and_then(|d| d.image_digest().map(str::to_owned))
-    } else {
-        None
-    };
     let (alias, published_versions) = match &spec.alias {
         Some(alias) => {
-            let current = lambda.get_alias(&info.name, &alias.name).await?;
-            let versions = lambda
-                .list_versions(&info.name)
-                .await?
-                .into_iter()
-                .filter_map(|v| {
-                    let version = v.version.filter(|n| n != "$LATEST")?;
-                    Some(PublishedVersion {
-                        version,
-                        arn: v.arn,
-                        code_sha256: v.code_sha256,
-                    })
-                })
-                .collect();
+            let current = inventory
+                .alias(lambda, region, &known.info.name, &alias.name)
+                .await?;
+            let versions = if alias.publish_versions {
+                inventory
+                    .published_versions(lambda, region, &known.info)
+                    .await?
+            } else {
+                Vec::new()
+            };
             (current, versions)
         }
         None => (None, Vec::new()),
     };
     Ok(DeployedFunction {
-        info: info.clone(),
-        image_digest,
-        tags,
+        info: known.info,
+        image_digest: known.image_digest,
+        tags: known.tags,
         alias,
         published_versions,
     })
 }
 
-/// HEAD of every artifact the selected functions use (each once).
+/// HEAD of every artifact the selected functions use (each once): pinned versions once ever,
+/// other objects through one listing of their common prefix per bucket.
 async fn observe_artifacts(
     aws: &AwsProvider,
     spec: &LambdaStageSpec,
     functions: &[ObservedFunction],
-    hashes: &HashCache,
+    inventory: &Inventory,
 ) -> Result<Vec<ObservedArtifact>, AwsError> {
     let mut sources: Vec<&S3ObjectRef> = Vec::new();
     for function in functions {
@@ -280,14 +265,49 @@ async fn observe_artifacts(
             sources.push(s3);
         }
     }
-    let s3 = aws.s3(&spec.region);
+    let region = spec.region.as_str();
+    let s3 = aws.s3(region);
+    let mut unpinned: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for source in &sources {
+        if source.version_id.is_none() {
+            unpinned
+                .entry(source.bucket.as_str())
+                .or_default()
+                .push(source.key.clone());
+        }
+    }
+    let mut heads: BTreeMap<(&str, &str), Option<ObjectHead>> = BTreeMap::new();
+    let mut listed: Vec<(String, BTreeMap<String, Option<ObjectHead>>)> = Vec::new();
+    for (bucket, keys) in unpinned {
+        listed.push((
+            bucket.to_owned(),
+            inventory.object_heads(&s3, region, bucket, &keys).await?,
+        ));
+    }
+    for source in &sources {
+        if let Some(version) = &source.version_id {
+            let head = inventory
+                .object_version_head(&s3, region, &source.bucket, &source.key, version)
+                .await?;
+            heads.insert((source.bucket.as_str(), source.key.as_str()), head);
+        }
+    }
     let mut artifacts = Vec::with_capacity(sources.len());
     for source in sources {
-        let head = s3
-            .head_object(&source.bucket, &source.key, source.version_id.as_deref())
-            .await?;
+        let head = if source.version_id.is_some() {
+            heads
+                .get(&(source.bucket.as_str(), source.key.as_str()))
+                .cloned()
+                .flatten()
+        } else {
+            listed
+                .iter()
+                .find(|(bucket, _)| *bucket == source.bucket)
+                .and_then(|(_, by_key)| by_key.get(&source.key).cloned())
+                .flatten()
+        };
         let cached_sha256 = head.as_ref().and_then(|head| {
-            hashes.get(&ArtifactKey {
+            inventory.hashes().get(&ArtifactKey {
                 bucket: source.bucket.clone(),
                 key: source.key.clone(),
                 version_id: source
@@ -310,10 +330,12 @@ async fn observe_artifacts(
 /// the newest). `None` when the layer or that version does not exist.
 async fn resolve_layer(
     lambda: &Lambda,
+    region: &str,
+    inventory: &Inventory,
     name: &str,
     version: &str,
 ) -> Result<Option<String>, AwsError> {
-    let Some(latest) = lambda.latest_layer_version(name).await? else {
+    let Some(latest) = inventory.latest_layer_version(lambda, region, name).await? else {
         return Ok(None);
     };
     if version == "latest" {
@@ -331,11 +353,59 @@ async fn resolve_layer(
         .map(|(prefix, _)| format!("{prefix}:{wanted}")))
 }
 
-/// The mappings of every function that has declared mappings (one listing per function),
+/// Queues named by mappings (identity only, cached) and by `validation.queues` (identity
+/// cached, backlog read every time: it is what validation measures).
+async fn observe_queues(
+    aws: &AwsProvider,
+    spec: &LambdaStageSpec,
+    inventory: &Inventory,
+) -> Result<BTreeMap<String, QueueInfo>, AwsError> {
+    let region = spec.region.as_str();
+    let sqs = aws.sqs(region);
+    let validated: BTreeSet<&str> = spec
+        .validation
+        .iter()
+        .flat_map(|v| v.queues.iter().map(|q| q.queue.as_str()))
+        .collect();
+    let names: BTreeSet<&str> = spec
+        .event_source_mappings
+        .iter()
+        .map(|m| m.queue.as_str())
+        .chain(validated.iter().copied())
+        .collect();
+    let mut queues = BTreeMap::new();
+    for name in names {
+        let Some((url, arn)) = inventory.queue(&sqs, region, name).await? else {
+            continue;
+        };
+        if validated.contains(name) {
+            match sqs.queue_attributes(&url).await? {
+                Some(info) => {
+                    queues.insert(name.to_owned(), info);
+                }
+                None => inventory.queue_gone(region, name),
+            }
+        } else {
+            queues.insert(
+                name.to_owned(),
+                QueueInfo {
+                    url,
+                    arn,
+                    visible: 0,
+                    in_flight: 0,
+                },
+            );
+        }
+    }
+    Ok(queues)
+}
+
+/// The mappings of every function that has declared mappings, from the region-wide listing,
 /// grouped by (function, queue ARN).
 async fn observe_mappings(
     lambda: &Lambda,
     spec: &LambdaStageSpec,
+    inventory: &Inventory,
     observed: &Observed,
 ) -> Result<BTreeMap<MappingKey, Vec<crate::aws::lambda::EventSourceMapping>>, AwsError> {
     let mut functions: BTreeSet<&str> = BTreeSet::new();
@@ -349,14 +419,21 @@ async fn observe_mappings(
         }
     }
     let mut grouped: BTreeMap<MappingKey, Vec<_>> = BTreeMap::new();
-    for function in functions {
-        for mapping in lambda.list_event_source_mappings(function, None).await? {
-            if let Some(queue_arn) = mapping.event_source_arn.clone() {
-                grouped
-                    .entry(MappingKey::new(function, &queue_arn))
-                    .or_default()
-                    .push(mapping);
-            }
+    if functions.is_empty() {
+        return Ok(grouped);
+    }
+    for mapping in inventory.mappings(lambda, &spec.region).await? {
+        let Some(function) = mapping.function_arn.as_deref().map(function_name_of_arn) else {
+            continue;
+        };
+        if !functions.contains(function) {
+            continue;
+        }
+        if let Some(queue_arn) = mapping.event_source_arn.clone() {
+            grouped
+                .entry(MappingKey::new(function, &queue_arn))
+                .or_default()
+                .push(mapping);
         }
     }
     Ok(grouped)

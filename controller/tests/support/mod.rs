@@ -69,6 +69,10 @@ impl Env {
                 ..AwsFlags::default()
             },
             default_resync: Duration::from_secs(2),
+            // Short enough that changes made by hand are seen within a few resyncs, long
+            // enough that the rounds after actions (1 s apart) reuse listings and rely on
+            // Stagehand's own writes being read back.
+            inventory_max_age: Duration::from_secs(3),
             cluster_id: "e2e".into(),
             ..Settings::default()
         };
