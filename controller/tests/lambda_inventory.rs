@@ -209,8 +209,13 @@ async fn stages_share_one_listing_and_an_unchanged_resync_reads_almost_nothing()
     assert_eq!(calls.count("s3", "ListObjectsV2"), 1);
     assert_eq!(calls.count("s3", "HeadObject"), 0);
     assert_eq!(calls.count("s3", "GetObject"), 0);
-    // Queue identities (GetQueueUrl + GetQueueAttributes per mapped queue) and the backlog.
-    assert_eq!(calls.count("sqs", "GetQueueUrl"), 2);
+    // Queue URLs and ARNs follow from their names: kept; only the backlog is read.
+    assert_eq!(calls.count("sqs", "GetQueueUrl"), 0);
+    assert_eq!(calls.count("sqs", "GetQueueAttributes"), 2);
+    assert_eq!(
+        calls.total, 6,
+        "one listing each of functions, mappings, layer versions and objects, 2 backlogs"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

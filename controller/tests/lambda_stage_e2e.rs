@@ -71,6 +71,23 @@ async fn chalice_stage_converges_follows_new_builds_and_repairs_drift() {
     }
     assert_eq!(env.function(CHAT).await.timeout(), Some(120));
     assert_eq!(code_updates(&env).await, [API, CHAT, EVAL]);
+    // The census of the controller's cache counts the stage as Ready (and nothing Stalled).
+    env.wait_aws("stagehand_resources to count the Ready stage", || async {
+        let ready = env
+            .ctx
+            .metrics
+            .resources
+            .with_label_values(&["LambdaStage", "Ready", "True"])
+            .get();
+        let stalled = env
+            .ctx
+            .metrics
+            .resources
+            .with_label_values(&["LambdaStage", "Stalled", "True"])
+            .get();
+        (ready == 1 && stalled == 0).then_some(())
+    })
+    .await;
     assert_eq!(first_converge.count("s3", "GetObject"), 1, "hashed once");
     // The deploy's chat mapping was adopted; the eval mapping was created once.
     assert_eq!(

@@ -10,12 +10,12 @@
 //!   (`GetFunction`: configuration, tags and image in one call, on the separate 100/s quota)
 //!   only when the listing cannot be trusted for it: Stagehand just wrote to it, an update is
 //!   in progress, the listing does not have it, its ownership tags were not read for this
-//!   revision or for [`OWNERSHIP_RECHECK`], or it is an image function whose digest is unknown.
+//!   revision or for [`IDENTITY_RECHECK`], or it is an image function whose digest is unknown.
 //! - **Event-source mappings**: one paged region-wide `ListEventSourceMappings` (100 per page)
 //!   for `max_age`, dropped after every mapping Stagehand creates or changes.
 //! - **Layers**: `ListLayerVersions` per layer name for `max_age`.
-//! - **Queues**: name → URL and ARN for `max_age` (backlog is never cached: validation reads it
-//!   every reconcile).
+//! - **Queues**: name → URL and ARN for [`IDENTITY_RECHECK`] (backlog is never cached:
+//!   validation reads it every reconcile).
 //! - **Artifacts**: one `ListObjectsV2` page per bucket and common key prefix of a stage's
 //!   artifacts for `max_age`; an object whose ETag is unchanged since its last `HeadObject` is
 //!   not HEADed again, and a pinned object version is HEADed once.
@@ -41,10 +41,11 @@ use crate::aws::lambda::{
 use crate::aws::s3::{ObjectHead, S3};
 use crate::aws::sqs::{QueueRef, Sqs};
 
-/// How long ownership tags read for an unchanged function revision are trusted. Tags are not
-/// part of a function's revision, so a hand-edited owner tag is noticed within this time (or
-/// at once when the function changes).
-pub const OWNERSHIP_RECHECK: Duration = Duration::from_secs(3600);
+/// How long identities that rarely change are trusted: ownership tags read for an unchanged
+/// function revision (tags are not part of a revision, so a hand-edited owner tag is noticed
+/// within this time, or at once when the function changes), queue URLs and ARNs, and the
+/// published versions of an unchanged code hash.
+pub const IDENTITY_RECHECK: Duration = Duration::from_secs(3600);
 
 /// How many keys one artifact listing reads (one `ListObjectsV2` page).
 const ARTIFACT_PAGE: i32 = 1000;
@@ -223,12 +224,12 @@ impl Inventory {
     }
 
     /// What the listing plus the extras say, when they are enough: tags read for this revision
-    /// within [`OWNERSHIP_RECHECK`], and the image digest for this revision.
+    /// within [`IDENTITY_RECHECK`], and the image digest for this revision.
     fn known(&self, info: &FunctionInfo) -> Option<KnownFunction> {
         let extras = lock(&self.extras);
         let extra = extras.get(&info.arn)?;
         let (revision, at, tags) = extra.tags.as_ref()?;
-        if *revision != info.revision_id || at.elapsed() >= OWNERSHIP_RECHECK {
+        if *revision != info.revision_id || at.elapsed() >= IDENTITY_RECHECK {
             return None;
         }
         let image_digest = if info.is_image() {
@@ -313,13 +314,13 @@ impl Inventory {
     }
 
     /// Forgets every listing of `region`: the next reconcile lists again. What is keyed by
-    /// identity stays (tags per function revision, HEADs per ETag, versions per code hash).
+    /// identity stays (tags per function revision, HEADs per ETag, versions per code hash,
+    /// queue URLs and ARNs).
     pub fn forget(&self, region: &str) {
         self.region(region, |state| {
             state.functions = None;
             state.mappings = None;
             state.layers.clear();
-            state.queues.clear();
             state.listings.clear();
             state.aliases.clear();
         });
@@ -390,7 +391,9 @@ impl Inventory {
 
     // ---- queues ----
 
-    /// A queue's URL and ARN (`GetQueueUrl` + `GetQueueAttributes` once per `max_age`).
+    /// A queue's URL and ARN (`GetQueueUrl` + `GetQueueAttributes` once per
+    /// [`IDENTITY_RECHECK`]: a queue's URL and ARN follow from its name; a deleted queue is
+    /// forgotten as soon as a backlog read misses it).
     pub async fn queue(
         &self,
         sqs: &Sqs,
@@ -401,7 +404,15 @@ impl Inventory {
             state
                 .queues
                 .get(name_or_arn)
-                .filter(|(at, _)| self.fresh(*at))
+                .filter(|(at, found)| {
+                    // A missing queue may be created any time: looked up again after max_age.
+                    let trusted = if found.is_some() {
+                        IDENTITY_RECHECK
+                    } else {
+                        self.max_age
+                    };
+                    at.elapsed() < trusted
+                })
                 .map(|(_, q)| q.clone())
         });
         if let Some(found) = cached {
@@ -522,7 +533,7 @@ impl Inventory {
     // ---- versions and aliases ----
 
     /// Published versions of `function` (not `$LATEST`), listed again when its code changed,
-    /// after Stagehand published one, or after [`OWNERSHIP_RECHECK`].
+    /// after Stagehand published one, or after [`IDENTITY_RECHECK`].
     pub async fn published_versions(
         &self,
         lambda: &Lambda,
@@ -534,7 +545,7 @@ impl Inventory {
                 .versions
                 .get(&function.name)
                 .filter(|(code, at, _)| {
-                    *code == function.code_sha256 && at.elapsed() < OWNERSHIP_RECHECK
+                    *code == function.code_sha256 && at.elapsed() < IDENTITY_RECHECK
                 })
                 .map(|(_, _, versions)| versions.clone())
         });
