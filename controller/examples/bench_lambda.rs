@@ -451,4 +451,14 @@ async fn main() {
     }
     println!("{table}");
     println!("{details}");
+    // Peak memory of this process: the inventory (every listed function of the region), the
+    // hash cache, the SDK clients and the stages' specs and statuses.
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        for line in status
+            .lines()
+            .filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS"))
+        {
+            println!("{line}");
+        }
+    }
 }

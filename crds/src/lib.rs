@@ -25,6 +25,10 @@ pub const VERSION: &str = "v1alpha1";
 pub const FINALIZER: &str = "stagehand.dev/cleanup";
 /// Annotation that stops Stagehand from acting on an object while set to `"true"`.
 pub const PAUSED_ANNOTATION: &str = "stagehand.dev/paused";
+/// Annotation asking for a fresh look at AWS: whenever its value changes (a timestamp, a build
+/// id), the next reconcile reads AWS again instead of reusing listings up to
+/// `--inventory-max-age` old. What a pipeline sets right after uploading a build in follow mode.
+pub const REFRESH_ANNOTATION: &str = "stagehand.dev/refresh";
 /// Tag naming the object that owns an AWS resource: `<namespace>/<kind>/<name>`.
 pub const OWNER_TAG: &str = "stagehand.dev/owner";
 /// Tag naming the cluster (controller `--cluster-id`) that manages an AWS resource.

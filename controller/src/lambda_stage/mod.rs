@@ -19,14 +19,15 @@ pub mod observed;
 pub mod plan;
 pub mod status;
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::Action as Requeue;
 use kube::{Resource, ResourceExt};
-use stagehand_crds::{DeletionPolicy, LambdaStage, LambdaStageStatus};
+use stagehand_crds::{DeletionPolicy, LambdaStage, LambdaStageStatus, REFRESH_ANNOTATION};
 
 use self::act::{ActReport, Actor};
 pub use self::error::LambdaStageError;
@@ -54,11 +55,35 @@ const AFTER_ACTIONS: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub struct LambdaStageReconciler {
     inventory: OnceLock<Arc<Inventory>>,
+    /// The `stagehand.dev/refresh` value last acted on, per object.
+    refreshes: Mutex<HashMap<String, String>>,
 }
 
 impl LambdaStageReconciler {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether `stage` carries a `stagehand.dev/refresh` value not acted on yet (recorded as
+    /// acted on). After a restart every value counts as new: the inventory is new too.
+    fn refresh_requested(&self, stage: &LambdaStage) -> bool {
+        let Some(value) = stage.annotations().get(REFRESH_ANNOTATION) else {
+            return false;
+        };
+        let key = format!(
+            "{}/{}",
+            stage.namespace().unwrap_or_default(),
+            stage.name_any()
+        );
+        let mut seen = self
+            .refreshes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if seen.get(&key) == Some(value) {
+            return false;
+        }
+        seen.insert(key, value.clone());
+        true
     }
 }
 
@@ -83,6 +108,11 @@ pub async fn observe_and_plan(
     gate: ActGate,
 ) -> Result<(Observed, Plan), AwsError> {
     let spec = &stage.spec;
+    if spec_changed(stage, status) {
+        // A spec change is acted on with a fresh view of AWS (a build or layer version
+        // published just before it is seen), not with listings up to the max age old.
+        inventory.forget(&spec.region);
+    }
     let observed = observe(aws, spec, status, inventory, Timestamp::now()).await?;
     let context = PlanContext {
         owner: owner_of(stage),
@@ -92,6 +122,11 @@ pub async fn observe_and_plan(
     };
     let plan = plan(spec, &context, &observed);
     Ok((observed, plan))
+}
+
+/// The object's generation has not been reconciled yet (new object or spec change).
+fn spec_changed(stage: &LambdaStage, status: Option<&LambdaStageStatus>) -> bool {
+    status.and_then(|s| s.common.observed_generation) != stage.meta().generation
 }
 
 /// Runs `actions` (a plan's) in order, stopping at the first failure, calling `on_start` before
@@ -232,6 +267,9 @@ impl Reconciler<LambdaStage> for LambdaStageReconciler {
         let inventory = self
             .inventory
             .get_or_init(|| Arc::new(Inventory::new(ctx.settings.inventory_max_age)));
+        if self.refresh_requested(&stage) {
+            inventory.forget(&spec.region);
+        }
         let (observed, plan) = match observe_and_plan(
             &ctx.aws,
             &stage,
@@ -321,6 +359,14 @@ impl Reconciler<LambdaStage> for LambdaStageReconciler {
         if may_act(stage.annotations(), spec.lifecycle.management) == ActGate::Paused {
             return Err(LambdaStageError::Paused);
         }
+        self.refreshes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&format!(
+                "{}/{}",
+                stage.namespace().unwrap_or_default(),
+                stage.name_any()
+            ));
         let status = stage.status.clone().unwrap_or_default();
         let stack_created = status
             .stack
