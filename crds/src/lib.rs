@@ -8,6 +8,7 @@ pub mod common;
 pub mod lambda_stage;
 pub mod spot_fleet;
 pub mod static_site;
+pub mod validation;
 
 pub use common::{CommonStatus, DeletionPolicy, Lifecycle, Management, S3ObjectRef};
 pub use lambda_stage::{LambdaStage, LambdaStageSpec, LambdaStageStatus};

@@ -4,7 +4,9 @@
 use std::io::Read;
 use std::path::Path;
 
+use kube::CustomResourceExt;
 use stagehand_crds::LambdaStage;
+use stagehand_crds::validation;
 
 /// Namespace of a manifest without `metadata.namespace` (as kubectl's default context).
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -92,11 +94,18 @@ pub fn parse_stages(path: &str, text: &str) -> Result<Vec<LambdaStage>, Manifest
                 )));
             }
         }
-        let mut stage: LambdaStage =
-            serde_json::from_value(document).map_err(|e| refuse(format!("LambdaStage: {e}")))?;
-        if stage.metadata.name.as_deref().is_none_or(str::is_empty) {
+        let name = document["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if name.is_empty() {
             return Err(refuse("LambdaStage without metadata.name".to_owned()));
         }
+        // Refused here exactly as the API server would refuse it (schema and CEL rules), and
+        // read with the defaults it would apply.
+        let document = admit(&name, &document).map_err(refuse)?;
+        let mut stage: LambdaStage =
+            serde_json::from_value(document).map_err(|e| refuse(format!("LambdaStage: {e}")))?;
         stage
             .metadata
             .namespace
@@ -109,6 +118,32 @@ pub fn parse_stages(path: &str, text: &str) -> Result<Vec<LambdaStage>, Manifest
         });
     }
     Ok(stages)
+}
+
+/// `document` as the API server would store it, or its field errors as `kubectl apply` prints
+/// them (`The LambdaStage "x" is invalid: ...`).
+fn admit(name: &str, document: &serde_json::Value) -> Result<serde_json::Value, String> {
+    let Some(schema) = validation::schema_of(&LambdaStage::crd()) else {
+        return Ok(document.clone());
+    };
+    let root = kube::core::cel::RootContext {
+        api_version: "stagehand.dev/v1alpha1".to_owned(),
+        api_group: "stagehand.dev".to_owned(),
+        kind: "LambdaStage".to_owned(),
+    };
+    let (admitted, mut errors) = validation::check_object(&schema, document, None, &root);
+    validation::validate_name(name, false, "metadata.name", &mut errors);
+    match errors.as_slice() {
+        [] => Ok(admitted),
+        [one] => Err(format!("The LambdaStage {name:?} is invalid: {one}")),
+        many => Err(format!(
+            "The LambdaStage {name:?} is invalid:\n{}",
+            many.iter()
+                .map(|e| format!("* {e}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -176,9 +211,87 @@ spec:
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(
-            error.starts_with("s.yaml, document 1: LambdaStage:"),
-            "{error}"
+        assert_eq!(
+            error,
+            "s.yaml, document 1: The LambdaStage \"shop\" is invalid:\n\
+             * spec.regoin: Invalid value: unknown field\n\
+             * spec.region: Required value",
         );
+    }
+
+    #[test]
+    fn defaults_are_applied_as_the_api_server_would() {
+        let stages = parse_stages("s.yaml", STAGE).unwrap_or_else(|e| panic!("{e}"));
+        let stage = &stages[0];
+        assert_eq!(stage.spec.lifecycle.deletion_policy, None);
+        assert_eq!(
+            serde_json::to_value(&stage.spec.functions[0]).unwrap_or_default()["name"],
+            "shop-api"
+        );
+    }
+
+    /// Every invalid LambdaStage of the repository's corpus (`examples/invalid/ls-*.yaml`) is
+    /// refused offline with the message the API server gives (its `# expect:` line).
+    #[test]
+    fn the_invalid_corpus_is_refused_with_the_api_servers_messages() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/invalid");
+        let mut checked = 0;
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "yaml")
+                    && p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("ls-"))
+            })
+            .collect();
+        entries.sort();
+        for path in entries {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let expect = text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("# expect:"))
+                .map_or_else(
+                    || panic!("{}: no # expect: line", path.display()),
+                    str::trim,
+                );
+            let error = parse_stages("m.yaml", &text).err().map_or_else(
+                || panic!("{} was accepted", path.display()),
+                |e| e.to_string(),
+            );
+            // Expectations written for the crds crate's JSON-schema checker use its wording
+            // (`/spec/region: ...`): the refusal must then name the same field.
+            let wanted = match expect.strip_prefix('/') {
+                Some(pointer) => pointer
+                    .split_once(':')
+                    .map_or(pointer, |(field, _)| field)
+                    .split('/')
+                    .map(|segment| {
+                        if segment.bytes().all(|b| b.is_ascii_digit()) {
+                            format!("[{segment}]")
+                        } else {
+                            format!(".{segment}")
+                        }
+                    })
+                    .collect::<String>()
+                    .trim_start_matches('.')
+                    .to_owned(),
+                None if expect.starts_with(['"', '\'']) || expect.contains(" property") => {
+                    String::new()
+                }
+                None if expect.contains("has more than") => "Too many".to_owned(),
+                None => expect.to_owned(),
+            };
+            assert!(
+                error.contains("is invalid") && error.contains(&wanted),
+                "{}: expected {wanted:?} in {error:?}",
+                path.display()
+            );
+            checked += 1;
+        }
+        assert!(checked >= 28, "{checked} invalid LambdaStages checked");
     }
 }
