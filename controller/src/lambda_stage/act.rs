@@ -287,10 +287,11 @@ impl Actor<'_> {
             | Action::UpdateFunctionConfiguration { function, .. } => {
                 inventory.function_written(region, function);
             }
-            Action::PublishVersion { function, .. }
-            | Action::CreateAlias { function, .. }
-            | Action::UpdateAlias { function, .. } => {
+            Action::PublishVersion { function, .. } => {
                 inventory.versions_written(region, function);
+            }
+            Action::CreateAlias { function, .. } | Action::UpdateAlias { function, .. } => {
+                inventory.alias_written(region, function);
             }
             Action::CreateMapping { .. } | Action::UpdateMapping { .. } => {
                 inventory.mappings_written(region);

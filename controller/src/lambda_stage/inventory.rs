@@ -604,10 +604,16 @@ impl Inventory {
         Ok(current)
     }
 
-    /// Stagehand published a version of `function` or moved one of its aliases.
+    /// Stagehand published a version of `function`: list its versions again next time.
     pub fn versions_written(&self, region: &str, function: &str) {
         self.region(region, |state| {
             state.versions.remove(function);
+        });
+    }
+
+    /// Stagehand created or moved an alias of `function`: read it again next time.
+    pub fn alias_written(&self, region: &str, function: &str) {
+        self.region(region, |state| {
             state.aliases.retain(|(f, _), _| f != function);
         });
     }
