@@ -282,8 +282,10 @@ impl Inventory {
             },
         );
         self.region(region, |state| {
-            // Still updating: read it again next time.
-            if !info.update_in_progress() {
+            // Still updating: read it on its own again next time, whatever a listing says.
+            if info.update_in_progress() {
+                state.dirty.insert(name.to_owned());
+            } else {
                 state.dirty.remove(name);
             }
             if let Some(listing) = state.functions.as_mut() {
@@ -735,6 +737,20 @@ mod tests {
         inventory.function_written("r", "f");
         assert!(inventory.region("r", |s| s.dirty.contains("f")));
         inventory.read_back("r", "f", None);
+        assert!(!inventory.region("r", |s| s.dirty.contains("f")));
+        // A read that says "update in progress" keeps the function read on its own until one
+        // says it is done, whatever a listing taken meanwhile says.
+        let updating = FunctionInfo {
+            last_update_status: Some("InProgress".into()),
+            ..info.clone()
+        };
+        let details = |function: FunctionInfo| FunctionDetails {
+            function,
+            ..FunctionDetails::default()
+        };
+        inventory.read_back("r", "f", Some(details(updating)));
+        assert!(inventory.region("r", |s| s.dirty.contains("f")));
+        inventory.read_back("r", "f", Some(details(info)));
         assert!(!inventory.region("r", |s| s.dirty.contains("f")));
     }
 }
