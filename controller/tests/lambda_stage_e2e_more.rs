@@ -12,26 +12,14 @@
 
 mod support;
 
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use serde_json::json;
 use stagehand_crds::LambdaStage;
 use stagehand_testenv::aws::{CallRecord, FaultAction, FaultRule};
 use support::{
-    API, BUCKET, CHAT, CHAT_QUEUE, EVAL, EVAL_QUEUE, Env, KEY, NAMESPACE, REGION, b64, build,
-    chalice_stage, condition, ready, seed,
+    API, BUCKET, CHAT, CHAT_QUEUE, EVAL, EVAL_QUEUE, Env, KEY, b64, build, chalice_stage,
+    condition, merge_spec, ready, seed, stage,
 };
-
-/// A LambdaStage `name` with `spec` (region added).
-fn stage(name: &str, mut spec: serde_json::Value) -> LambdaStage {
-    spec["region"] = json!(REGION);
-    serde_json::from_value(json!({
-        "apiVersion": "stagehand.dev/v1alpha1",
-        "kind": "LambdaStage",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": spec,
-    }))
-    .unwrap()
-}
 
 /// Lambda calls that change something.
 fn is_lambda_write(record: &CallRecord) -> bool {
@@ -41,17 +29,6 @@ fn is_lambda_write(record: &CallRecord) -> bool {
         ]
         .iter()
         .any(|verb| record.operation.starts_with(verb))
-}
-
-async fn merge_spec(env: &Env, name: &str, spec: serde_json::Value) {
-    env.stages()
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": spec})),
-        )
-        .await
-        .unwrap();
 }
 
 /// Ready at the object's current generation and every function at `sha` (base64).

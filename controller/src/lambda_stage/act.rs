@@ -238,6 +238,22 @@ impl Actor<'_> {
                     .await
                     .map_err(failed)?;
             }
+            Action::RollBackAlias {
+                function,
+                alias,
+                to_version,
+                ..
+            } => {
+                let target = alias_target(&AliasRouting {
+                    function_version: to_version.clone(),
+                    canary: None,
+                });
+                self.aws
+                    .lambda(region)
+                    .update_alias(function, alias, &target, None)
+                    .await
+                    .map_err(failed)?;
+            }
             Action::CreateMapping {
                 function,
                 queue,

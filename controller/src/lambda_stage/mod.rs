@@ -142,6 +142,7 @@ const fn event_of(action: &Action) -> (&'static str, &'static str) {
         Action::PublishVersion { .. } => ("VersionPublished", "PublishVersion"),
         Action::CreateAlias { .. } => ("AliasCreated", "CreateAlias"),
         Action::UpdateAlias { .. } => ("AliasUpdated", "UpdateAlias"),
+        Action::RollBackAlias { .. } => ("AliasRolledBack", "UpdateAlias"),
         Action::CreateMapping { .. } => ("MappingCreated", "CreateEventSourceMapping"),
         Action::UpdateMapping { .. } => ("MappingUpdated", "UpdateEventSourceMapping"),
     }

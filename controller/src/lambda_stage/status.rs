@@ -6,14 +6,15 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use stagehand_crds::LambdaStageSpec;
-use stagehand_crds::condition::LAYERS_ATTACHED;
+use stagehand_crds::condition::{LAYERS_ATTACHED, VALIDATED};
 use stagehand_crds::lambda_stage::{
     AliasStatus, FunctionStatus, LambdaStageStatus, MappingStatus, PublishedVersion, StackStatus,
+    VersionRollback,
 };
 
 use super::act::ActReport;
 use super::observed::{DeclaredAs, MappingKey, Observed, ObservedFunction};
-use super::plan::{Plan, keep_mapping};
+use super::plan::{Action, Plan, keep_mapping};
 use crate::aws::lambda;
 use crate::runtime::conditions::{ConditionStatus, ReconcileOutcome, set_condition};
 use crate::runtime::status::next_common_status;
@@ -66,7 +67,7 @@ pub fn next_status(inputs: &StatusInputs<'_>) -> LambdaStageStatus {
         functions: function_statuses(observed, plan),
         mappings: mapping_statuses(previous, spec, observed, report),
         stack: stack_status(previous, spec, observed, report),
-        versions: versions(previous, spec, report),
+        versions: versions(previous, spec, observed, plan, report, now),
         alias: alias_status(previous, spec, observed, now),
         validation: Some(plan.validation.clone()),
         declared_layers: declared_layers(previous, spec, observed, plan),
@@ -197,11 +198,17 @@ fn stack_status(
     })
 }
 
-/// Published versions, newest first, at most `alias.keepVersions` per function.
+/// Published versions, newest first, at most `alias.keepVersions` per function (plus the
+/// newest validated one, a rollback's target), with what validation said about them: a version
+/// the alias served alone while validation passed is `validated`; one the alias was rolled
+/// back from is `rolledBack` for as long as the function's code is that version's.
 fn versions(
     previous: Option<&LambdaStageStatus>,
     spec: &LambdaStageSpec,
+    observed: &Observed,
+    plan: &Plan,
     report: &ActReport,
+    now: Timestamp,
 ) -> Vec<PublishedVersion> {
     let Some(alias) = &spec.alias else {
         return Vec::new();
@@ -215,6 +222,7 @@ fn versions(
             function_name: function.clone(),
             version: v.version.clone(),
             code_sha256: v.code_sha256.clone().unwrap_or_default(),
+            ..PublishedVersion::default()
         })
         .collect();
     all.extend(
@@ -223,23 +231,117 @@ fn versions(
             .iter()
             .cloned(),
     );
-    let mut per_function: BTreeMap<String, usize> = BTreeMap::new();
-    let mut kept = Vec::new();
+    let mut unique: Vec<PublishedVersion> = Vec::new();
     for version in all {
-        if kept.iter().any(|k: &PublishedVersion| {
-            k.function_name == version.function_name && k.version == version.version
-        }) {
-            continue;
+        if !unique
+            .iter()
+            .any(|k| k.function_name == version.function_name && k.version == version.version)
+        {
+            unique.push(version);
         }
+    }
+    record_rollbacks(&mut unique, report, now);
+    record_validated(&mut unique, observed, plan);
+    for version in &mut unique {
+        let deployed_code = observed
+            .functions
+            .iter()
+            .find(|f| f.name == version.function_name)
+            .and_then(|f| f.deployed.as_ref())
+            .and_then(|d| d.info.code_sha256.as_deref());
+        // A new build replaces the one rolled back from; without the flag nothing is held.
+        let still_that_build = deployed_code.is_none_or(|code| code == version.code_sha256);
+        if !alias.rollback_on_validation_failure || !still_that_build {
+            version.rolled_back = None;
+        }
+    }
+    let mut per_function: BTreeMap<String, usize> = BTreeMap::new();
+    let mut newest_validated_kept: BTreeMap<String, bool> = BTreeMap::new();
+    let mut kept = Vec::new();
+    for version in unique {
         let count = per_function
             .entry(version.function_name.clone())
             .or_default();
-        if *count < keep {
+        let validated_kept = newest_validated_kept
+            .entry(version.function_name.clone())
+            .or_default();
+        let newest_validated = version.validated && !*validated_kept;
+        if version.validated {
+            *validated_kept = true;
+        }
+        if *count < keep || newest_validated {
             *count += 1;
             kept.push(version);
         }
     }
     kept
+}
+
+/// Marks the versions the alias was rolled back from this round.
+fn record_rollbacks(versions: &mut Vec<PublishedVersion>, report: &ActReport, now: Timestamp) {
+    for action in &report.done {
+        let Action::RollBackAlias {
+            function,
+            from_version,
+            from_code_sha256,
+            to_version,
+            reason,
+            ..
+        } = action
+        else {
+            continue;
+        };
+        let index = versions
+            .iter()
+            .position(|v| v.function_name == *function && v.version == *from_version)
+            .unwrap_or_else(|| {
+                // Not published by Stagehand (or no longer remembered): remember it now, or
+                // the next round would move the alias forward to it again.
+                versions.insert(
+                    0,
+                    PublishedVersion {
+                        function_name: function.clone(),
+                        version: from_version.clone(),
+                        code_sha256: from_code_sha256.clone(),
+                        ..PublishedVersion::default()
+                    },
+                );
+                0
+            });
+        if let Some(version) = versions.get_mut(index) {
+            version.validated = false;
+            version.rolled_back = Some(VersionRollback {
+                to_version: to_version.clone(),
+                reason: reason.clone(),
+                at: Some(now.to_string()),
+            });
+        }
+    }
+}
+
+/// Marks the versions that the alias sent all of its traffic to while validation passed.
+fn record_validated(versions: &mut [PublishedVersion], observed: &Observed, plan: &Plan) {
+    let passed = plan
+        .condition(VALIDATED)
+        .is_some_and(|c| c.status == ConditionStatus::True);
+    if !passed {
+        return;
+    }
+    for function in &observed.functions {
+        let Some(alias) = function.deployed.as_ref().and_then(|d| d.alias.as_ref()) else {
+            continue;
+        };
+        if !alias.routing_weights.is_empty() {
+            continue;
+        }
+        for version in versions.iter_mut().filter(|v| {
+            v.function_name == function.name
+                && v.version == alias.function_version
+                && v.rolled_back.is_none()
+        }) {
+            version.validated = true;
+        }
+    }
 }
 
 fn alias_status(

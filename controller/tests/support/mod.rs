@@ -253,6 +253,30 @@ pub fn chalice_stage(name: &str, deletion_policy: &str, pin: Option<&str>) -> La
     .unwrap()
 }
 
+/// A LambdaStage `name` in namespace `shop` with `spec` (region added).
+pub fn stage(name: &str, mut spec: serde_json::Value) -> LambdaStage {
+    spec["region"] = serde_json::json!(REGION);
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "stagehand.dev/v1alpha1",
+        "kind": "LambdaStage",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+/// Merges `spec` into the stage's spec.
+pub async fn merge_spec(env: &Env, name: &str, spec: serde_json::Value) {
+    env.stages()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "spec": spec })),
+        )
+        .await
+        .unwrap();
+}
+
 pub fn condition(stage: &LambdaStage, type_: &str) -> (String, String, String) {
     stage
         .status

@@ -1,0 +1,198 @@
+//! The alias end to end (issue 6): `rollbackOnValidationFailure`, against
+//! the API stand-in and moto behind the counting proxy, with the production controllers. Queue
+//! backlogs are made by sending messages with the SDK, as producers would; every wait is bounded
+//! and on an observed condition, never a fixed sleep.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::too_many_lines,
+    reason = "a test binary: a panic with its location is the failure report we want"
+)]
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use kube::api::PostParams;
+use serde_json::json;
+use stagehand_crds::LambdaStage;
+use support::{API, BUCKET, Env, KEY, b64, build, condition, ready, seed, stage};
+
+/// A queue only the validation looks at (no mapping drains it).
+const GUARD_QUEUE: &str = "shop-dev-guard";
+
+async fn create_guard_queue(env: &Env) {
+    env.sqs()
+        .create_queue()
+        .queue_name(GUARD_QUEUE)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Producers flood the queue: `n` visible messages.
+async fn send_backlog(env: &Env, n: usize) {
+    let url = env.queue_url(GUARD_QUEUE).await;
+    for i in 0..n {
+        env.sqs()
+            .send_message()
+            .queue_url(&url)
+            .message_body(format!("order {i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+async fn drain_backlog(env: &Env) {
+    let url = env.queue_url(GUARD_QUEUE).await;
+    env.sqs().purge_queue().queue_url(url).send().await.unwrap();
+}
+
+/// The alias `live` of `API` as Lambda reports it: primary version and routing weights.
+async fn live_alias(env: &Env) -> Option<(String, BTreeMap<String, f64>)> {
+    let alias = env
+        .lambda()
+        .get_alias()
+        .function_name(API)
+        .name("live")
+        .send()
+        .await
+        .ok()?;
+    let weights = alias
+        .routing_config()
+        .and_then(|r| r.additional_version_weights())
+        .map(|w| w.iter().map(|(k, v)| (k.clone(), *v)).collect())
+        .unwrap_or_default();
+    Some((alias.function_version()?.to_owned(), weights))
+}
+
+/// The alias version status reports for `API`.
+fn status_alias_version(stage: &LambdaStage) -> Option<String> {
+    stage
+        .status
+        .as_ref()?
+        .alias
+        .as_ref()?
+        .versions
+        .get(API)
+        .cloned()
+}
+
+fn status_version(
+    stage: &LambdaStage,
+    version: &str,
+) -> Option<stagehand_crds::lambda_stage::PublishedVersion> {
+    stage
+        .status
+        .as_ref()?
+        .versions
+        .iter()
+        .find(|v| v.function_name == API && v.version == version)
+        .cloned()
+}
+
+fn ready_on(version: &'static str) -> impl Fn(&LambdaStage) -> bool {
+    move |s| ready(s) && status_alias_version(s).as_deref() == Some(version)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_validation_rolls_the_alias_back_to_the_last_good_version_without_flapping() {
+    let mut env = Env::start().await;
+    seed(&env).await;
+    create_guard_queue(&env).await;
+    env.start_controllers().await;
+    let name = "guarded";
+    env.stages()
+        .create(
+            &PostParams::default(),
+            &stage(
+                name,
+                json!({"adopt": true, "code": {"s3": {"bucket": BUCKET, "key": KEY}},
+                       "functions": [{"name": API}],
+                       "alias": {"name": "live", "rollbackOnValidationFailure": true},
+                       "validation": {"queues": [{"queue": GUARD_QUEUE, "maxVisible": 3}]}}),
+            ),
+        )
+        .await
+        .unwrap();
+
+    // v1 serves alone and passes validation: version 1 is good.
+    env.wait_for(name, "on version 1, validated", |s| {
+        ready_on("1")(s) && status_version(s, "1").is_some_and(|v| v.validated)
+    })
+    .await;
+
+    // v2 is deployed and passes validation at first: the alias moves to version 2.
+    env.floor.reset_calls().await.unwrap();
+    env.upload(KEY, &build("v2")).await;
+    env.wait_for(name, "on version 2", ready_on("2")).await;
+    assert_eq!(live_alias(&env).await.unwrap().0, "2");
+
+    // Then the backlog builds up past the threshold: back to version 1.
+    send_backlog(&env, 8).await;
+    let rolled = env
+        .wait_for(name, "rolled back", |s| {
+            condition(s, "Ready").1 == "RolledBack"
+                && status_alias_version(s).as_deref() == Some("1")
+        })
+        .await;
+    assert_eq!(live_alias(&env).await, Some(("1".into(), BTreeMap::new())));
+    let (ready_status, _, message) = condition(&rolled, "Ready");
+    assert_eq!(ready_status, "False");
+    assert!(
+        message.contains("rolled back from version 2 to version 1"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("queue {GUARD_QUEUE}: 8 visible (max 3)")),
+        "{message}"
+    );
+    assert_eq!(condition(&rolled, "Validated").0, "False");
+    let two = status_version(&rolled, "2").unwrap();
+    assert!(!two.validated, "{two:?}");
+    let rollback = two.rolled_back.unwrap();
+    assert_eq!(rollback.to_version, "1");
+    assert!(
+        rollback.reason.contains("8 visible (max 3)"),
+        "{rollback:?}"
+    );
+    // The build stays deployed as $LATEST; only the alias moved.
+    let v2 = b64(&build("v2"));
+    assert_eq!(env.function(API).await.code_sha256(), Some(v2.as_str()));
+    let calls = env.calls().await;
+    assert_eq!(
+        calls.count("lambda", "UpdateAlias"),
+        2,
+        "to version 2, then back to 1"
+    );
+
+    // No flapping: neither while validation still fails nor once it passes again.
+    env.floor.reset_calls().await.unwrap();
+    let before = env.reconciles();
+    env.wait_reconciles(before, 3).await;
+    drain_backlog(&env).await;
+    env.wait_for(name, "validated again, still rolled back", |s| {
+        condition(s, "Validated").0 == "True" && condition(s, "Ready").1 == "RolledBack"
+    })
+    .await;
+    let before = env.reconciles();
+    env.wait_reconciles(before, 3).await;
+    assert_eq!(env.calls().await.count("lambda", "UpdateAlias"), 0);
+    assert_eq!(live_alias(&env).await.unwrap().0, "1");
+
+    // A new build is deployed and tried as usual.
+    env.upload(KEY, &build("v3")).await;
+    let tried = env.wait_for(name, "on version 3", ready_on("3")).await;
+    assert_eq!(live_alias(&env).await, Some(("3".into(), BTreeMap::new())));
+    assert!(
+        tried
+            .status
+            .unwrap()
+            .versions
+            .iter()
+            .all(|v| v.rolled_back.is_none()),
+        "a new build clears the rollback"
+    );
+    env.stop().await;
+}
