@@ -1,4 +1,4 @@
-//! The alias end to end (issue 6): `rollbackOnValidationFailure`, against
+//! The alias end to end (issue 6): `rollbackOnValidationFailure` and weighted canaries, against
 //! the API stand-in and moto behind the counting proxy, with the production controllers. Queue
 //! backlogs are made by sending messages with the SDK, as producers would; every wait is bounded
 //! and on an observed condition, never a fixed sleep.
@@ -194,5 +194,111 @@ async fn failed_validation_rolls_the_alias_back_to_the_last_good_version_without
             .all(|v| v.rolled_back.is_none()),
         "a new build clears the rollback"
     );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weighted_canary_is_promoted_after_promote_after_and_held_while_validation_fails() {
+    let mut env = Env::start().await;
+    seed(&env).await;
+    create_guard_queue(&env).await;
+    env.start_controllers().await;
+    let name = "canaried";
+    env.stages()
+        .create(
+            &PostParams::default(),
+            &stage(
+                name,
+                json!({"adopt": true, "code": {"s3": {"bucket": BUCKET, "key": KEY}},
+                       "functions": [{"name": API}],
+                       "alias": {"name": "live", "canary": {"weight": 20, "promoteAfter": "3s"}},
+                       "validation": {"queues": [{"queue": GUARD_QUEUE, "maxVisible": 3}]}}),
+            ),
+        )
+        .await
+        .unwrap();
+    // A first deploy has nothing to compare with: straight to version 1.
+    env.wait_for(name, "on version 1", ready_on("1")).await;
+    assert_eq!(live_alias(&env).await, Some(("1".into(), BTreeMap::new())));
+
+    // A new build: 20% to version 2 while the canary runs.
+    env.upload(KEY, &build("v2")).await;
+    let canary = env
+        .wait_for(name, "canary of version 2", |s| {
+            s.status
+                .as_ref()
+                .and_then(|st| st.alias.as_ref())
+                .is_some_and(|a| a.canary_version.as_deref() == Some("2"))
+        })
+        .await;
+    let (primary, weights) = live_alias(&env).await.unwrap();
+    assert_eq!(primary, "1");
+    assert_eq!(weights.len(), 1, "{weights:?}");
+    assert!((weights["2"] - 0.2).abs() < 1e-9, "{weights:?}");
+    let alias = canary.status.as_ref().unwrap().alias.clone().unwrap();
+    assert_eq!(alias.canary_weight, Some(20));
+    assert!(alias.canary_started_at.is_some());
+    assert_eq!(condition(&canary, "Reconciling").1, "CanaryRunning");
+
+    // promoteAfter passes with validation green: promoted, no routing left.
+    let promoted = env.wait_for(name, "promoted to 2", ready_on("2")).await;
+    assert_eq!(live_alias(&env).await, Some(("2".into(), BTreeMap::new())));
+    let started: jiff::Timestamp = alias.canary_started_at.unwrap().parse().unwrap();
+    assert!(
+        jiff::Timestamp::now().duration_since(started) >= jiff::SignedDuration::from_secs(3),
+        "not promoted before promoteAfter"
+    );
+    assert!(
+        promoted
+            .status
+            .unwrap()
+            .alias
+            .unwrap()
+            .canary_version
+            .is_none()
+    );
+
+    // The next canary fails validation: it is held (not promoted, not rolled back).
+    send_backlog(&env, 8).await;
+    env.upload(KEY, &build("v3")).await;
+    let held = env
+        .wait_for(name, "canary of version 3", |s| {
+            s.status
+                .as_ref()
+                .and_then(|st| st.alias.as_ref())
+                .is_some_and(|a| a.canary_version.as_deref() == Some("3"))
+        })
+        .await;
+    let started: jiff::Timestamp = held
+        .status
+        .unwrap()
+        .alias
+        .unwrap()
+        .canary_started_at
+        .unwrap()
+        .parse()
+        .unwrap();
+    env.wait_for(name, "Validated=False during the canary", |s| {
+        condition(s, "Validated").0 == "False"
+    })
+    .await;
+    env.wait_aws("promoteAfter to pass", || async {
+        (jiff::Timestamp::now().duration_since(started) > jiff::SignedDuration::from_secs(4))
+            .then_some(())
+    })
+    .await;
+    let before = env.reconciles();
+    env.wait_reconciles(before, 2).await;
+    let (primary, weights) = live_alias(&env).await.unwrap();
+    assert_eq!(primary, "2", "not promoted while validation fails");
+    assert!((weights["3"] - 0.2).abs() < 1e-9, "{weights:?}");
+    let still = env.stages().get(name).await.unwrap();
+    assert_eq!(condition(&still, "Validated").0, "False");
+    assert_eq!(condition(&still, "Ready").0, "False");
+
+    // Validation passes again: the due canary is promoted.
+    drain_backlog(&env).await;
+    env.wait_for(name, "promoted to 3", ready_on("3")).await;
+    assert_eq!(live_alias(&env).await, Some(("3".into(), BTreeMap::new())));
     env.stop().await;
 }

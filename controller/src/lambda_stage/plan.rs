@@ -45,6 +45,7 @@ use crate::aws::s3::Sha256Digest;
 use crate::aws::tags::{self, Ownership};
 use crate::runtime::conditions::{ConditionStatus, DesiredCondition, ReconcileOutcome};
 use crate::runtime::gates::ActGate;
+use crate::settings::parse_go_duration;
 
 #[cfg(test)]
 mod tests;
@@ -1383,7 +1384,7 @@ impl Planner<'_> {
         self.wait(
             reason::CANARY_RUNNING,
             format!("canary of {name} version {new_version}"),
-            requeue::CANARY_SECONDS,
+            canary_requeue_seconds(&canary.promote_after),
         );
         running
     }
@@ -1799,6 +1800,15 @@ pub fn rollback_target(
         .filter(|(n, _)| *n < newest_number)
         .max_by_key(|(n, _)| *n)
         .map(|(_, v)| v.version.clone())
+}
+
+/// How soon to look at a running canary again: after `promoteAfter` when that is shorter
+/// than [`requeue::CANARY_SECONDS`] (a 3s canary is not left running for 30s), never sooner
+/// than a second.
+pub fn canary_requeue_seconds(promote_after: &str) -> u64 {
+    parse_go_duration(promote_after).map_or(requeue::CANARY_SECONDS, |d| {
+        d.as_secs().clamp(1, requeue::CANARY_SECONDS)
+    })
 }
 
 /// Whether the alias routes exactly as `routing` says.

@@ -1415,6 +1415,25 @@ fn rollback_on_validation_failure_table() {
 }
 
 #[test]
+fn a_canary_is_looked_at_again_when_it_may_be_due() {
+    assert_eq!(canary_requeue_seconds("3s"), 3);
+    assert_eq!(canary_requeue_seconds("500ms"), 1);
+    assert_eq!(canary_requeue_seconds("10m"), requeue::CANARY_SECONDS);
+    assert_eq!(canary_requeue_seconds("nonsense"), requeue::CANARY_SECONDS);
+    let plan = plan_with(
+        |s, o| {
+            with_alias(s, &json!({"canary": {"weight": 20, "promoteAfter": "3s"}}));
+            only_api(s, o);
+            let api = function(o, "api");
+            api.published_versions = vec![published("1", "v0"), published("2", "v1")];
+            api.alias = Some(alias_at("1", Some(("2", 0.2))));
+        },
+        ActGate::Act,
+    );
+    assert_eq!(plan.requeue_after_seconds(), Some(3));
+}
+
+#[test]
 fn rolled_back_stage_says_from_where_to_where_and_why() {
     let plan = plan_with(
         |s, o| {
