@@ -17,8 +17,8 @@ use serde_json::json;
 use stagehand_crds::LambdaStage;
 use stagehand_testenv::aws::{CallRecord, FaultAction, FaultRule};
 use support::{
-    API, BUCKET, CHAT, CHAT_QUEUE, EVAL, EVAL_QUEUE, Env, KEY, b64, build, chalice_stage,
-    condition, merge_spec, ready, seed, stage,
+    API, BUCKET, CHAT, CHAT_QUEUE, EVAL, EVAL_QUEUE, Env, KEY, NAMESPACE, b64, build,
+    chalice_stage, condition, merge_spec, ready, seed, stage,
 };
 
 /// Lambda calls that change something.
@@ -380,7 +380,8 @@ async fn stack_is_created_by_change_set_and_its_failure_states_are_handled() {
             &PostParams::default(),
             &stage(
                 name,
-                json!({"adopt": true, "code": {"s3": {"bucket": BUCKET, "key": KEY}},
+                // No adopt: the stack is the stage's, so are the functions it creates.
+                json!({"code": {"s3": {"bucket": BUCKET, "key": KEY}},
                        "infrastructure": {"stackName": STACK,
                            "template": {"bucket": BUCKET, "key": TEMPLATE_KEY},
                            "onRollbackComplete": "Stall"},
@@ -394,6 +395,9 @@ async fn stack_is_created_by_change_set_and_its_failure_states_are_handled() {
     let status = first.status.unwrap();
     let stack = status.stack.unwrap();
     assert!(stack.created_by_stagehand, "{stack:?}");
+    // The stack's function carries the stage's ownership tags (written by Stagehand: the
+    // emulator does not propagate stack tags as CloudFormation does).
+    assert_eq!(function_tags(&env, STACK_FN).await, owner_tags(name));
     let calls = env.calls().await;
     assert_eq!(calls.count("cloudformation", "CreateChangeSet"), 1);
     assert_eq!(calls.count("cloudformation", "ExecuteChangeSet"), 1);
@@ -498,5 +502,102 @@ async fn stack_is_created_by_change_set_and_its_failure_states_are_handled() {
     let calls = env.calls().await;
     assert_eq!(calls.count("cloudformation", "DeleteStack"), 1);
     assert_eq!(calls.count("cloudformation", "CreateChangeSet"), 1);
+    // The recreated stack's new function is the stage's too.
+    assert_eq!(function_tags(&env, STACK_FN).await, owner_tags(name));
+    env.stop().await;
+}
+
+/// The ownership tags of `function`.
+async fn function_tags(env: &Env, function: &str) -> Vec<(String, String)> {
+    let arn = env
+        .function(function)
+        .await
+        .function_arn()
+        .unwrap()
+        .to_owned();
+    let mut tags: Vec<(String, String)> = env
+        .lambda()
+        .list_tags()
+        .resource(arn)
+        .send()
+        .await
+        .unwrap()
+        .tags()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("stagehand.dev/"))
+        .collect();
+    tags.sort();
+    tags
+}
+
+fn owner_tags(stage: &str) -> Vec<(String, String)> {
+    vec![
+        ("stagehand.dev/cluster".to_owned(), "e2e".to_owned()),
+        (
+            "stagehand.dev/owner".to_owned(),
+            format!("{NAMESPACE}/LambdaStage/{stage}"),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_of_the_own_stack_tagged_for_another_owner_is_never_touched() {
+    let mut env = Env::start().await;
+    seed(&env).await;
+    let role = env.floor.moto().create_lambda_role().await.unwrap();
+    upload_template(&env, &role).await;
+    env.start_controllers().await;
+    let name = "stacked";
+    let spec = json!({"code": {"s3": {"bucket": BUCKET, "key": KEY}},
+                      "infrastructure": {"stackName": STACK,
+                          "template": {"bucket": BUCKET, "key": TEMPLATE_KEY}},
+                      "functions": [{"fromStack": "Fn"}]});
+    env.stages()
+        .create(&PostParams::default(), &stage(name, spec))
+        .await
+        .unwrap();
+    let v1 = b64(&build("v1"));
+    wait_ready_at(&env, name, &[STACK_FN], &v1).await;
+    assert_eq!(function_tags(&env, STACK_FN).await, owner_tags(name));
+
+    // Someone hands the function to another stage; then a new build arrives.
+    let other = "payments/LambdaStage/orders";
+    let arn = env
+        .function(STACK_FN)
+        .await
+        .function_arn()
+        .unwrap()
+        .to_owned();
+    env.lambda()
+        .tag_resource()
+        .resource(&arn)
+        .tags("stagehand.dev/owner", other)
+        .send()
+        .await
+        .unwrap();
+    let writes_before = env.log().await.len();
+    env.upload(KEY, &build("v2")).await;
+    let stalled = env
+        .wait_for(name, "Stalled on the other owner", |s| {
+            condition(s, "Stalled").1 == "OwnershipConflict"
+        })
+        .await;
+    let (_, _, message) = condition(&stalled, "Stalled");
+    assert!(message.contains(other), "{message}");
+    assert!(message.contains(STACK_FN), "{message}");
+    let before = env.reconciles();
+    env.wait_reconciles(before, 2).await;
+    let log = env.log().await;
+    let writes: Vec<&CallRecord> = log[writes_before..]
+        .iter()
+        .filter(|r| is_lambda_write(r))
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    assert_eq!(
+        env.function(STACK_FN).await.code_sha256(),
+        Some(v1.as_str())
+    );
     env.stop().await;
 }

@@ -123,6 +123,11 @@ pub struct LambdaStageSpec {
 
     /// Optional CloudFormation stack holding the stage's infrastructure (roles, queues, APIs,
     /// the functions themselves for SAM-style stages). Applied through change sets.
+    ///
+    /// While the stack carries this stage's ownership tags (Stagehand created it), its Lambda
+    /// functions (`fromStack`, `functionSelector.stackResources`) are the stage's own without
+    /// `adopt`: untagged ones get the ownership tags before any other change. A function tagged
+    /// for another owner is never touched, stack or not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub infrastructure: Option<Infrastructure>,
 

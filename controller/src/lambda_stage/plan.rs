@@ -142,7 +142,8 @@ pub enum Action {
     /// Delete a stack left in `ROLLBACK_COMPLETE` (it cannot be updated); it is created again
     /// on a later round (`onRollbackComplete: Recreate`).
     DeleteFailedStack { stack_name: String },
-    /// Adopt an untagged function (`adopt: true`) by writing the ownership tags.
+    /// Write the ownership tags on an untagged function: one adopted (`adopt: true`), or one
+    /// the stage's own stack created.
     TagFunction {
         function: String,
         arn: String,
@@ -298,7 +299,12 @@ impl fmt::Display for Action {
                     "delete stack {stack_name} (ROLLBACK_COMPLETE) to create it again"
                 )
             }
-            Self::TagFunction { function, .. } => write!(f, "adopt function {function} (tag it)"),
+            Self::TagFunction { function, .. } => {
+                write!(
+                    f,
+                    "tag function {function} as this stage's (ownership tags)"
+                )
+            }
             Self::UpdateFunctionCode {
                 function,
                 source,
@@ -666,9 +672,42 @@ impl Planner<'_> {
         for function in &self.observed.functions {
             if let Some(deployed) = &function.deployed {
                 let what = format!("function {}", function.name);
-                self.check_owner_of(&what, tags::ownership(&deployed.tags, owner, cluster));
+                let ownership = tags::ownership(&deployed.tags, owner, cluster);
+                if ownership == Ownership::Untagged && self.in_own_stack(function) {
+                    // Created by the stage's own stack: ours, tagged before it is modified.
+                    continue;
+                }
+                self.check_owner_of(&what, ownership);
             }
         }
+    }
+
+    /// The function is a resource of the stage's stack (`fromStack`, or found by
+    /// `functionSelector.stackResources`) and that stack carries this stage's ownership tags:
+    /// the stage created it through its stack, so it is the stage's own without `adopt`.
+    /// (Real CloudFormation propagates the stack's tags to its functions; emulators and stacks
+    /// tagged after creation do not.) A function named by `name` counts as the stack's only
+    /// when declared with `fromStack`.
+    fn in_own_stack(&self, function: &ObservedFunction) -> bool {
+        let from_stack = match &function.declared_as {
+            Some(DeclaredAs::FromStack(_)) => true,
+            Some(DeclaredAs::Name(_)) => false,
+            None => self
+                .spec
+                .function_selector
+                .as_ref()
+                .is_some_and(|s| s.stack_resources == Some(true)),
+        };
+        from_stack
+            && self
+                .observed
+                .stack
+                .as_ref()
+                .and_then(|s| s.stack.as_ref())
+                .is_some_and(|stack| {
+                    tags::ownership(&stack.tags, &self.context.owner, &self.context.cluster_id)
+                        == Ownership::Ours
+                })
     }
 
     fn check_owner_of(&mut self, what: &str, ownership: Ownership) {
@@ -1026,7 +1065,9 @@ impl Planner<'_> {
             &self.context.owner,
             &self.context.cluster_id,
         );
-        if ownership == Ownership::Untagged && self.spec.lifecycle.adopt {
+        if ownership == Ownership::Untagged
+            && (self.spec.lifecycle.adopt || self.in_own_stack(function))
+        {
             self.act(Action::TagFunction {
                 function: name.to_owned(),
                 arn: deployed.info.arn.clone(),

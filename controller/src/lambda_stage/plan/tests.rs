@@ -1054,6 +1054,98 @@ fn ownership_and_gate_table() {
     ]);
 }
 
+/// `api` is the stack's `Api` resource (the stack carries this stage's tags) and untagged.
+fn own_stack_function(s: &mut LambdaStageSpec, o: &mut Observed) {
+    with_stack(s, "Stall");
+    o.stack = Some(observed_stack(Some("UPDATE_COMPLETE"), None, true));
+    s.functions[0].name = None;
+    s.functions[0].from_stack = Some("Api".into());
+    o.functions[0].declared_as = Some(DeclaredAs::FromStack("Api".into()));
+    function(o, "api").tags.clear();
+    artifact(o).head = Some(head(Some("v2")));
+}
+
+fn tag_api() -> Action {
+    Action::TagFunction {
+        function: "api".into(),
+        arn: "arn:aws:lambda:eu-west-1:123456789012:function:api".into(),
+        tags: ownership_tags(OWNER, CLUSTER),
+    }
+}
+
+#[test]
+fn functions_of_the_stages_own_stack_table() {
+    check_table(&[
+        case(
+            "fromStack function of our stack, untagged: ours without adopt, tagged first",
+            own_stack_function,
+            vec![tag_api(), code("api", "v2"), code("worker", "v2")],
+        ),
+        case(
+            "stackResources selector found it: ours too",
+            |s, o| {
+                own_stack_function(s, o);
+                s.functions.remove(0);
+                s.function_selector = Some(
+                    serde_json::from_value(json!({"stackResources": true})).expect("selector"),
+                );
+                o.functions[0].declared_as = None;
+                o.functions.rotate_left(1);
+            },
+            vec![code("worker", "v2"), tag_api(), code("api", "v2")],
+        ),
+        stalled(
+            "tagged for another owner: never touched, even in our stack",
+            |s, o| {
+                own_stack_function(s, o);
+                function(o, "api").tags = ownership_tags("shop/LambdaStage/prod", CLUSTER);
+            },
+            reason::OWNERSHIP_CONFLICT,
+        ),
+        stalled(
+            "the stack is another stage's: its functions are not ours",
+            |s, o| {
+                own_stack_function(s, o);
+                if let Some(stack) = o.stack.as_mut().and_then(|st| st.stack.as_mut()) {
+                    stack.tags = ownership_tags("shop/LambdaStage/prod", CLUSTER);
+                }
+            },
+            reason::OWNERSHIP_CONFLICT,
+        ),
+        stalled(
+            "the stack is untagged (not ours): adoption required",
+            |s, o| {
+                own_stack_function(s, o);
+                if let Some(stack) = o.stack.as_mut().and_then(|st| st.stack.as_mut()) {
+                    stack.tags.clear();
+                }
+            },
+            reason::ADOPTION_REQUIRED,
+        ),
+        stalled(
+            "a function declared by name is not taken for the stack's",
+            |s, o| {
+                own_stack_function(s, o);
+                s.functions[0].from_stack = None;
+                s.functions[0].name = Some("api".into());
+                o.functions[0].declared_as = Some(DeclaredAs::Name("api".into()));
+            },
+            reason::ADOPTION_REQUIRED,
+        ),
+        stalled(
+            "found by a name prefix: not the stack's",
+            |s, o| {
+                own_stack_function(s, o);
+                s.functions.remove(0);
+                s.function_selector =
+                    Some(serde_json::from_value(json!({"namePrefix": "api"})).expect("selector"));
+                o.functions[0].declared_as = None;
+            },
+            reason::ADOPTION_REQUIRED,
+        ),
+    ]);
+}
+
 #[test]
 fn alias_table() {
     fn aliased(s: &mut LambdaStageSpec, o: &mut Observed, extra: &serde_json::Value) {
