@@ -263,7 +263,12 @@ impl Actor<'_> {
                 let created = self
                     .aws
                     .lambda(region)
-                    .create_event_source_mapping(function, event_source_arn, settings)
+                    .create_event_source_mapping(
+                        function,
+                        event_source_arn,
+                        settings,
+                        &BTreeMap::new(),
+                    )
                     .await
                     .map_err(failed)?;
                 report
