@@ -1,6 +1,6 @@
 //! More LambdaStage scenarios end to end (issue 6, "Tests"): a function update in progress,
 //! another stage's function, the CloudFormation stack's failure states, alias versions and
-//! rollback, and a controller restarted mid-reconcile. Same setup as `lambda_stage_e2e.rs`
+//! rollback, and a controller killed mid-reconcile. Same setup as `lambda_stage_e2e.rs`
 //! (`support`): the API stand-in, moto behind the counting/fault proxy, the production
 //! controllers. Every wait is bounded and on an observed condition, never a fixed sleep.
 
@@ -270,7 +270,7 @@ async fn alias_follows_published_versions_and_rolls_back_in_one_spec_change() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restarted_mid_reconcile_converges_without_duplicates() {
+async fn killed_mid_reconcile_converges_without_duplicates() {
     let mut env = Env::start().await;
     seed(&env).await;
     env.floor.reset_calls().await.unwrap();
@@ -290,7 +290,8 @@ async fn restarted_mid_reconcile_converges_without_duplicates() {
             .then_some(())
     })
     .await;
-    env.stop_controllers().await;
+    // Killed, not stopped: whatever the reconcile was doing is cut off.
+    env.abort_controllers().await;
     // Mid-reconcile indeed: code is being rolled out, nothing is published yet.
     let at_stop = env.calls().await;
     assert_eq!(at_stop.count("lambda", "PublishVersion"), 0);

@@ -111,11 +111,41 @@ impl Env {
         self.shutdown = Shutdown::new();
     }
 
-    /// Stops the running controllers (as a terminated pod would, whatever they were doing) and
-    /// starts new ones with a fresh [`Context`]: no in-memory state (hash cache, metrics,
+    /// Kills the running controllers where they are, as a killed pod (SIGKILL, OOM, node
+    /// loss): their tasks are aborted, no graceful drain, an AWS call in flight is abandoned
+    /// and the status write after it never happens.
+    pub async fn abort_controllers(&mut self) {
+        for controller in self.controllers.drain(..) {
+            controller.abort();
+            let ended = tokio::time::timeout(TIMEOUT, controller)
+                .await
+                .expect("an aborted controller ends");
+            assert!(
+                ended
+                    .as_ref()
+                    .is_err_and(tokio::task::JoinError::is_cancelled),
+                "the controller was cancelled, not finished: {ended:?}"
+            );
+        }
+        self.shutdown = Shutdown::new();
+    }
+
+    /// Stops the running controllers gracefully (shutdown signal, in-flight reconciles finish)
+    /// and starts new ones with a fresh [`Context`]: no in-memory state (hash cache, metrics,
     /// queues) survives, only Kubernetes and AWS.
     pub async fn restart_controllers(&mut self) {
         self.stop_controllers().await;
+        self.start_fresh_controllers().await;
+    }
+
+    /// Kills the running controllers ([`Env::abort_controllers`]) and starts new ones with a
+    /// fresh [`Context`], as Kubernetes restarts a killed pod.
+    pub async fn kill_and_restart_controllers(&mut self) {
+        self.abort_controllers().await;
+        self.start_fresh_controllers().await;
+    }
+
+    async fn start_fresh_controllers(&mut self) {
         self.ctx = Arc::new(Context::new(
             self.ctx.client.clone(),
             self.sdk.clone(),
