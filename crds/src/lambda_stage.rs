@@ -626,7 +626,8 @@ pub struct MappingStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_source_arn: Option<String>,
     /// Stagehand created this mapping (rather than finding it): `deletionPolicy: Delete`
-    /// removes it with the object.
+    /// removes it with the object. Stagehand tags every mapping it creates with its ownership
+    /// tags, so this holds even when the controller died before it could record the creation.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub created_by_stagehand: bool,
 }

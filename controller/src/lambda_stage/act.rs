@@ -267,7 +267,7 @@ impl Actor<'_> {
                         function,
                         event_source_arn,
                         settings,
-                        &BTreeMap::new(),
+                        &tags::ownership_tags(self.owner, self.cluster_id),
                     )
                     .await
                     .map_err(failed)?;

@@ -13,6 +13,7 @@
 pub mod act;
 pub mod error;
 pub mod http_check;
+pub mod mapping_owners;
 pub mod observe;
 pub mod observed;
 pub mod plan;
@@ -80,9 +81,18 @@ pub async fn observe_and_plan(
     gate: ActGate,
 ) -> Result<(Observed, Plan), AwsError> {
     let spec = &stage.spec;
-    let observed = observe(aws, spec, status, hashes, Timestamp::now()).await?;
+    let owner = owner_of(stage);
+    let mut observed = observe(aws, spec, status, hashes, Timestamp::now()).await?;
+    observed.mappings_tagged_ours = mapping_owners::mappings_tagged_ours(
+        &aws.lambda(&spec.region),
+        &observed,
+        status,
+        &owner,
+        cluster_id,
+    )
+    .await?;
     let context = PlanContext {
-        owner: owner_of(stage),
+        owner,
         cluster_id: cluster_id.to_owned(),
         generation: stage.meta().generation.unwrap_or_default(),
         gate,
@@ -330,31 +340,37 @@ impl Reconciler<LambdaStage> for LambdaStageReconciler {
             return Ok(Requeue::await_change());
         }
         let lambda = ctx.aws.lambda(&spec.region);
-        for mapping in status.mappings.iter().filter(|m| m.created_by_stagehand) {
-            if let Some(uuid) = &mapping.uuid {
-                lambda
-                    .delete_event_source_mapping(uuid)
-                    .await
-                    .map_err(|source| LambdaStageError::Action {
-                        action: format!(
-                            "delete mapping {uuid} ({} → {})",
-                            mapping.queue, mapping.function
-                        ),
-                        source,
-                    })?;
-                ctx.events()
-                    .action(
-                        stage.as_ref(),
-                        "MappingDeleted",
-                        "DeleteEventSourceMapping",
-                        &format!(
-                            "deleted mapping {uuid} ({} → {})",
-                            mapping.queue, mapping.function
-                        ),
-                    )
-                    .await;
-                ctx.metrics.record_action(KIND, "mapping_delete");
-            }
+        let doomed = mapping_owners::mappings_to_delete(
+            &lambda,
+            &status,
+            &owner_of(&stage),
+            &ctx.settings.cluster_id,
+        )
+        .await
+        .map_err(|source| LambdaStageError::Observe { source })?;
+        for (uuid, mapping) in doomed {
+            lambda
+                .delete_event_source_mapping(&uuid)
+                .await
+                .map_err(|source| LambdaStageError::Action {
+                    action: format!(
+                        "delete mapping {uuid} ({} → {})",
+                        mapping.queue, mapping.function
+                    ),
+                    source,
+                })?;
+            ctx.events()
+                .action(
+                    stage.as_ref(),
+                    "MappingDeleted",
+                    "DeleteEventSourceMapping",
+                    &format!(
+                        "deleted mapping {uuid} ({} → {})",
+                        mapping.queue, mapping.function
+                    ),
+                )
+                .await;
+            ctx.metrics.record_action(KIND, "mapping_delete");
         }
         if let (Some(stack), true) = (&status.stack, stack_created) {
             ctx.aws

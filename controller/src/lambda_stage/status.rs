@@ -161,11 +161,14 @@ fn mapping_statuses(
             };
             let mapping =
                 created.or_else(|| keep_mapping(found, recorded.and_then(|r| r.uuid.as_deref())));
+            // Created this round, recorded as created, or tagged for this stage (a create whose
+            // status write was lost to a crash).
             let created_by_stagehand = created.is_some()
                 || recorded.is_some_and(|r| {
                     r.created_by_stagehand
                         && mapping.is_some_and(|m| r.uuid.as_deref() == Some(m.uuid.as_str()))
-                });
+                })
+                || mapping.is_some_and(|m| observed.mappings_tagged_ours.contains(&m.uuid));
             MappingStatus {
                 function: declared.function.clone(),
                 queue: declared.queue.clone(),
@@ -414,4 +417,99 @@ fn declared_layers(
         }
     }
     layers
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::aws::lambda::EventSourceMapping;
+    use crate::aws::sqs::QueueInfo;
+    use crate::lambda_stage::observed::DeployedFunction;
+    use crate::lambda_stage::plan::{PlanContext, plan};
+    use crate::runtime::gates::ActGate;
+
+    const QUEUE_ARN: &str = "arn:aws:sqs:eu-west-1:123456789012:orders";
+
+    fn spec() -> LambdaStageSpec {
+        serde_json::from_value(json!({
+            "region": "eu-west-1",
+            "adopt": true,
+            "functions": [{"name": "worker"}],
+            "eventSourceMappings": [{"function": "worker", "queue": "orders"}]
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `worker` with one mapping from `orders`, found by observe.
+    fn observed() -> Observed {
+        Observed {
+            functions: vec![ObservedFunction {
+                name: "worker".into(),
+                declared_as: Some(DeclaredAs::Name("worker".into())),
+                deployed: Some(DeployedFunction::default()),
+            }],
+            queues: BTreeMap::from([(
+                "orders".to_owned(),
+                QueueInfo {
+                    url: "https://sqs.eu-west-1.amazonaws.com/123456789012/orders".into(),
+                    arn: QUEUE_ARN.into(),
+                    visible: 0,
+                    in_flight: 0,
+                },
+            )]),
+            mappings: BTreeMap::from([(
+                MappingKey::new("worker", QUEUE_ARN),
+                vec![EventSourceMapping {
+                    uuid: "u-1".into(),
+                    event_source_arn: Some(QUEUE_ARN.into()),
+                    state: Some("Enabled".into()),
+                    batch_size: Some(10),
+                    ..EventSourceMapping::default()
+                }],
+            )]),
+            ..Observed::default()
+        }
+    }
+
+    fn status_of(observed: &Observed, previous: Option<&LambdaStageStatus>) -> LambdaStageStatus {
+        let spec = spec();
+        let context = PlanContext {
+            owner: "shop/LambdaStage/dev".into(),
+            cluster_id: "c1".into(),
+            generation: 1,
+            gate: ActGate::Act,
+        };
+        let plan = plan(&spec, &context, observed);
+        next_status(&StatusInputs {
+            previous,
+            spec: &spec,
+            observed,
+            plan: &plan,
+            report: &ActReport::default(),
+            outcome: &plan.outcome(),
+            generation: Some(1),
+            now: Timestamp::UNIX_EPOCH,
+        })
+    }
+
+    #[test]
+    fn a_mapping_tagged_for_the_stage_is_its_own_even_when_status_lost_its_creation() {
+        let mut tagged = observed();
+        tagged.mappings_tagged_ours.insert("u-1".into());
+        let status = status_of(&tagged, None);
+        assert_eq!(status.mappings[0].uuid.as_deref(), Some("u-1"));
+        assert!(status.mappings[0].created_by_stagehand);
+        // Once recorded, status keeps saying so without looking at tags again.
+        let again = status_of(&observed(), Some(&status));
+        assert!(again.mappings[0].created_by_stagehand);
+    }
+
+    #[test]
+    fn an_untagged_mapping_found_is_not_the_stages() {
+        let status = status_of(&observed(), None);
+        assert_eq!(status.mappings[0].uuid.as_deref(), Some("u-1"));
+        assert!(!status.mappings[0].created_by_stagehand);
+    }
 }
