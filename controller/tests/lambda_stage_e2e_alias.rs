@@ -302,3 +302,63 @@ async fn weighted_canary_is_promoted_after_promote_after_and_held_while_validati
     assert_eq!(live_alias(&env).await, Some(("3".into(), BTreeMap::new())));
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_canary_with_rollback_on_validation_failure_goes_back_to_the_stable_version() {
+    let mut env = Env::start().await;
+    seed(&env).await;
+    create_guard_queue(&env).await;
+    env.start_controllers().await;
+    let name = "canary-guarded";
+    env.stages()
+        .create(
+            &PostParams::default(),
+            &stage(
+                name,
+                json!({"adopt": true, "code": {"s3": {"bucket": BUCKET, "key": KEY}},
+                       "functions": [{"name": API}],
+                       "alias": {"name": "live", "rollbackOnValidationFailure": true,
+                                 "canary": {"weight": 20, "promoteAfter": "1h"}},
+                       "validation": {"queues": [{"queue": GUARD_QUEUE, "maxVisible": 3}]}}),
+            ),
+        )
+        .await
+        .unwrap();
+    env.wait_for(name, "on version 1", ready_on("1")).await;
+    env.upload(KEY, &build("v2")).await;
+    env.wait_for(name, "canary of version 2", |s| {
+        s.status
+            .as_ref()
+            .and_then(|st| st.alias.as_ref())
+            .is_some_and(|a| a.canary_version.as_deref() == Some("2"))
+    })
+    .await;
+    let (primary, weights) = live_alias(&env).await.unwrap();
+    assert_eq!((primary.as_str(), weights.len()), ("1", 1), "{weights:?}");
+
+    // The canary fails validation: all traffic back to version 1, no routing left.
+    send_backlog(&env, 8).await;
+    let rolled = env
+        .wait_for(name, "rolled back", |s| {
+            condition(s, "Ready").1 == "RolledBack"
+        })
+        .await;
+    assert_eq!(live_alias(&env).await, Some(("1".into(), BTreeMap::new())));
+    let status = rolled.status.as_ref().unwrap();
+    let alias = status.alias.as_ref().unwrap();
+    assert_eq!(alias.versions.get(API).map(String::as_str), Some("1"));
+    assert_eq!(alias.canary_version, None);
+    assert_eq!(
+        status_version(&rolled, "2")
+            .and_then(|v| v.rolled_back)
+            .map(|r| r.to_version),
+        Some("1".to_owned())
+    );
+    // And it stays there.
+    env.floor.reset_calls().await.unwrap();
+    let before = env.reconciles();
+    env.wait_reconciles(before, 3).await;
+    assert_eq!(env.calls().await.count("lambda", "UpdateAlias"), 0);
+    assert_eq!(live_alias(&env).await, Some(("1".into(), BTreeMap::new())));
+    env.stop().await;
+}
