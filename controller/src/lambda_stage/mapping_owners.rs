@@ -15,9 +15,9 @@ use std::collections::BTreeSet;
 use stagehand_crds::lambda_stage::{LambdaStageStatus, MappingStatus};
 
 use super::observed::Observed;
-use crate::aws::AwsError;
 use crate::aws::lambda::{EventSourceMapping, Lambda};
 use crate::aws::tags::{self, Ownership};
+use crate::aws::{AwsError, ErrorKind};
 
 /// The ARN of mapping `uuid` of the function `function_arn` (same partition, region and
 /// account): `arn:aws:lambda:<region>:<account>:event-source-mapping:<uuid>`.
@@ -109,13 +109,15 @@ pub async fn mappings_to_delete<'s>(
         let Some(queue_arn) = &entry.event_source_arn else {
             continue;
         };
-        // `function` is as the spec names it; a `fromStack` id is no Lambda name: nothing found.
+        // `function` is as the spec names it; a `fromStack` id is no Lambda name: nothing is
+        // found (such mappings are deleted through status only). A refusal of the name must
+        // not hold the finalizer forever.
         let found = match lambda
             .list_event_source_mappings(&entry.function, Some(queue_arn))
             .await
         {
             Ok(found) => found,
-            Err(error) if error.is_not_found() => Vec::new(),
+            Err(error) if error.is_not_found() || error.kind == ErrorKind::Validation => Vec::new(),
             Err(error) => return Err(error),
         };
         for mapping in found {

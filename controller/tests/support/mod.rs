@@ -130,18 +130,12 @@ impl Env {
         self.shutdown = Shutdown::new();
     }
 
-    /// Stops the running controllers gracefully (shutdown signal, in-flight reconciles finish)
-    /// and starts new ones with a fresh [`Context`]: no in-memory state (hash cache, metrics,
-    /// queues) survives, only Kubernetes and AWS.
+    /// Stops the running controllers gracefully (shutdown signal, in-flight reconciles finish;
+    /// nothing to stop after [`Env::abort_controllers`]) and starts new ones with a fresh
+    /// [`Context`]: no in-memory state (hash cache, metrics, queues) survives, only Kubernetes
+    /// and AWS.
     pub async fn restart_controllers(&mut self) {
         self.stop_controllers().await;
-        self.start_fresh_controllers().await;
-    }
-
-    /// Kills the running controllers ([`Env::abort_controllers`]) and starts new ones with a
-    /// fresh [`Context`], as Kubernetes restarts a killed pod.
-    pub async fn kill_and_restart_controllers(&mut self) {
-        self.abort_controllers().await;
         self.start_fresh_controllers().await;
     }
 
