@@ -292,6 +292,20 @@ async fn own_writes_are_read_back_at_once_and_others_changes_after_the_listing_e
         plan.actions
     );
     assert_eq!(layers_of(CHAT).await, before);
+    // Its ownership tags, cached from an earlier round, were read again right before the
+    // write: one GetFunction, for CHAT only.
+    let calls = world.calls().await;
+    assert_eq!(calls.count("lambda", "GetFunction"), 1, "{calls:?}");
+    let log = world.aws.floor.admin().log().await.unwrap();
+    let read = log.iter().position(|r| r.operation == "GetFunction");
+    let write = log
+        .iter()
+        .position(|r| r.operation == "UpdateFunctionConfiguration");
+    assert!(read < write, "the tags were read before the write: {log:?}");
+    assert!(
+        log.iter()
+            .any(|r| r.operation == "GetFunction" && r.path.contains(CHAT))
+    );
 
     // The write is read back by the next reconcile (one GetFunction for CHAT), without waiting
     // for the listing to expire: nothing left to do.

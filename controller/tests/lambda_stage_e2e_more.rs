@@ -1,6 +1,6 @@
 //! More LambdaStage scenarios end to end (issue 6, "Tests"): a function update in progress,
 //! another stage's function, the CloudFormation stack's failure states, alias versions and
-//! rollback, and a controller restarted mid-reconcile. Same setup as `lambda_stage_e2e.rs`
+//! rollback, and a controller killed mid-reconcile (also while creating a mapping). Same setup as `lambda_stage_e2e.rs`
 //! (`support`): the API stand-in, moto behind the counting/fault proxy, the production
 //! controllers. Every wait is bounded and on an observed condition, never a fixed sleep.
 
@@ -12,26 +12,14 @@
 
 mod support;
 
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use serde_json::json;
 use stagehand_crds::LambdaStage;
 use stagehand_testenv::aws::{CallRecord, FaultAction, FaultRule};
 use support::{
-    API, BUCKET, CHAT, CHAT_QUEUE, EVAL, EVAL_QUEUE, Env, KEY, NAMESPACE, REGION, b64, build,
-    chalice_stage, condition, ready, seed,
+    API, BUCKET, CHAT, CHAT_QUEUE, EVAL, EVAL_QUEUE, Env, KEY, NAMESPACE, b64, build,
+    chalice_stage, condition, merge_spec, ready, seed, stage,
 };
-
-/// A LambdaStage `name` with `spec` (region added).
-fn stage(name: &str, mut spec: serde_json::Value) -> LambdaStage {
-    spec["region"] = json!(REGION);
-    serde_json::from_value(json!({
-        "apiVersion": "stagehand.dev/v1alpha1",
-        "kind": "LambdaStage",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": spec,
-    }))
-    .unwrap()
-}
 
 /// Lambda calls that change something.
 fn is_lambda_write(record: &CallRecord) -> bool {
@@ -41,17 +29,6 @@ fn is_lambda_write(record: &CallRecord) -> bool {
         ]
         .iter()
         .any(|verb| record.operation.starts_with(verb))
-}
-
-async fn merge_spec(env: &Env, name: &str, spec: serde_json::Value) {
-    env.stages()
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": spec})),
-        )
-        .await
-        .unwrap();
 }
 
 /// Ready at the object's current generation and every function at `sha` (base64).
@@ -295,7 +272,7 @@ async fn alias_follows_published_versions_and_rolls_back_in_one_spec_change() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restarted_mid_reconcile_converges_without_duplicates() {
+async fn killed_mid_reconcile_converges_without_duplicates() {
     let mut env = Env::start().await;
     seed(&env).await;
     env.floor.reset_calls().await.unwrap();
@@ -315,7 +292,8 @@ async fn restarted_mid_reconcile_converges_without_duplicates() {
             .then_some(())
     })
     .await;
-    env.stop_controllers().await;
+    // Killed, not stopped: whatever the reconcile was doing is cut off.
+    env.abort_controllers().await;
     // Mid-reconcile indeed: code is being rolled out, nothing is published yet.
     let at_stop = env.calls().await;
     assert_eq!(at_stop.count("lambda", "PublishVersion"), 0);
@@ -405,7 +383,8 @@ async fn stack_is_created_by_change_set_and_its_failure_states_are_handled() {
             &PostParams::default(),
             &stage(
                 name,
-                json!({"adopt": true, "code": {"s3": {"bucket": BUCKET, "key": KEY}},
+                // No adopt: the stack is the stage's, so are the functions it creates.
+                json!({"code": {"s3": {"bucket": BUCKET, "key": KEY}},
                        "infrastructure": {"stackName": STACK,
                            "template": {"bucket": BUCKET, "key": TEMPLATE_KEY},
                            "onRollbackComplete": "Stall"},
@@ -419,6 +398,9 @@ async fn stack_is_created_by_change_set_and_its_failure_states_are_handled() {
     let status = first.status.unwrap();
     let stack = status.stack.unwrap();
     assert!(stack.created_by_stagehand, "{stack:?}");
+    // The stack's function carries the stage's ownership tags (written by Stagehand: the
+    // emulator does not propagate stack tags as CloudFormation does).
+    assert_eq!(function_tags(&env, STACK_FN).await, owner_tags(name));
     let calls = env.calls().await;
     assert_eq!(calls.count("cloudformation", "CreateChangeSet"), 1);
     assert_eq!(calls.count("cloudformation", "ExecuteChangeSet"), 1);
@@ -523,5 +505,298 @@ async fn stack_is_created_by_change_set_and_its_failure_states_are_handled() {
     let calls = env.calls().await;
     assert_eq!(calls.count("cloudformation", "DeleteStack"), 1);
     assert_eq!(calls.count("cloudformation", "CreateChangeSet"), 1);
+    // The recreated stack's new function is the stage's too.
+    assert_eq!(function_tags(&env, STACK_FN).await, owner_tags(name));
+    env.stop().await;
+}
+
+/// The ownership tags of `function`.
+async fn function_tags(env: &Env, function: &str) -> Vec<(String, String)> {
+    let arn = env
+        .function(function)
+        .await
+        .function_arn()
+        .unwrap()
+        .to_owned();
+    let mut tags: Vec<(String, String)> = env
+        .lambda()
+        .list_tags()
+        .resource(arn)
+        .send()
+        .await
+        .unwrap()
+        .tags()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("stagehand.dev/"))
+        .collect();
+    tags.sort();
+    tags
+}
+
+fn owner_tags(stage: &str) -> Vec<(String, String)> {
+    vec![
+        ("stagehand.dev/cluster".to_owned(), "e2e".to_owned()),
+        (
+            "stagehand.dev/owner".to_owned(),
+            format!("{NAMESPACE}/LambdaStage/{stage}"),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_of_the_own_stack_tagged_for_another_owner_is_never_touched() {
+    let mut env = Env::start().await;
+    seed(&env).await;
+    let role = env.floor.moto().create_lambda_role().await.unwrap();
+    upload_template(&env, &role).await;
+    env.start_controllers().await;
+    let name = "stacked";
+    let spec = json!({"code": {"s3": {"bucket": BUCKET, "key": KEY}},
+                      "infrastructure": {"stackName": STACK,
+                          "template": {"bucket": BUCKET, "key": TEMPLATE_KEY}},
+                      "functions": [{"fromStack": "Fn"}]});
+    env.stages()
+        .create(&PostParams::default(), &stage(name, spec))
+        .await
+        .unwrap();
+    let v1 = b64(&build("v1"));
+    wait_ready_at(&env, name, &[STACK_FN], &v1).await;
+    assert_eq!(function_tags(&env, STACK_FN).await, owner_tags(name));
+
+    // Someone hands the function to another stage; then a new build arrives.
+    let other = "payments/LambdaStage/orders";
+    let arn = env
+        .function(STACK_FN)
+        .await
+        .function_arn()
+        .unwrap()
+        .to_owned();
+    env.lambda()
+        .tag_resource()
+        .resource(&arn)
+        .tags("stagehand.dev/owner", other)
+        .send()
+        .await
+        .unwrap();
+    let writes_before = env.log().await.len();
+    env.upload(KEY, &build("v2")).await;
+    let stalled = env
+        .wait_for(name, "Stalled on the other owner", |s| {
+            condition(s, "Stalled").1 == "OwnershipConflict"
+        })
+        .await;
+    let (_, _, message) = condition(&stalled, "Stalled");
+    assert!(message.contains(other), "{message}");
+    assert!(message.contains(STACK_FN), "{message}");
+    let before = env.reconciles();
+    env.wait_reconciles(before, 2).await;
+    let log = env.log().await;
+    let writes: Vec<&CallRecord> = log[writes_before..]
+        .iter()
+        .filter(|r| is_lambda_write(r))
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    assert_eq!(
+        env.function(STACK_FN).await.code_sha256(),
+        Some(v1.as_str())
+    );
+    env.stop().await;
+}
+
+/// A queue for a third mapping, made by the test.
+const API_QUEUE: &str = "shop-dev-api";
+
+/// Whether a log record is a successful call of `operation`.
+fn succeeded(record: &CallRecord, operation: &str) -> bool {
+    record.operation == operation && (200..300).contains(&record.status)
+}
+
+/// `recorded(stage, queue)`: the UUID status recorded for the mapping from `queue` and
+/// whether it says Stagehand created it.
+fn recorded(stage: &LambdaStage, queue: &str) -> Option<(Option<String>, bool)> {
+    stage.status.as_ref().and_then(|s| {
+        s.mappings
+            .iter()
+            .find(|m| m.queue == queue)
+            .map(|m| (m.uuid.clone(), m.created_by_stagehand))
+    })
+}
+
+/// The Chalice stage `name` (deletionPolicy Delete) plus a mapping from [`API_QUEUE`]; the
+/// controller is killed while the API mapping's create is in flight, after the eval mapping's
+/// create succeeded and before the round's status write. Returns the env (controllers dead),
+/// the eval mapping's UUID and where the log's Stagehand calls start.
+async fn kill_while_creating_mappings(name: &str) -> (Env, String, usize) {
+    let mut env = Env::start().await;
+    seed(&env).await;
+    env.sqs()
+        .create_queue()
+        .queue_name(API_QUEUE)
+        .send()
+        .await
+        .unwrap();
+    // The create of the API mapping hangs (and would then fail without reaching Lambda): the
+    // controller is killed while it is in flight, after the eval mapping's create succeeded
+    // and before the round's status write.
+    for action in [
+        FaultAction::latency(std::time::Duration::from_secs(5)),
+        FaultAction::Reset,
+    ] {
+        env.floor
+            .add_fault(
+                &FaultRule::new(action)
+                    .service("lambda")
+                    .operation("CreateEventSourceMapping")
+                    .resource(API_QUEUE)
+                    .times(1),
+            )
+            .await
+            .unwrap();
+    }
+    // Only Stagehand's calls from here on (the seed created the chat mapping).
+    env.floor.reset_calls().await.unwrap();
+    let seeded = env.log().await.len();
+    env.start_controllers().await;
+    let mut manifest = chalice_stage(name, "Delete", None);
+    manifest.spec.event_source_mappings.push(
+        serde_json::from_value(json!({"function": API, "queue": API_QUEUE, "batchSize": 2}))
+            .unwrap(),
+    );
+    env.stages()
+        .create(&PostParams::default(), &manifest)
+        .await
+        .unwrap();
+    env.wait_aws("the eval mapping created", || async {
+        env.log().await[seeded..]
+            .iter()
+            .any(|r| succeeded(r, "CreateEventSourceMapping"))
+            .then_some(())
+    })
+    .await;
+    env.abort_controllers().await;
+
+    // The eval mapping exists and is tagged; status never heard of it; the API mapping does not
+    // exist (its create was in flight).
+    let eval = env.mappings(EVAL).await;
+    assert_eq!(eval.len(), 1, "{eval:?}");
+    let eval_uuid = eval[0].uuid().unwrap().to_owned();
+    let tags = env
+        .lambda()
+        .list_tags()
+        .resource(eval[0].event_source_mapping_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tags.tags()
+            .unwrap()
+            .get("stagehand.dev/owner")
+            .map(String::as_str),
+        Some(format!("{NAMESPACE}/LambdaStage/{name}").as_str())
+    );
+    let lost = env.stages().get(name).await.unwrap();
+    assert!(
+        recorded(&lost, EVAL_QUEUE).is_none_or(|(uuid, _)| uuid.is_none()),
+        "the creation reached status before the kill: {:?}",
+        lost.status
+    );
+    assert!(env.mappings(API).await.is_empty());
+
+    (env, eval_uuid, seeded)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_while_creating_mappings_keeps_one_mapping_each_and_still_deletes_them() {
+    let name = "shop-api-dev";
+    let (mut env, eval_uuid, seeded) = kill_while_creating_mappings(name).await;
+    env.restart_controllers().await;
+    let converged = env
+        .wait_for(name, "Ready with every mapping recorded", |s| {
+            ready(s)
+                && [CHAT_QUEUE, EVAL_QUEUE, API_QUEUE]
+                    .iter()
+                    .all(|q| recorded(s, q).is_some_and(|(uuid, _)| uuid.is_some()))
+        })
+        .await;
+    // One mapping per (function, queue); the eval one is the mapping created before the kill.
+    let eval = env.mappings(EVAL).await;
+    assert_eq!(eval.len(), 1, "{eval:?}");
+    assert_eq!(eval[0].uuid(), Some(eval_uuid.as_str()));
+    let api = env.mappings(API).await;
+    assert_eq!(api.len(), 1, "{api:?}");
+    assert_eq!(env.mappings(CHAT).await.len(), 1);
+    let created = env.log().await[seeded..]
+        .iter()
+        .filter(|r| succeeded(r, "CreateEventSourceMapping"))
+        .count();
+    assert_eq!(created, 2, "eval before the kill, api after the restart");
+    assert_eq!(
+        recorded(&converged, EVAL_QUEUE),
+        Some((Some(eval_uuid.clone()), true))
+    );
+    assert_eq!(
+        recorded(&converged, API_QUEUE),
+        Some((api[0].uuid().map(str::to_owned), true))
+    );
+    // The mapping the Chalice deploy made is found, not Stagehand's.
+    assert_eq!(
+        recorded(&converged, CHAT_QUEUE).map(|(_, created)| created),
+        Some(false)
+    );
+
+    // deletionPolicy: Delete removes the two mappings Stagehand created, and only those.
+    env.stages()
+        .delete(name, &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    env.wait_aws("the stage gone", || async {
+        env.stages()
+            .get_opt(name)
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(env.mappings(EVAL).await.is_empty());
+    assert!(env.mappings(API).await.is_empty());
+    assert_eq!(env.mappings(CHAT).await.len(), 1);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_creating_a_mapping_then_deleted_before_restart_still_removes_it() {
+    let name = "shop-api-dev";
+    let (mut env, eval_uuid, _) = kill_while_creating_mappings(name).await;
+    // Deleted while no controller runs: the restarted one only cleans up, with a status that
+    // never recorded the eval mapping.
+    env.stages()
+        .delete(name, &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    env.restart_controllers().await;
+    env.wait_aws("the stage gone", || async {
+        env.stages()
+            .get_opt(name)
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let deleted: Vec<String> = env
+        .log()
+        .await
+        .iter()
+        .filter(|r| r.operation == "DeleteEventSourceMapping")
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert!(deleted[0].ends_with(&eval_uuid), "{deleted:?}");
+    assert!(env.mappings(EVAL).await.is_empty());
+    assert!(env.mappings(API).await.is_empty());
+    assert_eq!(env.mappings(CHAT).await.len(), 1, "not Stagehand's: kept");
     env.stop().await;
 }

@@ -123,6 +123,11 @@ pub struct LambdaStageSpec {
 
     /// Optional CloudFormation stack holding the stage's infrastructure (roles, queues, APIs,
     /// the functions themselves for SAM-style stages). Applied through change sets.
+    ///
+    /// While the stack carries this stage's ownership tags (Stagehand created it), its Lambda
+    /// functions (`fromStack`, `functionSelector.stackResources`) are the stage's own without
+    /// `adopt`: untagged ones get the ownership tags before any other change. A function tagged
+    /// for another owner is never touched, stack or not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub infrastructure: Option<Infrastructure>,
 
@@ -376,7 +381,9 @@ fn default_true() -> bool {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "!(has(self.rollbackTo) && has(self.canary))",
-     "message": "alias.rollbackTo and alias.canary cannot be combined: a rollback points the whole alias at one version"}
+     "message": "alias.rollbackTo and alias.canary cannot be combined: a rollback points the whole alias at one version"},
+    {"rule": "!has(self.rollbackOnValidationFailure) || !self.rollbackOnValidationFailure || self.publishVersions",
+     "message": "alias.rollbackOnValidationFailure needs alias.publishVersions: true (it goes back to a published version)"}
 ]))]
 pub struct AliasSpec {
     /// Alias name, e.g. `live` or `2024-spring`: letters, digits, `-` and `_`, but not only
@@ -404,7 +411,21 @@ pub struct AliasSpec {
     #[schemars(range(min = 1))]
     pub rollback_to: Option<i64>,
 
-    /// Roll the alias back to the previous version when post-deploy validation fails.
+    /// Move the alias back to the last good version when post-deploy validation fails while
+    /// the alias serves the newest build (needs `publishVersions`).
+    ///
+    /// - A version is *good* (`status.versions[].validated`) once validation passed while the
+    ///   alias sent it all of its traffic.
+    /// - Validation fails while the alias sends all traffic to the newest version: the alias
+    ///   goes back to the newest good version older than it whose code differs. While a canary
+    ///   runs, all traffic goes back to the canary's stable (primary) version. With no good
+    ///   version to go back to, nothing moves (`Validated=False` only, as without this flag).
+    /// - The version left is marked `status.versions[].rolledBack` (target and the failed
+    ///   check) and the alias stays on the good version, whatever validation says later, as
+    ///   long as the function's code is that build: `Ready=False`, reason `RolledBack`. A new
+    ///   build (different code hash) is deployed and tried as usual; to retry the same build,
+    ///   set this field to false.
+    /// - A rollback never cascades: only the newest build is ever rolled back.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rollback_on_validation_failure: bool,
 
@@ -605,7 +626,8 @@ pub struct MappingStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_source_arn: Option<String>,
     /// Stagehand created this mapping (rather than finding it): `deletionPolicy: Delete`
-    /// removes it with the object.
+    /// removes it with the object. Stagehand tags every mapping it creates with its ownership
+    /// tags, so this holds even when the controller died before it could record the creation.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub created_by_stagehand: bool,
 }
@@ -640,6 +662,27 @@ pub struct PublishedVersion {
     pub version: String,
     /// Code hash of the version.
     pub code_sha256: String,
+    /// Post-deploy validation passed while the alias sent this version all of its traffic: a
+    /// version `alias.rollbackOnValidationFailure` may go back to.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub validated: bool,
+    /// `alias.rollbackOnValidationFailure` moved the alias away from this version. Kept while
+    /// the function's code is this version's: the alias is not moved back to this build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<VersionRollback>,
+}
+
+/// Why and where the alias was rolled back from a version.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionRollback {
+    /// The version the alias was moved to.
+    pub to_version: String,
+    /// The failed validation, as the `Validated` condition said it.
+    pub reason: String,
+    /// When (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
 }
 
 /// The alias as last observed.

@@ -519,13 +519,15 @@ impl Lambda {
         Ok(found.into_iter().next())
     }
 
-    /// Creates a mapping. Callers look first ([`Lambda::find_event_source_mapping`]): AWS
-    /// rejects a duplicate, emulators silently create one.
+    /// Creates a mapping with `tags` (none when empty). Callers look first
+    /// ([`Lambda::find_event_source_mapping`]): AWS rejects a duplicate, emulators silently
+    /// create one.
     pub async fn create_event_source_mapping(
         &self,
         function: &str,
         event_source_arn: &str,
         settings: &MappingSettings,
+        tags: &BTreeMap<String, String>,
     ) -> Result<EventSourceMapping, AwsError> {
         let request = self
             .client
@@ -536,6 +538,7 @@ impl Lambda {
             .set_maximum_batching_window_in_seconds(settings.batching_window_seconds)
             .set_enabled(settings.enabled)
             .set_scaling_config(scaling(settings.max_concurrency))
+            .set_tags((!tags.is_empty()).then(|| tags.clone().into_iter().collect()))
             .send();
         let output = self
             .caller

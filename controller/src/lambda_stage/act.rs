@@ -244,6 +244,22 @@ impl Actor<'_> {
                     .await
                     .map_err(failed)?;
             }
+            Action::RollBackAlias {
+                function,
+                alias,
+                to_version,
+                ..
+            } => {
+                let target = alias_target(&AliasRouting {
+                    function_version: to_version.clone(),
+                    canary: None,
+                });
+                self.aws
+                    .lambda(region)
+                    .update_alias(function, alias, &target, None)
+                    .await
+                    .map_err(failed)?;
+            }
             Action::CreateMapping {
                 function,
                 queue,
@@ -253,7 +269,12 @@ impl Actor<'_> {
                 let created = self
                     .aws
                     .lambda(region)
-                    .create_event_source_mapping(function, event_source_arn, settings)
+                    .create_event_source_mapping(
+                        function,
+                        event_source_arn,
+                        settings,
+                        &tags::ownership_tags(self.owner, self.cluster_id),
+                    )
                     .await
                     .map_err(failed)?;
                 report
@@ -290,7 +311,9 @@ impl Actor<'_> {
             Action::PublishVersion { function, .. } => {
                 inventory.versions_written(region, function);
             }
-            Action::CreateAlias { function, .. } | Action::UpdateAlias { function, .. } => {
+            Action::CreateAlias { function, .. }
+            | Action::UpdateAlias { function, .. }
+            | Action::RollBackAlias { function, .. } => {
                 inventory.alias_written(region, function);
             }
             Action::CreateMapping { .. } | Action::UpdateMapping { .. } => {

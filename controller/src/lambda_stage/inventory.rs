@@ -299,6 +299,14 @@ impl Inventory {
         })
     }
 
+    /// Whether the tags of the function `arn` were read at or after `since`.
+    pub fn tags_read_since(&self, arn: &str, since: Instant) -> bool {
+        lock(&self.extras)
+            .get(arn)
+            .and_then(|extra| extra.tags.as_ref())
+            .is_some_and(|(_, at, _)| *at >= since)
+    }
+
     /// Stagehand changed the function (code, configuration, tags): read it back next time.
     pub fn function_written(&self, region: &str, name: &str) {
         self.region(region, |state| {

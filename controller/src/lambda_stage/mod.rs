@@ -14,12 +14,13 @@ pub mod act;
 pub mod error;
 pub mod http_check;
 pub mod inventory;
+pub mod mapping_owners;
 pub mod observe;
 pub mod observed;
 pub mod plan;
 pub mod status;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -113,14 +114,45 @@ pub async fn observe_and_plan(
         // published just before it is seen), not with listings up to the max age old.
         inventory.forget(&spec.region);
     }
-    let observed = observe(aws, spec, status, inventory, Timestamp::now()).await?;
+    let owner = owner_of(stage);
+    let round_start = tokio::time::Instant::now();
+    let mut observed = observe(aws, spec, status, inventory, Timestamp::now()).await?;
+    observed.mappings_tagged_ours = mapping_owners::mappings_tagged_ours(
+        &aws.lambda(&spec.region),
+        &observed,
+        status,
+        &owner,
+        cluster_id,
+    )
+    .await?;
     let context = PlanContext {
-        owner: owner_of(stage),
+        owner,
         cluster_id: cluster_id.to_owned(),
         generation: stage.meta().generation.unwrap_or_default(),
         gate,
     };
-    let plan = plan(spec, &context, &observed);
+    let mut plan = plan(spec, &context, &observed);
+    // Never write to a function on the strength of ownership tags read before this round
+    // (the inventory keeps them up to an hour): read the functions about to be changed again,
+    // and plan again with what AWS says now. Costs nothing when nothing is to be changed.
+    let unverified: BTreeSet<String> = plan
+        .actions
+        .iter()
+        .filter_map(Action::function)
+        .filter(|name| {
+            observed
+                .functions
+                .iter()
+                .find(|f| f.name == *name)
+                .and_then(|f| f.deployed.as_ref())
+                .is_some_and(|d| !inventory.tags_read_since(&d.info.arn, round_start))
+        })
+        .map(str::to_owned)
+        .collect();
+    if !unverified.is_empty() {
+        observe::reread_functions(aws, spec, inventory, &mut observed, &unverified).await?;
+        plan = self::plan::plan(spec, &context, &observed);
+    }
     Ok((observed, plan))
 }
 
@@ -180,6 +212,7 @@ const fn event_of(action: &Action) -> (&'static str, &'static str) {
         Action::PublishVersion { .. } => ("VersionPublished", "PublishVersion"),
         Action::CreateAlias { .. } => ("AliasCreated", "CreateAlias"),
         Action::UpdateAlias { .. } => ("AliasUpdated", "UpdateAlias"),
+        Action::RollBackAlias { .. } => ("AliasRolledBack", "UpdateAlias"),
         Action::CreateMapping { .. } => ("MappingCreated", "CreateEventSourceMapping"),
         Action::UpdateMapping { .. } => ("MappingUpdated", "UpdateEventSourceMapping"),
     }
@@ -381,31 +414,37 @@ impl Reconciler<LambdaStage> for LambdaStageReconciler {
             return Ok(Requeue::await_change());
         }
         let lambda = ctx.aws.lambda(&spec.region);
-        for mapping in status.mappings.iter().filter(|m| m.created_by_stagehand) {
-            if let Some(uuid) = &mapping.uuid {
-                lambda
-                    .delete_event_source_mapping(uuid)
-                    .await
-                    .map_err(|source| LambdaStageError::Action {
-                        action: format!(
-                            "delete mapping {uuid} ({} → {})",
-                            mapping.queue, mapping.function
-                        ),
-                        source,
-                    })?;
-                ctx.events()
-                    .action(
-                        stage.as_ref(),
-                        "MappingDeleted",
-                        "DeleteEventSourceMapping",
-                        &format!(
-                            "deleted mapping {uuid} ({} → {})",
-                            mapping.queue, mapping.function
-                        ),
-                    )
-                    .await;
-                ctx.metrics.record_action(KIND, "mapping_delete");
-            }
+        let doomed = mapping_owners::mappings_to_delete(
+            &lambda,
+            &status,
+            &owner_of(&stage),
+            &ctx.settings.cluster_id,
+        )
+        .await
+        .map_err(|source| LambdaStageError::Observe { source })?;
+        for (uuid, mapping) in doomed {
+            lambda
+                .delete_event_source_mapping(&uuid)
+                .await
+                .map_err(|source| LambdaStageError::Action {
+                    action: format!(
+                        "delete mapping {uuid} ({} → {})",
+                        mapping.queue, mapping.function
+                    ),
+                    source,
+                })?;
+            ctx.events()
+                .action(
+                    stage.as_ref(),
+                    "MappingDeleted",
+                    "DeleteEventSourceMapping",
+                    &format!(
+                        "deleted mapping {uuid} ({} → {})",
+                        mapping.queue, mapping.function
+                    ),
+                )
+                .await;
+            ctx.metrics.record_action(KIND, "mapping_delete");
         }
         if let (Some(stack), true) = (&status.stack, stack_created) {
             ctx.aws

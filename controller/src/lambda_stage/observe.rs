@@ -174,6 +174,31 @@ pub async fn observe(
     Ok(observed)
 }
 
+/// Reads the functions `names` (of `observed.functions`) on their own again — configuration and
+/// ownership tags as AWS has them now — and replaces what `observed` says of them.
+pub async fn reread_functions(
+    aws: &AwsProvider,
+    spec: &LambdaStageSpec,
+    inventory: &Inventory,
+    observed: &mut Observed,
+    names: &BTreeSet<String>,
+) -> Result<(), AwsError> {
+    let region = spec.region.as_str();
+    let lambda = aws.lambda(region);
+    for function in observed
+        .functions
+        .iter_mut()
+        .filter(|f| names.contains(&f.name))
+    {
+        inventory.function_written(region, &function.name);
+        function.deployed = match inventory.function(&lambda, region, &function.name).await? {
+            Some(known) => Some(deployed_function(&lambda, region, spec, inventory, known).await?),
+            None => None,
+        };
+    }
+    Ok(())
+}
+
 /// `spec.functions` in spec order (a `fromStack` entry by its physical name once the stack
 /// has it), then the selector's other functions in name order.
 fn select_functions(

@@ -7,7 +7,7 @@
 //! The clock stays outside too: whether a canary has run long enough is decided by the caller
 //! and handed in as [`Observed::canary_promotion_due`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use stagehand_crds::S3ObjectRef;
 
@@ -43,6 +43,10 @@ pub struct Observed {
     /// The caller's verdict that a running canary has lasted `alias.canary.promoteAfter` (the
     /// plan reads no clock).
     pub canary_promotion_due: bool,
+    /// UUIDs of found mappings whose ownership tags name this stage, looked up only for
+    /// mappings status has not recorded (see `mapping_owners`): how a mapping created just
+    /// before a crash is still known as Stagehand's.
+    pub mappings_tagged_ours: BTreeSet<String>,
 }
 
 /// Which function and queue a mapping connects: the Lambda function name and the queue ARN.

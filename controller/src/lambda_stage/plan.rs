@@ -28,7 +28,8 @@ use stagehand_crds::S3ObjectRef;
 use stagehand_crds::condition::{CODE_IN_SYNC, LAYERS_ATTACHED, MAPPINGS_HEALTHY, VALIDATED};
 use stagehand_crds::lambda_stage::{
     AliasSpec, CodeSource, EventSourceMapping as MappingSpec, FunctionSpec, HttpCheckResult,
-    QueueBacklog, RollbackCompletePolicy, ValidationStatus,
+    PublishedVersion as StatusVersion, QueueBacklog, RollbackCompletePolicy, ValidationStatus,
+    VersionRollback,
 };
 
 use super::observed::{
@@ -44,6 +45,7 @@ use crate::aws::s3::Sha256Digest;
 use crate::aws::tags::{self, Ownership};
 use crate::runtime::conditions::{ConditionStatus, DesiredCondition, ReconcileOutcome};
 use crate::runtime::gates::ActGate;
+use crate::settings::parse_go_duration;
 
 #[cfg(test)]
 mod tests;
@@ -99,6 +101,8 @@ pub mod reason {
     pub const FUNCTION_UPDATE_IN_PROGRESS: &str = "FunctionUpdateInProgress";
     pub const MAPPING_TRANSITIONING: &str = "MappingTransitioning";
     pub const CANARY_RUNNING: &str = "CanaryRunning";
+    /// `alias.rollbackOnValidationFailure` moved the alias back to a good version.
+    pub const ROLLED_BACK: &str = "RolledBack";
 }
 
 /// Who is planning, for what, and whether acting is allowed.
@@ -138,7 +142,8 @@ pub enum Action {
     /// Delete a stack left in `ROLLBACK_COMPLETE` (it cannot be updated); it is created again
     /// on a later round (`onRollbackComplete: Recreate`).
     DeleteFailedStack { stack_name: String },
-    /// Adopt an untagged function (`adopt: true`) by writing the ownership tags.
+    /// Write the ownership tags on an untagged function: one adopted (`adopt: true`), or one
+    /// the stage's own stack created.
     TagFunction {
         function: String,
         arn: String,
@@ -172,6 +177,19 @@ pub enum Action {
         alias: String,
         routing: AliasRouting,
     },
+    /// `alias.rollbackOnValidationFailure`: send all of the alias's traffic back to
+    /// `to_version` because validation failed while it served `from_version` (whose code is
+    /// `from_code_sha256`). Status remembers it, so the alias is not moved forward again to
+    /// the same build.
+    RollBackAlias {
+        function: String,
+        alias: String,
+        from_version: String,
+        from_code_sha256: String,
+        to_version: String,
+        /// The failed checks (the `Validated` message).
+        reason: String,
+    },
     /// Create the mapping: none exists for this function and queue.
     CreateMapping {
         function: String,
@@ -202,6 +220,7 @@ impl Action {
             Self::PublishVersion { .. } => "PublishVersion",
             Self::CreateAlias { .. } => "CreateAlias",
             Self::UpdateAlias { .. } => "UpdateAlias",
+            Self::RollBackAlias { .. } => "RollBackAlias",
             Self::CreateMapping { .. } => "CreateMapping",
             Self::UpdateMapping { .. } => "UpdateMapping",
         }
@@ -220,6 +239,7 @@ impl Action {
             | Self::PublishVersion { function, .. }
             | Self::CreateAlias { function, .. }
             | Self::UpdateAlias { function, .. }
+            | Self::RollBackAlias { function, .. }
             | Self::CreateMapping { function, .. }
             | Self::UpdateMapping { function, .. } => Some(function),
         }
@@ -237,6 +257,7 @@ impl Action {
             Self::UpdateFunctionConfiguration { .. } => "configuration_update",
             Self::PublishVersion { .. } => "version_publish",
             Self::CreateAlias { .. } | Self::UpdateAlias { .. } => "alias_update",
+            Self::RollBackAlias { .. } => "alias_rollback",
             Self::CreateMapping { .. } => "mapping_create",
             Self::UpdateMapping { .. } => "mapping_update",
         }
@@ -278,7 +299,12 @@ impl fmt::Display for Action {
                     "delete stack {stack_name} (ROLLBACK_COMPLETE) to create it again"
                 )
             }
-            Self::TagFunction { function, .. } => write!(f, "adopt function {function} (tag it)"),
+            Self::TagFunction { function, .. } => {
+                write!(
+                    f,
+                    "tag function {function} as this stage's (ownership tags)"
+                )
+            }
             Self::UpdateFunctionCode {
                 function,
                 source,
@@ -322,6 +348,19 @@ impl fmt::Display for Action {
                 routing,
             } => {
                 write!(f, "point alias {function}:{alias} at {routing}")
+            }
+            Self::RollBackAlias {
+                function,
+                alias,
+                from_version,
+                to_version,
+                reason,
+                ..
+            } => {
+                write!(
+                    f,
+                    "roll alias {function}:{alias} back from version {from_version} to version {to_version} (validation failed: {reason})"
+                )
             }
             Self::CreateMapping {
                 function, queue, ..
@@ -539,6 +578,7 @@ pub fn plan(spec: &LambdaStageSpec, context: &PlanContext, observed: &Observed) 
         layers_drifted: Vec::new(),
         code_hash_pending: false,
         mapping_problems: Vec::new(),
+        rollbacks_in_effect: Vec::new(),
     };
     planner.check_ownership();
     let resolved_layers = planner.resolve_layers();
@@ -560,6 +600,8 @@ struct Planner<'a> {
     layers_drifted: Vec<String>,
     code_hash_pending: bool,
     mapping_problems: Vec<String>,
+    /// Functions whose alias stays on a good version after a rollback, described.
+    rollbacks_in_effect: Vec<String>,
 }
 
 /// The layers the spec declares, resolved, plus the previously declared ones to detach.
@@ -630,9 +672,42 @@ impl Planner<'_> {
         for function in &self.observed.functions {
             if let Some(deployed) = &function.deployed {
                 let what = format!("function {}", function.name);
-                self.check_owner_of(&what, tags::ownership(&deployed.tags, owner, cluster));
+                let ownership = tags::ownership(&deployed.tags, owner, cluster);
+                if ownership == Ownership::Untagged && self.in_own_stack(function) {
+                    // Created by the stage's own stack: ours, tagged before it is modified.
+                    continue;
+                }
+                self.check_owner_of(&what, ownership);
             }
         }
+    }
+
+    /// The function is a resource of the stage's stack (`fromStack`, or found by
+    /// `functionSelector.stackResources`) and that stack carries this stage's ownership tags:
+    /// the stage created it through its stack, so it is the stage's own without `adopt`.
+    /// (Real CloudFormation propagates the stack's tags to its functions; emulators and stacks
+    /// tagged after creation do not.) A function named by `name` counts as the stack's only
+    /// when declared with `fromStack`.
+    fn in_own_stack(&self, function: &ObservedFunction) -> bool {
+        let from_stack = match &function.declared_as {
+            Some(DeclaredAs::FromStack(_)) => true,
+            Some(DeclaredAs::Name(_)) => false,
+            None => self
+                .spec
+                .function_selector
+                .as_ref()
+                .is_some_and(|s| s.stack_resources == Some(true)),
+        };
+        from_stack
+            && self
+                .observed
+                .stack
+                .as_ref()
+                .and_then(|s| s.stack.as_ref())
+                .is_some_and(|stack| {
+                    tags::ownership(&stack.tags, &self.context.owner, &self.context.cluster_id)
+                        == Ownership::Ours
+                })
     }
 
     fn check_owner_of(&mut self, what: &str, ownership: Ownership) {
@@ -990,7 +1065,9 @@ impl Planner<'_> {
             &self.context.owner,
             &self.context.cluster_id,
         );
-        if ownership == Ownership::Untagged && self.spec.lifecycle.adopt {
+        if ownership == Ownership::Untagged
+            && (self.spec.lifecycle.adopt || self.in_own_stack(function))
+        {
             self.act(Action::TagFunction {
                 function: name.to_owned(),
                 arn: deployed.info.arn.clone(),
@@ -1219,13 +1296,17 @@ impl Planner<'_> {
                 });
                 return;
             };
-            self.routing_with_canary(
+            let Some(routing) = self.routing_for_newest(
                 name,
-                deployed.alias.as_ref(),
+                deployed,
                 alias,
                 newest,
+                code_sha256,
                 validation_passed,
-            )
+            ) else {
+                return;
+            };
+            routing
         } else {
             AliasRouting::single("$LATEST")
         };
@@ -1252,6 +1333,63 @@ impl Planner<'_> {
             }
             Some(_) => {}
         }
+    }
+
+    /// Where the alias should point when `newest` is the newest version of the deployed code
+    /// (`code_sha256`); `None` when this round rolls the alias back instead (planned here).
+    fn routing_for_newest(
+        &mut self,
+        name: &str,
+        deployed: &DeployedFunction,
+        alias: &AliasSpec,
+        newest: &str,
+        code_sha256: &str,
+        validation_passed: bool,
+    ) -> Option<AliasRouting> {
+        if alias.rollback_on_validation_failure {
+            let versions = &self.observed.previous.versions;
+            if let Some((rejected, rollback)) = rolled_back_build(versions, name, code_sha256) {
+                // Stay on the good version whatever validation says now: moving forward to
+                // the same build again would flap.
+                self.rollbacks_in_effect.push(format!(
+                    "alias {} of {name} rolled back from version {} to version {}: {}",
+                    alias.name, rejected.version, rollback.to_version, rollback.reason
+                ));
+                return Some(AliasRouting::single(rollback.to_version.clone()));
+            }
+            if !validation_passed
+                && let Some(current) = &deployed.alias
+                && let Some(to_version) =
+                    rollback_target(current, newest, code_sha256, name, versions)
+            {
+                let reason = self
+                    .plan
+                    .condition(VALIDATED)
+                    .map(|c| c.message.clone())
+                    .unwrap_or_default();
+                self.drift(
+                    DriftField::Alias,
+                    name,
+                    format!("validation failed on version {newest}: back to version {to_version}"),
+                );
+                self.act(Action::RollBackAlias {
+                    function: name.to_owned(),
+                    alias: alias.name.clone(),
+                    from_version: newest.to_owned(),
+                    from_code_sha256: code_sha256.to_owned(),
+                    to_version,
+                    reason,
+                });
+                return None;
+            }
+        }
+        Some(self.routing_with_canary(
+            name,
+            deployed.alias.as_ref(),
+            alias,
+            newest,
+            validation_passed,
+        ))
     }
 
     /// Where the alias should point when `new_version` holds the desired code.
@@ -1287,7 +1425,7 @@ impl Planner<'_> {
         self.wait(
             reason::CANARY_RUNNING,
             format!("canary of {name} version {new_version}"),
-            requeue::CANARY_SECONDS,
+            canary_requeue_seconds(&canary.promote_after),
         );
         running
     }
@@ -1407,6 +1545,16 @@ impl Planner<'_> {
                     &stall.message,
                 );
             }
+        } else if !self.rollbacks_in_effect.is_empty()
+            && self.plan.actions.is_empty()
+            && self.plan.waits.is_empty()
+        {
+            // The stage serves an older build than the spec's: a human decides what next.
+            let message = format!(
+                "{}; deploy a new build, or set alias.rollbackOnValidationFailure: false to try this one again",
+                self.rollbacks_in_effect.join("; ")
+            );
+            self.stall(reason::ROLLED_BACK, message);
         } else if !validation_passed && self.plan.actions.is_empty() && self.plan.waits.is_empty() {
             // Failed validation stalls only a deployed stage: mid-deploy failures are expected.
             let message = self
@@ -1648,6 +1796,60 @@ pub fn keep_mapping<'m>(
     recorded_uuid
         .and_then(|uuid| found.iter().find(|m| m.uuid == uuid))
         .or_else(|| found.iter().min_by(|a, b| a.uuid.cmp(&b.uuid)))
+}
+
+/// The rollback in effect for a function whose code is `code_sha256`: a version of that code
+/// the alias was rolled back from (`status.versions[].rolledBack`), with where it went.
+pub fn rolled_back_build<'v>(
+    versions: &'v [StatusVersion],
+    function: &str,
+    code_sha256: &str,
+) -> Option<(&'v StatusVersion, &'v VersionRollback)> {
+    versions
+        .iter()
+        .filter(|v| v.function_name == function && v.code_sha256 == code_sha256)
+        .find_map(|v| v.rolled_back.as_ref().map(|r| (v, r)))
+}
+
+/// Where `alias.rollbackOnValidationFailure` sends the alias when validation fails, if
+/// anywhere: while a canary of `newest` runs, its stable (primary) version; while the alias
+/// sends all traffic to `newest`, the newest validated version older than it whose code
+/// differs. `None` while the alias is elsewhere (mid-deploy, or already rolled back): only the
+/// newest build is ever rolled back, so rollbacks never cascade.
+pub fn rollback_target(
+    current: &Alias,
+    newest: &str,
+    newest_code_sha256: &str,
+    function: &str,
+    versions: &[StatusVersion],
+) -> Option<String> {
+    if current.function_version != newest {
+        let canary_of_newest =
+            current.routing_weights.len() == 1 && current.routing_weights.contains_key(newest);
+        return canary_of_newest.then(|| current.function_version.clone());
+    }
+    if !current.routing_weights.is_empty() {
+        return None;
+    }
+    let newest_number = newest.parse::<u64>().ok()?;
+    versions
+        .iter()
+        .filter(|v| {
+            v.function_name == function && v.validated && v.code_sha256 != newest_code_sha256
+        })
+        .filter_map(|v| v.version.parse::<u64>().ok().map(|n| (n, v)))
+        .filter(|(n, _)| *n < newest_number)
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, v)| v.version.clone())
+}
+
+/// How soon to look at a running canary again: after `promoteAfter` when that is shorter
+/// than [`requeue::CANARY_SECONDS`] (a 3s canary is not left running for 30s), never sooner
+/// than a second.
+pub fn canary_requeue_seconds(promote_after: &str) -> u64 {
+    parse_go_duration(promote_after).map_or(requeue::CANARY_SECONDS, |d| {
+        d.as_secs().clamp(1, requeue::CANARY_SECONDS)
+    })
 }
 
 /// Whether the alias routes exactly as `routing` says.

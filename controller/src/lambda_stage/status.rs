@@ -6,14 +6,15 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use stagehand_crds::LambdaStageSpec;
-use stagehand_crds::condition::LAYERS_ATTACHED;
+use stagehand_crds::condition::{LAYERS_ATTACHED, VALIDATED};
 use stagehand_crds::lambda_stage::{
     AliasStatus, FunctionStatus, LambdaStageStatus, MappingStatus, PublishedVersion, StackStatus,
+    VersionRollback,
 };
 
 use super::act::ActReport;
 use super::observed::{DeclaredAs, MappingKey, Observed, ObservedFunction};
-use super::plan::{Plan, keep_mapping};
+use super::plan::{Action, Plan, keep_mapping};
 use crate::aws::lambda;
 use crate::runtime::conditions::{ConditionStatus, ReconcileOutcome, set_condition};
 use crate::runtime::status::next_common_status;
@@ -66,7 +67,7 @@ pub fn next_status(inputs: &StatusInputs<'_>) -> LambdaStageStatus {
         functions: function_statuses(observed, plan),
         mappings: mapping_statuses(previous, spec, observed, report),
         stack: stack_status(previous, spec, observed, report),
-        versions: versions(previous, spec, report),
+        versions: versions(previous, spec, observed, plan, report, now),
         alias: alias_status(previous, spec, observed, now),
         validation: Some(plan.validation.clone()),
         declared_layers: declared_layers(previous, spec, observed, plan),
@@ -160,11 +161,14 @@ fn mapping_statuses(
             };
             let mapping =
                 created.or_else(|| keep_mapping(found, recorded.and_then(|r| r.uuid.as_deref())));
+            // Created this round, recorded as created, or tagged for this stage (a create whose
+            // status write was lost to a crash).
             let created_by_stagehand = created.is_some()
                 || recorded.is_some_and(|r| {
                     r.created_by_stagehand
                         && mapping.is_some_and(|m| r.uuid.as_deref() == Some(m.uuid.as_str()))
-                });
+                })
+                || mapping.is_some_and(|m| observed.mappings_tagged_ours.contains(&m.uuid));
             MappingStatus {
                 function: declared.function.clone(),
                 queue: declared.queue.clone(),
@@ -197,11 +201,17 @@ fn stack_status(
     })
 }
 
-/// Published versions, newest first, at most `alias.keepVersions` per function.
+/// Published versions, newest first, at most `alias.keepVersions` per function (plus the
+/// newest validated one, a rollback's target), with what validation said about them: a version
+/// the alias served alone while validation passed is `validated`; one the alias was rolled
+/// back from is `rolledBack` for as long as the function's code is that version's.
 fn versions(
     previous: Option<&LambdaStageStatus>,
     spec: &LambdaStageSpec,
+    observed: &Observed,
+    plan: &Plan,
     report: &ActReport,
+    now: Timestamp,
 ) -> Vec<PublishedVersion> {
     let Some(alias) = &spec.alias else {
         return Vec::new();
@@ -215,6 +225,7 @@ fn versions(
             function_name: function.clone(),
             version: v.version.clone(),
             code_sha256: v.code_sha256.clone().unwrap_or_default(),
+            ..PublishedVersion::default()
         })
         .collect();
     all.extend(
@@ -223,23 +234,117 @@ fn versions(
             .iter()
             .cloned(),
     );
-    let mut per_function: BTreeMap<String, usize> = BTreeMap::new();
-    let mut kept = Vec::new();
+    let mut unique: Vec<PublishedVersion> = Vec::new();
     for version in all {
-        if kept.iter().any(|k: &PublishedVersion| {
-            k.function_name == version.function_name && k.version == version.version
-        }) {
-            continue;
+        if !unique
+            .iter()
+            .any(|k| k.function_name == version.function_name && k.version == version.version)
+        {
+            unique.push(version);
         }
+    }
+    record_rollbacks(&mut unique, report, now);
+    record_validated(&mut unique, observed, plan);
+    for version in &mut unique {
+        let deployed_code = observed
+            .functions
+            .iter()
+            .find(|f| f.name == version.function_name)
+            .and_then(|f| f.deployed.as_ref())
+            .and_then(|d| d.info.code_sha256.as_deref());
+        // A new build replaces the one rolled back from; without the flag nothing is held.
+        let still_that_build = deployed_code.is_none_or(|code| code == version.code_sha256);
+        if !alias.rollback_on_validation_failure || !still_that_build {
+            version.rolled_back = None;
+        }
+    }
+    let mut per_function: BTreeMap<String, usize> = BTreeMap::new();
+    let mut newest_validated_kept: BTreeMap<String, bool> = BTreeMap::new();
+    let mut kept = Vec::new();
+    for version in unique {
         let count = per_function
             .entry(version.function_name.clone())
             .or_default();
-        if *count < keep {
+        let validated_kept = newest_validated_kept
+            .entry(version.function_name.clone())
+            .or_default();
+        let newest_validated = version.validated && !*validated_kept;
+        if version.validated {
+            *validated_kept = true;
+        }
+        if *count < keep || newest_validated {
             *count += 1;
             kept.push(version);
         }
     }
     kept
+}
+
+/// Marks the versions the alias was rolled back from this round.
+fn record_rollbacks(versions: &mut Vec<PublishedVersion>, report: &ActReport, now: Timestamp) {
+    for action in &report.done {
+        let Action::RollBackAlias {
+            function,
+            from_version,
+            from_code_sha256,
+            to_version,
+            reason,
+            ..
+        } = action
+        else {
+            continue;
+        };
+        let index = versions
+            .iter()
+            .position(|v| v.function_name == *function && v.version == *from_version)
+            .unwrap_or_else(|| {
+                // Not published by Stagehand (or no longer remembered): remember it now, or
+                // the next round would move the alias forward to it again.
+                versions.insert(
+                    0,
+                    PublishedVersion {
+                        function_name: function.clone(),
+                        version: from_version.clone(),
+                        code_sha256: from_code_sha256.clone(),
+                        ..PublishedVersion::default()
+                    },
+                );
+                0
+            });
+        if let Some(version) = versions.get_mut(index) {
+            version.validated = false;
+            version.rolled_back = Some(VersionRollback {
+                to_version: to_version.clone(),
+                reason: reason.clone(),
+                at: Some(now.to_string()),
+            });
+        }
+    }
+}
+
+/// Marks the versions that the alias sent all of its traffic to while validation passed.
+fn record_validated(versions: &mut [PublishedVersion], observed: &Observed, plan: &Plan) {
+    let passed = plan
+        .condition(VALIDATED)
+        .is_some_and(|c| c.status == ConditionStatus::True);
+    if !passed {
+        return;
+    }
+    for function in &observed.functions {
+        let Some(alias) = function.deployed.as_ref().and_then(|d| d.alias.as_ref()) else {
+            continue;
+        };
+        if !alias.routing_weights.is_empty() {
+            continue;
+        }
+        for version in versions.iter_mut().filter(|v| {
+            v.function_name == function.name
+                && v.version == alias.function_version
+                && v.rolled_back.is_none()
+        }) {
+            version.validated = true;
+        }
+    }
 }
 
 fn alias_status(
@@ -312,4 +417,99 @@ fn declared_layers(
         }
     }
     layers
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::aws::lambda::EventSourceMapping;
+    use crate::aws::sqs::QueueInfo;
+    use crate::lambda_stage::observed::DeployedFunction;
+    use crate::lambda_stage::plan::{PlanContext, plan};
+    use crate::runtime::gates::ActGate;
+
+    const QUEUE_ARN: &str = "arn:aws:sqs:eu-west-1:123456789012:orders";
+
+    fn spec() -> LambdaStageSpec {
+        serde_json::from_value(json!({
+            "region": "eu-west-1",
+            "adopt": true,
+            "functions": [{"name": "worker"}],
+            "eventSourceMappings": [{"function": "worker", "queue": "orders"}]
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `worker` with one mapping from `orders`, found by observe.
+    fn observed() -> Observed {
+        Observed {
+            functions: vec![ObservedFunction {
+                name: "worker".into(),
+                declared_as: Some(DeclaredAs::Name("worker".into())),
+                deployed: Some(DeployedFunction::default()),
+            }],
+            queues: BTreeMap::from([(
+                "orders".to_owned(),
+                QueueInfo {
+                    url: "https://sqs.eu-west-1.amazonaws.com/123456789012/orders".into(),
+                    arn: QUEUE_ARN.into(),
+                    visible: 0,
+                    in_flight: 0,
+                },
+            )]),
+            mappings: BTreeMap::from([(
+                MappingKey::new("worker", QUEUE_ARN),
+                vec![EventSourceMapping {
+                    uuid: "u-1".into(),
+                    event_source_arn: Some(QUEUE_ARN.into()),
+                    state: Some("Enabled".into()),
+                    batch_size: Some(10),
+                    ..EventSourceMapping::default()
+                }],
+            )]),
+            ..Observed::default()
+        }
+    }
+
+    fn status_of(observed: &Observed, previous: Option<&LambdaStageStatus>) -> LambdaStageStatus {
+        let spec = spec();
+        let context = PlanContext {
+            owner: "shop/LambdaStage/dev".into(),
+            cluster_id: "c1".into(),
+            generation: 1,
+            gate: ActGate::Act,
+        };
+        let plan = plan(&spec, &context, observed);
+        next_status(&StatusInputs {
+            previous,
+            spec: &spec,
+            observed,
+            plan: &plan,
+            report: &ActReport::default(),
+            outcome: &plan.outcome(),
+            generation: Some(1),
+            now: Timestamp::UNIX_EPOCH,
+        })
+    }
+
+    #[test]
+    fn a_mapping_tagged_for_the_stage_is_its_own_even_when_status_lost_its_creation() {
+        let mut tagged = observed();
+        tagged.mappings_tagged_ours.insert("u-1".into());
+        let status = status_of(&tagged, None);
+        assert_eq!(status.mappings[0].uuid.as_deref(), Some("u-1"));
+        assert!(status.mappings[0].created_by_stagehand);
+        // Once recorded, status keeps saying so without looking at tags again.
+        let again = status_of(&observed(), Some(&status));
+        assert!(again.mappings[0].created_by_stagehand);
+    }
+
+    #[test]
+    fn an_untagged_mapping_found_is_not_the_stages() {
+        let status = status_of(&observed(), None);
+        assert_eq!(status.mappings[0].uuid.as_deref(), Some("u-1"));
+        assert!(!status.mappings[0].created_by_stagehand);
+    }
 }

@@ -104,6 +104,7 @@ async fn server_errors_are_retried_then_recoverable() {
                 batch_size: Some(100_000),
                 ..MappingSettings::default()
             },
+            &BTreeMap::new(),
         )
         .await
         .unwrap_err();

@@ -341,15 +341,45 @@ async fn mappings_are_found_by_function_and_source_and_updated_in_place() {
                 enabled: Some(true),
                 ..MappingSettings::default()
             },
+            &ownership_tags("shop/LambdaStage/dev", "c1"),
         )
         .await
         .unwrap();
-    lambda
-        .create_event_source_mapping("shop-dev-worker", refunds, &MappingSettings::default())
+    // Tags given at creation are on the mapping (its ARN, as Lambda builds it).
+    let mapping_arn = format!(
+        "arn:aws:lambda:{REGION}:123456789012:event-source-mapping:{}",
+        created.uuid
+    );
+    assert_eq!(
+        lambda.list_tags(&mapping_arn).await.unwrap(),
+        ownership_tags("shop/LambdaStage/dev", "c1")
+    );
+    let untagged = lambda
+        .create_event_source_mapping(
+            "shop-dev-worker",
+            refunds,
+            &MappingSettings::default(),
+            &BTreeMap::new(),
+        )
         .await
         .unwrap();
+    assert_eq!(
+        lambda
+            .list_tags(&format!(
+                "arn:aws:lambda:{REGION}:123456789012:event-source-mapping:{}",
+                untagged.uuid
+            ))
+            .await
+            .unwrap(),
+        BTreeMap::new()
+    );
     lambda
-        .create_event_source_mapping("shop-dev-api", orders, &MappingSettings::default())
+        .create_event_source_mapping(
+            "shop-dev-api",
+            orders,
+            &MappingSettings::default(),
+            &BTreeMap::new(),
+        )
         .await
         .unwrap();
 

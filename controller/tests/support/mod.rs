@@ -115,11 +115,35 @@ impl Env {
         self.shutdown = Shutdown::new();
     }
 
-    /// Stops the running controllers (as a terminated pod would, whatever they were doing) and
-    /// starts new ones with a fresh [`Context`]: no in-memory state (hash cache, metrics,
-    /// queues) survives, only Kubernetes and AWS.
+    /// Kills the running controllers where they are, as a killed pod (SIGKILL, OOM, node
+    /// loss): their tasks are aborted, no graceful drain, an AWS call in flight is abandoned
+    /// and the status write after it never happens.
+    pub async fn abort_controllers(&mut self) {
+        for controller in self.controllers.drain(..) {
+            controller.abort();
+            let ended = tokio::time::timeout(TIMEOUT, controller)
+                .await
+                .expect("an aborted controller ends");
+            assert!(
+                ended
+                    .as_ref()
+                    .is_err_and(tokio::task::JoinError::is_cancelled),
+                "the controller was cancelled, not finished: {ended:?}"
+            );
+        }
+        self.shutdown = Shutdown::new();
+    }
+
+    /// Stops the running controllers gracefully (shutdown signal, in-flight reconciles finish;
+    /// nothing to stop after [`Env::abort_controllers`]) and starts new ones with a fresh
+    /// [`Context`]: no in-memory state (hash cache, metrics, queues) survives, only Kubernetes
+    /// and AWS.
     pub async fn restart_controllers(&mut self) {
         self.stop_controllers().await;
+        self.start_fresh_controllers().await;
+    }
+
+    async fn start_fresh_controllers(&mut self) {
         self.ctx = Arc::new(Context::new(
             self.ctx.client.clone(),
             self.sdk.clone(),
@@ -255,6 +279,30 @@ pub fn chalice_stage(name: &str, deletion_policy: &str, pin: Option<&str>) -> La
         pin,
     ))
     .unwrap()
+}
+
+/// A LambdaStage `name` in namespace `shop` with `spec` (region added).
+pub fn stage(name: &str, mut spec: serde_json::Value) -> LambdaStage {
+    spec["region"] = serde_json::json!(REGION);
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "stagehand.dev/v1alpha1",
+        "kind": "LambdaStage",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+/// Merges `spec` into the stage's spec.
+pub async fn merge_spec(env: &Env, name: &str, spec: serde_json::Value) {
+    env.stages()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "spec": spec })),
+        )
+        .await
+        .unwrap();
 }
 
 pub fn condition(stage: &LambdaStage, type_: &str) -> (String, String, String) {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use stagehand_crds::LambdaStageSpec;
-use stagehand_crds::lambda_stage::PublishedVersion as StatusVersion;
+use stagehand_crds::lambda_stage::{PublishedVersion as StatusVersion, VersionRollback};
 
 use super::*;
 use crate::aws::cloudformation::StackInfo;
@@ -1054,6 +1054,98 @@ fn ownership_and_gate_table() {
     ]);
 }
 
+/// `api` is the stack's `Api` resource (the stack carries this stage's tags) and untagged.
+fn own_stack_function(s: &mut LambdaStageSpec, o: &mut Observed) {
+    with_stack(s, "Stall");
+    o.stack = Some(observed_stack(Some("UPDATE_COMPLETE"), None, true));
+    s.functions[0].name = None;
+    s.functions[0].from_stack = Some("Api".into());
+    o.functions[0].declared_as = Some(DeclaredAs::FromStack("Api".into()));
+    function(o, "api").tags.clear();
+    artifact(o).head = Some(head(Some("v2")));
+}
+
+fn tag_api() -> Action {
+    Action::TagFunction {
+        function: "api".into(),
+        arn: "arn:aws:lambda:eu-west-1:123456789012:function:api".into(),
+        tags: ownership_tags(OWNER, CLUSTER),
+    }
+}
+
+#[test]
+fn functions_of_the_stages_own_stack_table() {
+    check_table(&[
+        case(
+            "fromStack function of our stack, untagged: ours without adopt, tagged first",
+            own_stack_function,
+            vec![tag_api(), code("api", "v2"), code("worker", "v2")],
+        ),
+        case(
+            "stackResources selector found it: ours too",
+            |s, o| {
+                own_stack_function(s, o);
+                s.functions.remove(0);
+                s.function_selector = Some(
+                    serde_json::from_value(json!({"stackResources": true})).expect("selector"),
+                );
+                o.functions[0].declared_as = None;
+                o.functions.rotate_left(1);
+            },
+            vec![code("worker", "v2"), tag_api(), code("api", "v2")],
+        ),
+        stalled(
+            "tagged for another owner: never touched, even in our stack",
+            |s, o| {
+                own_stack_function(s, o);
+                function(o, "api").tags = ownership_tags("shop/LambdaStage/prod", CLUSTER);
+            },
+            reason::OWNERSHIP_CONFLICT,
+        ),
+        stalled(
+            "the stack is another stage's: its functions are not ours",
+            |s, o| {
+                own_stack_function(s, o);
+                if let Some(stack) = o.stack.as_mut().and_then(|st| st.stack.as_mut()) {
+                    stack.tags = ownership_tags("shop/LambdaStage/prod", CLUSTER);
+                }
+            },
+            reason::OWNERSHIP_CONFLICT,
+        ),
+        stalled(
+            "the stack is untagged (not ours): adoption required",
+            |s, o| {
+                own_stack_function(s, o);
+                if let Some(stack) = o.stack.as_mut().and_then(|st| st.stack.as_mut()) {
+                    stack.tags.clear();
+                }
+            },
+            reason::ADOPTION_REQUIRED,
+        ),
+        stalled(
+            "a function declared by name is not taken for the stack's",
+            |s, o| {
+                own_stack_function(s, o);
+                s.functions[0].from_stack = None;
+                s.functions[0].name = Some("api".into());
+                o.functions[0].declared_as = Some(DeclaredAs::Name("api".into()));
+            },
+            reason::ADOPTION_REQUIRED,
+        ),
+        stalled(
+            "found by a name prefix: not the stack's",
+            |s, o| {
+                own_stack_function(s, o);
+                s.functions.remove(0);
+                s.function_selector =
+                    Some(serde_json::from_value(json!({"namePrefix": "api"})).expect("selector"));
+                o.functions[0].declared_as = None;
+            },
+            reason::ADOPTION_REQUIRED,
+        ),
+    ]);
+}
+
 #[test]
 fn alias_table() {
     fn aliased(s: &mut LambdaStageSpec, o: &mut Observed, extra: &serde_json::Value) {
@@ -1181,6 +1273,7 @@ fn alias_table() {
                     function_name: "api".into(),
                     version: "1".into(),
                     code_sha256: b64("v0"),
+                    ..StatusVersion::default()
                 }];
                 let api = function(o, "api");
                 api.published_versions = vec![published("1", "v0"), published("2", "v1")];
@@ -1202,6 +1295,282 @@ fn alias_table() {
             vec![update_alias("$LATEST", None)],
         ),
     ]);
+}
+
+// ----- rollbackOnValidationFailure --------------------------------------------------------------
+
+/// `api` alone with an alias; the deployed code (`v1`) is version 2, version 1 (`v0`) is known.
+fn rollback_setup(s: &mut LambdaStageSpec, o: &mut Observed, extra: &serde_json::Value) {
+    with_alias(s, extra);
+    only_api(s, o);
+    let api = function(o, "api");
+    api.published_versions = vec![published("1", "v0"), published("2", "v1")];
+    api.alias = Some(alias_at("2", None));
+}
+
+fn status_version(version: &str, content: &str, validated: bool) -> StatusVersion {
+    StatusVersion {
+        function_name: "api".into(),
+        version: version.to_owned(),
+        code_sha256: b64(content),
+        validated,
+        rolled_back: None,
+    }
+}
+
+/// Validation fails: a required variable is missing everywhere.
+fn failing_validation(s: &mut LambdaStageSpec) {
+    s.validation = Some(
+        serde_json::from_value(json!({"requiredEnvironment": ["DB_URL"]})).expect("validation"),
+    );
+}
+
+fn rolled_back_from_2(o: &mut Observed) {
+    let mut rejected = status_version("2", "v1", false);
+    rejected.rolled_back = Some(VersionRollback {
+        to_version: "1".into(),
+        reason: "missing environment: api: DB_URL".into(),
+        at: None,
+    });
+    o.previous.versions = vec![rejected, status_version("1", "v0", true)];
+}
+
+fn roll_back_2_to_1() -> Action {
+    Action::RollBackAlias {
+        function: "api".into(),
+        alias: "live".into(),
+        from_version: "2".into(),
+        from_code_sha256: b64("v1"),
+        to_version: "1".into(),
+        reason: "missing environment: api: DB_URL".into(),
+    }
+}
+
+const ROLLBACK: &str = r#"{"rollbackOnValidationFailure": true}"#;
+
+fn rollback_flag() -> serde_json::Value {
+    serde_json::from_str(ROLLBACK).expect("json")
+}
+
+#[test]
+fn rollback_on_validation_failure_table() {
+    check_table(&[
+        case(
+            "failing on the newest version: back to the newest validated older one",
+            |s, o| {
+                rollback_setup(s, o, &rollback_flag());
+                failing_validation(s);
+                o.previous.versions = vec![
+                    status_version("2", "v1", true),
+                    status_version("1", "v0", true),
+                ];
+            },
+            vec![roll_back_2_to_1()],
+        ),
+        stalled(
+            "without the flag: Validated=False only, the alias stays",
+            |s, o| {
+                rollback_setup(s, o, &json!({}));
+                failing_validation(s);
+                o.previous.versions = vec![status_version("1", "v0", true)];
+            },
+            reason::VALIDATION_FAILED,
+        ),
+        stalled(
+            "no validated older version: nothing to go back to",
+            |s, o| {
+                rollback_setup(s, o, &rollback_flag());
+                failing_validation(s);
+                o.previous.versions = vec![status_version("1", "v0", false)];
+            },
+            reason::VALIDATION_FAILED,
+        ),
+        stalled(
+            "the only validated older version runs the same code: not a rollback",
+            |s, o| {
+                rollback_setup(s, o, &rollback_flag());
+                failing_validation(s);
+                o.previous.versions = vec![status_version("1", "v1", true)];
+            },
+            reason::VALIDATION_FAILED,
+        ),
+        case(
+            "validation passing: nothing to roll back",
+            |s, o| {
+                rollback_setup(s, o, &rollback_flag());
+                o.previous.versions = vec![status_version("1", "v0", true)];
+            },
+            vec![],
+        ),
+        case(
+            "failing canary: all traffic back to the stable version",
+            |s, o| {
+                rollback_setup(
+                    s,
+                    o,
+                    &json!({"rollbackOnValidationFailure": true,
+                            "canary": {"weight": 10, "promoteAfter": "10m"}}),
+                );
+                failing_validation(s);
+                function(o, "api").alias = Some(alias_at("1", Some(("2", 0.1))));
+            },
+            vec![roll_back_2_to_1()],
+        ),
+        waiting(
+            "failing canary without the flag: it waits, not promoted",
+            |s, o| {
+                rollback_setup(
+                    s,
+                    o,
+                    &json!({"canary": {"weight": 10, "promoteAfter": "10m"}}),
+                );
+                failing_validation(s);
+                o.canary_promotion_due = true;
+                function(o, "api").alias = Some(alias_at("1", Some(("2", 0.1))));
+            },
+            vec![],
+            &[reason::CANARY_RUNNING],
+        ),
+        case(
+            "alias not on the newest build yet (mid-deploy): moved forward, never cascaded back",
+            |s, o| {
+                rollback_setup(s, o, &rollback_flag());
+                failing_validation(s);
+                o.previous.versions = vec![status_version("1", "v0", true)];
+                function(o, "api").alias = Some(alias_at("1", None));
+            },
+            vec![update_alias("2", None)],
+        ),
+        stalled(
+            "rolled back from this build: stays on the good version, RolledBack",
+            |s, o| {
+                rollback_setup(s, o, &rollback_flag());
+                failing_validation(s);
+                rolled_back_from_2(o);
+                function(o, "api").alias = Some(alias_at("1", None));
+            },
+            reason::ROLLED_BACK,
+        ),
+        stalled(
+            "rolled back from this build and validation passing again: still no flapping",
+            |s, o| {
+                rollback_setup(s, o, &rollback_flag());
+                rolled_back_from_2(o);
+                function(o, "api").alias = Some(alias_at("1", None));
+            },
+            reason::ROLLED_BACK,
+        ),
+        case(
+            "rolled back, then someone moved the alias forward: back to the good version",
+            |s, o| {
+                rollback_setup(s, o, &rollback_flag());
+                rolled_back_from_2(o);
+            },
+            vec![update_alias("1", None)],
+        ),
+        case(
+            "rolled back from an older build, a new build deployed: published and tried",
+            |s, o| {
+                rollback_setup(s, o, &rollback_flag());
+                rolled_back_from_2(o);
+                function(o, "api").alias = Some(alias_at("1", None));
+                function(o, "api").info.code_sha256 = Some(b64("v2"));
+                artifact(o).head = Some(head(Some("v2")));
+            },
+            vec![Action::PublishVersion {
+                function: "api".into(),
+                expected_code_sha256: b64("v2"),
+            }],
+        ),
+        case(
+            "rollback recorded but the flag removed: the alias follows the build again",
+            |s, o| {
+                rollback_setup(s, o, &json!({}));
+                rolled_back_from_2(o);
+                function(o, "api").alias = Some(alias_at("1", None));
+            },
+            vec![update_alias("2", None)],
+        ),
+        Case {
+            gate: ActGate::ObserveOnly,
+            ..case(
+                "ObserveOnly: the rollback is drift, not an action",
+                |s, o| {
+                    rollback_setup(s, o, &rollback_flag());
+                    failing_validation(s);
+                    o.previous.versions = vec![status_version("1", "v0", true)];
+                },
+                vec![],
+            )
+        },
+    ]);
+}
+
+#[test]
+fn a_canary_is_looked_at_again_when_it_may_be_due() {
+    assert_eq!(canary_requeue_seconds("3s"), 3);
+    assert_eq!(canary_requeue_seconds("500ms"), 1);
+    assert_eq!(canary_requeue_seconds("10m"), requeue::CANARY_SECONDS);
+    assert_eq!(canary_requeue_seconds("nonsense"), requeue::CANARY_SECONDS);
+    let plan = plan_with(
+        |s, o| {
+            with_alias(s, &json!({"canary": {"weight": 20, "promoteAfter": "3s"}}));
+            only_api(s, o);
+            let api = function(o, "api");
+            api.published_versions = vec![published("1", "v0"), published("2", "v1")];
+            api.alias = Some(alias_at("1", Some(("2", 0.2))));
+        },
+        ActGate::Act,
+    );
+    assert_eq!(plan.requeue_after_seconds(), Some(3));
+}
+
+#[test]
+fn rolled_back_stage_says_from_where_to_where_and_why() {
+    let plan = plan_with(
+        |s, o| {
+            rollback_setup(s, o, &rollback_flag());
+            rolled_back_from_2(o);
+            function(o, "api").alias = Some(alias_at("1", None));
+        },
+        ActGate::Act,
+    );
+    let stall = plan.stalled.clone().expect("stalled");
+    assert_eq!(stall.reason, reason::ROLLED_BACK);
+    assert!(
+        stall
+            .message
+            .contains("alias live of api rolled back from version 2 to version 1"),
+        "{}",
+        stall.message
+    );
+    assert!(stall.message.contains("api: DB_URL"), "{}", stall.message);
+    match plan.outcome() {
+        ReconcileOutcome::Stalled { reason, .. } => assert_eq!(reason, reason::ROLLED_BACK),
+        other => panic!("{other:?}"),
+    }
+
+    let rolling = plan_with(
+        |s, o| {
+            rollback_setup(s, o, &rollback_flag());
+            failing_validation(s);
+            o.previous.versions = vec![status_version("1", "v0", true)];
+        },
+        ActGate::Act,
+    );
+    assert!(
+        rolling
+            .drift
+            .iter()
+            .any(|d| d.field == DriftField::Alias && d.detail.contains("back to version 1")),
+        "{:?}",
+        rolling.drift
+    );
+    assert_eq!(
+        roll_back_2_to_1().to_string(),
+        "roll alias api:live back from version 2 to version 1 (validation failed: missing environment: api: DB_URL)"
+    );
+    assert_eq!(roll_back_2_to_1().metric_label(), "alias_rollback");
 }
 
 // ----- conditions, messages, validation --------------------------------------------------------
@@ -1644,6 +2013,18 @@ fn apply(observed: &mut Observed, action: &Action, artifact_contents: &BTreeMap<
                 ..Alias::default()
             });
         }
+        Action::RollBackAlias {
+            function: name,
+            alias,
+            to_version,
+            ..
+        } => {
+            function(observed, name).alias = Some(Alias {
+                name: alias.clone(),
+                function_version: to_version.clone(),
+                ..Alias::default()
+            });
+        }
         Action::CreateMapping {
             function: name,
             event_source_arn,
@@ -1958,4 +2339,162 @@ fn http_check_results_decide_validated() {
     let plan = with_checks(vec![("health", answered(200))]);
     assert_eq!(plan.validation.http[1].error.as_deref(), Some("not run"));
     assert_eq!(condition_of(&plan, VALIDATED).0, ConditionStatus::False);
+}
+
+// ----- plan + status over many rounds: rollbacks do not flap ------------------------------------
+
+/// One reconcile: plan, apply the actions to `observed`, write the next status from them, and
+/// carry what status remembers into the next round's `observed.previous` (as observe does).
+fn reconcile_round(
+    spec: &LambdaStageSpec,
+    observed: &mut Observed,
+    status: &mut Option<stagehand_crds::LambdaStageStatus>,
+    contents: &BTreeMap<String, String>,
+    round: i64,
+) -> Plan {
+    use crate::lambda_stage::act::ActReport;
+    use crate::lambda_stage::status::{StatusInputs, next_status};
+    let plan = plan(spec, &context(ActGate::Act), observed);
+    let mut report = ActReport::default();
+    for action in &plan.actions {
+        apply(observed, action, contents);
+        if let Action::PublishVersion { function: name, .. } = action
+            && let Some(version) = function(observed, name).published_versions.last()
+        {
+            report.published.push((name.clone(), version.clone()));
+        }
+        report.done.push(action.clone());
+    }
+    let outcome = plan.outcome();
+    let next = next_status(&StatusInputs {
+        previous: status.as_ref(),
+        spec,
+        observed,
+        plan: &plan,
+        report: &report,
+        outcome: &outcome,
+        generation: Some(1),
+        now: jiff::Timestamp::from_second(1_700_000_000 + round).expect("timestamp"),
+    });
+    observed.previous.versions.clone_from(&next.versions);
+    *status = Some(next);
+    tick(observed);
+    plan
+}
+
+fn alias_updates(plan: &Plan) -> usize {
+    plan.actions
+        .iter()
+        .filter(|a| matches!(a, Action::UpdateAlias { .. } | Action::RollBackAlias { .. }))
+        .count()
+}
+
+#[test]
+fn rollback_on_validation_failure_holds_until_a_new_build_and_never_flaps() {
+    let mut spec = base_spec();
+    let mut observed = base_observed();
+    only_api(&mut spec, &mut observed);
+    with_alias(&mut spec, &rollback_flag());
+    spec.validation = Some(
+        serde_json::from_value(json!({"queues": [{"queue": "orders", "maxVisible": 3}]}))
+            .expect("validation"),
+    );
+    observed.queues.insert("orders".into(), queue(0, 0));
+    let api = function(&mut observed, "api");
+    api.published_versions = vec![published("1", "v0")];
+    api.alias = Some(alias_at("1", None));
+    let mut status = None;
+    let v1 = contents("v1");
+
+    // Version 1 (v0) serves alone while validation passes: good.
+    let first = reconcile_round(&spec, &mut observed, &mut status, &v1, 0);
+    assert_eq!(
+        first.actions,
+        [Action::PublishVersion {
+            function: "api".into(),
+            expected_code_sha256: b64("v1")
+        }]
+    );
+    let versions = |status: &Option<stagehand_crds::LambdaStageStatus>| {
+        status.as_ref().expect("status").versions.clone()
+    };
+    // Version 1 was not published by Stagehand here: remember it as the seed would.
+    observed
+        .previous
+        .versions
+        .push(status_version("1", "v0", true));
+    status.as_mut().expect("status").versions = observed.previous.versions.clone();
+    let moved = reconcile_round(&spec, &mut observed, &mut status, &v1, 1);
+    assert_eq!(moved.actions, [update_alias("2", None)]);
+    reconcile_round(&spec, &mut observed, &mut status, &v1, 2);
+    assert!(
+        versions(&status)
+            .iter()
+            .any(|v| v.version == "2" && v.validated),
+        "version 2 served alone while validation passed: {:?}",
+        versions(&status)
+    );
+
+    // The backlog builds up on version 2: back to 1, remembered.
+    observed.queues.insert("orders".into(), queue(50, 0));
+    let rolled = reconcile_round(&spec, &mut observed, &mut status, &v1, 3);
+    assert!(
+        matches!(&rolled.actions[..], [Action::RollBackAlias { from_version, to_version, reason, .. }]
+            if from_version == "2" && to_version == "1" && reason.contains("50 visible (max 3)")),
+        "{:?}",
+        rolled.actions
+    );
+    let two = versions(&status)
+        .into_iter()
+        .find(|v| v.version == "2")
+        .expect("version 2 remembered");
+    assert!(!two.validated);
+    assert_eq!(
+        two.rolled_back.as_ref().map(|r| r.to_version.as_str()),
+        Some("1")
+    );
+
+    // Whatever validation says from now on, the alias stays on 1 as long as the code is v1.
+    for (round, backlog) in [(4, 0), (5, 50), (6, 0), (7, 0), (8, 50)] {
+        observed.queues.insert("orders".into(), queue(backlog, 0));
+        let plan = reconcile_round(&spec, &mut observed, &mut status, &v1, round);
+        assert_eq!(alias_updates(&plan), 0, "round {round}: {:?}", plan.actions);
+        assert_eq!(
+            plan.stalled.as_ref().map(|s| s.reason),
+            Some(reason::ROLLED_BACK),
+            "round {round}"
+        );
+        assert_eq!(
+            function(&mut observed, "api")
+                .alias
+                .as_ref()
+                .map(|a| a.function_version.clone()),
+            Some("1".to_owned())
+        );
+    }
+
+    // A new build: deployed, published and tried; the old rollback record is dropped.
+    observed.queues.insert("orders".into(), queue(0, 0));
+    artifact(&mut observed).head = Some(head(Some("v2")));
+    let v2 = contents("v2");
+    let mut actions = Vec::new();
+    for round in 9..14 {
+        actions.extend(reconcile_round(&spec, &mut observed, &mut status, &v2, round).actions);
+    }
+    assert_eq!(
+        actions,
+        [
+            code("api", "v2"),
+            Action::PublishVersion {
+                function: "api".into(),
+                expected_code_sha256: b64("v2")
+            },
+            update_alias("3", None),
+        ]
+    );
+    assert!(
+        versions(&status).iter().all(|v| v.rolled_back.is_none()),
+        "{:?}",
+        versions(&status)
+    );
 }
