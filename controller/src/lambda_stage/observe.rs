@@ -508,6 +508,7 @@ async fn observe_stack(
             change_set_name,
             change_set,
             desired_template_applied,
+            function_names: functions.values().cloned().collect(),
         },
         functions,
     ))

@@ -78,6 +78,8 @@ pub struct ObservedStack {
     /// The stack was last updated from the desired template and parameters (its fingerprint tag
     /// equals the desired fingerprint): nothing to change.
     pub desired_template_applied: bool,
+    /// Physical names of the stack's Lambda functions (from its resources).
+    pub function_names: std::collections::BTreeSet<String>,
 }
 
 /// How the spec names a function.

@@ -682,32 +682,19 @@ impl Planner<'_> {
         }
     }
 
-    /// The function is a resource of the stage's stack (`fromStack`, or found by
-    /// `functionSelector.stackResources`) and that stack carries this stage's ownership tags:
-    /// the stage created it through its stack, so it is the stage's own without `adopt`.
-    /// (Real CloudFormation propagates the stack's tags to its functions; emulators and stacks
-    /// tagged after creation do not.) A function named by `name` counts as the stack's only
-    /// when declared with `fromStack`.
+    /// The function is a resource of the stage's stack (however the spec selects it: `fromStack`,
+    /// `functionSelector.stackResources`, by name or by prefix) and that stack carries this
+    /// stage's ownership tags: the stage created it through its stack, so it is the stage's own
+    /// without `adopt`. (Real CloudFormation propagates the stack's tags to its functions;
+    /// emulators and stacks tagged after creation do not.)
     fn in_own_stack(&self, function: &ObservedFunction) -> bool {
-        let from_stack = match &function.declared_as {
-            Some(DeclaredAs::FromStack(_)) => true,
-            Some(DeclaredAs::Name(_)) => false,
-            None => self
-                .spec
-                .function_selector
-                .as_ref()
-                .is_some_and(|s| s.stack_resources == Some(true)),
-        };
-        from_stack
-            && self
-                .observed
-                .stack
-                .as_ref()
-                .and_then(|s| s.stack.as_ref())
-                .is_some_and(|stack| {
+        self.observed.stack.as_ref().is_some_and(|observed| {
+            observed.function_names.contains(&function.name)
+                && observed.stack.as_ref().is_some_and(|stack| {
                     tags::ownership(&stack.tags, &self.context.owner, &self.context.cluster_id)
                         == Ownership::Ours
                 })
+        })
     }
 
     fn check_owner_of(&mut self, what: &str, ownership: Ownership) {

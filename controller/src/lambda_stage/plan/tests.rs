@@ -186,6 +186,7 @@ fn observed_stack(
         change_set_name: "stagehand-abc123".into(),
         change_set: change,
         desired_template_applied: applied,
+        function_names: std::collections::BTreeSet::new(),
     }
 }
 
@@ -1058,6 +1059,9 @@ fn ownership_and_gate_table() {
 fn own_stack_function(s: &mut LambdaStageSpec, o: &mut Observed) {
     with_stack(s, "Stall");
     o.stack = Some(observed_stack(Some("UPDATE_COMPLETE"), None, true));
+    if let Some(stack) = o.stack.as_mut() {
+        stack.function_names.insert("api".into());
+    }
     s.functions[0].name = None;
     s.functions[0].from_stack = Some("Api".into());
     o.functions[0].declared_as = Some(DeclaredAs::FromStack("Api".into()));
@@ -1122,24 +1126,40 @@ fn functions_of_the_stages_own_stack_table() {
             },
             reason::ADOPTION_REQUIRED,
         ),
-        stalled(
-            "a function declared by name is not taken for the stack's",
+        case(
+            "a stack function declared by name is the stack's too",
             |s, o| {
                 own_stack_function(s, o);
                 s.functions[0].from_stack = None;
                 s.functions[0].name = Some("api".into());
                 o.functions[0].declared_as = Some(DeclaredAs::Name("api".into()));
             },
+            vec![tag_api(), code("api", "v2"), code("worker", "v2")],
+        ),
+        stalled(
+            "a function declared by name that is not in the stack needs adopt",
+            |s, o| {
+                own_stack_function(s, o);
+                s.functions[0].from_stack = None;
+                s.functions[0].name = Some("api".into());
+                o.functions[0].declared_as = Some(DeclaredAs::Name("api".into()));
+                if let Some(stack) = o.stack.as_mut() {
+                    stack.function_names.clear();
+                }
+            },
             reason::ADOPTION_REQUIRED,
         ),
         stalled(
-            "found by a name prefix: not the stack's",
+            "found by a name prefix, not in the stack: needs adopt",
             |s, o| {
                 own_stack_function(s, o);
                 s.functions.remove(0);
                 s.function_selector =
                     Some(serde_json::from_value(json!({"namePrefix": "api"})).expect("selector"));
                 o.functions[0].declared_as = None;
+                if let Some(stack) = o.stack.as_mut() {
+                    stack.function_names.clear();
+                }
             },
             reason::ADOPTION_REQUIRED,
         ),
