@@ -32,15 +32,13 @@ use aws_sdk_lambda::types::{FunctionCode, Runtime};
 use aws_sdk_s3::config::Credentials;
 use jiff::Timestamp;
 use serde_json::json;
-use stagehand::aws::{AwsProvider, Limit, RateLimits, Service, owner_tag_value};
-use stagehand::lambda_stage::act::{ActReport, Actor};
+use stagehand::aws::{AwsProvider, Limit, RateLimits, Service};
 use stagehand::lambda_stage::inventory::Inventory;
-use stagehand::lambda_stage::observe::observe;
-use stagehand::lambda_stage::plan::{PlanContext, plan};
 use stagehand::lambda_stage::status::{StatusInputs, next_status};
+use stagehand::lambda_stage::{act, observe_and_plan};
 use stagehand::runtime::Metrics;
 use stagehand::runtime::gates::ActGate;
-use stagehand_crds::{LambdaStageSpec, LambdaStageStatus};
+use stagehand_crds::{LambdaStage, LambdaStageSpec, LambdaStageStatus};
 use stagehand_testenv::aws::seed::{Seeder, deterministic_zip};
 use stagehand_testenv::aws::{AwsFloor, CallsReport, REGION};
 
@@ -200,39 +198,33 @@ impl Bench {
         stages
     }
 
-    /// One reconcile round; whether it changed anything (or still waits for something).
+    /// One reconcile round, exactly as the controller runs it (`observe_and_plan`, which also
+    /// re-reads ownership before writes, then `act`); whether it changed anything (or still
+    /// waits for something).
     async fn round(&self, stage: &mut Stage) -> bool {
-        let observed = observe(
+        let mut object = LambdaStage::new(&stage.name, stage.spec.clone());
+        object.metadata.namespace = Some("bench".into());
+        object.metadata.generation = Some(1);
+        let (observed, plan) = observe_and_plan(
             &self.aws,
-            &stage.spec,
+            &object,
             stage.status.as_ref(),
             &self.inventory,
-            Timestamp::now(),
+            "bench",
+            ActGate::Act,
         )
         .await
         .unwrap();
-        let owner = owner_tag_value("bench", "LambdaStage", &stage.name);
-        let context = PlanContext {
-            owner: owner.clone(),
-            cluster_id: "bench".into(),
-            generation: 1,
-            gate: ActGate::Act,
-        };
-        let plan = plan(&stage.spec, &context, &observed);
         assert!(plan.stalled.is_none(), "{}: {:?}", stage.name, plan.stalled);
-        let report = if plan.actions.is_empty() {
-            ActReport::default()
-        } else {
-            Actor {
-                aws: &self.aws,
-                spec: &stage.spec,
-                owner: &owner,
-                cluster_id: "bench",
-                inventory: &self.inventory,
-            }
-            .execute(&plan.actions)
-            .await
-        };
+        let report = act(
+            &self.aws,
+            &object,
+            &plan.actions,
+            "bench",
+            &self.inventory,
+            |_| {},
+        )
+        .await;
         assert!(
             report.failure.is_none(),
             "{}: {:?}",
