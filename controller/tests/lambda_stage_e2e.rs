@@ -16,7 +16,8 @@ mod support;
 
 use std::time::Duration;
 
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
 use stagehand::aws::s3::Sha256Digest;
 use support::{
     API, CHAT, CHAT_QUEUE, EVAL, EVAL_QUEUE, Env, KEY, NAMESPACE, TIMEOUT, b64, build,
@@ -438,5 +439,55 @@ async fn converges_under_30_percent_lambda_throttling_without_duplicate_mappings
         Some(1),
         "one mapping created"
     );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_build_is_seen_at_once_when_the_refresh_annotation_changes() {
+    // Listings are reused for 10 minutes here: without a nudge, a build uploaded under the same
+    // key is not seen within this test.
+    let mut env = Env::start_with_inventory_max_age(Duration::from_secs(600)).await;
+    seed(&env).await;
+    env.start_controllers().await;
+    let name = "shop-api-dev";
+    env.stages()
+        .create(&PostParams::default(), &chalice_stage(name, "Retain", None))
+        .await
+        .unwrap();
+    env.wait_for(name, "Ready", ready).await;
+    let v1 = b64(&build("v1"));
+    assert_eq!(env.function(API).await.code_sha256(), Some(v1.as_str()));
+
+    env.upload(KEY, &build("v2")).await;
+    // Resyncs (every 2s) reuse the listing: the new build is not noticed yet.
+    let before = env.reconciles();
+    env.wait_reconciles(before, 2).await;
+    assert_eq!(env.function(API).await.code_sha256(), Some(v1.as_str()));
+    assert_eq!(
+        env.calls().await.count("s3", "GetObject"),
+        1,
+        "v1 hashed, v2 not seen"
+    );
+
+    // A pipeline sets stagehand.dev/refresh after uploading: the next reconcile reads AWS
+    // afresh and deploys the new build to every function using it.
+    env.stages()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"stagehand.dev/refresh": "build-2"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let v2 = b64(&build("v2"));
+    for function in [API, CHAT, EVAL] {
+        env.wait_aws("the new build deployed", || async {
+            (env.function(function).await.code_sha256() == Some(v2.as_str())).then_some(())
+        })
+        .await;
+    }
+    env.wait_for(name, "Ready on the new build", ready).await;
     env.stop().await;
 }

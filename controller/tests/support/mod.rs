@@ -53,6 +53,11 @@ impl Env {
     /// production registry's controllers running (resync every 2s so that follow mode and
     /// repairs show up without spec changes).
     pub async fn start() -> Self {
+        Self::start_with_inventory_max_age(Duration::from_secs(3)).await
+    }
+
+    /// [`Env::start`] with the controller's `--inventory-max-age` at `max_age`.
+    pub async fn start_with_inventory_max_age(max_age: Duration) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .with_test_writer()
@@ -69,10 +74,10 @@ impl Env {
                 ..AwsFlags::default()
             },
             default_resync: Duration::from_secs(2),
-            // Short enough that changes made by hand are seen within a few resyncs, long
-            // enough that the rounds after actions (1 s apart) reuse listings and rely on
-            // Stagehand's own writes being read back.
-            inventory_max_age: Duration::from_secs(3),
+            // By default (3s) short enough that changes made by hand are seen within a few
+            // resyncs, long enough that the rounds after actions (1 s apart) reuse listings and
+            // rely on Stagehand's own writes being read back.
+            inventory_max_age: max_age,
             cluster_id: "e2e".into(),
             ..Settings::default()
         };
