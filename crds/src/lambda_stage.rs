@@ -429,7 +429,11 @@ pub struct AliasSpec {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rollback_on_validation_failure: bool,
 
-    /// How many published versions `status.versions` remembers (and Stagehand keeps).
+    /// How many of the versions Stagehand published it keeps per function (`status.versions`
+    /// remembers them). Older ones are deleted once the alias points where it should — never
+    /// one the alias or a canary routes to, the one `rollbackTo` names, or the newest validated
+    /// one (what `rollbackOnValidationFailure` goes back to); versions published by anyone else
+    /// are never deleted (Stagehand recognises its own by their description).
     #[serde(default = "default_keep_versions")]
     #[schemars(range(min = 1, max = 100))]
     pub keep_versions: i32,

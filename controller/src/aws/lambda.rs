@@ -41,6 +41,7 @@ pub struct FunctionInfo {
     pub revision_id: Option<String>,
     /// `$LATEST` for listed functions, the number for versions.
     pub version: Option<String>,
+    pub description: Option<String>,
 }
 
 impl FunctionInfo {
@@ -79,6 +80,7 @@ impl FunctionInfo {
             timeout_seconds: f.timeout(),
             revision_id: f.revision_id().map(str::to_owned),
             version: f.version().map(str::to_owned),
+            description: f.description().map(str::to_owned),
         }
     }
 }
@@ -202,12 +204,24 @@ pub struct MappingSettings {
     pub max_concurrency: Option<i32>,
 }
 
+/// The description Stagehand gives every version it publishes: how it recognises its own
+/// versions (the only ones it ever deletes), even when its status was lost.
+pub const VERSION_DESCRIPTION: &str = "published by Stagehand";
+
 /// A published version.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PublishedVersion {
     pub version: String,
     pub arn: String,
     pub code_sha256: Option<String>,
+    pub description: Option<String>,
+}
+
+impl PublishedVersion {
+    /// Stagehand published it (its description says so).
+    pub fn published_by_stagehand(&self) -> bool {
+        self.description.as_deref() == Some(VERSION_DESCRIPTION)
+    }
 }
 
 /// An alias and its routing.
@@ -635,7 +649,23 @@ impl Lambda {
             .to_owned(),
             arn: output.function_arn().unwrap_or_default().to_owned(),
             code_sha256: output.code_sha256().map(str::to_owned),
+            description: output.description().map(str::to_owned),
         })
+    }
+
+    /// Deletes one published version (`DeleteFunction` with the version as qualifier).
+    /// Lambda refuses (`ResourceConflictException`) while an alias or a mapping uses it.
+    pub async fn delete_version(&self, function: &str, version: &str) -> Result<(), AwsError> {
+        let request = self
+            .client
+            .delete_function()
+            .function_name(function)
+            .qualifier(version)
+            .send();
+        self.caller
+            .call_optional("DeleteFunction", Some(function), request)
+            .await?;
+        Ok(())
     }
 
     /// Every version of a function (`$LATEST` included), all pages.

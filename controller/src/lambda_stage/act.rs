@@ -15,8 +15,9 @@ use super::observe::{
 };
 use super::plan::{Action, AliasRouting};
 use crate::aws::AwsProvider;
+use crate::aws::ErrorKind;
 use crate::aws::cloudformation::{ChangeSetKind, ChangeSetRequest};
-use crate::aws::lambda::{AliasTarget, EventSourceMapping, PublishedVersion};
+use crate::aws::lambda::{AliasTarget, EventSourceMapping, PublishedVersion, VERSION_DESCRIPTION};
 use crate::aws::tags;
 
 /// Who acts, where, with which shared state.
@@ -216,7 +217,7 @@ impl Actor<'_> {
                     .publish_version(
                         function,
                         Some(expected_code_sha256),
-                        Some("published by Stagehand"),
+                        Some(VERSION_DESCRIPTION),
                     )
                     .await
                     .map_err(failed)?;
@@ -259,6 +260,21 @@ impl Actor<'_> {
                     .update_alias(function, alias, &target, None)
                     .await
                     .map_err(failed)?;
+            }
+            Action::DeleteVersion { function, version } => {
+                match self
+                    .aws
+                    .lambda(region)
+                    .delete_version(function, version)
+                    .await
+                {
+                    // Still used by something Stagehand does not manage (another alias, a
+                    // mapping on that version): kept, and tried again at a later resync.
+                    Err(error) if error.kind == ErrorKind::Conflict => {
+                        tracing::info!(%function, %version, "version kept: {error}");
+                    }
+                    result => result.map_err(failed)?,
+                }
             }
             Action::CreateMapping {
                 function,
@@ -308,7 +324,7 @@ impl Actor<'_> {
             | Action::UpdateFunctionConfiguration { function, .. } => {
                 inventory.function_written(region, function);
             }
-            Action::PublishVersion { function, .. } => {
+            Action::PublishVersion { function, .. } | Action::DeleteVersion { function, .. } => {
                 inventory.versions_written(region, function);
             }
             Action::CreateAlias { function, .. }

@@ -572,6 +572,7 @@ impl Inventory {
                     version,
                     arn: v.arn,
                     code_sha256: v.code_sha256,
+                    description: v.description,
                 })
             })
             .collect();

@@ -213,6 +213,7 @@ const fn event_of(action: &Action) -> (&'static str, &'static str) {
         Action::CreateAlias { .. } => ("AliasCreated", "CreateAlias"),
         Action::UpdateAlias { .. } => ("AliasUpdated", "UpdateAlias"),
         Action::RollBackAlias { .. } => ("AliasRolledBack", "UpdateAlias"),
+        Action::DeleteVersion { .. } => ("VersionDeleted", "DeleteFunction"),
         Action::CreateMapping { .. } => ("MappingCreated", "CreateEventSourceMapping"),
         Action::UpdateMapping { .. } => ("MappingUpdated", "UpdateEventSourceMapping"),
     }

@@ -190,6 +190,9 @@ pub enum Action {
         /// The failed checks (the `Validated` message).
         reason: String,
     },
+    /// Delete a version Stagehand published that is older than the newest `alias.keepVersions`
+    /// and that neither the alias, a canary, `rollbackTo` nor a rollback target needs.
+    DeleteVersion { function: String, version: String },
     /// Create the mapping: none exists for this function and queue.
     CreateMapping {
         function: String,
@@ -221,6 +224,7 @@ impl Action {
             Self::CreateAlias { .. } => "CreateAlias",
             Self::UpdateAlias { .. } => "UpdateAlias",
             Self::RollBackAlias { .. } => "RollBackAlias",
+            Self::DeleteVersion { .. } => "DeleteVersion",
             Self::CreateMapping { .. } => "CreateMapping",
             Self::UpdateMapping { .. } => "UpdateMapping",
         }
@@ -240,6 +244,7 @@ impl Action {
             | Self::CreateAlias { function, .. }
             | Self::UpdateAlias { function, .. }
             | Self::RollBackAlias { function, .. }
+            | Self::DeleteVersion { function, .. }
             | Self::CreateMapping { function, .. }
             | Self::UpdateMapping { function, .. } => Some(function),
         }
@@ -258,6 +263,7 @@ impl Action {
             Self::PublishVersion { .. } => "version_publish",
             Self::CreateAlias { .. } | Self::UpdateAlias { .. } => "alias_update",
             Self::RollBackAlias { .. } => "alias_rollback",
+            Self::DeleteVersion { .. } => "version_delete",
             Self::CreateMapping { .. } => "mapping_create",
             Self::UpdateMapping { .. } => "mapping_update",
         }
@@ -360,6 +366,12 @@ impl fmt::Display for Action {
                 write!(
                     f,
                     "roll alias {function}:{alias} back from version {from_version} to version {to_version} (validation failed: {reason})"
+                )
+            }
+            Self::DeleteVersion { function, version } => {
+                write!(
+                    f,
+                    "delete version {version} of {function} (beyond alias.keepVersions)"
                 )
             }
             Self::CreateMapping {
@@ -1318,7 +1330,66 @@ impl Planner<'_> {
                     routing,
                 });
             }
-            Some(_) => {}
+            Some(_) => {
+                if alias.publish_versions {
+                    self.prune_versions(name, deployed, alias, &routing);
+                }
+            }
+        }
+    }
+
+    /// Versions Stagehand published (recognised by their description) beyond the newest
+    /// `alias.keepVersions`, oldest first, except any the alias routes to, `rollbackTo`, and the
+    /// newest validated one (what `rollbackOnValidationFailure` goes back to). Planned only once
+    /// the alias points where it should. Versions published by others are never deleted.
+    fn prune_versions(
+        &mut self,
+        name: &str,
+        deployed: &DeployedFunction,
+        alias: &AliasSpec,
+        routing: &AliasRouting,
+    ) {
+        let mut ours: Vec<(u64, &str)> = deployed
+            .published_versions
+            .iter()
+            .filter(|v| v.published_by_stagehand())
+            .filter_map(|v| {
+                v.version
+                    .parse::<u64>()
+                    .ok()
+                    .map(|n| (n, v.version.as_str()))
+            })
+            .collect();
+        ours.sort_unstable_by_key(|(n, _)| std::cmp::Reverse(*n));
+        let keep = usize::try_from(alias.keep_versions).unwrap_or(1).max(1);
+        let mut kept: BTreeSet<String> = ours
+            .iter()
+            .take(keep)
+            .map(|(_, v)| (*v).to_owned())
+            .collect();
+        kept.insert(routing.function_version.clone());
+        kept.extend(routing.canary.iter().map(|c| c.version.clone()));
+        if let Some(current) = &deployed.alias {
+            kept.insert(current.function_version.clone());
+            kept.extend(current.routing_weights.keys().cloned());
+        }
+        kept.extend(alias.rollback_to.map(|v| v.to_string()));
+        let newest_validated = self
+            .observed
+            .previous
+            .versions
+            .iter()
+            .filter(|v| v.function_name == name && v.validated)
+            .filter_map(|v| v.version.parse::<u64>().ok())
+            .max();
+        kept.extend(newest_validated.map(|v| v.to_string()));
+        for (_, version) in ours.iter().rev() {
+            if !kept.contains(*version) {
+                self.act(Action::DeleteVersion {
+                    function: name.to_owned(),
+                    version: (*version).to_owned(),
+                });
+            }
         }
     }
 

@@ -212,6 +212,7 @@ fn published(version: &str, content: &str) -> PublishedVersion {
         version: version.to_owned(),
         arn: format!("arn:aws:lambda:eu-west-1:123456789012:function:api:{version}"),
         code_sha256: Some(b64(content)),
+        description: Some(crate::aws::lambda::VERSION_DESCRIPTION.to_owned()),
     }
 }
 
@@ -1166,6 +1167,96 @@ fn functions_of_the_stages_own_stack_table() {
     ]);
 }
 
+fn delete_version(version: &str) -> Action {
+    Action::DeleteVersion {
+        function: "api".into(),
+        version: version.into(),
+    }
+}
+
+#[test]
+fn version_pruning_table() {
+    /// Stagehand's versions 1..=5 (5 holds the deployed code v1), the alias on 5, keep 2.
+    fn five(s: &mut LambdaStageSpec, o: &mut Observed, extra: &serde_json::Value) {
+        let mut fields = json!({"keepVersions": 2});
+        if let (Some(target), Some(more)) = (fields.as_object_mut(), extra.as_object()) {
+            target.extend(more.clone());
+        }
+        with_alias(s, &fields);
+        only_api(s, o);
+        let api = function(o, "api");
+        api.published_versions = (1..=4)
+            .map(|n| published(&n.to_string(), &format!("v0.{n}")))
+            .chain([published("5", "v1")])
+            .collect();
+        api.alias = Some(alias_at("5", None));
+    }
+    check_table(&[
+        case(
+            "beyond keepVersions: the oldest deleted, oldest first",
+            |s, o| five(s, o, &json!({})),
+            vec![
+                delete_version("1"),
+                delete_version("2"),
+                delete_version("3"),
+            ],
+        ),
+        case(
+            "versions published by others are never deleted",
+            |s, o| {
+                five(s, o, &json!({}));
+                for version in &mut function(o, "api").published_versions[..2] {
+                    version.description = Some("release 2024-03".into());
+                }
+            },
+            vec![delete_version("3")],
+        ),
+        case(
+            "the newest validated version (a rollback's target) is kept",
+            |s, o| {
+                five(s, o, &json!({}));
+                o.previous.versions = ["1", "2"]
+                    .iter()
+                    .map(|v| StatusVersion {
+                        function_name: "api".into(),
+                        version: (*v).into(),
+                        code_sha256: b64("v0"),
+                        validated: true,
+                        ..StatusVersion::default()
+                    })
+                    .collect();
+            },
+            vec![delete_version("1"), delete_version("3")],
+        ),
+        waiting(
+            "a version the alias still routes to is kept (canary primary)",
+            |s, o| {
+                five(
+                    s,
+                    o,
+                    &json!({"canary": {"weight": 10, "promoteAfter": "10m"}}),
+                );
+                function(o, "api").alias = Some(alias_at("2", Some(("5", 0.1))));
+            },
+            vec![delete_version("1"), delete_version("3")],
+            &[reason::CANARY_RUNNING],
+        ),
+        case(
+            "nothing is deleted while the alias is being moved",
+            |s, o| {
+                five(s, o, &json!({}));
+                function(o, "api").alias = Some(alias_at("4", None));
+            },
+            vec![update_alias("5", None)],
+        ),
+        case(
+            "keepVersions covers them all: nothing to delete",
+            |s, o| five(s, o, &json!({"keepVersions": 5})),
+            vec![],
+        ),
+    ]);
+}
+
 #[test]
 fn alias_table() {
     fn aliased(s: &mut LambdaStageSpec, o: &mut Observed, extra: &serde_json::Value) {
@@ -1969,6 +2060,14 @@ fn apply(observed: &mut Observed, action: &Action, artifact_contents: &BTreeMap<
         } => {
             function(observed, name).tags.extend(tags.clone());
         }
+        Action::DeleteVersion {
+            function: name,
+            version,
+        } => {
+            function(observed, name)
+                .published_versions
+                .retain(|v| v.version != *version);
+        }
         Action::UpdateFunctionCode {
             function: name,
             source,
@@ -2010,6 +2109,7 @@ fn apply(observed: &mut Observed, action: &Action, artifact_contents: &BTreeMap<
                 version: next.to_string(),
                 arn: format!("{}:{next}", f.info.arn),
                 code_sha256: Some(expected_code_sha256.clone()),
+                description: Some(crate::aws::lambda::VERSION_DESCRIPTION.to_owned()),
             });
         }
         Action::CreateAlias {
