@@ -301,35 +301,25 @@ async fn observe_artifacts(
                 .push(source.key.clone());
         }
     }
-    let mut heads: BTreeMap<(&str, &str), Option<ObjectHead>> = BTreeMap::new();
-    let mut listed: Vec<(String, BTreeMap<String, Option<ObjectHead>>)> = Vec::new();
+    let mut listed: BTreeMap<&str, BTreeMap<String, Option<ObjectHead>>> = BTreeMap::new();
     for (bucket, keys) in unpinned {
-        listed.push((
-            bucket.to_owned(),
+        listed.insert(
+            bucket,
             inventory.object_heads(&s3, region, bucket, &keys).await?,
-        ));
-    }
-    for source in &sources {
-        if let Some(version) = &source.version_id {
-            let head = inventory
-                .object_version_head(&s3, region, &source.bucket, &source.key, version)
-                .await?;
-            heads.insert((source.bucket.as_str(), source.key.as_str()), head);
-        }
+        );
     }
     let mut artifacts = Vec::with_capacity(sources.len());
     for source in sources {
-        let head = if source.version_id.is_some() {
-            heads
-                .get(&(source.bucket.as_str(), source.key.as_str()))
-                .cloned()
-                .flatten()
-        } else {
-            listed
-                .iter()
-                .find(|(bucket, _)| *bucket == source.bucket)
-                .and_then(|(_, by_key)| by_key.get(&source.key).cloned())
-                .flatten()
+        let head = match &source.version_id {
+            Some(version) => {
+                inventory
+                    .object_version_head(&s3, region, &source.bucket, &source.key, version)
+                    .await?
+            }
+            None => listed
+                .get(source.bucket.as_str())
+                .and_then(|by_key| by_key.get(&source.key).cloned())
+                .flatten(),
         };
         let cached_sha256 = head.as_ref().and_then(|head| {
             inventory.hashes().get(&ArtifactKey {
