@@ -72,8 +72,9 @@ impl World {
         Self {
             aws,
             provider,
-            // Long enough never to expire during the test: expiry is `forget`.
-            inventory: Inventory::new(Duration::from_secs(600)),
+            // Long enough never to expire during the test: expiry is `forget`. A spec change
+            // lists again however young the listing is (the 1s floor is unit-tested).
+            inventory: Inventory::new(Duration::from_secs(600)).with_fresh_floor(Duration::ZERO),
         }
     }
 

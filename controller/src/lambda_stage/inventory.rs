@@ -23,7 +23,9 @@
 //!   after Stagehand publishes or moves an alias.
 //!
 //! Every write the act step makes marks what it changed, so the next reconcile reads it back
-//! instead of trusting the listing; what others change is seen within `max_age`. Refreshes are
+//! instead of trusting the listing; what others change is seen within `max_age`. A spec change
+//! (or `stagehand.dev/refresh`) asks for listings at most [`DEFAULT_FRESH_FLOOR`] old
+//! ([`Inventory::refresh`]): fresh enough for the change, shared by a burst of them. Refreshes are
 //! single-flight: reconciles that need the same listing at once wait for one call.
 
 use std::collections::{BTreeMap, HashMap};
@@ -46,6 +48,9 @@ use crate::aws::sqs::{QueueRef, Sqs};
 /// within this time, or at once when the function changes), queue URLs and ARNs, and the
 /// published versions of an unchanged code hash.
 pub const IDENTITY_RECHECK: Duration = Duration::from_secs(3600);
+
+/// Listings younger than this count as fresh when a spec change asks for a fresh view.
+pub const DEFAULT_FRESH_FLOOR: Duration = Duration::from_secs(1);
 
 /// How many keys one artifact listing reads (one `ListObjectsV2` page).
 const ARTIFACT_PAGE: i32 = 1000;
@@ -105,6 +110,7 @@ pub struct KnownFunction {
 #[derive(Debug)]
 pub struct Inventory {
     max_age: Duration,
+    fresh_floor: Duration,
     hashes: HashCache,
     regions: Mutex<HashMap<String, RegionState>>,
     extras: Mutex<HashMap<String, FunctionExtras>>,
@@ -128,6 +134,7 @@ impl Inventory {
     pub fn new(max_age: Duration) -> Self {
         Self {
             max_age,
+            fresh_floor: DEFAULT_FRESH_FLOOR,
             hashes: HashCache::default(),
             regions: Mutex::new(HashMap::new()),
             extras: Mutex::new(HashMap::new()),
@@ -327,12 +334,42 @@ impl Inventory {
     /// identity stays (tags per function revision, HEADs per ETag, versions per code hash,
     /// queue URLs and ARNs).
     pub fn forget(&self, region: &str) {
+        self.forget_older_than(region, Duration::ZERO);
+    }
+
+    /// What a spec change or a `stagehand.dev/refresh` asks for: forgets the listings of
+    /// `region` taken more than [`Inventory::fresh_floor`] ago. A burst of spec changes (a
+    /// GitOps sync touching hundreds of stages) then costs one listing per floor, not one per
+    /// stage, while each change still sees AWS as it was at most that long before.
+    pub fn refresh(&self, region: &str) {
+        self.forget_older_than(region, self.fresh_floor);
+    }
+
+    /// How old a listing may be and still count as fresh for [`Inventory::refresh`].
+    pub fn fresh_floor(&self) -> Duration {
+        self.fresh_floor
+    }
+
+    /// [`Inventory::new`] with another [`Inventory::fresh_floor`] (default
+    /// [`DEFAULT_FRESH_FLOOR`]; zero: every refresh lists again).
+    #[must_use]
+    pub fn with_fresh_floor(mut self, floor: Duration) -> Self {
+        self.fresh_floor = floor;
+        self
+    }
+
+    fn forget_older_than(&self, region: &str, age: Duration) {
+        let stale = |at: &Instant| at.elapsed() >= age;
         self.region(region, |state| {
-            state.functions = None;
-            state.mappings = None;
-            state.layers.clear();
-            state.listings.clear();
-            state.aliases.clear();
+            if state.functions.as_ref().is_some_and(|l| stale(&l.at)) {
+                state.functions = None;
+            }
+            if state.mappings.as_ref().is_some_and(|(at, _)| stale(at)) {
+                state.mappings = None;
+            }
+            state.layers.retain(|_, (at, _)| !stale(at));
+            state.listings.retain(|_, listing| !stale(&listing.at));
+            state.aliases.retain(|_, (at, _)| !stale(at));
         });
     }
 
@@ -709,6 +746,28 @@ mod tests {
             state.layers.insert("deps".into(), (Instant::now(), None));
         });
         assert!(!fresh(&never));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_keeps_listings_younger_than_the_floor() {
+        let inventory = Inventory::new(Duration::from_secs(30));
+        let listed = |inv: &Inventory| inv.region("r", |s| s.layers.contains_key("deps"));
+        inventory.region("r", |state| {
+            state.layers.insert("deps".into(), (Instant::now(), None));
+        });
+        tokio::time::advance(Duration::from_millis(500)).await;
+        inventory.refresh("r");
+        assert!(listed(&inventory), "half a second old: fresh enough");
+        tokio::time::advance(Duration::from_millis(500)).await;
+        inventory.refresh("r");
+        assert!(!listed(&inventory), "a second old: listed again");
+        // A zero floor: every refresh lists again.
+        let eager = Inventory::new(Duration::from_secs(30)).with_fresh_floor(Duration::ZERO);
+        eager.region("r", |state| {
+            state.layers.insert("deps".into(), (Instant::now(), None));
+        });
+        eager.refresh("r");
+        assert!(!listed(&eager));
     }
 
     #[test]

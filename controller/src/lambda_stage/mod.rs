@@ -112,7 +112,7 @@ pub async fn observe_and_plan(
     if spec_changed(stage, status) {
         // A spec change is acted on with a fresh view of AWS (a build or layer version
         // published just before it is seen), not with listings up to the max age old.
-        inventory.forget(&spec.region);
+        inventory.refresh(&spec.region);
     }
     let owner = owner_of(stage);
     let round_start = tokio::time::Instant::now();
@@ -302,7 +302,7 @@ impl Reconciler<LambdaStage> for LambdaStageReconciler {
             .inventory
             .get_or_init(|| Arc::new(Inventory::new(ctx.settings.inventory_max_age)));
         if self.refresh_requested(&stage) {
-            inventory.forget(&spec.region);
+            inventory.refresh(&spec.region);
         }
         let (observed, plan) = match observe_and_plan(
             &ctx.aws,
