@@ -16,7 +16,7 @@ mod support;
 
 use std::time::Duration;
 
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
 use stagehand::aws::s3::Sha256Digest;
 use support::{
@@ -31,10 +31,7 @@ async fn chalice_stage_converges_follows_new_builds_and_repairs_drift() {
     env.floor.reset_calls().await.unwrap();
     env.start_controllers().await;
     let name = "shop-api-dev";
-    env.stages()
-        .create(&PostParams::default(), &chalice_stage(name, "Delete", None))
-        .await
-        .unwrap();
+    env.create(&chalice_stage(name, "Delete", None)).await;
 
     // (1) First deploy: Ready with every domain condition True.
     let stage = env.wait_for(name, "Ready", ready).await;
@@ -338,13 +335,8 @@ async fn pinned_mismatch_stalls_without_deploying_and_retain_leaves_aws_alone() 
     // (3) The pin names a build that is not the object under the key.
     let pinned = Sha256Digest::of(&build("v9"));
     env.floor.reset_calls().await.unwrap();
-    env.stages()
-        .create(
-            &PostParams::default(),
-            &chalice_stage(name, "Retain", Some(&pinned.to_hex())),
-        )
-        .await
-        .unwrap();
+    env.create(&chalice_stage(name, "Retain", Some(&pinned.to_hex())))
+        .await;
     let stage = env
         .wait_for(name, "Stalled", |s| condition(s, "Stalled").0 == "True")
         .await;
@@ -423,10 +415,7 @@ async fn converges_under_30_percent_lambda_throttling_without_duplicate_mappings
     env.floor.reset_calls().await.unwrap();
     env.start_controllers().await;
     let name = "shop-api-dev";
-    env.stages()
-        .create(&PostParams::default(), &chalice_stage(name, "Retain", None))
-        .await
-        .unwrap();
+    env.create(&chalice_stage(name, "Retain", None)).await;
     env.wait_for(name, "Ready despite throttling", ready).await;
     let calls = env.calls().await;
     let throttled: u64 = calls.calls.values().map(|s| s.injected).sum();
@@ -452,10 +441,7 @@ async fn a_new_build_is_seen_at_once_when_the_refresh_annotation_changes() {
     seed(&env).await;
     env.start_controllers().await;
     let name = "shop-api-dev";
-    env.stages()
-        .create(&PostParams::default(), &chalice_stage(name, "Retain", None))
-        .await
-        .unwrap();
+    env.create(&chalice_stage(name, "Retain", None)).await;
     env.wait_for(name, "Ready", ready).await;
     let v1 = b64(&build("v1"));
     assert_eq!(env.function(API).await.code_sha256(), Some(v1.as_str()));

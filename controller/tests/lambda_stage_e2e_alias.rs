@@ -13,7 +13,6 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use kube::api::PostParams;
 use serde_json::json;
 use stagehand_crds::LambdaStage;
 use support::{API, BUCKET, Env, KEY, b64, build, condition, ready, seed, stage};
@@ -103,19 +102,14 @@ async fn failed_validation_rolls_the_alias_back_to_the_last_good_version_without
     create_guard_queue(&env).await;
     env.start_controllers().await;
     let name = "guarded";
-    env.stages()
-        .create(
-            &PostParams::default(),
-            &stage(
-                name,
-                json!({"adopt": true, "code": {"s3": {"bucket": BUCKET, "key": KEY}},
+    env.create(&stage(
+        name,
+        json!({"adopt": true, "code": {"s3": {"bucket": BUCKET, "key": KEY}},
                        "functions": [{"name": API}],
                        "alias": {"name": "live", "rollbackOnValidationFailure": true},
                        "validation": {"queues": [{"queue": GUARD_QUEUE, "maxVisible": 3}]}}),
-            ),
-        )
-        .await
-        .unwrap();
+    ))
+    .await;
 
     // v1 serves alone and passes validation: version 1 is good.
     env.wait_for(name, "on version 1, validated", |s| {
@@ -204,19 +198,14 @@ async fn weighted_canary_is_promoted_after_promote_after_and_held_while_validati
     create_guard_queue(&env).await;
     env.start_controllers().await;
     let name = "canaried";
-    env.stages()
-        .create(
-            &PostParams::default(),
-            &stage(
-                name,
-                json!({"adopt": true, "code": {"s3": {"bucket": BUCKET, "key": KEY}},
+    env.create(&stage(
+        name,
+        json!({"adopt": true, "code": {"s3": {"bucket": BUCKET, "key": KEY}},
                        "functions": [{"name": API}],
                        "alias": {"name": "live", "canary": {"weight": 20, "promoteAfter": "3s"}},
                        "validation": {"queues": [{"queue": GUARD_QUEUE, "maxVisible": 3}]}}),
-            ),
-        )
-        .await
-        .unwrap();
+    ))
+    .await;
     // A first deploy has nothing to compare with: straight to version 1.
     env.wait_for(name, "on version 1", ready_on("1")).await;
     assert_eq!(live_alias(&env).await, Some(("1".into(), BTreeMap::new())));
@@ -310,20 +299,15 @@ async fn a_failing_canary_with_rollback_on_validation_failure_goes_back_to_the_s
     create_guard_queue(&env).await;
     env.start_controllers().await;
     let name = "canary-guarded";
-    env.stages()
-        .create(
-            &PostParams::default(),
-            &stage(
-                name,
-                json!({"adopt": true, "code": {"s3": {"bucket": BUCKET, "key": KEY}},
+    env.create(&stage(
+        name,
+        json!({"adopt": true, "code": {"s3": {"bucket": BUCKET, "key": KEY}},
                        "functions": [{"name": API}],
                        "alias": {"name": "live", "rollbackOnValidationFailure": true,
                                  "canary": {"weight": 20, "promoteAfter": "1h"}},
                        "validation": {"queues": [{"queue": GUARD_QUEUE, "maxVisible": 3}]}}),
-            ),
-        )
-        .await
-        .unwrap();
+    ))
+    .await;
     env.wait_for(name, "on version 1", ready_on("1")).await;
     env.upload(KEY, &build("v2")).await;
     env.wait_for(name, "canary of version 2", |s| {
@@ -399,18 +383,13 @@ async fn versions_beyond_keep_versions_are_deleted_but_never_anyone_elses() {
         .unwrap();
     env.start_controllers().await;
     let name = "pruned";
-    env.stages()
-        .create(
-            &PostParams::default(),
-            &stage(
-                name,
-                json!({"adopt": true, "code": {"s3": {"bucket": BUCKET, "key": KEY}},
+    env.create(&stage(
+        name,
+        json!({"adopt": true, "code": {"s3": {"bucket": BUCKET, "key": KEY}},
                        "functions": [{"name": API}],
                        "alias": {"name": "live", "keepVersions": 1}}),
-            ),
-        )
-        .await
-        .unwrap();
+    ))
+    .await;
     env.wait_for(name, "on version 2", ready_on("2")).await;
 
     // A new build: version 3; Stagehand's version 2 is now beyond keepVersions and goes once

@@ -12,7 +12,6 @@
 
 mod support;
 
-use kube::api::PostParams;
 use serde_json::json;
 use stagehand_crds::LambdaStage;
 use stagehand_testenv::aws::{CallRecord, FaultAction, FaultRule};
@@ -64,17 +63,12 @@ async fn update_in_progress_is_waited_for_before_any_update_of_that_function() {
     env.floor.reset_calls().await.unwrap();
     env.start_controllers().await;
     let name = "in-progress";
-    env.stages()
-        .create(
-            &PostParams::default(),
-            &stage(
-                name,
-                json!({"adopt": true, "code": {"s3": {"bucket": BUCKET, "key": KEY}},
+    env.create(&stage(
+        name,
+        json!({"adopt": true, "code": {"s3": {"bucket": BUCKET, "key": KEY}},
                        "functions": [{"name": API, "timeoutSeconds": 30}]}),
-            ),
-        )
-        .await
-        .unwrap();
+    ))
+    .await;
 
     let waiting = env
         .wait_for(name, "waiting for the update in progress", |s| {
@@ -140,10 +134,7 @@ async fn a_function_owned_by_another_stage_is_never_touched() {
     let writes_before = env.log().await.len();
     env.start_controllers().await;
     let name = "shop-api-dev";
-    env.stages()
-        .create(&PostParams::default(), &chalice_stage(name, "Retain", None))
-        .await
-        .unwrap();
+    env.create(&chalice_stage(name, "Retain", None)).await;
     let stalled = env
         .wait_for(name, "Stalled", |s| condition(s, "Stalled").0 == "True")
         .await;
@@ -181,17 +172,12 @@ async fn alias_follows_published_versions_and_rolls_back_in_one_spec_change() {
     seed(&env).await;
     env.start_controllers().await;
     let name = "aliased";
-    env.stages()
-        .create(
-            &PostParams::default(),
-            &stage(
-                name,
-                json!({"adopt": true, "code": {"s3": {"bucket": BUCKET, "key": KEY}},
+    env.create(&stage(
+        name,
+        json!({"adopt": true, "code": {"s3": {"bucket": BUCKET, "key": KEY}},
                        "functions": [{"name": API}], "alias": {"name": "live"}}),
-            ),
-        )
-        .await
-        .unwrap();
+    ))
+    .await;
     let alias_version = || async {
         env.lambda()
             .get_alias()
@@ -280,10 +266,7 @@ async fn killed_mid_reconcile_converges_without_duplicates() {
     let name = "shop-api-dev";
     let mut spec = chalice_stage(name, "Retain", None);
     spec.spec.alias = Some(serde_json::from_value(json!({"name": "live"})).unwrap());
-    env.stages()
-        .create(&PostParams::default(), &spec)
-        .await
-        .unwrap();
+    env.create(&spec).await;
     env.wait_aws("the first code update", || async {
         env.log()
             .await
@@ -378,21 +361,16 @@ async fn stack_is_created_by_change_set_and_its_failure_states_are_handled() {
     env.floor.reset_calls().await.unwrap();
     env.start_controllers().await;
     let name = "stacked";
-    env.stages()
-        .create(
-            &PostParams::default(),
-            &stage(
-                name,
-                // No adopt: the stack is the stage's, so are the functions it creates.
-                json!({"code": {"s3": {"bucket": BUCKET, "key": KEY}},
+    env.create(&stage(
+        name,
+        // No adopt: the stack is the stage's, so are the functions it creates.
+        json!({"code": {"s3": {"bucket": BUCKET, "key": KEY}},
                        "infrastructure": {"stackName": STACK,
                            "template": {"bucket": BUCKET, "key": TEMPLATE_KEY},
                            "onRollbackComplete": "Stall"},
                        "functions": [{"fromStack": "Fn"}]}),
-            ),
-        )
-        .await
-        .unwrap();
+    ))
+    .await;
     let v1 = b64(&build("v1"));
     let first = wait_ready_at(&env, name, &[STACK_FN], &v1).await;
     let status = first.status.unwrap();
@@ -557,10 +535,7 @@ async fn a_function_of_the_own_stack_tagged_for_another_owner_is_never_touched()
                       "infrastructure": {"stackName": STACK,
                           "template": {"bucket": BUCKET, "key": TEMPLATE_KEY}},
                       "functions": [{"fromStack": "Fn"}]});
-    env.stages()
-        .create(&PostParams::default(), &stage(name, spec))
-        .await
-        .unwrap();
+    env.create(&stage(name, spec)).await;
     let v1 = b64(&build("v1"));
     wait_ready_at(&env, name, &[STACK_FN], &v1).await;
     assert_eq!(function_tags(&env, STACK_FN).await, owner_tags(name));
@@ -664,10 +639,7 @@ async fn kill_while_creating_mappings(name: &str) -> (Env, String, usize) {
         serde_json::from_value(json!({"function": API, "queue": API_QUEUE, "batchSize": 2}))
             .unwrap(),
     );
-    env.stages()
-        .create(&PostParams::default(), &manifest)
-        .await
-        .unwrap();
+    env.create(&manifest).await;
     env.wait_aws("the eval mapping created", || async {
         env.log().await[seeded..]
             .iter()

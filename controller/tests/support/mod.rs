@@ -163,6 +163,14 @@ impl Env {
         self.floor.admin().log().await.unwrap()
     }
 
+    /// Creates `stage` (as `kubectl create` would).
+    pub async fn create(&self, stage: &LambdaStage) {
+        self.stages()
+            .create(&kube::api::PostParams::default(), stage)
+            .await
+            .unwrap();
+    }
+
     pub fn stages(&self) -> Api<LambdaStage> {
         Api::namespaced(self.ctx.client.clone(), NAMESPACE)
     }
