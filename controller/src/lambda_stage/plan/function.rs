@@ -11,7 +11,6 @@ use super::action::Action;
 use super::{DriftField, FunctionSummary, Planner, Stall, reason, requeue};
 use crate::aws::lambda::{self, CodeSource as CodeLocation, ConfigUpdate};
 use crate::aws::s3::Sha256Digest;
-use crate::aws::tags::{self, Ownership};
 use crate::lambda_stage::observed::{
     DeclaredAs, DeployedFunction, ObservedArtifact, ObservedFunction,
 };
@@ -124,53 +123,9 @@ impl Planner<'_> {
             );
             return;
         }
-        let ownership = tags::ownership(
-            &deployed.tags,
-            &self.context.owner,
-            &self.context.cluster_id,
-        );
-        if ownership == Ownership::Untagged
-            && (self.spec.lifecycle.adopt || self.in_own_stack(function))
-        {
-            self.act(Action::TagFunction {
-                function: name.to_owned(),
-                arn: deployed.info.arn.clone(),
-                tags: tags::missing_ownership_tags(
-                    &deployed.tags,
-                    &self.context.owner,
-                    &self.context.cluster_id,
-                ),
-            });
-        }
-        match code {
-            DesiredCode::NeedsHash { artifact, e_tag } => {
-                let key = (
-                    artifact.bucket.clone(),
-                    artifact.key.clone(),
-                    artifact.version_id.clone(),
-                );
-                if self.artifacts_to_hash.insert(key) {
-                    self.act(Action::HashArtifact { artifact, e_tag });
-                }
-                return;
-            }
-            DesiredCode::Zip { source, sha256 } if code_drift => {
-                self.act(Action::UpdateFunctionCode {
-                    function: name.to_owned(),
-                    source,
-                    expected_code_sha256: Some(sha256.to_base64()),
-                });
-                return;
-            }
-            DesiredCode::Image { uri, .. } if code_drift => {
-                self.act(Action::UpdateFunctionCode {
-                    function: name.to_owned(),
-                    source: CodeLocation::Image { uri },
-                    expected_code_sha256: None,
-                });
-                return;
-            }
-            _ => {}
+        self.tag_if_untagged(function, deployed);
+        if self.plan_code(name, code, code_drift) {
+            return;
         }
         if !change.is_empty() {
             self.act(Action::UpdateFunctionConfiguration {
@@ -181,6 +136,42 @@ impl Planner<'_> {
         }
         if let Some(alias) = &self.spec.alias {
             self.plan_alias(function, deployed, alias, validation_passed);
+        }
+    }
+
+    /// Hashes the artifact whose hash is unknown, or updates code that drifted. Returns whether
+    /// the code was planned: then nothing else is planned for the function this round.
+    fn plan_code(&mut self, function: &str, code: DesiredCode, drifted: bool) -> bool {
+        match code {
+            DesiredCode::NeedsHash { artifact, e_tag } => {
+                // Functions sharing an artifact wait for one hash.
+                let key = (
+                    artifact.bucket.clone(),
+                    artifact.key.clone(),
+                    artifact.version_id.clone(),
+                );
+                if self.artifacts_to_hash.insert(key) {
+                    self.act(Action::HashArtifact { artifact, e_tag });
+                }
+                true
+            }
+            DesiredCode::Zip { source, sha256 } if drifted => {
+                self.act(Action::UpdateFunctionCode {
+                    function: function.to_owned(),
+                    source,
+                    expected_code_sha256: Some(sha256.to_base64()),
+                });
+                true
+            }
+            DesiredCode::Image { uri, .. } if drifted => {
+                self.act(Action::UpdateFunctionCode {
+                    function: function.to_owned(),
+                    source: CodeLocation::Image { uri },
+                    expected_code_sha256: None,
+                });
+                true
+            }
+            _ => false,
         }
     }
 

@@ -9,105 +9,116 @@ use crate::aws::lambda::{EventSourceMapping, MappingSettings};
 use crate::lambda_stage::observed::{DeclaredAs, MappingKey, ObservedFunction};
 
 impl Planner<'_> {
+    /// Mappings come after the functions; while the stack is not settled, what is missing or
+    /// differs is reported but nothing is changed (its functions may not exist yet).
     pub(super) fn plan_mappings(&mut self, stack_settled: bool) {
         for mapping in &self.spec.event_source_mappings {
-            let subject = format!("{} → {}", mapping.queue, mapping.function);
-            let Some(function) =
-                resolve_mapping_function(&self.observed.functions, &mapping.function)
-            else {
-                if stack_settled {
-                    self.stall(
-                        reason::MAPPING_FUNCTION_NOT_FOUND,
-                        format!(
-                            "mapping {subject}: {} is not a selected function",
-                            mapping.function
-                        ),
-                    );
-                }
-                continue;
-            };
-            let Some(queue) = self.observed.queues.get(&mapping.queue) else {
-                if stack_settled {
-                    self.stall(
-                        reason::QUEUE_NOT_FOUND,
-                        format!("mapping {subject}: queue {} does not exist", mapping.queue),
-                    );
-                }
-                continue;
-            };
-            let key = MappingKey::new(&function.name, &queue.arn);
-            let found = self
-                .observed
-                .mappings
-                .get(&key)
-                .map_or(&[][..], Vec::as_slice);
-            let Some(kept) = keep_mapping(found, self.recorded_uuid(mapping)) else {
-                self.drift(DriftField::Mapping, &subject, "missing".to_owned());
-                self.mapping_problems.push(format!("{subject}: missing"));
-                if stack_settled {
-                    self.act(Action::CreateMapping {
-                        function: function.name.clone(),
-                        queue: mapping.queue.clone(),
-                        event_source_arn: queue.arn.clone(),
-                        settings: MappingSettings {
-                            batch_size: Some(mapping.batch_size),
-                            batching_window_seconds: mapping.maximum_batching_window_seconds,
-                            enabled: Some(mapping.enabled),
-                            max_concurrency: mapping.maximum_concurrency,
-                        },
-                    });
-                }
-                continue;
-            };
-            if found.len() > 1 {
-                let others: Vec<&str> = found
-                    .iter()
-                    .filter(|m| m.uuid != kept.uuid)
-                    .map(|m| m.uuid.as_str())
-                    .collect();
-                self.drift(
-                    DriftField::Mapping,
-                    &subject,
-                    format!(
-                        "duplicates of {}: {} (left alone; delete them by hand)",
-                        kept.uuid,
-                        others.join(", ")
-                    ),
-                );
-                self.mapping_problems
-                    .push(format!("{subject}: {} duplicates", others.len()));
-            }
-            let Some(settings) = mapping_changes(mapping, kept) else {
-                self.wait(
-                    reason::MAPPING_TRANSITIONING,
-                    format!(
-                        "mapping {} {}",
-                        kept.uuid,
-                        kept.state.as_deref().unwrap_or("")
-                    ),
-                    requeue::MAPPING_SECONDS,
-                );
-                continue;
-            };
-            if settings == MappingSettings::default() {
-                continue;
-            }
-            self.drift(
-                DriftField::Mapping,
-                &subject,
-                describe_mapping_change(&settings),
-            );
-            self.mapping_problems
-                .push(format!("{subject}: {}", describe_mapping_change(&settings)));
+            self.plan_mapping(mapping, stack_settled);
+        }
+    }
+
+    /// Creates the mapping if none exists, else changes the one kept in place.
+    fn plan_mapping(&mut self, mapping: &MappingSpec, stack_settled: bool) {
+        let subject = format!("{} → {}", mapping.queue, mapping.function);
+        let Some(function) = resolve_mapping_function(&self.observed.functions, &mapping.function)
+        else {
             if stack_settled {
-                self.act(Action::UpdateMapping {
+                self.stall(
+                    reason::MAPPING_FUNCTION_NOT_FOUND,
+                    format!(
+                        "mapping {subject}: {} is not a selected function",
+                        mapping.function
+                    ),
+                );
+            }
+            return;
+        };
+        let Some(queue) = self.observed.queues.get(&mapping.queue) else {
+            if stack_settled {
+                self.stall(
+                    reason::QUEUE_NOT_FOUND,
+                    format!("mapping {subject}: queue {} does not exist", mapping.queue),
+                );
+            }
+            return;
+        };
+        let key = MappingKey::new(&function.name, &queue.arn);
+        let found = self
+            .observed
+            .mappings
+            .get(&key)
+            .map_or(&[][..], Vec::as_slice);
+        let Some(kept) = keep_mapping(found, self.recorded_uuid(mapping)) else {
+            self.drift(DriftField::Mapping, &subject, "missing".to_owned());
+            self.mapping_problems.push(format!("{subject}: missing"));
+            if stack_settled {
+                self.act(Action::CreateMapping {
                     function: function.name.clone(),
                     queue: mapping.queue.clone(),
-                    uuid: kept.uuid.clone(),
-                    settings,
+                    event_source_arn: queue.arn.clone(),
+                    settings: declared_settings(mapping),
                 });
             }
+            return;
+        };
+        if found.len() > 1 {
+            self.report_duplicates(&subject, kept, found);
         }
+        let Some(settings) = mapping_changes(mapping, kept) else {
+            self.wait(
+                reason::MAPPING_TRANSITIONING,
+                format!(
+                    "mapping {} {}",
+                    kept.uuid,
+                    kept.state.as_deref().unwrap_or("")
+                ),
+                requeue::MAPPING_SECONDS,
+            );
+            return;
+        };
+        if settings == MappingSettings::default() {
+            return;
+        }
+        self.drift(
+            DriftField::Mapping,
+            &subject,
+            describe_mapping_change(&settings),
+        );
+        self.mapping_problems
+            .push(format!("{subject}: {}", describe_mapping_change(&settings)));
+        if stack_settled {
+            self.act(Action::UpdateMapping {
+                function: function.name.clone(),
+                queue: mapping.queue.clone(),
+                uuid: kept.uuid.clone(),
+                settings,
+            });
+        }
+    }
+
+    /// Mappings beside the kept one are reported and left alone: a human deletes them.
+    fn report_duplicates(
+        &mut self,
+        subject: &str,
+        kept: &EventSourceMapping,
+        found: &[EventSourceMapping],
+    ) {
+        let others: Vec<&str> = found
+            .iter()
+            .filter(|m| m.uuid != kept.uuid)
+            .map(|m| m.uuid.as_str())
+            .collect();
+        self.drift(
+            DriftField::Mapping,
+            subject,
+            format!(
+                "duplicates of {}: {} (left alone; delete them by hand)",
+                kept.uuid,
+                others.join(", ")
+            ),
+        );
+        self.mapping_problems
+            .push(format!("{subject}: {} duplicates", others.len()));
     }
 
     /// Why a declared mapping is not healthy (missing, disabled, in between), if it is not.
@@ -172,6 +183,16 @@ pub fn mapping_changes(
     })
 }
 
+/// The settings a new mapping is created with: everything the spec declares.
+fn declared_settings(declared: &MappingSpec) -> MappingSettings {
+    MappingSettings {
+        batch_size: Some(declared.batch_size),
+        batching_window_seconds: declared.maximum_batching_window_seconds,
+        enabled: Some(declared.enabled),
+        max_concurrency: declared.maximum_concurrency,
+    }
+}
+
 /// The mapping to keep among those found for one (function, queue): the UUID status recorded
 /// when it is still there, else the lowest UUID (the adapter's choice too), so the answer is
 /// stable across reconciles and restarts. Never `None` when any exists.
@@ -198,6 +219,7 @@ fn resolve_mapping_function<'o>(
         })
 }
 
+/// The settings a mapping update changes, for drift details and `MappingsHealthy`.
 fn describe_mapping_change(settings: &MappingSettings) -> String {
     let mut parts = Vec::new();
     if let Some(enabled) = settings.enabled {

@@ -1,9 +1,10 @@
 //! Whose resources these are. A function or stack tagged for another object is never touched;
 //! an untagged one only with `adopt: true`, or when the stage's own stack created it.
 
+use super::action::Action;
 use super::{DriftField, Planner, reason};
 use crate::aws::tags::{self, Ownership};
-use crate::lambda_stage::observed::ObservedFunction;
+use crate::lambda_stage::observed::{DeployedFunction, ObservedFunction};
 
 impl Planner<'_> {
     /// Functions and the stack must be ours, or adoptable.
@@ -27,12 +28,39 @@ impl Planner<'_> {
         }
     }
 
+    /// Tags an untagged function the stage may manage (adopted, or created by its own stack) as
+    /// the stage's before anything else changes it.
+    pub(super) fn tag_if_untagged(
+        &mut self,
+        function: &ObservedFunction,
+        deployed: &DeployedFunction,
+    ) {
+        let ownership = tags::ownership(
+            &deployed.tags,
+            &self.context.owner,
+            &self.context.cluster_id,
+        );
+        if ownership == Ownership::Untagged
+            && (self.spec.lifecycle.adopt || self.in_own_stack(function))
+        {
+            self.act(Action::TagFunction {
+                function: function.name.clone(),
+                arn: deployed.info.arn.clone(),
+                tags: tags::missing_ownership_tags(
+                    &deployed.tags,
+                    &self.context.owner,
+                    &self.context.cluster_id,
+                ),
+            });
+        }
+    }
+
     /// The function is a resource of the stage's stack (however the spec selects it: `fromStack`,
     /// `functionSelector.stackResources`, by name or by prefix) and that stack carries this
     /// stage's ownership tags: the stage created it through its stack, so it is the stage's own
     /// without `adopt`. (Real CloudFormation propagates the stack's tags to its functions;
     /// emulators and stacks tagged after creation do not.)
-    pub(super) fn in_own_stack(&self, function: &ObservedFunction) -> bool {
+    fn in_own_stack(&self, function: &ObservedFunction) -> bool {
         self.observed.stack.as_ref().is_some_and(|observed| {
             observed.function_names.contains(&function.name)
                 && observed.stack.as_ref().is_some_and(|stack| {
@@ -42,6 +70,7 @@ impl Planner<'_> {
         })
     }
 
+    /// Another owner's resource stalls the plan; so does an untagged one the stage may not adopt.
     fn check_owner_of(&mut self, what: &str, ownership: Ownership) {
         match ownership {
             Ownership::OtherOwner(other) => {

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use stagehand_crds::condition::VALIDATED;
 use stagehand_crds::lambda_stage::{
-    HttpCheckResult, QueueBacklog, ValidationSpec, ValidationStatus,
+    HttpCheck, HttpCheckResult, QueueBacklog, QueueCheck, ValidationSpec, ValidationStatus,
 };
 
 use super::conditions::condition;
@@ -22,76 +22,25 @@ impl Planner<'_> {
             .validation
             .as_ref()
             .is_none_or(|v| v.mappings_enabled);
-        let mut status = ValidationStatus::default();
-        for function in &self.observed.functions {
-            let Some(deployed) = &function.deployed else {
-                continue;
-            };
-            let declared = declared_environment(self.spec, spec_entry(self.spec, function));
-            for key in &validation.required_environment {
-                if !declared.contains_key(key) && !deployed.info.environment.contains_key(key) {
-                    status
-                        .missing_environment
-                        .push(format!("{}: {key}", function.name));
-                }
-            }
-        }
-        if check_mappings {
-            for mapping in &self.spec.event_source_mappings {
-                if let Some(problem) = self.mapping_health_problem(mapping) {
-                    status.unhealthy_mappings.push(problem);
-                }
-            }
-        }
-        for check in &validation.queues {
-            let backlog = match self.observed.queues.get(&check.queue) {
-                Some(queue) => {
-                    let visible = i64::try_from(queue.visible).unwrap_or(i64::MAX);
-                    let in_flight = i64::try_from(queue.in_flight).unwrap_or(i64::MAX);
-                    QueueBacklog {
-                        queue: check.queue.clone(),
-                        visible,
-                        in_flight,
-                        ok: !backlog_exceeded(
-                            visible,
-                            in_flight,
-                            check.max_visible,
-                            check.max_in_flight,
-                        ),
-                    }
-                }
-                None => QueueBacklog {
-                    queue: check.queue.clone(),
-                    ok: false,
-                    ..QueueBacklog::default()
-                },
-            };
-            status.queues.push(backlog);
-        }
-        for check in &validation.http {
-            let outcome = self.observed.http_checks.get(&check.name);
-            let received = outcome.and_then(|o| o.status);
-            let error = match outcome {
-                None => Some("not run".to_owned()),
-                Some(o) if o.error.is_some() => o.error.clone(),
-                Some(_) if received != Some(check.expected_status) => Some(format!(
-                    "expected {}, got {}",
-                    check.expected_status,
-                    received.map_or_else(|| "nothing".to_owned(), |s| s.to_string())
-                )),
-                Some(_) => None,
-            };
-            status.http.push(HttpCheckResult {
-                name: check.name.clone(),
-                status: received,
-                ok: error.is_none(),
-                error,
-            });
-        }
-        let passed = status.missing_environment.is_empty()
-            && status.unhealthy_mappings.is_empty()
-            && status.queues.iter().all(|q| q.ok)
-            && status.http.iter().all(|h| h.ok);
+        let status = ValidationStatus {
+            missing_environment: self.missing_environment(&validation.required_environment),
+            unhealthy_mappings: if check_mappings {
+                self.unhealthy_mappings()
+            } else {
+                Vec::new()
+            },
+            queues: validation
+                .queues
+                .iter()
+                .map(|check| self.queue_backlog(check))
+                .collect(),
+            http: validation
+                .http
+                .iter()
+                .map(|check| self.http_result(check))
+                .collect(),
+        };
+        let passed = validation_passed(&status);
         let queues_found: BTreeSet<String> = validation
             .queues
             .iter()
@@ -112,6 +61,82 @@ impl Planner<'_> {
         self.plan.validation = status;
         passed
     }
+
+    /// `function: KEY` for each required variable a deployed function has neither in the spec
+    /// nor in AWS.
+    fn missing_environment(&self, required: &[String]) -> Vec<String> {
+        let mut missing = Vec::new();
+        for function in &self.observed.functions {
+            let Some(deployed) = &function.deployed else {
+                continue;
+            };
+            let declared = declared_environment(self.spec, spec_entry(self.spec, function));
+            for key in required {
+                if !declared.contains_key(key) && !deployed.info.environment.contains_key(key) {
+                    missing.push(format!("{}: {key}", function.name));
+                }
+            }
+        }
+        missing
+    }
+
+    /// What is wrong with each declared mapping that is not healthy.
+    fn unhealthy_mappings(&self) -> Vec<String> {
+        self.spec
+            .event_source_mappings
+            .iter()
+            .filter_map(|mapping| self.mapping_health_problem(mapping))
+            .collect()
+    }
+
+    /// A queue's measured backlog against its limits; a queue that was not found is not ok.
+    fn queue_backlog(&self, check: &QueueCheck) -> QueueBacklog {
+        let Some(queue) = self.observed.queues.get(&check.queue) else {
+            return QueueBacklog {
+                queue: check.queue.clone(),
+                ok: false,
+                ..QueueBacklog::default()
+            };
+        };
+        let visible = i64::try_from(queue.visible).unwrap_or(i64::MAX);
+        let in_flight = i64::try_from(queue.in_flight).unwrap_or(i64::MAX);
+        QueueBacklog {
+            queue: check.queue.clone(),
+            visible,
+            in_flight,
+            ok: !backlog_exceeded(visible, in_flight, check.max_visible, check.max_in_flight),
+        }
+    }
+
+    /// What an HTTP check answered; a check observe did not run never passes.
+    fn http_result(&self, check: &HttpCheck) -> HttpCheckResult {
+        let outcome = self.observed.http_checks.get(&check.name);
+        let received = outcome.and_then(|o| o.status);
+        let error = match outcome {
+            None => Some("not run".to_owned()),
+            Some(o) if o.error.is_some() => o.error.clone(),
+            Some(_) if received != Some(check.expected_status) => Some(format!(
+                "expected {}, got {}",
+                check.expected_status,
+                received.map_or_else(|| "nothing".to_owned(), |s| s.to_string())
+            )),
+            Some(_) => None,
+        };
+        HttpCheckResult {
+            name: check.name.clone(),
+            status: received,
+            ok: error.is_none(),
+            error,
+        }
+    }
+}
+
+/// Every check passed.
+fn validation_passed(status: &ValidationStatus) -> bool {
+    status.missing_environment.is_empty()
+        && status.unhealthy_mappings.is_empty()
+        && status.queues.iter().all(|q| q.ok)
+        && status.http.iter().all(|h| h.ok)
 }
 
 /// A queue's backlog is over its limits.
@@ -124,6 +149,7 @@ pub fn backlog_exceeded(
     visible > max_visible || in_flight > max_in_flight
 }
 
+/// The `Validated` message: each failed check with what was measured, or that all passed.
 fn validation_message(
     status: &ValidationStatus,
     validation: &ValidationSpec,
