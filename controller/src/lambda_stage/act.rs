@@ -13,7 +13,7 @@ use super::inventory::Inventory;
 use super::observe::{
     ArtifactKey, TEMPLATE_FINGERPRINT_TAG, change_set_name, template_fingerprint,
 };
-use super::plan::{Action, AliasRouting};
+use super::plan::{Action, AliasRouting, Written};
 use crate::aws::AwsProvider;
 use crate::aws::ErrorKind;
 use crate::aws::cloudformation::{ChangeSetKind, ChangeSetRequest};
@@ -314,27 +314,13 @@ impl Actor<'_> {
     fn mark_written(&self, action: &Action) {
         let region = self.spec.region.as_str();
         let inventory = self.inventory;
-        match action {
-            Action::HashArtifact { .. } | Action::CreateChangeSet { .. } => {}
-            Action::ExecuteChangeSet { .. } | Action::DeleteFailedStack { .. } => {
-                inventory.functions_changed(region);
-            }
-            Action::TagFunction { function, .. }
-            | Action::UpdateFunctionCode { function, .. }
-            | Action::UpdateFunctionConfiguration { function, .. } => {
-                inventory.function_written(region, function);
-            }
-            Action::PublishVersion { function, .. } | Action::DeleteVersion { function, .. } => {
-                inventory.versions_written(region, function);
-            }
-            Action::CreateAlias { function, .. }
-            | Action::UpdateAlias { function, .. }
-            | Action::RollBackAlias { function, .. } => {
-                inventory.alias_written(region, function);
-            }
-            Action::CreateMapping { .. } | Action::UpdateMapping { .. } => {
-                inventory.mappings_written(region);
-            }
+        match action.written() {
+            Written::Nothing => {}
+            Written::StackFunctions => inventory.functions_changed(region),
+            Written::Function(function) => inventory.function_written(region, function),
+            Written::Versions(function) => inventory.versions_written(region, function),
+            Written::Alias(function) => inventory.alias_written(region, function),
+            Written::Mappings => inventory.mappings_written(region),
         }
     }
 }

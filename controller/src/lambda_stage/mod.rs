@@ -197,28 +197,6 @@ fn stage_api(ctx: &Context, stage: &LambdaStage) -> Api<LambdaStage> {
     Api::namespaced(ctx.client.clone(), &stage.namespace().unwrap_or_default())
 }
 
-/// The Event reason and action for an AWS change.
-const fn event_of(action: &Action) -> (&'static str, &'static str) {
-    match action {
-        Action::HashArtifact { .. } => ("ArtifactHashed", "GetObject"),
-        Action::CreateChangeSet { .. } => ("ChangeSetCreated", "CreateChangeSet"),
-        Action::ExecuteChangeSet { .. } => ("StackUpdating", "ExecuteChangeSet"),
-        Action::DeleteFailedStack { .. } => ("StackDeleting", "DeleteStack"),
-        Action::TagFunction { .. } => ("FunctionAdopted", "TagResource"),
-        Action::UpdateFunctionCode { .. } => ("CodeUpdated", "UpdateFunctionCode"),
-        Action::UpdateFunctionConfiguration { .. } => {
-            ("ConfigurationUpdated", "UpdateFunctionConfiguration")
-        }
-        Action::PublishVersion { .. } => ("VersionPublished", "PublishVersion"),
-        Action::CreateAlias { .. } => ("AliasCreated", "CreateAlias"),
-        Action::UpdateAlias { .. } => ("AliasUpdated", "UpdateAlias"),
-        Action::RollBackAlias { .. } => ("AliasRolledBack", "UpdateAlias"),
-        Action::DeleteVersion { .. } => ("VersionDeleted", "DeleteFunction"),
-        Action::CreateMapping { .. } => ("MappingCreated", "CreateEventSourceMapping"),
-        Action::UpdateMapping { .. } => ("MappingUpdated", "UpdateEventSourceMapping"),
-    }
-}
-
 impl LambdaStageReconciler {
     /// Writes the status; on a write failure the reconcile fails (and is retried).
     async fn write_status(
@@ -335,7 +313,7 @@ impl Reconciler<LambdaStage> for LambdaStageReconciler {
         };
         Self::record_metrics(&ctx, &stage, &plan, &report);
         for action in &report.done {
-            let (reason, verb) = event_of(action);
+            let (reason, verb) = action.event();
             ctx.events()
                 .action(stage.as_ref(), reason, verb, &action.to_string())
                 .await;
@@ -356,7 +334,7 @@ impl Reconciler<LambdaStage> for LambdaStageReconciler {
 
         if let Some((action, error)) = report.failure {
             ctx.events()
-                .failure(stage.as_ref(), event_of(&action).1, &error)
+                .failure(stage.as_ref(), action.event().1, &error)
                 .await;
             return Err(error);
         }

@@ -1,4 +1,6 @@
-//! The changes a plan asks for, as operators read them in Events, logs and `stagehand plan`.
+//! The changes a plan asks for. What is known about each kind of change — its name, metric
+//! label, Event, the function it changes, what the inventory must read again — is one row of
+//! [`Action::facts`]; only its message (`Display`) is written apart.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -100,64 +102,184 @@ pub enum Action {
     },
 }
 
-impl Action {
+/// Everything known about one kind of action besides its message: gathered in
+/// [`Action::facts`] so that a new variant is described in one place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActionFacts<'a> {
     /// The variant name, as operators read it (`UpdateFunctionCode`).
-    pub const fn kind(&self) -> &'static str {
+    pub kind: &'static str,
+    /// The `action` label of `stagehand_actions_total`.
+    pub metric_label: &'static str,
+    /// The reason of the Kubernetes Event reporting it (`CodeUpdated`).
+    pub event_reason: &'static str,
+    /// The action of that Event: the AWS call made (`UpdateFunctionCode`).
+    pub event_verb: &'static str,
+    /// The Lambda function the action changes, if it changes one.
+    pub function: Option<&'a str>,
+    /// What the inventory must read again instead of trusting a listing taken before.
+    pub written: Written<'a>,
+}
+
+/// What an action changed in AWS, as far as the inventory's listings are concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written<'a> {
+    /// Nothing listed: an artifact's hash, a change set not yet executed.
+    Nothing,
+    /// The functions of the stack, whichever they are: CloudFormation writes them.
+    StackFunctions,
+    /// The function's code, configuration or tags.
+    Function(&'a str),
+    /// The function's published versions.
+    Versions(&'a str),
+    /// The function's alias.
+    Alias(&'a str),
+    /// The region's event-source mappings.
+    Mappings,
+}
+
+impl Action {
+    /// The facts of this action, one row per variant.
+    pub const fn facts(&self) -> ActionFacts<'_> {
         match self {
-            Self::HashArtifact { .. } => "HashArtifact",
-            Self::CreateChangeSet { .. } => "CreateChangeSet",
-            Self::ExecuteChangeSet { .. } => "ExecuteChangeSet",
-            Self::DeleteFailedStack { .. } => "DeleteFailedStack",
-            Self::TagFunction { .. } => "TagFunction",
-            Self::UpdateFunctionCode { .. } => "UpdateFunctionCode",
-            Self::UpdateFunctionConfiguration { .. } => "UpdateFunctionConfiguration",
-            Self::PublishVersion { .. } => "PublishVersion",
-            Self::CreateAlias { .. } => "CreateAlias",
-            Self::UpdateAlias { .. } => "UpdateAlias",
-            Self::RollBackAlias { .. } => "RollBackAlias",
-            Self::DeleteVersion { .. } => "DeleteVersion",
-            Self::CreateMapping { .. } => "CreateMapping",
-            Self::UpdateMapping { .. } => "UpdateMapping",
+            Self::HashArtifact { .. } => ActionFacts {
+                kind: "HashArtifact",
+                metric_label: "artifact_hash",
+                event_reason: "ArtifactHashed",
+                event_verb: "GetObject",
+                function: None,
+                written: Written::Nothing,
+            },
+            Self::CreateChangeSet { .. } => ActionFacts {
+                kind: "CreateChangeSet",
+                metric_label: "stack_change_set",
+                event_reason: "ChangeSetCreated",
+                event_verb: "CreateChangeSet",
+                function: None,
+                written: Written::Nothing,
+            },
+            Self::ExecuteChangeSet { .. } => ActionFacts {
+                kind: "ExecuteChangeSet",
+                metric_label: "stack_update",
+                event_reason: "StackUpdating",
+                event_verb: "ExecuteChangeSet",
+                function: None,
+                written: Written::StackFunctions,
+            },
+            Self::DeleteFailedStack { .. } => ActionFacts {
+                kind: "DeleteFailedStack",
+                metric_label: "stack_delete",
+                event_reason: "StackDeleting",
+                event_verb: "DeleteStack",
+                function: None,
+                written: Written::StackFunctions,
+            },
+            Self::TagFunction { function, .. } => ActionFacts {
+                kind: "TagFunction",
+                metric_label: "adopt",
+                event_reason: "FunctionAdopted",
+                event_verb: "TagResource",
+                function: Some(function.as_str()),
+                written: Written::Function(function.as_str()),
+            },
+            Self::UpdateFunctionCode { function, .. } => ActionFacts {
+                kind: "UpdateFunctionCode",
+                metric_label: "code_update",
+                event_reason: "CodeUpdated",
+                event_verb: "UpdateFunctionCode",
+                function: Some(function.as_str()),
+                written: Written::Function(function.as_str()),
+            },
+            Self::UpdateFunctionConfiguration { function, .. } => ActionFacts {
+                kind: "UpdateFunctionConfiguration",
+                metric_label: "configuration_update",
+                event_reason: "ConfigurationUpdated",
+                event_verb: "UpdateFunctionConfiguration",
+                function: Some(function.as_str()),
+                written: Written::Function(function.as_str()),
+            },
+            Self::PublishVersion { function, .. } => ActionFacts {
+                kind: "PublishVersion",
+                metric_label: "version_publish",
+                event_reason: "VersionPublished",
+                event_verb: "PublishVersion",
+                function: Some(function.as_str()),
+                written: Written::Versions(function.as_str()),
+            },
+            Self::CreateAlias { function, .. } => ActionFacts {
+                kind: "CreateAlias",
+                metric_label: "alias_update",
+                event_reason: "AliasCreated",
+                event_verb: "CreateAlias",
+                function: Some(function.as_str()),
+                written: Written::Alias(function.as_str()),
+            },
+            Self::UpdateAlias { function, .. } => ActionFacts {
+                kind: "UpdateAlias",
+                metric_label: "alias_update",
+                event_reason: "AliasUpdated",
+                event_verb: "UpdateAlias",
+                function: Some(function.as_str()),
+                written: Written::Alias(function.as_str()),
+            },
+            Self::RollBackAlias { function, .. } => ActionFacts {
+                kind: "RollBackAlias",
+                metric_label: "alias_rollback",
+                event_reason: "AliasRolledBack",
+                event_verb: "UpdateAlias",
+                function: Some(function.as_str()),
+                written: Written::Alias(function.as_str()),
+            },
+            Self::DeleteVersion { function, .. } => ActionFacts {
+                kind: "DeleteVersion",
+                metric_label: "version_delete",
+                event_reason: "VersionDeleted",
+                event_verb: "DeleteFunction",
+                function: Some(function.as_str()),
+                written: Written::Versions(function.as_str()),
+            },
+            Self::CreateMapping { function, .. } => ActionFacts {
+                kind: "CreateMapping",
+                metric_label: "mapping_create",
+                event_reason: "MappingCreated",
+                event_verb: "CreateEventSourceMapping",
+                function: Some(function.as_str()),
+                written: Written::Mappings,
+            },
+            Self::UpdateMapping { function, .. } => ActionFacts {
+                kind: "UpdateMapping",
+                metric_label: "mapping_update",
+                event_reason: "MappingUpdated",
+                event_verb: "UpdateEventSourceMapping",
+                function: Some(function.as_str()),
+                written: Written::Mappings,
+            },
         }
     }
 
+    /// The variant name, as operators read it (`UpdateFunctionCode`).
+    pub const fn kind(&self) -> &'static str {
+        self.facts().kind
+    }
+
     /// The Lambda function the action changes, if it changes one.
-    pub fn function(&self) -> Option<&str> {
-        match self {
-            Self::HashArtifact { .. }
-            | Self::CreateChangeSet { .. }
-            | Self::ExecuteChangeSet { .. }
-            | Self::DeleteFailedStack { .. } => None,
-            Self::TagFunction { function, .. }
-            | Self::UpdateFunctionCode { function, .. }
-            | Self::UpdateFunctionConfiguration { function, .. }
-            | Self::PublishVersion { function, .. }
-            | Self::CreateAlias { function, .. }
-            | Self::UpdateAlias { function, .. }
-            | Self::RollBackAlias { function, .. }
-            | Self::DeleteVersion { function, .. }
-            | Self::CreateMapping { function, .. }
-            | Self::UpdateMapping { function, .. } => Some(function),
-        }
+    pub const fn function(&self) -> Option<&str> {
+        self.facts().function
     }
 
     /// The `action` label of `stagehand_actions_total`.
     pub const fn metric_label(&self) -> &'static str {
-        match self {
-            Self::HashArtifact { .. } => "artifact_hash",
-            Self::CreateChangeSet { .. } => "stack_change_set",
-            Self::ExecuteChangeSet { .. } => "stack_update",
-            Self::DeleteFailedStack { .. } => "stack_delete",
-            Self::TagFunction { .. } => "adopt",
-            Self::UpdateFunctionCode { .. } => "code_update",
-            Self::UpdateFunctionConfiguration { .. } => "configuration_update",
-            Self::PublishVersion { .. } => "version_publish",
-            Self::CreateAlias { .. } | Self::UpdateAlias { .. } => "alias_update",
-            Self::RollBackAlias { .. } => "alias_rollback",
-            Self::DeleteVersion { .. } => "version_delete",
-            Self::CreateMapping { .. } => "mapping_create",
-            Self::UpdateMapping { .. } => "mapping_update",
-        }
+        self.facts().metric_label
+    }
+
+    /// The reason and action of the Kubernetes Event reporting it.
+    pub const fn event(&self) -> (&'static str, &'static str) {
+        let facts = self.facts();
+        (facts.event_reason, facts.event_verb)
+    }
+
+    /// What the inventory must read again after it, whether it succeeded or not.
+    pub const fn written(&self) -> Written<'_> {
+        self.facts().written
     }
 }
 

@@ -46,7 +46,7 @@ mod validation;
 #[cfg(test)]
 mod tests;
 
-pub use self::action::Action;
+pub use self::action::{Action, ActionFacts, Written};
 pub use self::alias::{
     AliasRouting, CanaryRoute, alias_routes, canary_requeue_seconds, rollback_target,
     rolled_back_build,
