@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use stagehand_crds::LambdaStageSpec;
 use stagehand_crds::lambda_stage::Capability;
+use stagehand_crds::{LambdaStageSpec, S3ObjectRef};
 
 use super::error::LambdaStageError;
 use super::inventory::Inventory;
@@ -14,11 +14,13 @@ use super::observe::{
     ArtifactKey, TEMPLATE_FINGERPRINT_TAG, change_set_name, template_fingerprint,
 };
 use super::plan::{Action, AliasRouting, Written};
-use crate::aws::AwsProvider;
-use crate::aws::ErrorKind;
-use crate::aws::cloudformation::{ChangeSetKind, ChangeSetRequest};
-use crate::aws::lambda::{AliasTarget, EventSourceMapping, PublishedVersion, VERSION_DESCRIPTION};
+use crate::aws::cloudformation::{ChangeSetKind, ChangeSetRequest, CloudFormation};
+use crate::aws::lambda::{
+    AliasTarget, CodeSource, ConfigUpdate, EventSourceMapping, Lambda, MappingSettings,
+    PublishedVersion, VERSION_DESCRIPTION,
+};
 use crate::aws::tags;
+use crate::aws::{AwsError, AwsProvider, ErrorKind};
 
 /// Who acts, where, with which shared state.
 #[derive(Debug)]
@@ -49,12 +51,8 @@ pub struct ActReport {
 }
 
 impl Actor<'_> {
-    /// Runs `actions` in order; stops at the first failure.
-    pub async fn execute(&self, actions: &[Action]) -> ActReport {
-        self.execute_reporting(actions, |_| {}).await
-    }
-
-    /// [`Actor::execute`], calling `on_start` before each action runs.
+    /// Runs `actions` in order, stopping at the first failure; calls `on_start` before each
+    /// action runs.
     pub async fn execute_reporting(
         &self,
         actions: &[Action],
@@ -78,203 +76,60 @@ impl Actor<'_> {
     }
 
     async fn run(&self, action: &Action, report: &mut ActReport) -> Result<(), LambdaStageError> {
-        let region = self.spec.region.as_str();
-        let failed = |source| LambdaStageError::Action {
-            action: action.to_string(),
-            source,
-        };
-        match action {
+        let step = match action {
             Action::HashArtifact { artifact, e_tag } => {
-                let sha256 = self
-                    .aws
-                    .s3(region)
-                    .sha256_of_object(
-                        &artifact.bucket,
-                        &artifact.key,
-                        artifact.version_id.as_deref(),
-                    )
-                    .await
-                    .map_err(failed)?;
-                self.inventory.hashes().insert(
-                    ArtifactKey {
-                        bucket: artifact.bucket.clone(),
-                        key: artifact.key.clone(),
-                        version_id: artifact.version_id.clone(),
-                        e_tag: e_tag.clone(),
-                    },
-                    sha256,
-                );
+                self.hash_artifact(artifact, e_tag.as_deref()).await
             }
             Action::CreateChangeSet {
                 stack_name,
-                change_set_name: name,
+                change_set_name,
                 kind,
             } => {
-                let Some(infrastructure) = &self.spec.infrastructure else {
-                    return Ok(());
-                };
-                let fingerprint = template_fingerprint(infrastructure);
-                debug_assert_eq!(*name, change_set_name(&fingerprint));
-                let mut stack_tags = tags::ownership_tags(self.owner, self.cluster_id);
-                stack_tags.insert(TEMPLATE_FINGERPRINT_TAG.to_owned(), fingerprint);
-                let template = &infrastructure.template;
-                let mut template_url = format!(
-                    "https://{}.s3.{region}.amazonaws.com/{}",
-                    template.bucket, template.key
-                );
-                if let Some(version) = &template.version_id {
-                    template_url.push_str("?versionId=");
-                    template_url.push_str(version);
-                }
-                let cloudformation = self.aws.cloudformation(region);
-                // A failed or obsolete change set of the same name is in the way: remove it
-                // (a stack being created has none yet).
-                if *kind == ChangeSetKind::Update {
-                    cloudformation
-                        .delete_change_set(stack_name, name)
-                        .await
-                        .map_err(failed)?;
-                }
-                cloudformation
-                    .create_change_set(&ChangeSetRequest {
-                        stack_name: stack_name.clone(),
-                        change_set_name: name.clone(),
-                        kind: *kind,
-                        template_url,
-                        parameters: infrastructure.parameters.clone(),
-                        capabilities: infrastructure
-                            .capabilities
-                            .iter()
-                            .map(|c| capability_name(*c).to_owned())
-                            .collect(),
-                        tags: stack_tags,
-                    })
+                self.create_change_set(stack_name, change_set_name, *kind, report)
                     .await
-                    .map_err(failed)?;
-                if *kind == ChangeSetKind::Create {
-                    report.stack_created = true;
-                }
             }
             Action::ExecuteChangeSet {
                 stack_name,
                 change_set_name,
-            } => {
-                self.aws
-                    .cloudformation(region)
-                    .execute_change_set(stack_name, change_set_name)
-                    .await
-                    .map_err(failed)?;
-            }
-            Action::DeleteFailedStack { stack_name } => {
-                self.aws
-                    .cloudformation(region)
-                    .delete_stack(stack_name)
-                    .await
-                    .map_err(failed)?;
-            }
-            Action::TagFunction { arn, tags, .. } => {
-                self.aws
-                    .lambda(region)
-                    .tag_resource(arn, tags)
-                    .await
-                    .map_err(failed)?;
-            }
+            } => self.execute_change_set(stack_name, change_set_name).await,
+            Action::DeleteFailedStack { stack_name } => self.delete_failed_stack(stack_name).await,
+            Action::TagFunction { arn, tags, .. } => self.tag_function(arn, tags).await,
             Action::UpdateFunctionCode {
                 function,
                 source,
                 expected_code_sha256,
             } => {
-                let updated = self
-                    .aws
-                    .lambda(region)
-                    .update_function_code(function, source, None)
+                self.update_function_code(function, source, expected_code_sha256.as_deref())
                     .await
-                    .map_err(failed)?;
-                if let Some(expected) = expected_code_sha256
-                    && updated.code_sha256.as_deref() != Some(expected.as_str())
-                {
-                    return Err(LambdaStageError::CodeVerificationFailed {
-                        function: function.clone(),
-                        expected: expected.clone(),
-                        deployed: updated.code_sha256.unwrap_or_default(),
-                    });
-                }
             }
             Action::UpdateFunctionConfiguration { function, change } => {
-                self.aws
-                    .lambda(region)
-                    .update_function_configuration(function, change)
-                    .await
-                    .map_err(failed)?;
+                self.update_function_configuration(function, change).await
             }
             Action::PublishVersion {
                 function,
                 expected_code_sha256,
             } => {
-                let version = self
-                    .aws
-                    .lambda(region)
-                    .publish_version(
-                        function,
-                        Some(expected_code_sha256),
-                        Some(VERSION_DESCRIPTION),
-                    )
+                self.publish_version(function, expected_code_sha256, report)
                     .await
-                    .map_err(failed)?;
-                report.published.push((function.clone(), version));
             }
             Action::CreateAlias {
                 function,
                 alias,
                 routing,
-            } => {
-                self.aws
-                    .lambda(region)
-                    .create_alias(function, alias, &alias_target(routing))
-                    .await
-                    .map_err(failed)?;
-            }
+            } => self.create_alias(function, alias, routing).await,
             Action::UpdateAlias {
                 function,
                 alias,
                 routing,
-            } => {
-                self.aws
-                    .lambda(region)
-                    .update_alias(function, alias, &alias_target(routing), None)
-                    .await
-                    .map_err(failed)?;
-            }
+            } => self.update_alias(function, alias, routing).await,
             Action::RollBackAlias {
                 function,
                 alias,
                 to_version,
                 ..
-            } => {
-                let target = alias_target(&AliasRouting {
-                    function_version: to_version.clone(),
-                    canary: None,
-                });
-                self.aws
-                    .lambda(region)
-                    .update_alias(function, alias, &target, None)
-                    .await
-                    .map_err(failed)?;
-            }
+            } => self.roll_back_alias(function, alias, to_version).await,
             Action::DeleteVersion { function, version } => {
-                match self
-                    .aws
-                    .lambda(region)
-                    .delete_version(function, version)
-                    .await
-                {
-                    // Still used by something Stagehand does not manage (another alias, a
-                    // mapping on that version): kept, and tried again at a later resync.
-                    Err(error) if error.kind == ErrorKind::Conflict => {
-                        tracing::info!(%function, %version, "version kept: {error}");
-                    }
-                    result => result.map_err(failed)?,
-                }
+                self.delete_version(function, version).await
             }
             Action::CreateMapping {
                 function,
@@ -282,30 +137,286 @@ impl Actor<'_> {
                 event_source_arn,
                 settings,
             } => {
-                let created = self
-                    .aws
-                    .lambda(region)
-                    .create_event_source_mapping(
-                        function,
-                        event_source_arn,
-                        settings,
-                        &tags::ownership_tags(self.owner, self.cluster_id),
-                    )
+                self.create_mapping(function, queue, event_source_arn, settings, report)
                     .await
-                    .map_err(failed)?;
-                report
-                    .created_mappings
-                    .insert((function.clone(), queue.clone()), created);
             }
             Action::UpdateMapping { uuid, settings, .. } => {
-                self.aws
-                    .lambda(region)
-                    .update_event_source_mapping(uuid, settings)
-                    .await
-                    .map_err(failed)?;
+                self.update_mapping(uuid, settings).await
             }
+        };
+        step.map_err(|error| match error {
+            StepError::Aws(source) => LambdaStageError::Action {
+                action: action.to_string(),
+                source,
+            },
+            StepError::Own(error) => error,
+        })
+    }
+
+    fn region(&self) -> &str {
+        self.spec.region.as_str()
+    }
+
+    fn lambda(&self) -> Lambda {
+        self.aws.lambda(self.region())
+    }
+
+    fn cloudformation(&self) -> CloudFormation {
+        self.aws.cloudformation(self.region())
+    }
+
+    async fn hash_artifact(
+        &self,
+        artifact: &S3ObjectRef,
+        e_tag: Option<&str>,
+    ) -> Result<(), StepError> {
+        let sha256 = self
+            .aws
+            .s3(self.region())
+            .sha256_of_object(
+                &artifact.bucket,
+                &artifact.key,
+                artifact.version_id.as_deref(),
+            )
+            .await?;
+        self.inventory.hashes().insert(
+            ArtifactKey {
+                bucket: artifact.bucket.clone(),
+                key: artifact.key.clone(),
+                version_id: artifact.version_id.clone(),
+                e_tag: e_tag.map(str::to_owned),
+            },
+            sha256,
+        );
+        Ok(())
+    }
+
+    async fn create_change_set(
+        &self,
+        stack_name: &str,
+        name: &str,
+        kind: ChangeSetKind,
+        report: &mut ActReport,
+    ) -> Result<(), StepError> {
+        let Some(infrastructure) = &self.spec.infrastructure else {
+            return Ok(());
+        };
+        let fingerprint = template_fingerprint(infrastructure);
+        debug_assert_eq!(name, change_set_name(&fingerprint));
+        let mut stack_tags = tags::ownership_tags(self.owner, self.cluster_id);
+        stack_tags.insert(TEMPLATE_FINGERPRINT_TAG.to_owned(), fingerprint);
+        let template = &infrastructure.template;
+        let region = self.region();
+        let mut template_url = format!(
+            "https://{}.s3.{region}.amazonaws.com/{}",
+            template.bucket, template.key
+        );
+        if let Some(version) = &template.version_id {
+            template_url.push_str("?versionId=");
+            template_url.push_str(version);
+        }
+        let cloudformation = self.cloudformation();
+        // A failed or obsolete change set of the same name is in the way: remove it
+        // (a stack being created has none yet).
+        if kind == ChangeSetKind::Update {
+            cloudformation.delete_change_set(stack_name, name).await?;
+        }
+        cloudformation
+            .create_change_set(&ChangeSetRequest {
+                stack_name: stack_name.to_owned(),
+                change_set_name: name.to_owned(),
+                kind,
+                template_url,
+                parameters: infrastructure.parameters.clone(),
+                capabilities: infrastructure
+                    .capabilities
+                    .iter()
+                    .map(|c| capability_name(*c).to_owned())
+                    .collect(),
+                tags: stack_tags,
+            })
+            .await?;
+        if kind == ChangeSetKind::Create {
+            report.stack_created = true;
         }
         Ok(())
+    }
+
+    async fn execute_change_set(
+        &self,
+        stack_name: &str,
+        change_set_name: &str,
+    ) -> Result<(), StepError> {
+        self.cloudformation()
+            .execute_change_set(stack_name, change_set_name)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_failed_stack(&self, stack_name: &str) -> Result<(), StepError> {
+        self.cloudformation().delete_stack(stack_name).await?;
+        Ok(())
+    }
+
+    async fn tag_function(
+        &self,
+        arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), StepError> {
+        self.lambda().tag_resource(arn, tags).await?;
+        Ok(())
+    }
+
+    /// Lambda must report the hash the plan expected: otherwise the object changed between
+    /// the check and the deploy.
+    async fn update_function_code(
+        &self,
+        function: &str,
+        source: &CodeSource,
+        expected_code_sha256: Option<&str>,
+    ) -> Result<(), StepError> {
+        let updated = self
+            .lambda()
+            .update_function_code(function, source, None)
+            .await?;
+        if let Some(expected) = expected_code_sha256
+            && updated.code_sha256.as_deref() != Some(expected)
+        {
+            return Err(StepError::Own(LambdaStageError::CodeVerificationFailed {
+                function: function.to_owned(),
+                expected: expected.to_owned(),
+                deployed: updated.code_sha256.unwrap_or_default(),
+            }));
+        }
+        Ok(())
+    }
+
+    async fn update_function_configuration(
+        &self,
+        function: &str,
+        change: &ConfigUpdate,
+    ) -> Result<(), StepError> {
+        self.lambda()
+            .update_function_configuration(function, change)
+            .await?;
+        Ok(())
+    }
+
+    async fn publish_version(
+        &self,
+        function: &str,
+        expected_code_sha256: &str,
+        report: &mut ActReport,
+    ) -> Result<(), StepError> {
+        let version = self
+            .lambda()
+            .publish_version(
+                function,
+                Some(expected_code_sha256),
+                Some(VERSION_DESCRIPTION),
+            )
+            .await?;
+        report.published.push((function.to_owned(), version));
+        Ok(())
+    }
+
+    async fn create_alias(
+        &self,
+        function: &str,
+        alias: &str,
+        routing: &AliasRouting,
+    ) -> Result<(), StepError> {
+        self.lambda()
+            .create_alias(function, alias, &alias_target(routing))
+            .await?;
+        Ok(())
+    }
+
+    async fn update_alias(
+        &self,
+        function: &str,
+        alias: &str,
+        routing: &AliasRouting,
+    ) -> Result<(), StepError> {
+        self.lambda()
+            .update_alias(function, alias, &alias_target(routing), None)
+            .await?;
+        Ok(())
+    }
+
+    async fn roll_back_alias(
+        &self,
+        function: &str,
+        alias: &str,
+        to_version: &str,
+    ) -> Result<(), StepError> {
+        let target = alias_target(&AliasRouting {
+            function_version: to_version.to_owned(),
+            canary: None,
+        });
+        self.lambda()
+            .update_alias(function, alias, &target, None)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_version(&self, function: &str, version: &str) -> Result<(), StepError> {
+        match self.lambda().delete_version(function, version).await {
+            // Still used by something Stagehand does not manage (another alias, a mapping on
+            // that version): kept, and tried again at a later resync.
+            Err(error) if error.kind == ErrorKind::Conflict => {
+                tracing::info!(%function, %version, "version kept: {error}");
+            }
+            result => result?,
+        }
+        Ok(())
+    }
+
+    async fn create_mapping(
+        &self,
+        function: &str,
+        queue: &str,
+        event_source_arn: &str,
+        settings: &MappingSettings,
+        report: &mut ActReport,
+    ) -> Result<(), StepError> {
+        let created = self
+            .lambda()
+            .create_event_source_mapping(
+                function,
+                event_source_arn,
+                settings,
+                &tags::ownership_tags(self.owner, self.cluster_id),
+            )
+            .await?;
+        report
+            .created_mappings
+            .insert((function.to_owned(), queue.to_owned()), created);
+        Ok(())
+    }
+
+    async fn update_mapping(
+        &self,
+        uuid: &str,
+        settings: &MappingSettings,
+    ) -> Result<(), StepError> {
+        self.lambda()
+            .update_event_source_mapping(uuid, settings)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Why an action's step failed: an AWS call (`run` says which action it was part of), or the
+/// step's own finding.
+enum StepError {
+    Aws(AwsError),
+    Own(LambdaStageError),
+}
+
+impl From<AwsError> for StepError {
+    fn from(error: AwsError) -> Self {
+        Self::Aws(error)
     }
 }
 
