@@ -23,11 +23,11 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use serde_json::json;
-use stagehand::runtime::conditions::find_condition;
+use stagehand::base::conditions::find_condition;
+use stagehand::base::{Classify, ErrorClass, ReconcileOutcome, may_act};
 use stagehand::runtime::status::{FIELD_MANAGER, apply_status, next_common_status};
 use stagehand::runtime::{
-    Classify, Context, ErrorClass, Metrics, ReconcileOutcome, Reconciler, Shutdown,
-    effective_deletion_policy, may_act, run_controller,
+    Context, Metrics, Reconciler, Shutdown, effective_deletion_policy, run_controller,
 };
 use stagehand::settings::Settings;
 use stagehand_crds::condition::{READY, RECONCILING, STALLED};

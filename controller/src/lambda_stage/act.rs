@@ -9,16 +9,14 @@ use stagehand_crds::LambdaStageSpec;
 use stagehand_crds::lambda_stage::Capability;
 
 use super::error::LambdaStageError;
-use super::inventory::Inventory;
-use super::observe::{
-    ArtifactKey, TEMPLATE_FINGERPRINT_TAG, change_set_name, template_fingerprint,
-};
 use super::plan::{Action, AliasRouting};
+use super::stack::{TEMPLATE_FINGERPRINT_TAG, change_set_name, template_fingerprint};
 use crate::aws::AwsProvider;
 use crate::aws::ErrorKind;
 use crate::aws::cloudformation::{ChangeSetKind, ChangeSetRequest};
 use crate::aws::lambda::{AliasTarget, EventSourceMapping, PublishedVersion, VERSION_DESCRIPTION};
 use crate::aws::tags;
+use crate::inventory::{ArtifactKey, Inventory};
 
 /// Who acts, where, with which shared state.
 #[derive(Debug)]
@@ -85,25 +83,16 @@ impl Actor<'_> {
         };
         match action {
             Action::HashArtifact { artifact, e_tag } => {
-                let sha256 = self
-                    .aws
+                self.inventory
                     .s3(region)
-                    .sha256_of_object(
-                        &artifact.bucket,
-                        &artifact.key,
-                        artifact.version_id.as_deref(),
-                    )
-                    .await
-                    .map_err(failed)?;
-                self.inventory.hashes().insert(
-                    ArtifactKey {
+                    .hash_object(ArtifactKey {
                         bucket: artifact.bucket.clone(),
                         key: artifact.key.clone(),
                         version_id: artifact.version_id.clone(),
                         e_tag: e_tag.clone(),
-                    },
-                    sha256,
-                );
+                    })
+                    .await
+                    .map_err(failed)?;
             }
             Action::CreateChangeSet {
                 stack_name,
@@ -312,28 +301,27 @@ impl Actor<'_> {
 impl Actor<'_> {
     /// Tells the inventory what `action` changed.
     fn mark_written(&self, action: &Action) {
-        let region = self.spec.region.as_str();
-        let inventory = self.inventory;
+        let lambda = self.inventory.lambda(&self.spec.region);
         match action {
             Action::HashArtifact { .. } | Action::CreateChangeSet { .. } => {}
             Action::ExecuteChangeSet { .. } | Action::DeleteFailedStack { .. } => {
-                inventory.functions_changed(region);
+                lambda.functions_changed();
             }
             Action::TagFunction { function, .. }
             | Action::UpdateFunctionCode { function, .. }
             | Action::UpdateFunctionConfiguration { function, .. } => {
-                inventory.function_written(region, function);
+                lambda.function_written(function);
             }
             Action::PublishVersion { function, .. } | Action::DeleteVersion { function, .. } => {
-                inventory.versions_written(region, function);
+                lambda.versions_written(function);
             }
             Action::CreateAlias { function, .. }
             | Action::UpdateAlias { function, .. }
             | Action::RollBackAlias { function, .. } => {
-                inventory.alias_written(region, function);
+                lambda.alias_written(function);
             }
             Action::CreateMapping { .. } | Action::UpdateMapping { .. } => {
-                inventory.mappings_written(region);
+                lambda.mappings_written();
             }
         }
     }

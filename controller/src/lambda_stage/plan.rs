@@ -43,9 +43,9 @@ use crate::aws::lambda::{
 };
 use crate::aws::s3::Sha256Digest;
 use crate::aws::tags::{self, Ownership};
-use crate::runtime::conditions::{ConditionStatus, DesiredCondition, ReconcileOutcome};
-use crate::runtime::gates::ActGate;
-use crate::settings::parse_go_duration;
+use crate::base::conditions::{ConditionStatus, DesiredCondition, ReconcileOutcome};
+use crate::base::duration::parse_go_duration;
+use crate::base::gates::ActGate;
 
 #[cfg(test)]
 mod tests;

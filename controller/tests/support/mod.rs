@@ -23,7 +23,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use stagehand::runtime::conditions::find_condition;
+use stagehand::base::conditions::find_condition;
 use stagehand::runtime::{Context, Metrics, Shutdown};
 use stagehand::settings::{AwsFlags, Settings};
 use stagehand_crds::LambdaStage;
