@@ -351,7 +351,7 @@ mod tests {
     #[test]
     fn path_style_s3_only_behind_an_endpoint() {
         assert!(!provider(None).s3_force_path_style());
-        // The client's use of it is proven against moto (tests/aws_adapters/s3.rs): virtual-host
+        // The client's use of it is proven against moto (tests/e2e/aws_adapters/s3.rs): virtual-host
         // addressing of `bucket.127.0.0.1` cannot work there.
         assert!(provider(Some("http://127.0.0.1:5000")).s3_force_path_style());
     }

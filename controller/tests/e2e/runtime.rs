@@ -8,7 +8,7 @@
 
 #![allow(
     clippy::unwrap_used,
-    reason = "a test binary: a panic with its location is the failure report we want"
+    reason = "a test module: a panic with its location is the failure report we want"
 )]
 
 use std::collections::HashMap;
@@ -40,7 +40,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// An empty or near-empty cache syncs in milliseconds on the stand-in.
 const CACHE_SYNC_DEADLINE: Duration = Duration::from_secs(5);
 const NAMESPACE: &str = "shop";
-const CHALICE_EXAMPLE: &str = include_str!("../../examples/lambda-stage-chalice.yaml");
+const CHALICE_EXAMPLE: &str = include_str!("../../../examples/lambda-stage-chalice.yaml");
 
 // --- the test double -------------------------------------------------------------------------
 

@@ -8,13 +8,12 @@
 #![allow(
     clippy::unwrap_used,
     clippy::too_many_lines,
-    reason = "a test binary: a panic with its location is the failure report we want"
+    reason = "a test module: a panic with its location is the failure report we want"
 )]
-
-mod support;
 
 use std::time::Duration;
 
+use crate::support::{API, Aws, BUCKET, CHAT, KEY, REGION, b64, build, chalice_manifest, seed};
 use aws_sdk_lambda::types::{FunctionCode, Runtime};
 use serde_json::json;
 use stagehand::aws::AwsProvider;
@@ -25,7 +24,6 @@ use stagehand::lambda_stage::round::{ActScope, RoundOptions, round};
 use stagehand::runtime::Metrics;
 use stagehand_crds::{LambdaStage, LambdaStageStatus};
 use stagehand_testenv::aws::CallsReport;
-use support::{API, Aws, BUCKET, CHAT, KEY, REGION, b64, build, chalice_manifest, seed};
 
 const OTHER: [&str; 2] = ["shop-admin-dev", "shop-admin-dev-reports"];
 
