@@ -7,7 +7,7 @@
 //! Not a test and not timed: `make bench` (or `cargo run -p stagehand --example
 //! bench_lambda [-- N...]`). Results go to stdout as a Markdown table (docs/benchmarks.md).
 //!
-//! It drives the reconciler's own `observe → plan → act → next_status` directly, without
+//! It drives the reconciler's own round (observe → plan → act → next status) directly, without
 //! Kubernetes (the Kubernetes side makes no AWS calls; a resync is one such round per stage;
 //! a converge repeats rounds until the plan has nothing left to do, as the 1 s requeue after
 //! actions does in `stagehand run`). AWS is moto behind the proxy (`AwsFloor`).
@@ -30,14 +30,12 @@ use std::fmt::Write as _;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_lambda::types::{FunctionCode, Runtime};
 use aws_sdk_s3::config::Credentials;
-use jiff::Timestamp;
 use serde_json::json;
 use stagehand::aws::{AwsProvider, Limit, RateLimits, Service};
-use stagehand::lambda_stage::inventory::Inventory;
-use stagehand::lambda_stage::status::{StatusInputs, next_status};
-use stagehand::lambda_stage::{act, observe_and_plan};
+use stagehand::base::ActGate;
+use stagehand::inventory::Inventory;
+use stagehand::lambda_stage::round::{ActScope, RoundOptions, round};
 use stagehand::runtime::Metrics;
-use stagehand::runtime::gates::ActGate;
 use stagehand_crds::{LambdaStage, LambdaStageSpec, LambdaStageStatus};
 use stagehand_testenv::aws::seed::{Seeder, deterministic_zip};
 use stagehand_testenv::aws::{AwsFloor, CallsReport, REGION};
@@ -150,19 +148,19 @@ impl Bench {
             },
             ..stagehand::aws::AwsSettings::default()
         };
-        let aws = AwsProvider::new(sdk, Metrics::new().unwrap(), settings);
+        let aws = AwsProvider::new(sdk, Metrics::new().unwrap().aws, settings);
         Self {
             floor,
             seeder,
+            inventory: Inventory::new(aws.clone(), INVENTORY_MAX_AGE),
             aws,
-            inventory: Inventory::new(INVENTORY_MAX_AGE),
         }
     }
 
     /// A fresh account with `n` functions as a deploy tool left them; the stages declaring them.
     async fn seed(&mut self, n: usize) -> Vec<Stage> {
         self.floor.reset().await.unwrap();
-        self.inventory = Inventory::new(INVENTORY_MAX_AGE);
+        self.inventory = Inventory::new(self.aws.clone(), INVENTORY_MAX_AGE);
         let role = self.seeder.role().await.unwrap();
         self.seeder.bucket(BUCKET).await.unwrap();
         self.seeder.publish_layer(LAYER, 1).await.unwrap();
@@ -201,51 +199,43 @@ impl Bench {
         stages
     }
 
-    /// One reconcile round, exactly as the controller runs it (`observe_and_plan`, which also
-    /// re-reads ownership before writes, then `act`); whether it changed anything (or still
-    /// waits for something).
+    /// One reconcile round, exactly as the controller runs it (the reconciler's own
+    /// `round`, which also re-reads ownership before writes); whether it changed anything (or
+    /// still waits for something).
     async fn round(&self, stage: &mut Stage) -> bool {
         let mut object = LambdaStage::new(&stage.name, stage.spec.clone());
         object.metadata.namespace = Some("bench".into());
         object.metadata.generation = Some(stage.generation);
-        let (observed, plan) = observe_and_plan(
-            &self.aws,
+        let options = RoundOptions {
+            cluster_id: "bench",
+            gate: ActGate::Act,
+            scope: ActScope::Gated,
+            refresh: false,
+        };
+        let round = round(
+            &self.inventory,
             &object,
             stage.status.as_ref(),
-            &self.inventory,
-            "bench",
-            ActGate::Act,
+            options,
+            |_| {},
         )
         .await
         .unwrap();
-        assert!(plan.stalled.is_none(), "{}: {:?}", stage.name, plan.stalled);
-        let report = act(
-            &self.aws,
-            &object,
-            &plan.actions,
-            "bench",
-            &self.inventory,
-            |_| {},
-        )
-        .await;
         assert!(
-            report.failure.is_none(),
+            round.plan.stalled.is_none(),
             "{}: {:?}",
             stage.name,
-            report.failure
+            round.plan.stalled
         );
-        let outcome = plan.outcome();
-        stage.status = Some(next_status(&StatusInputs {
-            previous: stage.status.as_ref(),
-            spec: &stage.spec,
-            observed: &observed,
-            plan: &plan,
-            report: &report,
-            outcome: &outcome,
-            generation: Some(stage.generation),
-            now: Timestamp::now(),
-        }));
-        !report.done.is_empty() || !plan.waits.is_empty()
+        assert!(
+            round.report.failure.is_none(),
+            "{}: {:?}",
+            stage.name,
+            round.report.failure
+        );
+        let busy = !round.report.done.is_empty() || !round.plan.waits.is_empty();
+        stage.status = Some(round.status);
+        busy
     }
 
     /// Every stage reconciled until it has nothing left to do; the calls that took. The

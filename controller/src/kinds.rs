@@ -10,3 +10,12 @@ use crate::runtime::Registry;
 pub fn registry() -> Registry {
     Registry::new().with::<LambdaStage, _>(LambdaStageReconciler::new())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn this_build_serves_lambda_stages() {
+        assert!(!super::registry().is_empty());
+        assert_eq!(super::registry().kinds(), ["LambdaStage"]);
+    }
+}

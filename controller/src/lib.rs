@@ -9,12 +9,17 @@
 //! - [`cli`]: `stagehand plan -f` / `apply -f`: the LambdaStage reconcile without a cluster.
 
 pub mod aws;
+pub mod base;
 pub mod cli;
+pub mod inventory;
 pub mod kinds;
 pub mod lambda_stage;
 pub mod runtime;
 pub mod settings;
 pub mod telemetry;
+
+#[cfg(test)]
+mod layers;
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use stagehand::cli::one_line;
 use stagehand::runtime::Error;
 use stagehand::settings::Settings;
 
@@ -116,22 +117,6 @@ fn report(error: &Error) -> ExitCode {
     let message = one_line(error);
     tracing::error!(error = %message, "stagehand stopped");
     fail(&message, error.hint())
-}
-
-/// The error and those of its causes that its message does not already include (the root
-/// cause, such as "Connection refused", is often hidden a few levels down).
-fn one_line(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !text.is_empty() && !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message.replace('\n', " ")
 }
 
 fn fail(message: &str, hint: Option<&str>) -> ExitCode {

@@ -9,8 +9,8 @@ use tokio::time::Instant;
 
 use super::Service;
 use super::error::AwsError;
+use super::metrics::AwsMetrics;
 use super::rate_limit::RateLimiter;
-use crate::runtime::Metrics;
 
 /// Calls one service in one region on behalf of an adapter.
 #[derive(Clone, Debug)]
@@ -18,7 +18,7 @@ pub struct Caller {
     region: String,
     service: Service,
     limiter: RateLimiter,
-    metrics: Metrics,
+    metrics: AwsMetrics,
 }
 
 impl Caller {
@@ -26,7 +26,7 @@ impl Caller {
         region: String,
         service: Service,
         limiter: RateLimiter,
-        metrics: Metrics,
+        metrics: AwsMetrics,
     ) -> Self {
         Self {
             region,
@@ -73,7 +73,7 @@ impl Caller {
             match result {
                 Ok(output) => {
                     self.metrics
-                        .record_aws_call(service, operation, "success", elapsed);
+                        .record_call(service, operation, "success", elapsed);
                     Ok(output)
                 }
                 Err(err) => {
@@ -84,7 +84,7 @@ impl Caller {
                         &err,
                     );
                     self.metrics
-                        .record_aws_call(service, operation, err.metric_result(), elapsed);
+                        .record_call(service, operation, err.metric_result(), elapsed);
                     tracing::debug!(
                         service,
                         operation,

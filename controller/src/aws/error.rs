@@ -13,7 +13,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::Service;
-use crate::runtime::{Classify, ErrorClass};
+use crate::base::{Classify, ErrorClass};
 
 /// What went wrong, independent of the service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -864,9 +864,27 @@ pub fn merged_environment(
     merged
 }
 
+/// The function name in a function ARN (`arn:aws:lambda:<region>:<account>:function:<name>`),
+/// with the qualifier, if any, kept (`name:alias`).
+pub fn function_name_of_arn(arn: &str) -> &str {
+    arn.split_once(":function:").map_or(arn, |(_, name)| name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn function_names_from_arns() {
+        assert_eq!(
+            function_name_of_arn("arn:aws:lambda:eu-west-1:123456789012:function:shop-api"),
+            "shop-api"
+        );
+        assert_eq!(
+            function_name_of_arn("arn:aws:lambda:eu-west-1:123456789012:function:shop-api:live"),
+            "shop-api:live"
+        );
+    }
 
     const A1: &str = "arn:aws:lambda:eu-west-1:123456789012:layer:shared:1";
     const A3: &str = "arn:aws:lambda:eu-west-1:123456789012:layer:shared:3";

@@ -14,9 +14,11 @@
 pub mod call;
 pub mod cloudformation;
 pub mod cloudfront;
+pub mod config;
 pub mod ec2;
 pub mod error;
 pub mod lambda;
+pub mod metrics;
 pub mod rate_limit;
 pub mod s3;
 pub mod sqs;
@@ -32,10 +34,10 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{Region, SdkConfig};
 
 pub use error::{AwsError, ErrorKind};
+pub use metrics::AwsMetrics;
 pub use rate_limit::{Limit, RateLimitOverride, RateLimits};
 pub use tags::{Ownership, owner_tag_value, ownership};
 
-use crate::runtime::Metrics;
 use call::Caller;
 use rate_limit::RateLimiter;
 
@@ -140,7 +142,7 @@ struct RegionClients {
 pub struct AwsProvider {
     sdk: SdkConfig,
     settings: Arc<AwsSettings>,
-    metrics: Metrics,
+    metrics: AwsMetrics,
     limiter: RateLimiter,
     clients: Arc<Mutex<HashMap<String, RegionClients>>>,
 }
@@ -159,7 +161,7 @@ impl fmt::Debug for AwsProvider {
 impl AwsProvider {
     /// `sdk` is the shared configuration (credentials, default region, endpoint override from
     /// `--aws-endpoint-url` or `AWS_ENDPOINT_URL`).
-    pub fn new(sdk: SdkConfig, metrics: Metrics, settings: AwsSettings) -> Self {
+    pub fn new(sdk: SdkConfig, metrics: AwsMetrics, settings: AwsSettings) -> Self {
         Self {
             limiter: RateLimiter::new(settings.rate_limits.clone()),
             sdk,
@@ -323,7 +325,7 @@ mod tests {
         }
         AwsProvider::new(
             loader.build(),
-            Metrics::new().unwrap(),
+            AwsMetrics::register(&prometheus::Registry::new()).unwrap(),
             AwsSettings::default(),
         )
     }
@@ -349,7 +351,7 @@ mod tests {
     #[test]
     fn path_style_s3_only_behind_an_endpoint() {
         assert!(!provider(None).s3_force_path_style());
-        // The client's use of it is proven against moto (tests/aws_adapters/s3.rs): virtual-host
+        // The client's use of it is proven against moto (tests/e2e/aws_adapters/s3.rs): virtual-host
         // addressing of `bucket.127.0.0.1` cannot work there.
         assert!(provider(Some("http://127.0.0.1:5000")).s3_force_path_style());
     }

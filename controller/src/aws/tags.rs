@@ -7,10 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 
-/// The tag naming the owning object.
-pub const OWNER_TAG: &str = "stagehand.dev/owner";
-/// The tag naming the owning cluster.
-pub const CLUSTER_TAG: &str = "stagehand.dev/cluster";
+/// The tags naming the owning object and cluster (defined with the API, where users read them).
+pub use stagehand_crds::{CLUSTER_TAG, OWNER_TAG};
 
 /// The owner tag's value for an object.
 pub fn owner_tag_value(namespace: &str, kind: &str, name: &str) -> String {

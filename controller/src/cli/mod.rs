@@ -30,7 +30,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::settings::{AwsFlags, Settings, parse_go_duration};
+use crate::base::duration::parse_go_duration;
+use crate::settings::{AwsFlags, Settings};
 
 /// Exit codes of `plan` and `apply` (see the module documentation).
 pub mod exit {
@@ -117,4 +118,20 @@ pub struct ApplyArgs {
     /// duration. Waits AWS asks for (a function update, a stack operation) are honoured.
     #[arg(long, default_value = "10m", value_parser = parse_go_duration, value_name = "DURATION")]
     pub timeout: Duration,
+}
+
+/// The error and those of its causes that its message does not already include (the root
+/// cause, such as "Connection refused", is often hidden a few levels down).
+pub fn one_line(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !text.is_empty() && !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message.replace('\n', " ")
 }

@@ -3,26 +3,19 @@
 
 use std::time::{Duration, Instant};
 
-use jiff::Timestamp;
 use kube::ResourceExt;
 use stagehand_crds::{LambdaStage, LambdaStageStatus};
 
 use super::report::{Printer, StageReport};
-use super::{ApplyArgs, PlanArgs, exit};
-use crate::aws::AwsProvider;
-use crate::lambda_stage::act::ActReport;
-use crate::lambda_stage::inventory::Inventory;
-use crate::lambda_stage::observed::Observed;
-use crate::lambda_stage::plan::{Action, Plan};
-use crate::lambda_stage::status::{StatusInputs, next_status};
-use crate::lambda_stage::{act, observe_and_plan, round_outcome};
-use crate::runtime::Metrics;
-use crate::runtime::gates::{ActGate, may_act};
+use super::{ApplyArgs, PlanArgs, exit, one_line};
+use crate::aws::{AwsMetrics, AwsProvider};
+use crate::base::{ActGate, may_act};
+use crate::inventory::Inventory;
+use crate::lambda_stage::round::{ActScope, Round, RoundOptions, round};
+use crate::runtime::round::{AFTER_ACTIONS, owner_of};
 
 /// At most this many hashing rounds before a plan is printed (one per artifact suffices).
 const HASH_ROUNDS: usize = 3;
-/// `apply`: after actions ran, look again this soon (as the controller does).
-const AFTER_ACTIONS: Duration = Duration::from_secs(1);
 /// `apply`: a failed action or observation is retried after this (doubling) delay...
 const RETRY_BASE: Duration = Duration::from_secs(2);
 /// ... at most this many times in a row before `apply` gives up with exit code 1.
@@ -47,50 +40,49 @@ impl Session {
                 }
                 message
             })?;
-        let metrics = Metrics::new().map_err(|e| format!("cannot set up metrics: {e}"))?;
+        let metrics = AwsMetrics::register(&prometheus::Registry::new())
+            .map_err(|e| format!("cannot set up metrics: {e}"))?;
         Ok(Self {
             aws: AwsProvider::new(sdk, metrics, settings.aws_settings()),
             cluster_id: settings.cluster_id,
         })
     }
 
-    /// One observe → plan round, the hashing of artifacts S3 has no checksum for included:
-    /// hashing only reads (GetObject), and without the hash the plan cannot tell whether code
-    /// drifted. Nothing is written.
-    async fn observe_and_plan(
-        &self,
-        stage: &LambdaStage,
-        status: Option<&LambdaStageStatus>,
-        inventory: &Inventory,
-        gate: ActGate,
-    ) -> Result<(Observed, Plan), String> {
-        let mut round = 0;
+    /// A fresh inventory per stage: each stage is planned against AWS as it is now.
+    fn inventory(&self) -> Inventory {
+        Inventory::new(self.aws.clone(), Duration::ZERO)
+    }
+
+    fn options(&self, gate: ActGate, scope: ActScope) -> RoundOptions<'_> {
+        RoundOptions {
+            cluster_id: &self.cluster_id,
+            gate,
+            scope,
+            refresh: false,
+        }
+    }
+
+    /// One round that writes nothing, the hashing of artifacts S3 has no checksum for included
+    /// (hashing only reads, and without the hash the plan cannot tell whether code drifted).
+    async fn plan_round(&self, stage: &LambdaStage, gate: ActGate) -> Result<Round, String> {
+        let inventory = self.inventory();
+        let mut rounds = 0;
         loop {
-            let (observed, plan) =
-                observe_and_plan(&self.aws, stage, status, inventory, &self.cluster_id, gate)
-                    .await
-                    .map_err(|e| format!("cannot observe AWS: {}", one_line(&e)))?;
-            let hashing: Vec<Action> = plan
-                .actions
-                .iter()
-                .filter(|a| matches!(a, Action::HashArtifact { .. }))
-                .cloned()
-                .collect();
-            round += 1;
-            if hashing.is_empty() || round > HASH_ROUNDS {
-                return Ok((observed, plan));
-            }
-            let report = act(
-                &self.aws,
+            rounds += 1;
+            let round = round(
+                &inventory,
                 stage,
-                &hashing,
-                &self.cluster_id,
-                inventory,
+                None,
+                self.options(gate, ActScope::ReadsOnly),
                 |_| {},
             )
-            .await;
-            if let Some((action, error)) = report.failure {
-                return Err(format!("{action}: {}", one_line(&error)));
+            .await
+            .map_err(|e| format!("cannot observe AWS: {}", one_line(&e)))?;
+            if let Some((action, error)) = &round.report.failure {
+                return Err(format!("{action}: {}", one_line(error)));
+            }
+            if round.report.done.is_empty() || rounds > HASH_ROUNDS {
+                return Ok(round);
             }
         }
     }
@@ -115,7 +107,7 @@ pub async fn plan(args: &PlanArgs) -> u8 {
 }
 
 async fn plan_stage(session: &Session, stage: &LambdaStage) -> StageReport {
-    let mut report = StageReport::new(stage, &owner(stage));
+    let mut report = StageReport::new(stage, &owner_of(stage));
     let gate = may_act(stage.annotations(), stage.spec.lifecycle.management);
     report.gate = gate;
     if gate == ActGate::Paused {
@@ -123,15 +115,10 @@ async fn plan_stage(session: &Session, stage: &LambdaStage) -> StageReport {
         report.result = "Paused";
         return report;
     }
-    let inventory = Inventory::default();
-    let (observed, plan) = match session
-        .observe_and_plan(stage, None, &inventory, gate)
-        .await
-    {
+    let Round { plan, status, .. } = match session.plan_round(stage, gate).await {
         Ok(round) => round,
         Err(error) => return report.failed(error),
     };
-    let status = status_of(stage, None, &observed, &plan, &ActReport::default());
     let (exit_code, result) = if plan.stalled.is_some() {
         (exit::NOT_READY, "Stalled")
     } else if !plan.actions.is_empty() || !plan.waits.is_empty() || !plan.drift.is_empty() {
@@ -170,7 +157,7 @@ async fn apply_stage(
     deadline: Instant,
     printer: &mut Printer,
 ) -> StageReport {
-    let mut report = StageReport::new(stage, &owner(stage));
+    let mut report = StageReport::new(stage, &owner_of(stage));
     let gate = may_act(stage.annotations(), stage.spec.lifecycle.management);
     report.gate = gate;
     if gate == ActGate::Paused {
@@ -179,90 +166,92 @@ async fn apply_stage(
         return report;
     }
     printer.progress(&format!("LambdaStage {}: applying", report.id()));
-    let inventory = Inventory::default();
+    let inventory = session.inventory();
     let mut status: Option<LambdaStageStatus> = None;
     let mut failures = 0_u32;
     loop {
         report.rounds += 1;
-        let round = session
-            .observe_and_plan(stage, status.as_ref(), &inventory, gate)
-            .await;
-        let (observed, plan) = match round {
-            Ok(round) => round,
-            Err(error) => {
-                failures += 1;
-                match retry_after(failures, deadline) {
-                    Some(delay) => {
-                        printer.progress(&format!("  {error}; retrying in {}s", delay.as_secs()));
-                        tokio::time::sleep(delay).await;
-                        continue;
-                    }
-                    None => return report.failed(error),
-                }
-            }
-        };
-        let done = act(
-            &session.aws,
-            stage,
-            &plan.actions,
-            &session.cluster_id,
+        let round = round(
             &inventory,
+            stage,
+            status.as_ref(),
+            session.options(gate, ActScope::Gated),
             |action| printer.progress(&format!("  → {}: {action}", action.kind())),
         )
         .await;
-        let next = status_of(stage, status.as_ref(), &observed, &plan, &done);
-        report.applied.extend(done.done.iter().cloned());
-        report.set_plan(&plan, &next);
-        status = Some(next);
-
-        if let Some((action, error)) = &done.failure {
-            failures += 1;
-            let message = format!("{} failed: {}", action.kind(), one_line(error));
-            match retry_after(failures, deadline) {
-                Some(delay) => {
-                    printer.progress(&format!("  {message}; retrying in {}s", delay.as_secs()));
-                    tokio::time::sleep(delay).await;
-                    continue;
+        let error = match round {
+            Ok(round) => {
+                report.applied.extend(round.report.done.iter().cloned());
+                report.set_plan(&round.plan, &round.status);
+                status = Some(round.status.clone());
+                match &round.report.failure {
+                    Some((action, error)) => {
+                        format!("{} failed: {}", action.kind(), one_line(error))
+                    }
+                    None => match next_step(&round, gate, deadline) {
+                        Step::Done(exit_code, result) => {
+                            report.exit_code = exit_code;
+                            report.result = result;
+                            return report;
+                        }
+                        Step::LookAgain(wait) => {
+                            failures = 0;
+                            for w in &round.plan.waits {
+                                printer.progress(&format!(
+                                    "  waiting for {} ({}), looking again in {}s",
+                                    w.subject, w.reason, w.requeue_after_seconds
+                                ));
+                            }
+                            // The product's pacing between rounds (Lambda allows one update
+                            // per function at a time; CloudFormation takes minutes), as the
+                            // controller's requeue does.
+                            tokio::time::sleep(wait).await;
+                            continue;
+                        }
+                    },
                 }
-                None => return report.failed(message),
             }
-        }
-        failures = 0;
-        if plan.stalled.is_some() {
-            report.exit_code = exit::NOT_READY;
-            report.result = "Stalled";
-            return report;
-        }
-        let wait = if done.done.is_empty() {
-            plan.requeue_after_seconds().map(Duration::from_secs)
-        } else {
-            Some(AFTER_ACTIONS)
+            Err(error) => format!("cannot observe AWS: {}", one_line(&error)),
         };
-        let Some(wait) = wait else {
-            if gate == ActGate::ObserveOnly && !plan.drift.is_empty() {
-                report.exit_code = exit::NOT_READY;
-                report.result = "ObserveOnlyDrift";
-            } else {
-                report.exit_code = exit::IN_SYNC;
-                report.result = "Ready";
+        failures += 1;
+        match retry_after(failures, deadline) {
+            Some(delay) => {
+                printer.progress(&format!("  {error}; retrying in {}s", delay.as_secs()));
+                tokio::time::sleep(delay).await;
             }
-            return report;
-        };
-        if Instant::now() + wait > deadline {
-            report.exit_code = exit::TIMED_OUT;
-            report.result = "TimedOut";
-            return report;
+            None => return report.failed(error),
         }
-        for w in &plan.waits {
-            printer.progress(&format!(
-                "  waiting for {} ({}), looking again in {}s",
-                w.subject, w.reason, w.requeue_after_seconds
-            ));
-        }
-        // The product's pacing between rounds (Lambda allows one update per function at a
-        // time; CloudFormation takes minutes), as the controller's requeue does.
-        tokio::time::sleep(wait).await;
     }
+}
+
+/// What `apply` does after a round that did not fail.
+enum Step {
+    /// Stop with this exit code and result.
+    Done(u8, &'static str),
+    /// Run another round after this wait.
+    LookAgain(Duration),
+}
+
+fn next_step(round: &Round, gate: ActGate, deadline: Instant) -> Step {
+    if round.plan.stalled.is_some() {
+        return Step::Done(exit::NOT_READY, "Stalled");
+    }
+    let wait = if round.report.done.is_empty() {
+        round.plan.requeue_after_seconds().map(Duration::from_secs)
+    } else {
+        Some(AFTER_ACTIONS)
+    };
+    let Some(wait) = wait else {
+        return if gate == ActGate::ObserveOnly && !round.plan.drift.is_empty() {
+            Step::Done(exit::NOT_READY, "ObserveOnlyDrift")
+        } else {
+            Step::Done(exit::IN_SYNC, "Ready")
+        };
+    };
+    if Instant::now() + wait > deadline {
+        return Step::Done(exit::TIMED_OUT, "TimedOut");
+    }
+    Step::LookAgain(wait)
 }
 
 /// The delay before retry number `failures`, or `None` when giving up (too many failures in a
@@ -273,42 +262,4 @@ fn retry_after(failures: u32, deadline: Instant) -> Option<Duration> {
     }
     let delay = RETRY_BASE.saturating_mul(1 << failures.saturating_sub(1).min(4));
     (Instant::now() + delay <= deadline).then_some(delay)
-}
-
-fn owner(stage: &LambdaStage) -> String {
-    crate::lambda_stage::owner_of(stage)
-}
-
-fn status_of(
-    stage: &LambdaStage,
-    previous: Option<&LambdaStageStatus>,
-    observed: &Observed,
-    plan: &Plan,
-    report: &ActReport,
-) -> LambdaStageStatus {
-    next_status(&StatusInputs {
-        previous,
-        spec: &stage.spec,
-        observed,
-        plan,
-        report,
-        outcome: &round_outcome(plan, report),
-        generation: stage.metadata.generation,
-        now: Timestamp::now(),
-    })
-}
-
-/// An error and its causes on one line.
-fn one_line(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !text.is_empty() && !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message.replace('\n', " ")
 }

@@ -10,8 +10,8 @@ use stagehand_crds::lambda_stage::ValidationStatus;
 use stagehand_crds::{LambdaStage, LambdaStageStatus};
 
 use super::{OutputFormat, exit};
+use crate::base::gates::ActGate;
 use crate::lambda_stage::plan::{Action, Drift, Plan, Stall, Wait};
-use crate::runtime::gates::ActGate;
 
 /// The result for one stage.
 #[derive(Debug)]

@@ -9,11 +9,8 @@ use stagehand_crds::lambda_stage::Capability;
 use stagehand_crds::{LambdaStageSpec, S3ObjectRef};
 
 use super::error::LambdaStageError;
-use super::inventory::Inventory;
-use super::observe::{
-    ArtifactKey, TEMPLATE_FINGERPRINT_TAG, change_set_name, template_fingerprint,
-};
 use super::plan::{Action, AliasRouting, Written};
+use super::stack::{TEMPLATE_FINGERPRINT_TAG, change_set_name, template_fingerprint};
 use crate::aws::cloudformation::{ChangeSetKind, ChangeSetRequest, CloudFormation};
 use crate::aws::lambda::{
     AliasTarget, CodeSource, ConfigUpdate, EventSourceMapping, Lambda, MappingSettings,
@@ -21,6 +18,7 @@ use crate::aws::lambda::{
 };
 use crate::aws::tags;
 use crate::aws::{AwsError, AwsProvider, ErrorKind};
+use crate::inventory::{ArtifactKey, Inventory};
 
 /// Who acts, where, with which shared state.
 #[derive(Debug)]
@@ -170,24 +168,15 @@ impl Actor<'_> {
         artifact: &S3ObjectRef,
         e_tag: Option<&str>,
     ) -> Result<(), StepError> {
-        let sha256 = self
-            .aws
+        self.inventory
             .s3(self.region())
-            .sha256_of_object(
-                &artifact.bucket,
-                &artifact.key,
-                artifact.version_id.as_deref(),
-            )
-            .await?;
-        self.inventory.hashes().insert(
-            ArtifactKey {
+            .hash_object(ArtifactKey {
                 bucket: artifact.bucket.clone(),
                 key: artifact.key.clone(),
                 version_id: artifact.version_id.clone(),
                 e_tag: e_tag.map(str::to_owned),
-            },
-            sha256,
-        );
+            })
+            .await?;
         Ok(())
     }
 
@@ -423,15 +412,14 @@ impl From<AwsError> for StepError {
 impl Actor<'_> {
     /// Tells the inventory what `action` changed.
     fn mark_written(&self, action: &Action) {
-        let region = self.spec.region.as_str();
-        let inventory = self.inventory;
+        let lambda = self.inventory.lambda(&self.spec.region);
         match action.written() {
             Written::Nothing => {}
-            Written::StackFunctions => inventory.functions_changed(region),
-            Written::Function(function) => inventory.function_written(region, function),
-            Written::Versions(function) => inventory.versions_written(region, function),
-            Written::Alias(function) => inventory.alias_written(region, function),
-            Written::Mappings => inventory.mappings_written(region),
+            Written::StackFunctions => lambda.functions_changed(),
+            Written::Function(function) => lambda.function_written(function),
+            Written::Versions(function) => lambda.versions_written(function),
+            Written::Alias(function) => lambda.alias_written(function),
+            Written::Mappings => lambda.mappings_written(),
         }
     }
 }

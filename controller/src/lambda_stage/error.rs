@@ -2,7 +2,7 @@
 //! error's class) are the `reason` of conditions, Warning events and the error metric.
 
 use crate::aws::AwsError;
-use crate::runtime::{Classify, ErrorClass};
+use crate::base::{Classify, ErrorClass};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LambdaStageError {

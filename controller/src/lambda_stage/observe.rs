@@ -1,5 +1,5 @@
-//! Gathers [`Observed`] for one LambdaStage: the only place the reconciler reads AWS, always
-//! through the shared [`Inventory`] (see there for what is cached and for how long). What one
+//! Gathers [`Observed`] for one LambdaStage: the only place the reconciler reads AWS, through
+//! the shared [`Inventory`] (see there for what is cached and for how long). What one
 //! reconcile costs when the inventory is fresh and nothing changed: nothing for functions,
 //! mappings, layers, mapping queues and unchanged artifacts; per reconcile always:
 //!
@@ -9,110 +9,40 @@
 //!   `ListStackResources` when functions come from the stack.
 //!
 //! An artifact without an S3 checksum is downloaded (and hashed) only by the plan's
-//! `HashArtifact` action, once per bucket/key/versionId/ETag, kept in [`HashCache`].
+//! `HashArtifact` action, once per bucket/key/versionId/ETag.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Mutex, PoisonError};
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use stagehand_crds::lambda_stage::{Infrastructure, LambdaStageStatus};
 use stagehand_crds::{LambdaStageSpec, S3ObjectRef};
 
 use super::http_check::run_http_checks;
-use super::inventory::{Inventory, KnownFunction, function_name_of_arn};
 use super::observed::{
     DeclaredAs, DeployedFunction, MappingKey, Observed, ObservedArtifact, ObservedFunction,
     ObservedStack, PreviousStatus,
 };
-use crate::aws::lambda::Lambda;
-use crate::aws::s3::{ObjectHead, Sha256Digest};
+use super::stack::{TEMPLATE_FINGERPRINT_TAG, change_set_name, template_fingerprint};
+use crate::aws::AwsError;
+use crate::aws::lambda::{EventSourceMapping, function_name_of_arn};
+use crate::aws::s3::ObjectHead;
 use crate::aws::sqs::QueueInfo;
-use crate::aws::{AwsError, AwsProvider};
-use crate::settings::parse_go_duration;
-
-/// Tag on the stack (written through the change set) naming the template + parameters
-/// fingerprint it was last updated from.
-pub const TEMPLATE_FINGERPRINT_TAG: &str = "stagehand.dev/template-fingerprint";
+use crate::base::duration::parse_go_duration;
+use crate::inventory::{ArtifactKey, Inventory, KnownFunction, LambdaInventory};
 
 /// CloudFormation resource types that are Lambda functions.
 const FUNCTION_RESOURCE_TYPES: [&str; 2] = ["AWS::Lambda::Function", "AWS::Serverless::Function"];
 
-/// Identity of one S3 object's content: a streamed hash is valid for exactly this.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ArtifactKey {
-    pub bucket: String,
-    pub key: String,
-    pub version_id: Option<String>,
-    pub e_tag: Option<String>,
-}
-
-/// SHA-256 of artifacts S3 has no checksum for, streamed once (by the `HashArtifact` action)
-/// and shared by every reconcile of the controller: an unchanged object is never downloaded
-/// again.
-#[derive(Debug, Default)]
-pub struct HashCache {
-    hashes: Mutex<HashMap<ArtifactKey, Sha256Digest>>,
-}
-
-impl HashCache {
-    pub fn get(&self, key: &ArtifactKey) -> Option<Sha256Digest> {
-        self.lock().get(key).copied()
-    }
-
-    pub fn insert(&self, key: ArtifactKey, sha256: Sha256Digest) {
-        self.lock().insert(key, sha256);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ArtifactKey, Sha256Digest>> {
-        // A panic while holding the lock cannot leave a half-written entry: keep using it.
-        self.hashes.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// The fingerprint of the desired template and parameters: the change set is named after it
-/// and the stack is tagged with it, so a change set for an older template is never executed.
-pub fn template_fingerprint(infrastructure: &Infrastructure) -> String {
-    let template = &infrastructure.template;
-    let mut input: Vec<u8> = Vec::new();
-    let mut field = |text: &str| {
-        input.extend(text.as_bytes());
-        input.push(0);
-    };
-    field(&template.bucket);
-    field(&template.key);
-    field(template.version_id.as_deref().unwrap_or(""));
-    for (key, value) in &infrastructure.parameters {
-        field(key);
-        field(value);
-    }
-    let mut capabilities: Vec<String> = infrastructure
-        .capabilities
-        .iter()
-        .map(|c| format!("{c:?}"))
-        .collect();
-    capabilities.sort();
-    field(&capabilities.join(","));
-    let mut hex = Sha256Digest::of(&input).to_hex();
-    hex.truncate(16);
-    hex
-}
-
-/// The change set name for a fingerprint.
-pub fn change_set_name(fingerprint: &str) -> String {
-    format!("stagehand-{fingerprint}")
-}
-
 /// Reads everything the plan needs, through the shared [`Inventory`]. `now` decides whether a
 /// running canary is due.
 pub async fn observe(
-    aws: &AwsProvider,
+    inventory: &Inventory,
     spec: &LambdaStageSpec,
     status: Option<&LambdaStageStatus>,
-    inventory: &Inventory,
     now: Timestamp,
 ) -> Result<Observed, AwsError> {
     let region = spec.region.as_str();
-    let lambda = aws.lambda(region);
+    let lambda = inventory.lambda(region);
     let mut observed = Observed {
         previous: previous_status(status),
         canary_promotion_due: canary_promotion_due(spec, status, now),
@@ -121,20 +51,16 @@ pub async fn observe(
 
     let mut stack_functions: BTreeMap<String, String> = BTreeMap::new();
     if let Some(infrastructure) = &spec.infrastructure {
-        let (stack, functions) = observe_stack(aws, region, infrastructure).await?;
+        let (stack, functions) = observe_stack(inventory, region, infrastructure).await?;
         observed.stack = Some(stack);
         stack_functions = functions;
     }
 
-    let listed: BTreeSet<String> = inventory
-        .function_names(&lambda, region)
-        .await?
-        .into_iter()
-        .collect();
+    let listed: BTreeSet<String> = lambda.function_names().await?.into_iter().collect();
     let selected = select_functions(spec, &listed, &stack_functions);
     for (name, declared_as) in selected {
-        let deployed = match inventory.function(&lambda, region, &name).await? {
-            Some(known) => Some(deployed_function(&lambda, region, spec, inventory, known).await?),
+        let deployed = match lambda.function(&name).await? {
+            Some(known) => Some(deployed_function(&lambda, spec, known).await?),
             None => None,
         };
         observed.functions.push(ObservedFunction {
@@ -144,18 +70,16 @@ pub async fn observe(
         });
     }
 
-    observed.artifacts = observe_artifacts(aws, spec, &observed.functions, inventory).await?;
+    observed.artifacts = observe_artifacts(inventory, spec, &observed.functions).await?;
 
     for layer in &spec.layers {
-        if let Some(arn) =
-            resolve_layer(&lambda, region, inventory, &layer.name, &layer.version).await?
-        {
+        if let Some(arn) = resolve_layer(&lambda, &layer.name, &layer.version).await? {
             observed.layer_versions.insert(layer.name.clone(), arn);
         }
     }
 
-    observed.queues = observe_queues(aws, spec, inventory).await?;
-    observed.mappings = observe_mappings(&lambda, spec, inventory, &observed).await?;
+    observed.queues = observe_queues(inventory, spec).await?;
+    observed.mappings = observe_mappings(&lambda, spec, &observed).await?;
     if let Some(validation) = &spec.validation
         && !validation.http.is_empty()
     {
@@ -169,7 +93,7 @@ pub async fn observe(
     {
         // CloudFormation is changing functions and mappings: what was just listed is not what
         // the stack will leave behind.
-        inventory.functions_changed(region);
+        lambda.functions_changed();
     }
     Ok(observed)
 }
@@ -177,22 +101,20 @@ pub async fn observe(
 /// Reads the functions `names` (of `observed.functions`) on their own again — configuration and
 /// ownership tags as AWS has them now — and replaces what `observed` says of them.
 pub async fn reread_functions(
-    aws: &AwsProvider,
-    spec: &LambdaStageSpec,
     inventory: &Inventory,
+    spec: &LambdaStageSpec,
     observed: &mut Observed,
     names: &BTreeSet<String>,
 ) -> Result<(), AwsError> {
-    let region = spec.region.as_str();
-    let lambda = aws.lambda(region);
+    let lambda = inventory.lambda(&spec.region);
     for function in observed
         .functions
         .iter_mut()
         .filter(|f| names.contains(&f.name))
     {
-        inventory.function_written(region, &function.name);
-        function.deployed = match inventory.function(&lambda, region, &function.name).await? {
-            Some(known) => Some(deployed_function(&lambda, region, spec, inventory, known).await?),
+        lambda.function_written(&function.name);
+        function.deployed = match lambda.function(&function.name).await? {
+            Some(known) => Some(deployed_function(&lambda, spec, known).await?),
             None => None,
         };
     }
@@ -236,21 +158,15 @@ fn select_functions(
 }
 
 async fn deployed_function(
-    lambda: &Lambda,
-    region: &str,
+    lambda: &LambdaInventory,
     spec: &LambdaStageSpec,
-    inventory: &Inventory,
     known: KnownFunction,
 ) -> Result<DeployedFunction, AwsError> {
     let (alias, published_versions) = match &spec.alias {
         Some(alias) => {
-            let current = inventory
-                .alias(lambda, region, &known.info.name, &alias.name)
-                .await?;
+            let current = lambda.alias(&known.info.name, &alias.name).await?;
             let versions = if alias.publish_versions {
-                inventory
-                    .published_versions(lambda, region, &known.info)
-                    .await?
+                lambda.published_versions(&known.info).await?
             } else {
                 Vec::new()
             };
@@ -270,10 +186,9 @@ async fn deployed_function(
 /// HEAD of every artifact the selected functions use (each once): pinned versions once ever,
 /// other objects through one listing of their common prefix per bucket.
 async fn observe_artifacts(
-    aws: &AwsProvider,
+    inventory: &Inventory,
     spec: &LambdaStageSpec,
     functions: &[ObservedFunction],
-    inventory: &Inventory,
 ) -> Result<Vec<ObservedArtifact>, AwsError> {
     let mut sources: Vec<&S3ObjectRef> = Vec::new();
     for function in functions {
@@ -290,8 +205,7 @@ async fn observe_artifacts(
             sources.push(s3);
         }
     }
-    let region = spec.region.as_str();
-    let s3 = aws.s3(region);
+    let s3 = inventory.s3(&spec.region);
     let mut unpinned: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for source in &sources {
         if source.version_id.is_none() {
@@ -303,17 +217,13 @@ async fn observe_artifacts(
     }
     let mut listed: BTreeMap<&str, BTreeMap<String, Option<ObjectHead>>> = BTreeMap::new();
     for (bucket, keys) in unpinned {
-        listed.insert(
-            bucket,
-            inventory.object_heads(&s3, region, bucket, &keys).await?,
-        );
+        listed.insert(bucket, s3.object_heads(bucket, &keys).await?);
     }
     let mut artifacts = Vec::with_capacity(sources.len());
     for source in sources {
         let head = match &source.version_id {
             Some(version) => {
-                inventory
-                    .object_version_head(&s3, region, &source.bucket, &source.key, version)
+                s3.object_version_head(&source.bucket, &source.key, version)
                     .await?
             }
             None => listed
@@ -322,7 +232,7 @@ async fn observe_artifacts(
                 .flatten(),
         };
         let cached_sha256 = head.as_ref().and_then(|head| {
-            inventory.hashes().get(&ArtifactKey {
+            s3.known_sha256(&ArtifactKey {
                 bucket: source.bucket.clone(),
                 key: source.key.clone(),
                 version_id: source
@@ -344,13 +254,11 @@ async fn observe_artifacts(
 /// A layer version ARN: the newest for `latest`, else version `version` (same ARN prefix as
 /// the newest). `None` when the layer or that version does not exist.
 async fn resolve_layer(
-    lambda: &Lambda,
-    region: &str,
-    inventory: &Inventory,
+    lambda: &LambdaInventory,
     name: &str,
     version: &str,
 ) -> Result<Option<String>, AwsError> {
-    let Some(latest) = inventory.latest_layer_version(lambda, region, name).await? else {
+    let Some(latest) = lambda.latest_layer_version(name).await? else {
         return Ok(None);
     };
     if version == "latest" {
@@ -371,12 +279,12 @@ async fn resolve_layer(
 /// Queues named by mappings (identity only, cached) and by `validation.queues` (identity
 /// cached, backlog read every time: it is what validation measures).
 async fn observe_queues(
-    aws: &AwsProvider,
-    spec: &LambdaStageSpec,
     inventory: &Inventory,
+    spec: &LambdaStageSpec,
 ) -> Result<BTreeMap<String, QueueInfo>, AwsError> {
-    let region = spec.region.as_str();
-    let sqs = aws.sqs(region);
+    let queues_inventory = inventory.sqs(&spec.region);
+    // The backlog is read every time: it is not an identity the inventory keeps.
+    let sqs = inventory.aws().sqs(&spec.region);
     let validated: BTreeSet<&str> = spec
         .validation
         .iter()
@@ -390,7 +298,7 @@ async fn observe_queues(
         .collect();
     let mut queues = BTreeMap::new();
     for name in names {
-        let Some((url, arn)) = inventory.queue(&sqs, region, name).await? else {
+        let Some((url, arn)) = queues_inventory.queue(name).await? else {
             continue;
         };
         if validated.contains(name) {
@@ -398,7 +306,7 @@ async fn observe_queues(
                 Some(info) => {
                     queues.insert(name.to_owned(), info);
                 }
-                None => inventory.queue_gone(region, name),
+                None => queues_inventory.queue_gone(name),
             }
         } else {
             queues.insert(
@@ -418,11 +326,10 @@ async fn observe_queues(
 /// The mappings of every function that has declared mappings, from the region-wide listing,
 /// grouped by (function, queue ARN).
 async fn observe_mappings(
-    lambda: &Lambda,
+    lambda: &LambdaInventory,
     spec: &LambdaStageSpec,
-    inventory: &Inventory,
     observed: &Observed,
-) -> Result<BTreeMap<MappingKey, Vec<crate::aws::lambda::EventSourceMapping>>, AwsError> {
+) -> Result<BTreeMap<MappingKey, Vec<EventSourceMapping>>, AwsError> {
     let mut functions: BTreeSet<&str> = BTreeSet::new();
     for mapping in &spec.event_source_mappings {
         if let Some(function) = observed.functions.iter().find(|f| {
@@ -437,7 +344,7 @@ async fn observe_mappings(
     if functions.is_empty() {
         return Ok(grouped);
     }
-    for mapping in inventory.mappings(lambda, &spec.region).await? {
+    for mapping in lambda.mappings().await?.iter() {
         let Some(function) = mapping.function_arn.as_deref().map(function_name_of_arn) else {
             continue;
         };
@@ -448,7 +355,7 @@ async fn observe_mappings(
             grouped
                 .entry(MappingKey::new(function, &queue_arn))
                 .or_default()
-                .push(mapping);
+                .push(mapping.clone());
         }
     }
     Ok(grouped)
@@ -456,11 +363,12 @@ async fn observe_mappings(
 
 /// The stack, the desired change set, and the stack's functions (logical id → name).
 async fn observe_stack(
-    aws: &AwsProvider,
+    inventory: &Inventory,
     region: &str,
     infrastructure: &Infrastructure,
 ) -> Result<(ObservedStack, BTreeMap<String, String>), AwsError> {
-    let cloudformation = aws.cloudformation(region);
+    // Stacks are read every reconcile: one stage owns each, and its progress is the point.
+    let cloudformation = inventory.aws().cloudformation(region);
     let fingerprint = template_fingerprint(infrastructure);
     let change_set_name = change_set_name(&fingerprint);
     let stack = cloudformation
@@ -552,29 +460,6 @@ fn canary_promotion_due(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fingerprint_changes_with_parameters_and_is_stable() {
-        let mut infrastructure = Infrastructure {
-            stack_name: "shop-dev".into(),
-            template: S3ObjectRef {
-                bucket: "templates".into(),
-                key: "shop.yaml".into(),
-                version_id: None,
-            },
-            parameters: BTreeMap::from([("Stage".into(), "dev".into())]),
-            capabilities: Vec::new(),
-            on_rollback_complete: stagehand_crds::lambda_stage::RollbackCompletePolicy::Stall,
-        };
-        let first = template_fingerprint(&infrastructure);
-        assert_eq!(first, template_fingerprint(&infrastructure));
-        assert_eq!(first.len(), 16);
-        infrastructure
-            .parameters
-            .insert("Stage".into(), "prod".into());
-        assert_ne!(first, template_fingerprint(&infrastructure));
-        assert!(change_set_name(&first).starts_with("stagehand-"));
-    }
 
     #[test]
     fn canary_is_due_after_promote_after() {

@@ -16,7 +16,7 @@ use super::act::ActReport;
 use super::observed::{DeclaredAs, MappingKey, Observed, ObservedFunction};
 use super::plan::{Action, Plan, keep_mapping};
 use crate::aws::lambda;
-use crate::runtime::conditions::{ConditionStatus, ReconcileOutcome, set_condition};
+use crate::base::conditions::{ConditionStatus, ReconcileOutcome, set_condition};
 use crate::runtime::status::next_common_status;
 
 /// Everything a status is built from.
@@ -426,9 +426,9 @@ mod tests {
     use super::*;
     use crate::aws::lambda::EventSourceMapping;
     use crate::aws::sqs::QueueInfo;
+    use crate::base::gates::ActGate;
     use crate::lambda_stage::observed::DeployedFunction;
     use crate::lambda_stage::plan::{PlanContext, plan};
-    use crate::runtime::gates::ActGate;
 
     const QUEUE_ARN: &str = "arn:aws:sqs:eu-west-1:123456789012:orders";
 

@@ -1,13 +1,14 @@
-//! The [`Context`] every controller shares: Kubernetes client, AWS SDK configuration, metrics,
-//! event recorder, settings and the readiness flag.
+//! The [`Context`] every controller shares: Kubernetes client, AWS adapters and the inventory
+//! read through them, metrics, event recorder, settings and the readiness flag.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use aws_config::meta::region::RegionProviderChain;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::SdkConfig;
 
 use crate::aws::AwsProvider;
+use crate::aws::config::load_sdk_config;
+use crate::inventory::Inventory;
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::{Recorder, Reporter};
@@ -50,6 +51,9 @@ pub struct Context {
     pub client: Client,
     /// The AWS adapters (per-region clients, retries, rate limits, call metrics).
     pub aws: AwsProvider,
+    /// What every kind reads AWS through: listings shared by every object of a region, kept
+    /// for `--inventory-max-age`.
+    pub inventory: Inventory,
     pub metrics: Metrics,
     pub settings: Settings,
     pub readiness: Readiness,
@@ -72,10 +76,12 @@ impl Context {
     /// Assembles a context from parts already built (tests, and [`Context::from_settings`]).
     pub fn new(client: Client, aws: SdkConfig, metrics: Metrics, settings: Settings) -> Self {
         let recorder = Recorder::new(client.clone(), Reporter::from(EVENT_REPORTER));
-        let aws = AwsProvider::new(aws, metrics.clone(), settings.aws_settings());
+        let aws = AwsProvider::new(aws, metrics.aws.clone(), settings.aws_settings());
+        let inventory = Inventory::new(aws.clone(), settings.inventory_max_age);
         Self {
             client,
             aws,
+            inventory,
             metrics,
             settings,
             readiness: Readiness::default(),
@@ -128,30 +134,14 @@ pub fn s3_force_path_style(settings: &Settings) -> bool {
     settings.aws.aws_endpoint_url.is_some()
 }
 
-/// The AWS SDK configuration: the default credential chain, the region from `--aws-region` or
-/// the default chain, and `--aws-endpoint-url` when set. Credentials are not resolved here (they
-/// are fetched lazily by the SDK), so this never logs or checks them.
+/// The AWS SDK configuration from `--aws-region` and `--aws-endpoint-url` (see
+/// [`load_sdk_config`]).
 pub async fn aws_sdk_config(settings: &Settings) -> Result<SdkConfig, Error> {
-    let region = RegionProviderChain::first_try(settings.aws.aws_region.clone().map(Region::new))
-        .or_default_provider();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
-    if let Some(url) = &settings.aws.aws_endpoint_url {
-        if !is_http_url(url) {
-            return Err(Error::InvalidAwsEndpoint { url: url.clone() });
-        }
-        loader = loader.endpoint_url(url);
-    }
-    let config = loader.load().await;
-    if config.region().is_none() {
-        return Err(Error::NoAwsRegion);
-    }
-    Ok(config)
-}
-
-fn is_http_url(url: &str) -> bool {
-    url.strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+    Ok(load_sdk_config(
+        settings.aws.aws_region.as_deref(),
+        settings.aws.aws_endpoint_url.as_deref(),
+    )
+    .await?)
 }
 
 /// A Kubernetes client and the URL it talks to (for messages).
@@ -204,6 +194,7 @@ pub async fn kube_client(settings: &Settings) -> Result<KubeConnection, Error> {
 mod tests {
     use super::*;
     use crate::settings::AwsFlags;
+    use aws_config::Region;
 
     fn settings() -> Settings {
         Settings::default()
@@ -232,7 +223,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn explicit_region_and_endpoint_are_used() {
+    async fn the_flags_reach_the_sdk_config() {
         let config = aws_sdk_config(&Settings {
             aws: AwsFlags {
                 aws_region: Some("eu-west-3".into()),
@@ -245,26 +236,6 @@ mod tests {
         .unwrap();
         assert_eq!(config.region().map(Region::as_ref), Some("eu-west-3"));
         assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5000"));
-    }
-
-    #[tokio::test]
-    async fn malformed_endpoint_is_rejected_before_loading() {
-        for url in ["localhost:5000", "ftp://x", "http://", "http:///x"] {
-            let err = aws_sdk_config(&Settings {
-                aws: AwsFlags {
-                    aws_region: Some("eu-west-3".into()),
-                    aws_endpoint_url: Some(url.into()),
-                    ..AwsFlags::default()
-                },
-                ..settings()
-            })
-            .await
-            .unwrap_err();
-            assert!(
-                matches!(err, Error::InvalidAwsEndpoint { .. }),
-                "{url}: {err}"
-            );
-        }
     }
 
     #[tokio::test]

@@ -22,10 +22,11 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use super::context::Context;
-use super::error::{Classify, ErrorClass, ReconcileError, backoff};
+use super::error::{ReconcileError, backoff};
 use super::finalizer::dispatch;
 use super::metrics::ControllerMetrics;
 use super::shutdown::Shutdown;
+use crate::base::{Classify, ErrorClass};
 
 /// The bounds the runtime needs on a kind: a namespaced Kubernetes resource with static type
 /// information that can be cached, (de)serialized and shared between tasks. Every Stagehand

@@ -9,37 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// How the runtime reacts to a failed reconcile.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ErrorClass {
-    /// Transient (throttling, timeouts, AWS still busy, a conflict on write): retried with
-    /// exponential backoff. Reported as `Reconciling=True` with the reason.
-    Recoverable,
-    /// Needs a human or a spec change (bad artifact, hash mismatch, ownership conflict, failed
-    /// validation): not retried on a timer; the next spec change triggers a new attempt.
-    /// Reported as `Stalled=True` with the reason.
-    Stalled,
-}
-
-impl ErrorClass {
-    /// `"recoverable"` or `"stalled"`, for logs.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Recoverable => "recoverable",
-            Self::Stalled => "stalled",
-        }
-    }
-}
-
-/// Implemented by every error a reconcile can return.
-pub trait Classify {
-    /// Whether retrying can help.
-    fn class(&self) -> ErrorClass;
-    /// CamelCase name of what went wrong (usually the variant name). Used as the condition
-    /// reason, the event reason and the `reason` metric label, so it must come from a small
-    /// fixed set: never include names, ids or messages.
-    fn reason(&self) -> &'static str;
-}
+use crate::base::{Classify, ErrorClass};
 
 /// The first retry of a recoverable error waits this long.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
@@ -92,15 +62,9 @@ pub enum Error {
         source: Box<kube::Error>,
     },
 
-    /// No region from the flag or from the default chain.
-    #[error("no AWS region configured: set --aws-region or AWS_REGION")]
-    NoAwsRegion,
-
-    /// `--aws-endpoint-url` is not an absolute http(s) URL.
-    #[error(
-        "invalid AWS endpoint URL {url:?}: expected an absolute URL such as http://localhost:5000"
-    )]
-    InvalidAwsEndpoint { url: String },
+    /// The AWS SDK configuration cannot be used (no region, a malformed endpoint).
+    #[error(transparent)]
+    AwsConfig(#[from] crate::aws::config::ConfigError),
 
     /// A metric could not be registered (a programming error: duplicate name or bad labels).
     #[error("cannot register metric: {0}")]
@@ -177,12 +141,7 @@ impl Error {
             Self::KubeUnreachable { .. } => Some(
                 "hint: check that the cluster is up and that the current kubeconfig context points at it (kubectl cluster-info)",
             ),
-            Self::NoAwsRegion => Some(
-                "hint: e.g. --aws-region eu-west-1, or export AWS_REGION=eu-west-1, or set region in ~/.aws/config",
-            ),
-            Self::InvalidAwsEndpoint { .. } => Some(
-                "hint: include the scheme and host, e.g. --aws-endpoint-url http://localhost:5000",
-            ),
+            Self::AwsConfig(error) => Some(error.hint()),
             Self::Bind { .. } => Some(
                 "hint: another process may use the port; choose another with --metrics-addr (STAGEHAND_METRICS_ADDR)",
             ),
@@ -205,7 +164,7 @@ impl Classify for Error {
             | Self::Kubeconfig { .. }
             | Self::KubeClient { .. }
             | Self::KubeUnreachable { .. } => "KubernetesUnavailable",
-            Self::NoAwsRegion | Self::InvalidAwsEndpoint { .. } => "AwsConfigInvalid",
+            Self::AwsConfig(_) => "AwsConfigInvalid",
             Self::Metrics(_) | Self::Bind { .. } | Self::Serve(_) => "MetricsServerFailed",
             Self::StatusPatch { .. } | Self::StatusNotAnObject { .. } => "StatusUpdateFailed",
             Self::LeadershipLost { .. } => "LeadershipLost",
@@ -295,11 +254,12 @@ mod tests {
 
     #[test]
     fn startup_errors_have_hints_that_name_the_fix() {
+        let no_region = Error::from(crate::aws::config::ConfigError::NoRegion);
         assert_eq!(
-            Error::NoAwsRegion.to_string(),
+            no_region.to_string(),
             "no AWS region configured: set --aws-region or AWS_REGION"
         );
-        assert!(Error::NoAwsRegion.hint().unwrap().contains("AWS_REGION"));
+        assert!(no_region.hint().unwrap().contains("AWS_REGION"));
         let bind = Error::Bind {
             addr: "127.0.0.1:8080".parse().unwrap(),
             source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
@@ -343,7 +303,7 @@ mod tests {
     #[test]
     fn runtime_errors_are_recoverable_with_camel_case_reasons() {
         let errors = [
-            Error::NoAwsRegion,
+            Error::from(crate::aws::config::ConfigError::NoRegion),
             Error::UnnamedObject {
                 kind: "LambdaStage".into(),
             },

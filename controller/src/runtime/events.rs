@@ -7,8 +7,8 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder};
 
-use super::conditions::is_valid_reason;
-use super::error::{Classify, ErrorClass};
+use crate::base::conditions::is_valid_reason;
+use crate::base::{Classify, ErrorClass};
 
 /// Notes are cut to stay under the 1 KiB the API server and `kubectl describe` handle well.
 pub const MAX_NOTE_BYTES: usize = 1000;

@@ -12,7 +12,8 @@ use super::metrics::Metrics;
 use super::registry::Registry;
 use super::server::{self, ServerState};
 use super::shutdown::Shutdown;
-use crate::settings::{HumanDuration, Settings};
+use crate::base::duration::HumanDuration;
+use crate::settings::Settings;
 
 /// Runs until a shutdown signal (or until the server or a controller stops).
 pub async fn run(settings: Settings, registry: Registry) -> Result<(), Error> {

@@ -11,15 +11,12 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use super::error::ErrorClass;
+use crate::aws::AwsMetrics;
+use crate::base::ErrorClass;
 
 /// Buckets for reconcile durations: 5ms to 5min (a reconcile may wait on a Lambda update).
 const RECONCILE_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
-];
-/// Buckets for single AWS API calls: 5ms to 30s.
-const AWS_CALL_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
 /// The `result` label of `controller_runtime_reconcile_total`.
@@ -68,8 +65,8 @@ pub struct Metrics {
     pub active_workers: IntGaugeVec,
     pub max_concurrent_reconciles: IntGaugeVec,
     pub reconcile_errors_by_reason_total: IntCounterVec,
-    pub aws_api_requests_total: IntCounterVec,
-    pub aws_api_request_duration_seconds: HistogramVec,
+    /// The AWS call metrics, owned by the adapters and registered here.
+    pub aws: AwsMetrics,
     pub drift_detected_total: IntCounterVec,
     pub actions_total: IntCounterVec,
     pub resources: IntGaugeVec,
@@ -165,19 +162,7 @@ impl Metrics {
                 "Reconcile errors by kind and reason (the error's CamelCase name)",
                 &["kind", "reason"],
             )?,
-            aws_api_requests_total: counter(
-                &r,
-                "stagehand_aws_api_requests_total",
-                "AWS API calls made, by service, operation and result (success, error, throttled, not_found)",
-                &["service", "operation", "result"],
-            )?,
-            aws_api_request_duration_seconds: histogram(
-                &r,
-                "stagehand_aws_api_request_duration_seconds",
-                "Duration of AWS API calls, including SDK retries",
-                &["service", "operation"],
-                AWS_CALL_BUCKETS,
-            )?,
+            aws: AwsMetrics::register(&r)?,
             drift_detected_total: counter(
                 &r,
                 "stagehand_drift_detected_total",
@@ -277,23 +262,6 @@ impl Metrics {
             metrics: self.clone(),
             controller,
         }
-    }
-
-    /// Records one AWS API call. `result` is `success` or a small fixed error class
-    /// (`throttled`, `client_error`, `server_error`, `timeout`, ...), never a request id.
-    pub fn record_aws_call(
-        &self,
-        service: &str,
-        operation: &str,
-        result: &str,
-        duration: Duration,
-    ) {
-        self.aws_api_requests_total
-            .with_label_values(&[service, operation, result])
-            .inc();
-        self.aws_api_request_duration_seconds
-            .with_label_values(&[service, operation])
-            .observe(duration.as_secs_f64());
     }
 
     /// Records a difference found between spec and AWS.
@@ -444,7 +412,7 @@ mod tests {
         c.record_success(&Action::await_change());
         c.record_error(ErrorClass::Stalled, "ArtifactMismatch");
         c.start_reconcile().finish();
-        m.record_aws_call(
+        m.aws.record_call(
             "lambda",
             "ListFunctions",
             "success",

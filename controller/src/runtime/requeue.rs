@@ -8,7 +8,8 @@ use kube::runtime::controller::Action;
 use rand::Rng;
 use stagehand_crds::Lifecycle;
 
-use crate::settings::{DurationError, parse_resync_interval};
+use crate::base::duration::DurationError;
+use crate::settings::parse_resync_interval;
 
 /// Relative jitter applied to resync intervals: ±10%.
 pub const JITTER_FRACTION: f64 = 0.10;

@@ -16,8 +16,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use stagehand_crds::CommonStatus;
 
-use super::conditions::ReconcileOutcome;
 use super::error::Error;
+use crate::base::conditions::ReconcileOutcome;
 
 /// Field manager of every write Stagehand makes.
 pub const FIELD_MANAGER: &str = "stagehand";
@@ -86,7 +86,7 @@ pub fn next_common_status(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::conditions::find_condition;
+    use crate::base::conditions::find_condition;
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::api::ObjectMeta;
     use stagehand_crds::condition::{READY, STALLED};
@@ -182,10 +182,10 @@ mod tests {
     fn domain_conditions_survive_the_kstatus_update() {
         let t0 = Timestamp::from_second(1_700_000_000).unwrap();
         let mut previous = CommonStatus::default();
-        crate::runtime::conditions::set_condition(
+        crate::base::conditions::set_condition(
             &mut previous.conditions,
             "CodeInSync",
-            crate::runtime::conditions::ConditionStatus::True,
+            crate::base::conditions::ConditionStatus::True,
             "HashesMatch",
             "",
             Some(1),

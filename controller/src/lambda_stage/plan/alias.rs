@@ -11,8 +11,8 @@ use stagehand_crds::lambda_stage::{AliasSpec, PublishedVersion as StatusVersion,
 use super::action::Action;
 use super::{DriftField, Planner, reason, requeue};
 use crate::aws::lambda::{Alias, PublishedVersion};
+use crate::base::duration::parse_go_duration;
 use crate::lambda_stage::observed::{DeployedFunction, ObservedFunction};
-use crate::settings::parse_go_duration;
 
 /// Where an alias sends traffic.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use stagehand_crds::condition::{CODE_IN_SYNC, LAYERS_ATTACHED, MAPPINGS_HEALTHY};
 
 use super::{FunctionSummary, Planner, reason};
-use crate::runtime::conditions::{ConditionStatus, DesiredCondition};
+use crate::base::conditions::{ConditionStatus, DesiredCondition};
 
 /// A condition's status, reason and message.
 type Verdict = (ConditionStatus, &'static str, String);

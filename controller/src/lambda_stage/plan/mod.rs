@@ -30,8 +30,8 @@ use stagehand_crds::lambda_stage::ValidationStatus;
 
 use self::conditions::set_condition;
 use super::observed::Observed;
-use crate::runtime::conditions::{ConditionStatus, DesiredCondition, ReconcileOutcome};
-use crate::runtime::gates::ActGate;
+use crate::base::conditions::{ConditionStatus, DesiredCondition, ReconcileOutcome};
+use crate::base::gates::ActGate;
 
 mod action;
 mod alias;
@@ -42,9 +42,6 @@ mod ownership;
 pub mod reason;
 mod stack;
 mod validation;
-
-#[cfg(test)]
-mod tests;
 
 pub use self::action::{Action, ActionFacts, Written};
 pub use self::alias::{
@@ -352,3 +349,6 @@ impl Planner<'_> {
         self.plan
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,12 +6,12 @@ use stagehand_crds::LambdaStageSpec;
 use stagehand_crds::lambda_stage::PublishedVersion as StatusVersion;
 
 use super::fixtures::*;
+use crate::base::conditions::ReconcileOutcome;
+use crate::base::gates::ActGate;
 use crate::lambda_stage::observed::Observed;
 use crate::lambda_stage::plan::{
     Action, AliasRouting, DriftField, canary_requeue_seconds, reason, requeue,
 };
-use crate::runtime::conditions::ReconcileOutcome;
-use crate::runtime::gates::ActGate;
 
 fn delete_version(version: &str) -> Action {
     Action::DeleteVersion {

@@ -3,9 +3,9 @@
 use stagehand_crds::condition::{CODE_IN_SYNC, LAYERS_ATTACHED, MAPPINGS_HEALTHY, VALIDATED};
 
 use super::fixtures::*;
+use crate::base::conditions::{ConditionStatus, ReconcileOutcome};
+use crate::base::gates::ActGate;
 use crate::lambda_stage::plan::{DriftField, reason};
-use crate::runtime::conditions::{ConditionStatus, ReconcileOutcome};
-use crate::runtime::gates::ActGate;
 
 #[test]
 fn converged_stage_reports_every_condition_true() {

@@ -10,10 +10,10 @@ use stagehand_crds::condition::{CODE_IN_SYNC, LAYERS_ATTACHED, MAPPINGS_HEALTHY,
 use super::fixtures::*;
 use crate::aws::cloudformation::{ChangeSetKind, StackInfo};
 use crate::aws::lambda::{self, Alias, CodeSource as CodeLocation, PublishedVersion};
+use crate::base::conditions::ConditionStatus;
+use crate::base::gates::ActGate;
 use crate::lambda_stage::observed::{MappingKey, Observed, ObservedStack};
 use crate::lambda_stage::plan::{Action, Plan, plan, reason};
-use crate::runtime::conditions::ConditionStatus;
-use crate::runtime::gates::ActGate;
 
 /// What AWS would look like after `action` (a tiny model: writes land, updates start
 /// `InProgress`, stacks and change sets move one step per tick).

@@ -16,12 +16,12 @@ use crate::aws::lambda::{
 use crate::aws::s3::{ObjectHead, Sha256Digest};
 use crate::aws::sqs::QueueInfo;
 use crate::aws::tags::ownership_tags;
+use crate::base::conditions::ConditionStatus;
+use crate::base::gates::ActGate;
 use crate::lambda_stage::observed::{
     DeclaredAs, DeployedFunction, Observed, ObservedArtifact, ObservedFunction, ObservedStack,
 };
 use crate::lambda_stage::plan::{Action, AliasRouting, CanaryRoute, Plan, PlanContext, plan};
-use crate::runtime::conditions::ConditionStatus;
-use crate::runtime::gates::ActGate;
 
 pub(super) const OWNER: &str = "shop/LambdaStage/dev";
 pub(super) const CLUSTER: &str = "cluster-1";

@@ -6,10 +6,10 @@ use stagehand_crds::condition::MAPPINGS_HEALTHY;
 
 use super::fixtures::*;
 use crate::aws::lambda::{EventSourceMapping, MappingSettings};
+use crate::base::conditions::ConditionStatus;
+use crate::base::gates::ActGate;
 use crate::lambda_stage::observed::{DeclaredAs, MappingKey, Observed};
 use crate::lambda_stage::plan::{Action, reason};
-use crate::runtime::conditions::ConditionStatus;
-use crate::runtime::gates::ActGate;
 
 #[test]
 fn mapping_table() {

@@ -5,9 +5,9 @@ use stagehand_crds::LambdaStageSpec;
 
 use super::fixtures::*;
 use crate::aws::tags::ownership_tags;
+use crate::base::gates::ActGate;
 use crate::lambda_stage::observed::{DeclaredAs, Observed};
 use crate::lambda_stage::plan::{Action, reason};
-use crate::runtime::gates::ActGate;
 
 #[test]
 fn ownership_and_gate_table() {

@@ -3,8 +3,8 @@
 use super::fixtures::*;
 use crate::aws::cloudformation::ChangeSetKind;
 use crate::aws::tags::ownership_tags;
+use crate::base::gates::ActGate;
 use crate::lambda_stage::plan::{Action, reason};
-use crate::runtime::gates::ActGate;
 
 #[test]
 fn stack_table() {

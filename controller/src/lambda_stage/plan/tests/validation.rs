@@ -4,10 +4,10 @@ use serde_json::json;
 use stagehand_crds::condition::{MAPPINGS_HEALTHY, VALIDATED};
 
 use super::fixtures::*;
+use crate::base::conditions::ConditionStatus;
+use crate::base::gates::ActGate;
 use crate::lambda_stage::observed::{HttpCheckOutcome, MappingKey};
 use crate::lambda_stage::plan::{plan, reason};
-use crate::runtime::conditions::ConditionStatus;
-use crate::runtime::gates::ActGate;
 
 #[test]
 fn validation_reports_missing_environment_with_the_keys() {

@@ -8,7 +8,7 @@
 
 #![allow(
     clippy::unwrap_used,
-    reason = "a test binary: a panic with its location is the failure report we want"
+    reason = "a test module: a panic with its location is the failure report we want"
 )]
 
 use std::collections::HashMap;
@@ -23,11 +23,11 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use serde_json::json;
-use stagehand::runtime::conditions::find_condition;
+use stagehand::base::conditions::find_condition;
+use stagehand::base::{Classify, ErrorClass, ReconcileOutcome, may_act};
 use stagehand::runtime::status::{FIELD_MANAGER, apply_status, next_common_status};
 use stagehand::runtime::{
-    Classify, Context, ErrorClass, Metrics, ReconcileOutcome, Reconciler, Shutdown,
-    effective_deletion_policy, may_act, run_controller,
+    Context, Metrics, Reconciler, Shutdown, effective_deletion_policy, run_controller,
 };
 use stagehand::settings::Settings;
 use stagehand_crds::condition::{READY, RECONCILING, STALLED};
@@ -40,7 +40,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// An empty or near-empty cache syncs in milliseconds on the stand-in.
 const CACHE_SYNC_DEADLINE: Duration = Duration::from_secs(5);
 const NAMESPACE: &str = "shop";
-const CHALICE_EXAMPLE: &str = include_str!("../../examples/lambda-stage-chalice.yaml");
+const CHALICE_EXAMPLE: &str = include_str!("../../../examples/lambda-stage-chalice.yaml");
 
 // --- the test double -------------------------------------------------------------------------
 

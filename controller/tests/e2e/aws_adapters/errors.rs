@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use stagehand::aws::cloudformation::{ChangeSetKind, ChangeSetRequest};
 use stagehand::aws::lambda::{CodeSource, MappingSettings};
 use stagehand::aws::{ErrorKind, Service};
-use stagehand::runtime::{Classify, ErrorClass};
+use stagehand::base::{Classify, ErrorClass};
 
 use super::{Env, REGION};
 
@@ -137,7 +137,7 @@ async fn an_unreachable_endpoint_is_a_transport_error() {
         .await;
     let aws = stagehand::aws::AwsProvider::new(
         sdk,
-        stagehand::runtime::Metrics::new().unwrap(),
+        stagehand::runtime::Metrics::new().unwrap().aws,
         super::fast_settings(),
     );
     let err = aws.sqs(REGION).resolve("orders").await.unwrap_err();

@@ -283,7 +283,7 @@ impl ReconcileOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{Classify, ErrorClass};
+    use crate::base::{Classify, ErrorClass};
 
     fn t(seconds: i64) -> Timestamp {
         Timestamp::from_second(1_700_000_000 + seconds).unwrap()

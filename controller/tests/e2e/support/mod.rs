@@ -1,11 +1,11 @@
-//! Shared by the LambdaStage end-to-end test binaries: the Kubernetes API stand-in, moto
+//! Shared by the end-to-end test modules: the Kubernetes API stand-in, moto
 //! behind the counting/fault proxy (`AwsFloor`), the production controllers, the seeded
 //! "Chalice deploy" account, and bounded waits on observed conditions (never fixed sleeps).
 
 #![allow(
     dead_code,
     unused_imports,
-    reason = "each test binary compiles this module and uses a different part of it"
+    reason = "each test module uses a different part of it"
 )]
 #![allow(
     clippy::unwrap_used,
@@ -15,6 +15,8 @@
 
 pub mod aws;
 
+use stagehand_testenv::aws::CallRecord;
+
 use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use stagehand::runtime::conditions::find_condition;
+use stagehand::base::conditions::find_condition;
 use stagehand::runtime::{Context, Metrics, Shutdown};
 use stagehand::settings::{AwsFlags, Settings};
 use stagehand_crds::LambdaStage;
@@ -367,4 +369,27 @@ impl Deref for Env {
     fn deref(&self) -> &Aws {
         &self.aws
     }
+}
+
+/// Lambda calls that change something.
+pub fn is_lambda_write(record: &CallRecord) -> bool {
+    record.service == "lambda"
+        && [
+            "Create", "Update", "Delete", "Publish", "Put", "Tag", "Untag",
+        ]
+        .iter()
+        .any(|verb| record.operation.starts_with(verb))
+}
+
+/// Ready at the object's current generation and every function at `sha` (base64).
+pub async fn wait_ready_at(env: &Env, name: &str, functions: &[&str], sha: &str) -> LambdaStage {
+    let stage = env.wait_for(name, "Ready", ready).await;
+    for function in functions {
+        assert_eq!(
+            env.function(function).await.code_sha256(),
+            Some(sha),
+            "{function}"
+        );
+    }
+    stage
 }

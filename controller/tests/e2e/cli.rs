@@ -7,7 +7,7 @@
 
 #![allow(
     clippy::unwrap_used,
-    reason = "a test binary: a panic with its location is the failure report we want"
+    reason = "a test module: a panic with its location is the failure report we want"
 )]
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,21 +1,22 @@
-//! The alias end to end (issue 6): `rollbackOnValidationFailure` and weighted canaries, against
-//! the API stand-in and moto behind the counting proxy, with the production controllers. Queue
-//! backlogs are made by sending messages with the SDK, as producers would; every wait is bounded
-//! and on an observed condition, never a fixed sleep.
+//! The LambdaStage alias end to end: published versions, `rollbackTo`,
+//! `rollbackOnValidationFailure`, weighted canaries and `keepVersions`, against the API stand-in
+//! and moto behind the counting proxy, with the production controllers. Queue backlogs are made
+//! by sending messages with the SDK, as producers would; every wait is bounded and on an
+//! observed condition, never a fixed sleep.
 
 #![allow(
     clippy::unwrap_used,
     clippy::too_many_lines,
-    reason = "a test binary: a panic with its location is the failure report we want"
+    reason = "a test module: a panic with its location is the failure report we want"
 )]
-
-mod support;
 
 use std::collections::BTreeMap;
 
+use crate::support::{
+    API, BUCKET, Env, KEY, b64, build, condition, merge_spec, ready, seed, stage,
+};
 use serde_json::json;
 use stagehand_crds::LambdaStage;
-use support::{API, BUCKET, Env, KEY, b64, build, condition, ready, seed, stage};
 
 /// A queue only the validation looks at (no mapping drains it).
 const GUARD_QUEUE: &str = "shop-dev-guard";
@@ -414,5 +415,96 @@ async fn versions_beyond_keep_versions_are_deleted_but_never_anyone_elses() {
     assert_eq!(calls.count("lambda", "DeleteFunction"), 1, "only version 2");
     // (moto numbers a new version len + 1, so after a deletion it would reuse a number that
     // exists; real Lambda never does: the test stops publishing here.)
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alias_follows_published_versions_and_rolls_back_in_one_spec_change() {
+    let mut env = Env::start().await;
+    seed(&env).await;
+    env.start_controllers().await;
+    let name = "aliased";
+    env.create(&stage(
+        name,
+        json!({"adopt": true, "code": {"s3": {"bucket": BUCKET, "key": KEY}},
+                       "functions": [{"name": API}], "alias": {"name": "live"}}),
+    ))
+    .await;
+    let alias_version = || async {
+        env.lambda()
+            .get_alias()
+            .function_name(API)
+            .name("live")
+            .send()
+            .await
+            .ok()
+            .and_then(|a| a.function_version().map(str::to_owned))
+    };
+    let v1 = b64(&build("v1"));
+    let on_version = |version: &'static str| {
+        move |s: &LambdaStage| {
+            ready(s)
+                && s.status.as_ref().is_some_and(|st| {
+                    st.alias
+                        .as_ref()
+                        .is_some_and(|a| a.versions.get(API).map(String::as_str) == Some(version))
+                })
+        }
+    };
+    let first = env.wait_for(name, "live → 1", on_version("1")).await;
+    assert_eq!(env.function(API).await.code_sha256(), Some(v1.as_str()));
+    assert_eq!(alias_version().await.as_deref(), Some("1"));
+    let versions = |stage: &LambdaStage| -> Vec<(String, String)> {
+        stage
+            .status
+            .as_ref()
+            .unwrap()
+            .versions
+            .iter()
+            .filter(|v| v.function_name == API)
+            .map(|v| (v.version.clone(), v.code_sha256.clone()))
+            .collect()
+    };
+    assert_eq!(versions(&first), [("1".to_owned(), v1.clone())]);
+
+    // A new build: version 2 is published and the alias moves to it.
+    env.floor.reset_calls().await.unwrap();
+    env.upload(KEY, &build("v2")).await;
+    let v2 = b64(&build("v2"));
+    let second = env.wait_for(name, "live → 2", on_version("2")).await;
+    assert_eq!(env.function(API).await.code_sha256(), Some(v2.as_str()));
+    assert_eq!(alias_version().await.as_deref(), Some("2"));
+    let mut kept = versions(&second);
+    kept.sort();
+    assert_eq!(
+        kept,
+        [("1".to_owned(), v1.clone()), ("2".to_owned(), v2.clone())]
+    );
+    let calls = env.calls().await;
+    assert_eq!(calls.count("lambda", "PublishVersion"), 1);
+    assert_eq!(calls.count("lambda", "UpdateAlias"), 1);
+
+    // Roll back in one spec change: the alias returns to version 1, nothing is published.
+    env.floor.reset_calls().await.unwrap();
+    merge_spec(
+        &env,
+        name,
+        json!({"alias": {"name": "live", "rollbackTo": 1}}),
+    )
+    .await;
+    let rolled = env
+        .wait_for(name, "rolled back to 1", |s| {
+            s.metadata.generation == Some(2) && on_version("1")(s)
+        })
+        .await;
+    assert_eq!(alias_version().await.as_deref(), Some("1"));
+    assert_eq!(env.function(API).await.code_sha256(), Some(v2.as_str()));
+    let mut kept = versions(&rolled);
+    kept.sort();
+    assert_eq!(kept, [("1".to_owned(), v1), ("2".to_owned(), v2)]);
+    let calls = env.calls().await;
+    assert_eq!(calls.count("lambda", "PublishVersion"), 0);
+    assert_eq!(calls.count("lambda", "UpdateFunctionCode"), 0);
+    assert_eq!(calls.count("lambda", "UpdateAlias"), 1);
     env.stop().await;
 }

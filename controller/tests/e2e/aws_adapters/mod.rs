@@ -50,7 +50,7 @@ impl Env {
             .load()
             .await;
         let metrics = Metrics::new().unwrap();
-        let aws = AwsProvider::new(sdk.clone(), metrics.clone(), settings);
+        let aws = AwsProvider::new(sdk.clone(), metrics.aws.clone(), settings);
         Self {
             floor,
             sdk,
@@ -75,7 +75,8 @@ impl Env {
     /// `stagehand_aws_api_requests_total{service,operation,result}`.
     pub fn calls(&self, service: &str, operation: &str, result: &str) -> u64 {
         self.metrics
-            .aws_api_requests_total
+            .aws
+            .requests_total
             .with_label_values(&[service, operation, result])
             .get()
     }

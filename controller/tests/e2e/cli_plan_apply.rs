@@ -9,7 +9,7 @@
 #![allow(
     clippy::unwrap_used,
     clippy::too_many_lines,
-    reason = "a test binary: a panic with its location is the failure report we want"
+    reason = "a test module: a panic with its location is the failure report we want"
 )]
 
 use std::path::PathBuf;
@@ -20,8 +20,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use stagehand::aws::s3::Sha256Digest;
 
-mod support;
-use support::{API, Aws, CHAT, EVAL, b64, build};
+use crate::support::{API, Aws, CHAT, EVAL, b64, build};
 
 const STAGE: &str = "shop-api-dev";
 
@@ -103,8 +102,8 @@ async fn writes(aws: &Aws) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_shows_only_drift_and_writes_nothing_apply_converges() {
     let aws = Aws::start().await;
-    support::seed(&aws).await;
-    let mut stage = support::chalice_manifest(STAGE, None, "Retain", None);
+    crate::support::seed(&aws).await;
+    let mut stage = crate::support::chalice_manifest(STAGE, None, "Retain", None);
     stage["spec"]["validation"]["http"] =
         json!([{"name": "health", "url": health_endpoint().await}]);
     let file = manifest(&[stage]);
@@ -164,7 +163,7 @@ async fn plan_shows_only_drift_and_writes_nothing_apply_converges() {
     aws.lambda()
         .update_function_code()
         .function_name(CHAT)
-        .s3_bucket(support::BUCKET)
+        .s3_bucket(crate::support::BUCKET)
         .s3_key("old.zip")
         .send()
         .await
@@ -221,10 +220,10 @@ async fn plan_shows_only_drift_and_writes_nothing_apply_converges() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pinned_mismatch_fails_apply_with_both_hashes_and_changes_nothing() {
     let aws = Aws::start().await;
-    support::seed(&aws).await;
+    crate::support::seed(&aws).await;
     let pinned = Sha256Digest::of(&build("v9"));
     let actual = Sha256Digest::of(&build("v1"));
-    let file = manifest(&[support::chalice_manifest(
+    let file = manifest(&[crate::support::chalice_manifest(
         STAGE,
         Some("ci"),
         "Retain",
@@ -260,7 +259,10 @@ async fn other_kinds_are_refused_before_aws_is_called() {
         "metadata": {"name": "batch"},
         "spec": {},
     });
-    let file = manifest(&[support::chalice_manifest(STAGE, None, "Retain", None), spot]);
+    let file = manifest(&[
+        crate::support::chalice_manifest(STAGE, None, "Retain", None),
+        spot,
+    ]);
     aws.floor.reset_calls().await.unwrap();
     for command in ["plan", "apply"] {
         let (code, stdout, stderr) = stagehand(&aws, &[command, "-f", &file]).await;

@@ -1,33 +1,29 @@
-//! The shared inventory (`lambda_stage::inventory`) against moto through the counting proxy:
+//! The shared inventory (`stagehand::inventory`) against moto through the counting proxy:
 //! stages of one region share one listing of functions, mappings, layers, queues and
 //! artifacts; what Stagehand writes is read back at once; what others change is seen once the
 //! listing is older than `--inventory-max-age` (here: when the test forgets it). Driven through
-//! the reconciler's own `observe_and_plan` / `act` / `next_status`, without Kubernetes (which
-//! makes no AWS calls).
+//! the reconciler's own round (`lambda_stage::round::round`), without Kubernetes (which makes no
+//! AWS calls).
 
 #![allow(
     clippy::unwrap_used,
     clippy::too_many_lines,
-    reason = "a test binary: a panic with its location is the failure report we want"
+    reason = "a test module: a panic with its location is the failure report we want"
 )]
-
-mod support;
 
 use std::time::Duration;
 
+use crate::support::{API, Aws, BUCKET, CHAT, KEY, REGION, b64, build, chalice_manifest, seed};
 use aws_sdk_lambda::types::{FunctionCode, Runtime};
-use jiff::Timestamp;
 use serde_json::json;
 use stagehand::aws::AwsProvider;
-use stagehand::lambda_stage::inventory::Inventory;
+use stagehand::base::ActGate;
+use stagehand::inventory::Inventory;
 use stagehand::lambda_stage::plan::{Action, Plan};
-use stagehand::lambda_stage::status::{StatusInputs, next_status};
-use stagehand::lambda_stage::{act, observe_and_plan};
+use stagehand::lambda_stage::round::{ActScope, RoundOptions, round};
 use stagehand::runtime::Metrics;
-use stagehand::runtime::gates::ActGate;
 use stagehand_crds::{LambdaStage, LambdaStageStatus};
 use stagehand_testenv::aws::CallsReport;
-use support::{API, Aws, BUCKET, CHAT, KEY, REGION, b64, build, chalice_manifest, seed};
 
 const OTHER: [&str; 2] = ["shop-admin-dev", "shop-admin-dev-reports"];
 
@@ -38,7 +34,6 @@ struct Stage {
 
 struct World {
     aws: Aws,
-    provider: AwsProvider,
     inventory: Inventory,
 }
 
@@ -66,15 +61,15 @@ impl World {
         }
         let provider = AwsProvider::new(
             aws.sdk.clone(),
-            Metrics::new().unwrap(),
+            Metrics::new().unwrap().aws,
             stagehand::aws::AwsSettings::default(),
         );
         Self {
             aws,
-            provider,
             // Long enough never to expire during the test: expiry is `forget`. A spec change
             // lists again however young the listing is (the 1s floor is unit-tested).
-            inventory: Inventory::new(Duration::from_secs(600)).with_fresh_floor(Duration::ZERO),
+            inventory: Inventory::new(provider, Duration::from_secs(600))
+                .with_fresh_floor(Duration::ZERO),
         }
     }
 
@@ -114,38 +109,25 @@ impl World {
 
     /// One reconcile: observe, plan, act, status. The plan it made.
     async fn round(&self, stage: &mut Stage) -> Plan {
-        let (observed, plan) = observe_and_plan(
-            &self.provider,
+        let options = RoundOptions {
+            cluster_id: "test",
+            gate: ActGate::Act,
+            scope: ActScope::Gated,
+            refresh: false,
+        };
+        let round = round(
+            &self.inventory,
             &stage.object,
             stage.status.as_ref(),
-            &self.inventory,
-            "test",
-            ActGate::Act,
+            options,
+            |_| {},
         )
         .await
         .unwrap();
-        assert!(plan.stalled.is_none(), "{:?}", plan.stalled);
-        let report = act(
-            &self.provider,
-            &stage.object,
-            &plan.actions,
-            "test",
-            &self.inventory,
-            |_| {},
-        )
-        .await;
-        assert!(report.failure.is_none(), "{:?}", report.failure);
-        stage.status = Some(next_status(&StatusInputs {
-            previous: stage.status.as_ref(),
-            spec: &stage.object.spec,
-            observed: &observed,
-            plan: &plan,
-            report: &report,
-            outcome: &plan.outcome(),
-            generation: stage.object.metadata.generation,
-            now: Timestamp::now(),
-        }));
-        plan
+        assert!(round.plan.stalled.is_none(), "{:?}", round.plan.stalled);
+        assert!(round.report.failure.is_none(), "{:?}", round.report.failure);
+        stage.status = Some(round.status);
+        round.plan
     }
 
     /// Rounds until a plan has nothing to do; how many it took.

@@ -4,7 +4,7 @@
 
 #![allow(
     clippy::unwrap_used,
-    reason = "a test binary: a panic with its location is the failure report we want"
+    reason = "a test module: a panic with its location is the failure report we want"
 )]
 
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use stagehand::aws::{AwsSettings, ErrorKind, Limit, RateLimits};
-use stagehand::runtime::{Classify, ErrorClass};
+use stagehand::base::{Classify, ErrorClass};
 use stagehand_testenv::aws::{FaultAction, FaultRule};
 
 use super::{Env, REGION, create_role, deterministic_zip, fast_settings};
@@ -163,7 +163,8 @@ async fn added_latency_shows_in_the_duration_metric() {
     assert_eq!(queue.visible, 0);
     let histogram = env
         .metrics
-        .aws_api_request_duration_seconds
+        .aws
+        .request_duration_seconds
         .with_label_values(&["sqs", "GetQueueAttributes"]);
     assert_eq!(histogram.get_sample_count(), 1);
     assert!(

@@ -2,26 +2,29 @@
 //! counting/fault proxy (`AwsFloor`), and the production wiring (`kinds::registry()` started
 //! as `stagehand run` starts it). AWS is seeded and poked "by hand" with the SDK, the way a
 //! deploy tool or an operator would; what Stagehand does is read back from AWS, from the
-//! object's status and from the proxy's call counts.
+//! object's status and from the proxy's call counts: a Chalice stage converging, following new
+//! builds and repaired after drift, a pin mismatch, throttling, the refresh annotation, an update
+//! in progress, and another stage's function left alone.
 //!
 //! Every wait is bounded and on an observed condition, never a fixed sleep.
 
 #![allow(
     clippy::unwrap_used,
     clippy::too_many_lines,
-    reason = "a test binary: a panic with its location is the failure report we want"
+    reason = "a test module: a panic with its location is the failure report we want"
 )]
-
-mod support;
 
 use std::time::Duration;
 
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
 use stagehand::aws::s3::Sha256Digest;
-use support::{
-    API, CHAT, CHAT_QUEUE, EVAL, EVAL_QUEUE, Env, KEY, NAMESPACE, TIMEOUT, b64, build,
-    chalice_stage, code_updates, condition, ready, seed, summary,
+use stagehand_testenv::aws::{CallRecord, FaultAction, FaultRule};
+
+use crate::support::{
+    API, BUCKET, CHAT, CHAT_QUEUE, EVAL, EVAL_QUEUE, Env, KEY, NAMESPACE, TIMEOUT, b64, build,
+    chalice_stage, code_updates, condition, is_lambda_write, ready, seed, stage, summary,
+    wait_ready_at,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -477,5 +480,128 @@ async fn a_new_build_is_seen_at_once_when_the_refresh_annotation_changes() {
         .await;
     }
     env.wait_for(name, "Ready on the new build", ready).await;
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_in_progress_is_waited_for_before_any_update_of_that_function() {
+    let mut env = Env::start().await;
+    seed(&env).await;
+    // The stage's only function reports an update in progress in its next 4 reads. (A
+    // function is read on its own, `GetFunction`, when first seen and as long as it reports
+    // an update in progress; the shared listing is not trusted for it meanwhile.)
+    env.floor
+        .add_fault(
+            &FaultRule::new(FaultAction::lambda_in_progress())
+                .service("lambda")
+                .operation("GetFunction")
+                .resource(API)
+                .times(4),
+        )
+        .await
+        .unwrap();
+    env.floor.reset_calls().await.unwrap();
+    env.start_controllers().await;
+    let name = "in-progress";
+    env.create(&stage(
+        name,
+        json!({"adopt": true, "code": {"s3": {"bucket": BUCKET, "key": KEY}},
+                       "functions": [{"name": API, "timeoutSeconds": 30}]}),
+    ))
+    .await;
+
+    let waiting = env
+        .wait_for(name, "waiting for the update in progress", |s| {
+            let (status, reason, _) = condition(s, "Reconciling");
+            status == "True" && reason == "FunctionUpdateInProgress"
+        })
+        .await;
+    let (_, _, message) = condition(&waiting, "Reconciling");
+    assert!(message.contains(&format!("function {API}")), "{message}");
+    assert_eq!(condition(&waiting, "Ready").0, "False");
+
+    let v1 = b64(&build("v1"));
+    wait_ready_at(&env, name, &[API], &v1).await;
+    assert_eq!(env.function(API).await.timeout(), Some(30));
+    let faults = env.floor.faults().await.unwrap();
+    assert_eq!(
+        faults[0].remaining,
+        Some(0),
+        "every in-progress read was seen"
+    );
+
+    // No update of the function while a read said it was in progress.
+    let log = env.log().await;
+    let last_busy = log
+        .iter()
+        .filter(|r| r.operation == "GetFunction" && r.injected.iter().any(|i| i == "rewrite"))
+        .map(|r| r.seq)
+        .max()
+        .unwrap();
+    let updates: Vec<&CallRecord> = log
+        .iter()
+        .filter(|r| r.operation.starts_with("UpdateFunction") && r.path.contains(API))
+        .collect();
+    assert!(
+        updates.iter().any(|r| r.operation == "UpdateFunctionCode"),
+        "{updates:?}"
+    );
+    for update in &updates {
+        assert!(
+            update.seq > last_busy,
+            "{} at #{} while the read #{last_busy} said InProgress",
+            update.operation,
+            update.seq
+        );
+    }
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_owned_by_another_stage_is_never_touched() {
+    let mut env = Env::start().await;
+    seed(&env).await;
+    let other = "payments/LambdaStage/chat";
+    let chat = env.function(CHAT).await;
+    env.lambda()
+        .tag_resource()
+        .resource(chat.function_arn().unwrap())
+        .tags("stagehand.dev/owner", other)
+        .send()
+        .await
+        .unwrap();
+    env.floor.reset_calls().await.unwrap();
+    let writes_before = env.log().await.len();
+    env.start_controllers().await;
+    let name = "shop-api-dev";
+    env.create(&chalice_stage(name, "Retain", None)).await;
+    let stalled = env
+        .wait_for(name, "Stalled", |s| condition(s, "Stalled").0 == "True")
+        .await;
+    let (_, reason, message) = condition(&stalled, "Stalled");
+    assert_eq!(reason, "OwnershipConflict");
+    assert!(message.contains(other), "{message}");
+    assert!(message.contains(CHAT), "{message}");
+    assert_eq!(condition(&stalled, "Ready").0, "False");
+    // Look again (resyncs) to be sure nothing is written later either.
+    let before = env.reconciles();
+    env.wait_reconciles(before, 2).await;
+    let log = env.log().await;
+    let writes: Vec<&CallRecord> = log[writes_before..]
+        .iter()
+        .filter(|r| is_lambda_write(r))
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    let after = env.function(CHAT).await;
+    assert_eq!(after.code_sha256(), chat.code_sha256());
+    assert_eq!(after.revision_id(), chat.revision_id());
+    let tags = env
+        .lambda()
+        .list_tags()
+        .resource(after.function_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags.tags().unwrap()["stagehand.dev/owner"], other);
     env.stop().await;
 }

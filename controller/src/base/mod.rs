@@ -1,0 +1,12 @@
+//! The pure vocabulary every layer shares, and nothing else: error classes, conditions, and the
+//! gate that says whether an object may be acted on. No I/O, no clock, no Kubernetes client:
+//! the AWS adapters, the runtime, the kinds and their pure `plan`s all build on it.
+
+pub mod class;
+pub mod conditions;
+pub mod duration;
+pub mod gates;
+
+pub use class::{Classify, ErrorClass};
+pub use conditions::{ConditionStatus, DesiredCondition, ReconcileOutcome, set_condition};
+pub use gates::{ActGate, may_act};

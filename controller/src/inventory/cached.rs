@@ -1,0 +1,271 @@
+//! The one caching primitive every inventory is built from: values read from AWS, each kept
+//! with the time it was read, trusted for a time-to-live, loaded single-flight, dropped when
+//! Stagehand itself changes what they describe, and re-read on demand when a change wants a
+//! fresher view than the time-to-live gives.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Values that never expire on their own: keyed by an identity that cannot change (an object
+/// version, a content hash), or checked against one on every read.
+pub const NEVER: Duration = Duration::MAX;
+
+/// How long a value read at one time is trusted: the same for every value, or decided per
+/// value (a queue that exists is trusted longer than the news that it does not).
+type TimeToLive<V> = Box<dyn Fn(&V, Duration) -> Duration + Send + Sync>;
+
+struct Entry<V> {
+    read_at: Instant,
+    value: V,
+}
+
+/// Values of type `V` by key `K`, read from AWS. A cache of one value uses `K = ()`.
+pub struct Cached<K, V> {
+    ttl: Duration,
+    ttl_of: Option<TimeToLive<V>>,
+    entries: Mutex<HashMap<K, Entry<V>>>,
+    /// One lock per key being loaded: callers wanting the same value at once wait for one read.
+    flights: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl<K, V> std::fmt::Debug for Cached<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cached")
+            .field("ttl", &self.ttl)
+            .field("entries", &lock(&self.entries).len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every update is a single insert, replace or removal, so the data stays consistent even if a
+/// holder panicked: keep using it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<K, V> Cached<K, V>
+where
+    K: Eq + Hash + Clone,
+    V: Clone,
+{
+    /// Values are trusted for `ttl` after they were read (`Duration::ZERO`: never reused;
+    /// [`NEVER`]: until dropped).
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            ttl_of: None,
+            entries: Mutex::new(HashMap::new()),
+            flights: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Values are trusted for `ttl_of(value, ttl)`.
+    #[must_use]
+    pub fn with_ttl_per_value(
+        mut self,
+        ttl_of: impl Fn(&V, Duration) -> Duration + Send + Sync + 'static,
+    ) -> Self {
+        self.ttl_of = Some(Box::new(ttl_of));
+        self
+    }
+
+    fn trusted(&self, entry: &Entry<V>) -> bool {
+        let ttl = self
+            .ttl_of
+            .as_ref()
+            .map_or(self.ttl, |ttl_of| ttl_of(&entry.value, self.ttl));
+        entry.read_at.elapsed() < ttl
+    }
+
+    /// The value of `key`, if it is still trusted.
+    pub fn get(&self, key: &K) -> Option<V> {
+        self.peek(key, V::clone)
+    }
+
+    /// `read(value)` of `key`'s value, if it is still trusted (without cloning the value).
+    pub fn peek<R>(&self, key: &K, read: impl FnOnce(&V) -> R) -> Option<R> {
+        lock(&self.entries)
+            .get(key)
+            .filter(|entry| self.trusted(entry))
+            .map(|entry| read(&entry.value))
+    }
+
+    /// `read(value)` of `key`'s value however old it is.
+    pub fn peek_any_age<R>(&self, key: &K, read: impl FnOnce(&V) -> R) -> Option<R> {
+        lock(&self.entries).get(key).map(|entry| read(&entry.value))
+    }
+
+    /// When `key`'s value was read, if it is still trusted.
+    pub fn read_at(&self, key: &K) -> Option<Instant> {
+        lock(&self.entries)
+            .get(key)
+            .filter(|entry| self.trusted(entry))
+            .map(|entry| entry.read_at)
+    }
+
+    /// The trusted value of `key`, or else the value `load` reads (stored, read now). Callers
+    /// asking for the same key at once wait for one `load`; a failed load stores nothing.
+    pub async fn get_or_load<E, F, Fut>(&self, key: &K, load: F) -> Result<V, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        if let Some(found) = self.get(key) {
+            return Ok(found);
+        }
+        let flight = lock(&self.flights).entry(key.clone()).or_default().clone();
+        let _guard = flight.lock().await;
+        if let Some(found) = self.get(key) {
+            return Ok(found);
+        }
+        let value = load().await?;
+        self.insert(key.clone(), value.clone());
+        Ok(value)
+    }
+
+    /// Stores `value` as read now.
+    pub fn insert(&self, key: K, value: V) {
+        lock(&self.entries).insert(
+            key,
+            Entry {
+                read_at: Instant::now(),
+                value,
+            },
+        );
+    }
+
+    /// Changes `key`'s value in place, keeping when it was read (a read of one item corrects
+    /// a listing of many, which is still as old as it was).
+    pub fn update(&self, key: &K, change: impl FnOnce(&mut V)) {
+        if let Some(entry) = lock(&self.entries).get_mut(key) {
+            change(&mut entry.value);
+        }
+    }
+
+    /// Drops `key`'s value: Stagehand changed what it describes; the next read loads it.
+    pub fn invalidate(&self, key: &K) {
+        lock(&self.entries).remove(key);
+    }
+
+    /// Drops the values whose key matches.
+    pub fn invalidate_where(&self, matches: impl Fn(&K) -> bool) {
+        lock(&self.entries).retain(|key, _| !matches(key));
+    }
+
+    /// Drops the values read `age` or longer ago (`Duration::ZERO`: all of them). What a spec
+    /// change asks for: a view at most `age` old, shared by every change within `age`.
+    pub fn forget_older_than(&self, age: Duration) {
+        lock(&self.entries).retain(|_, entry| entry.read_at.elapsed() < age);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn values_expire_after_their_ttl() {
+        let cache: Cached<(), u32> = Cached::new(Duration::from_secs(30));
+        cache.insert((), 1);
+        assert_eq!(cache.get(&()), Some(1));
+        tokio::time::advance(Duration::from_secs(29)).await;
+        assert_eq!(cache.get(&()), Some(1));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(cache.get(&()), None);
+        assert_eq!(cache.peek_any_age(&(), |v| *v), Some(1));
+        // Zero: nothing is ever reused.
+        let never: Cached<(), u32> = Cached::new(Duration::ZERO);
+        never.insert((), 1);
+        assert_eq!(never.get(&()), None);
+        // NEVER: kept until dropped.
+        let forever: Cached<(), u32> = Cached::new(NEVER);
+        forever.insert((), 1);
+        tokio::time::advance(Duration::from_secs(365 * 24 * 3600)).await;
+        assert_eq!(forever.get(&()), Some(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ttl_per_value() {
+        let cache: Cached<&str, Option<u32>> = Cached::new(Duration::from_secs(10))
+            .with_ttl_per_value(|value: &Option<u32>, ttl| {
+                if value.is_some() {
+                    Duration::from_secs(3600)
+                } else {
+                    ttl
+                }
+            });
+        cache.insert("found", Some(1));
+        cache.insert("missing", None);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(cache.get(&"found"), Some(Some(1)));
+        assert_eq!(cache.get(&"missing"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn forgetting_keeps_values_younger_than_the_floor() {
+        let cache: Cached<(), u32> = Cached::new(Duration::from_secs(30));
+        cache.insert((), 1);
+        tokio::time::advance(Duration::from_millis(500)).await;
+        cache.forget_older_than(Duration::from_secs(1));
+        assert_eq!(cache.get(&()), Some(1), "half a second old: fresh enough");
+        tokio::time::advance(Duration::from_millis(500)).await;
+        cache.forget_older_than(Duration::from_secs(1));
+        assert_eq!(cache.get(&()), None, "a second old: read again");
+        cache.insert((), 2);
+        cache.forget_older_than(Duration::ZERO);
+        assert_eq!(cache.get(&()), None, "zero: everything goes");
+    }
+
+    #[tokio::test]
+    async fn concurrent_loads_of_one_key_read_once() {
+        let cache: Arc<Cached<&str, u32>> = Arc::new(Cached::new(Duration::from_secs(30)));
+        let loads = Arc::new(AtomicU32::new(0));
+        let (release, released) = tokio::sync::watch::channel(false);
+        let mut waiting = Vec::new();
+        for _ in 0..5 {
+            let (cache, loads, mut released) = (cache.clone(), loads.clone(), released.clone());
+            waiting.push(tokio::spawn(async move {
+                cache
+                    .get_or_load(&"functions", || async move {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        // Held until every caller is queued behind this load.
+                        let _ = released.wait_for(|r| *r).await;
+                        Ok::<_, ()>(7)
+                    })
+                    .await
+            }));
+        }
+        tokio::task::yield_now().await;
+        release.send_replace(true);
+        for task in waiting {
+            assert_eq!(task.await.ok(), Some(Ok(7)));
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_load_stores_nothing_and_invalidation_reloads() {
+        let cache: Cached<&str, u32> = Cached::new(Duration::from_secs(30));
+        let failed: Result<u32, &str> =
+            cache.get_or_load(&"k", || async { Err("throttled") }).await;
+        assert_eq!(failed, Err("throttled"));
+        assert_eq!(cache.get(&"k"), None);
+        let loaded: Result<u32, ()> = cache.get_or_load(&"k", || async { Ok(1) }).await;
+        assert_eq!(loaded, Ok(1));
+        let cached: Result<u32, ()> = cache.get_or_load(&"k", || async { Ok(2) }).await;
+        assert_eq!(cached, Ok(1), "trusted: not loaded again");
+        cache.invalidate(&"k");
+        let reloaded: Result<u32, ()> = cache.get_or_load(&"k", || async { Ok(3) }).await;
+        assert_eq!(reloaded, Ok(3));
+        cache.update(&"k", |v| *v += 1);
+        assert_eq!(cache.get(&"k"), Some(4));
+        cache.invalidate_where(|k| k.starts_with('k'));
+        assert_eq!(cache.get(&"k"), None);
+    }
+}

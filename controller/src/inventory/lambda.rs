@@ -1,0 +1,379 @@
+//! One region's Lambda functions, event-source mappings, layers, published versions and
+//! aliases, as every reconcile of the region reads them.
+//!
+//! AWS gives each account and region 15 calls/s for *all* Lambda control-plane APIs together,
+//! shared with every other tool; `GetFunction` has its own 100/s. So:
+//!
+//! - **Functions**: one paged `ListFunctions` (50 per page) serves every stage for `max_age`. A
+//!   function is read on its own (`GetFunction`: configuration, tags and image digest in one
+//!   call) only when the listing cannot be trusted for it: Stagehand just wrote to it, an
+//!   update is in progress, the listing does not have it, or its ownership tags were not read
+//!   for its current revision within [`IDENTITY_RECHECK`].
+//! - **Event-source mappings**: one paged region-wide `ListEventSourceMappings` (100 per page)
+//!   for `max_age`, dropped after every mapping Stagehand creates or changes.
+//! - **Layers**: `ListLayerVersions` per layer name for `max_age`.
+//! - **Published versions** per function and code hash for [`IDENTITY_RECHECK`], and **aliases**
+//!   for `max_age`, dropped after Stagehand publishes, deletes or moves one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::IDENTITY_RECHECK;
+use super::cached::Cached;
+use crate::aws::AwsError;
+use crate::aws::lambda::{
+    Alias, EventSourceMapping, FunctionDetails, FunctionInfo, Lambda, LayerVersion,
+    PublishedVersion,
+};
+
+/// A function as the inventory knows it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KnownFunction {
+    pub info: FunctionInfo,
+    pub tags: BTreeMap<String, String>,
+    /// `sha256:<hex>` of the deployed image (image functions).
+    pub image_digest: Option<String>,
+}
+
+/// What one `GetFunction` said beyond the listing, valid for the revision and code it read.
+#[derive(Clone, Debug)]
+struct FunctionIdentity {
+    revision_id: Option<String>,
+    code_sha256: Option<String>,
+    tags: BTreeMap<String, String>,
+    image_digest: Option<String>,
+}
+
+/// The Lambda inventory of one region.
+#[derive(Debug)]
+pub struct LambdaInventory {
+    lambda: Lambda,
+    functions: Cached<(), Arc<BTreeMap<String, FunctionInfo>>>,
+    /// Functions to read on their own before the listing is trusted for them again.
+    dirty: Mutex<BTreeSet<String>>,
+    /// By function ARN; the time is when the tags were read.
+    identities: Cached<String, FunctionIdentity>,
+    mappings: Cached<(), Arc<Vec<EventSourceMapping>>>,
+    layers: Cached<String, Option<LayerVersion>>,
+    /// By (function, code hash the versions were listed for).
+    versions: Cached<(String, Option<String>), Vec<PublishedVersion>>,
+    /// By (function, alias).
+    aliases: Cached<(String, String), Option<Alias>>,
+}
+
+impl LambdaInventory {
+    /// Listings younger than `max_age` are reused.
+    pub fn new(lambda: Lambda, max_age: Duration) -> Self {
+        Self {
+            lambda,
+            functions: Cached::new(max_age),
+            dirty: Mutex::default(),
+            identities: Cached::new(IDENTITY_RECHECK),
+            mappings: Cached::new(max_age),
+            layers: Cached::new(max_age),
+            versions: Cached::new(IDENTITY_RECHECK),
+            aliases: Cached::new(max_age),
+        }
+    }
+
+    fn dirty(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        // Every update is a single insert or removal: consistent even after a panic.
+        self.dirty.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The names of the region's functions, from a listing younger than `max_age` (one paged
+    /// `ListFunctions` when there is none).
+    pub async fn function_names(&self) -> Result<Vec<String>, AwsError> {
+        let listing = self
+            .functions
+            .get_or_load(&(), || async {
+                let listed = self.lambda.list_functions().await?;
+                // Functions written while the listing ran may be listed with their old state:
+                // they stay dirty and are read on their own.
+                Ok::<_, AwsError>(Arc::new(
+                    listed.into_iter().map(|f| (f.name.clone(), f)).collect(),
+                ))
+            })
+            .await?;
+        Ok(listing.keys().cloned().collect())
+    }
+
+    /// The function `name` (listed, or read on its own when the listing cannot be trusted for
+    /// it); `None` when it does not exist. Call [`LambdaInventory::function_names`] first.
+    pub async fn function(&self, name: &str) -> Result<Option<KnownFunction>, AwsError> {
+        let dirty = self.dirty().contains(name);
+        let listed = self
+            .functions
+            .peek_any_age(&(), |listing| listing.get(name).cloned())
+            .flatten();
+        if !dirty
+            && let Some(info) = listed
+            && !info.update_in_progress()
+            && let Some(known) = self.known(&info)
+        {
+            return Ok(Some(known));
+        }
+        let details = self.lambda.get_function(name).await?;
+        Ok(self.read_back(name, details))
+    }
+
+    /// The listed function with what an earlier `GetFunction` said of this revision, when that
+    /// is enough: tags read within [`IDENTITY_RECHECK`], and the image digest of this code.
+    fn known(&self, info: &FunctionInfo) -> Option<KnownFunction> {
+        let identity = self.identities.get(&info.arn)?;
+        if identity.revision_id != info.revision_id {
+            return None;
+        }
+        if info.is_image() && identity.code_sha256 != info.code_sha256 {
+            return None;
+        }
+        Some(KnownFunction {
+            info: info.clone(),
+            tags: identity.tags,
+            image_digest: identity.image_digest.filter(|_| info.is_image()),
+        })
+    }
+
+    /// Records a function read on its own (`GetFunction`).
+    fn read_back(&self, name: &str, details: Option<FunctionDetails>) -> Option<KnownFunction> {
+        let Some(details) = details else {
+            self.dirty().remove(name);
+            self.functions.update(&(), |listing| {
+                Arc::make_mut(listing).remove(name);
+            });
+            return None;
+        };
+        let info = details.function.clone();
+        let image_digest = details.image_digest().map(str::to_owned);
+        self.identities.insert(
+            info.arn.clone(),
+            FunctionIdentity {
+                revision_id: info.revision_id.clone(),
+                code_sha256: info.code_sha256.clone(),
+                tags: details.tags.clone(),
+                image_digest: image_digest.clone(),
+            },
+        );
+        // Still updating: read it on its own again next time, whatever a listing says.
+        if info.update_in_progress() {
+            self.dirty().insert(name.to_owned());
+        } else {
+            self.dirty().remove(name);
+        }
+        self.functions.update(&(), |listing| {
+            Arc::make_mut(listing).insert(name.to_owned(), info.clone());
+        });
+        Some(KnownFunction {
+            info,
+            tags: details.tags,
+            image_digest,
+        })
+    }
+
+    /// Whether the tags of the function `arn` were read at or after `since`.
+    pub fn tags_read_since(&self, arn: &str, since: Instant) -> bool {
+        self.identities
+            .read_at(&arn.to_owned())
+            .is_some_and(|at| at >= since)
+    }
+
+    /// Stagehand changed the function (code, configuration, tags): read it back next time.
+    pub fn function_written(&self, name: &str) {
+        self.dirty().insert(name.to_owned());
+    }
+
+    /// Something else may have changed many functions and mappings at once (a CloudFormation
+    /// stack update): list them again next time.
+    pub fn functions_changed(&self) {
+        self.functions.invalidate(&());
+        self.mappings.invalidate(&());
+    }
+
+    /// Every mapping of the region (one region-wide listing for `max_age`).
+    pub async fn mappings(&self) -> Result<Arc<Vec<EventSourceMapping>>, AwsError> {
+        self.mappings
+            .get_or_load(&(), || async {
+                Ok(Arc::new(
+                    self.lambda.list_all_event_source_mappings().await?,
+                ))
+            })
+            .await
+    }
+
+    /// Stagehand created or changed a mapping: list again next time.
+    pub fn mappings_written(&self) {
+        self.mappings.invalidate(&());
+    }
+
+    /// The newest version of a layer (`ListLayerVersions` once per `max_age`).
+    pub async fn latest_layer_version(
+        &self,
+        layer: &str,
+    ) -> Result<Option<LayerVersion>, AwsError> {
+        self.layers
+            .get_or_load(&layer.to_owned(), || {
+                self.lambda.latest_layer_version(layer)
+            })
+            .await
+    }
+
+    /// Published versions of `function` (not `$LATEST`), listed again when its code changed,
+    /// after Stagehand published or deleted one, or after [`IDENTITY_RECHECK`].
+    pub async fn published_versions(
+        &self,
+        function: &FunctionInfo,
+    ) -> Result<Vec<PublishedVersion>, AwsError> {
+        let key = (function.name.clone(), function.code_sha256.clone());
+        if let Some(found) = self.versions.get(&key) {
+            return Ok(found);
+        }
+        // Versions listed for an older build are of no use any more.
+        self.versions
+            .invalidate_where(|(name, code)| *name == function.name && *code != key.1);
+        self.versions
+            .get_or_load(&key, || async {
+                let listed = self.lambda.list_versions(&function.name).await?;
+                Ok(listed
+                    .into_iter()
+                    .filter_map(|v| {
+                        let version = v.version.filter(|n| n != "$LATEST")?;
+                        Some(PublishedVersion {
+                            version,
+                            arn: v.arn,
+                            code_sha256: v.code_sha256,
+                            description: v.description,
+                        })
+                    })
+                    .collect())
+            })
+            .await
+    }
+
+    /// Stagehand published or deleted a version of `function`: list its versions again next
+    /// time.
+    pub fn versions_written(&self, function: &str) {
+        self.versions.invalidate_where(|(name, _)| name == function);
+    }
+
+    /// The alias `alias` of `function` (`GetAlias` once per `max_age`).
+    pub async fn alias(&self, function: &str, alias: &str) -> Result<Option<Alias>, AwsError> {
+        self.aliases
+            .get_or_load(&(function.to_owned(), alias.to_owned()), || {
+                self.lambda.get_alias(function, alias)
+            })
+            .await
+    }
+
+    /// Stagehand created or moved an alias of `function`: read it again next time.
+    pub fn alias_written(&self, function: &str) {
+        self.aliases.invalidate_where(|(f, _)| f == function);
+    }
+
+    /// Drops the listings read `age` or longer ago; what is keyed by identity stays (tags per
+    /// function revision, versions per code hash).
+    pub fn forget_older_than(&self, age: Duration) {
+        self.functions.forget_older_than(age);
+        self.mappings.forget_older_than(age);
+        self.layers.forget_older_than(age);
+        self.aliases.forget_older_than(age);
+    }
+}
+
+#[cfg(test)]
+impl LambdaInventory {
+    pub(crate) fn remember_layer(&self, layer: &str, latest: Option<LayerVersion>) {
+        self.layers.insert(layer.to_owned(), latest);
+    }
+
+    pub(crate) fn cached_layer(&self, layer: &str) -> bool {
+        self.layers.get(&layer.to_owned()).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::tests::provider;
+
+    fn inventory() -> LambdaInventory {
+        LambdaInventory::new(provider().lambda("r"), Duration::from_secs(30))
+    }
+
+    #[test]
+    fn written_functions_are_read_back() {
+        let inventory = inventory();
+        let info = FunctionInfo {
+            name: "f".into(),
+            arn: "arn:aws:lambda:r:1:function:f".into(),
+            revision_id: Some("r1".into()),
+            ..FunctionInfo::default()
+        };
+        // No tags read yet: not known from the listing alone.
+        assert_eq!(inventory.known(&info), None);
+        let known = inventory.read_back(
+            "f",
+            Some(FunctionDetails {
+                function: info.clone(),
+                tags: BTreeMap::from([("team".into(), "shop".into())]),
+                ..FunctionDetails::default()
+            }),
+        );
+        assert_eq!(
+            known.as_ref().map(|k| k.tags.len()),
+            Some(1),
+            "tags come with GetFunction"
+        );
+        assert_eq!(inventory.known(&info), known);
+        // Another revision (someone changed the function): tags are read again.
+        let changed = FunctionInfo {
+            revision_id: Some("r2".into()),
+            ..info.clone()
+        };
+        assert_eq!(inventory.known(&changed), None);
+        inventory.function_written("f");
+        assert!(inventory.dirty().contains("f"));
+        inventory.read_back("f", None);
+        assert!(!inventory.dirty().contains("f"));
+        // A read that says "update in progress" keeps the function read on its own until one
+        // says it is done, whatever a listing taken meanwhile says.
+        let updating = FunctionInfo {
+            last_update_status: Some("InProgress".into()),
+            ..info.clone()
+        };
+        let details = |function: FunctionInfo| FunctionDetails {
+            function,
+            ..FunctionDetails::default()
+        };
+        inventory.read_back("f", Some(details(updating)));
+        assert!(inventory.dirty().contains("f"));
+        inventory.read_back("f", Some(details(info)));
+        assert!(!inventory.dirty().contains("f"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ownership_tags_are_trusted_for_an_hour() {
+        let inventory = inventory();
+        let info = FunctionInfo {
+            name: "f".into(),
+            arn: "arn:aws:lambda:r:1:function:f".into(),
+            revision_id: Some("r1".into()),
+            ..FunctionInfo::default()
+        };
+        let since = Instant::now();
+        inventory.read_back(
+            "f",
+            Some(FunctionDetails {
+                function: info.clone(),
+                ..FunctionDetails::default()
+            }),
+        );
+        assert!(inventory.tags_read_since(&info.arn, since));
+        assert!(inventory.known(&info).is_some());
+        tokio::time::advance(IDENTITY_RECHECK).await;
+        assert!(inventory.known(&info).is_none(), "read again after an hour");
+        assert!(!inventory.tags_read_since(&info.arn, since));
+    }
+}

@@ -1,0 +1,189 @@
+//! One region's S3 objects as reconciles read them: listings of key prefixes, object heads and
+//! the SHA-256 of objects S3 has no checksum for.
+//!
+//! - **Listings**: one `ListObjectsV2` page per bucket and key prefix for `max_age`; an object
+//!   whose ETag is unchanged since its last `HeadObject` is not HEADed again.
+//! - **Pinned object versions** never change: HEADed once.
+//! - **Hashes**: streamed once per bucket/key/version/ETag (the content's identity) and kept.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::cached::{Cached, NEVER};
+use crate::aws::AwsError;
+use crate::aws::s3::{ObjectHead, S3, Sha256Digest};
+
+/// How many keys one listing reads (one `ListObjectsV2` page).
+const LISTING_PAGE: i32 = 1000;
+
+/// Identity of one S3 object's content: a streamed hash is valid for exactly this.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ArtifactKey {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+    pub e_tag: Option<String>,
+}
+
+/// One `ListObjectsV2` page: ETag by key, and whether it held every key under the prefix.
+#[derive(Clone, Debug)]
+struct ObjectListing {
+    e_tags: BTreeMap<String, Option<String>>,
+    complete: bool,
+}
+
+/// The S3 inventory of one region.
+#[derive(Debug)]
+pub struct S3Inventory {
+    s3: S3,
+    /// By (bucket, prefix).
+    listings: Cached<(String, String), ObjectListing>,
+    /// By (bucket, key, pinned version): the last HEAD (checked against the listed ETag, or
+    /// of a version that cannot change).
+    heads: Cached<(String, String, Option<String>), ObjectHead>,
+    hashes: Cached<ArtifactKey, Sha256Digest>,
+}
+
+impl S3Inventory {
+    /// Listings younger than `max_age` are reused.
+    pub fn new(s3: S3, max_age: Duration) -> Self {
+        Self {
+            s3,
+            listings: Cached::new(max_age),
+            heads: Cached::new(NEVER),
+            hashes: Cached::new(NEVER),
+        }
+    }
+
+    /// HEADs of `keys` (unpinned objects in one bucket): one listing of their common prefix
+    /// tells which changed since their last HEAD; only those (and any the listing does not
+    /// show) are HEADed.
+    pub async fn object_heads(
+        &self,
+        bucket: &str,
+        keys: &[String],
+    ) -> Result<BTreeMap<String, Option<ObjectHead>>, AwsError> {
+        let prefix = common_prefix(keys);
+        let listing = self
+            .listings
+            .get_or_load(&(bucket.to_owned(), prefix.clone()), || async {
+                let (objects, truncated) = self
+                    .s3
+                    .list_objects_page(bucket, &prefix, LISTING_PAGE)
+                    .await?;
+                Ok::<_, AwsError>(ObjectListing {
+                    e_tags: objects.into_iter().map(|o| (o.key, o.e_tag)).collect(),
+                    complete: !truncated,
+                })
+            })
+            .await?;
+        let mut heads = BTreeMap::new();
+        for key in keys {
+            let head_key = (bucket.to_owned(), key.clone(), None);
+            let listed = listing.e_tags.get(key);
+            if listed.is_none() && listing.complete {
+                heads.insert(key.clone(), None);
+                continue;
+            }
+            if let (Some(known), Some(listed_etag)) = (self.heads.get(&head_key), listed)
+                && known.e_tag == *listed_etag
+            {
+                heads.insert(key.clone(), Some(known));
+                continue;
+            }
+            let head = self.s3.head_object(bucket, key, None).await?;
+            match &head {
+                Some(head) => self.heads.insert(head_key, head.clone()),
+                None => self.heads.invalidate(&head_key),
+            }
+            heads.insert(key.clone(), head);
+        }
+        Ok(heads)
+    }
+
+    /// HEAD of a pinned object version: versions never change, so once is enough.
+    pub async fn object_version_head(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Option<ObjectHead>, AwsError> {
+        let head_key = (
+            bucket.to_owned(),
+            key.to_owned(),
+            Some(version_id.to_owned()),
+        );
+        if let Some(known) = self.heads.get(&head_key) {
+            return Ok(Some(known));
+        }
+        let head = self.s3.head_object(bucket, key, Some(version_id)).await?;
+        if let Some(head) = &head {
+            self.heads.insert(head_key, head.clone());
+        }
+        Ok(head)
+    }
+
+    /// The SHA-256 of this content, if it was streamed before.
+    pub fn known_sha256(&self, artifact: &ArtifactKey) -> Option<Sha256Digest> {
+        self.hashes.get(artifact)
+    }
+
+    /// Streams the object `artifact` names and keeps its SHA-256 for every later reconcile.
+    pub async fn hash_object(&self, artifact: ArtifactKey) -> Result<Sha256Digest, AwsError> {
+        let sha256 = self
+            .s3
+            .sha256_of_object(
+                &artifact.bucket,
+                &artifact.key,
+                artifact.version_id.as_deref(),
+            )
+            .await?;
+        self.hashes.insert(artifact, sha256);
+        Ok(sha256)
+    }
+
+    /// Drops the listings read `age` or longer ago (heads and hashes are keyed by identity).
+    pub fn forget_older_than(&self, age: Duration) {
+        self.listings.forget_older_than(age);
+    }
+}
+
+/// The longest common prefix of `keys` (cut at a character boundary).
+pub fn common_prefix(keys: &[String]) -> String {
+    let Some(first) = keys.first() else {
+        return String::new();
+    };
+    let mut end = first.len();
+    for key in &keys[1..] {
+        end = first
+            .char_indices()
+            .zip(key.chars())
+            .take_while(|((_, a), b)| a == b)
+            .last()
+            .map_or(0, |((i, a), _)| i + a.len_utf8())
+            .min(end);
+    }
+    first[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(list: &[&str]) -> Vec<String> {
+        list.iter().map(|k| (*k).to_owned()).collect()
+    }
+
+    #[test]
+    fn common_prefix_of_artifact_keys() {
+        assert_eq!(common_prefix(&keys(&[])), "");
+        assert_eq!(common_prefix(&keys(&["a/b.zip"])), "a/b.zip");
+        assert_eq!(
+            common_prefix(&keys(&["s01/fn00.zip", "s01/fn01.zip", "s01/fn09.zip"])),
+            "s01/fn0"
+        );
+        assert_eq!(common_prefix(&keys(&["app/x", "lib/y"])), "");
+        assert_eq!(common_prefix(&keys(&["é/a", "é/b"])), "é/");
+        assert_eq!(common_prefix(&keys(&["ab", "a"])), "a");
+    }
+}

@@ -1,0 +1,19 @@
+//! Stagehand's end-to-end suites, one module per thing they test, in one test binary (the AWS
+//! SDK, kube and the test environment are linked once, not once per suite). `support` holds what
+//! they share: the Kubernetes API stand-in, moto behind the counting/fault proxy, the production
+//! controllers, the seeded account and bounded waits.
+//!
+//! Run one suite with its module path, e.g. `cargo test -p stagehand --test e2e lambda_stage_stack`.
+
+mod support;
+
+mod aws_adapters;
+mod cli;
+mod cli_plan_apply;
+mod lambda_inventory;
+mod lambda_stage_alias;
+mod lambda_stage_deploy;
+mod lambda_stage_restart;
+mod lambda_stage_stack;
+mod leader_election;
+mod runtime;
