@@ -73,6 +73,8 @@ impl Actor<'_> {
         report
     }
 
+    /// One action, by the step named after it; a failed AWS call is reported with the action
+    /// it was part of.
     async fn run(&self, action: &Action, report: &mut ActReport) -> Result<(), LambdaStageError> {
         let step = match action {
             Action::HashArtifact { artifact, e_tag } => {
@@ -180,6 +182,9 @@ impl Actor<'_> {
         Ok(())
     }
 
+    /// The stack is tagged, through the change set, with the stage's ownership and the
+    /// fingerprint of the template it is being updated from: observe compares that fingerprint
+    /// to know the desired template is applied.
     async fn create_change_set(
         &self,
         stack_name: &str,
@@ -291,6 +296,7 @@ impl Actor<'_> {
         Ok(())
     }
 
+    /// Lambda refuses to publish unless `$LATEST` still has the hash the plan checked.
     async fn publish_version(
         &self,
         function: &str,
@@ -361,6 +367,8 @@ impl Actor<'_> {
         Ok(())
     }
 
+    /// Tagged by the create call itself, so a mapping created just before a crash is still
+    /// known as the stage's.
     async fn create_mapping(
         &self,
         function: &str,

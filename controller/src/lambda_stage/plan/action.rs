@@ -404,6 +404,7 @@ impl fmt::Display for Action {
     }
 }
 
+/// The fields a configuration update sets, for its message.
 fn changed_fields(change: &ConfigUpdate) -> Vec<&'static str> {
     [
         ("layers", change.layers.is_some()),

@@ -47,6 +47,8 @@ enum DesiredCode {
 }
 
 impl Planner<'_> {
+    /// The declared layers' versions (a layer without one stalls), and the layers declared on
+    /// an earlier round and dropped from the spec since.
     pub(super) fn resolve_layers(&mut self) -> ResolvedLayers {
         let mut resolved = ResolvedLayers::default();
         for layer in &self.spec.layers {
@@ -74,6 +76,8 @@ impl Planner<'_> {
         resolved
     }
 
+    /// The code the spec gives the function (its own, else the stage's); one that cannot be
+    /// honoured stalls.
     fn desired_code(&mut self, function: &ObservedFunction) -> DesiredCode {
         let entry = spec_entry(self.spec, function);
         let Some(source) = entry
@@ -91,6 +95,9 @@ impl Planner<'_> {
         }
     }
 
+    /// Drift is reported for every function; a change is planned only once the stack is
+    /// settled and the function is not being updated, and one Lambda update at most: code,
+    /// else configuration, else the alias (ownership tags first do not count as one).
     pub(super) fn plan_function(
         &mut self,
         function: &ObservedFunction,

@@ -140,6 +140,7 @@ impl Planner<'_> {
         }
     }
 
+    /// The mapping's UUID status recorded, which wins over the lowest among duplicates.
     fn recorded_uuid(&self, mapping: &MappingSpec) -> Option<&str> {
         self.observed
             .previous

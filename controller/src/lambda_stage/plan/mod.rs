@@ -255,20 +255,28 @@ pub fn plan(spec: &LambdaStageSpec, context: &PlanContext, observed: &Observed) 
     planner.finish(validation_passed)
 }
 
+/// One plan in the making: its inputs, the plan so far, and what one concern finds for
+/// another (the domain conditions sum up what the others found).
 struct Planner<'a> {
     spec: &'a LambdaStageSpec,
     context: &'a PlanContext,
     observed: &'a Observed,
     plan: Plan,
+    /// Artifacts (bucket, key, version) already to be hashed: functions sharing one wait for
+    /// one hash.
     artifacts_to_hash: BTreeSet<(String, String, Option<String>)>,
+    /// Functions whose layers differ from the declared ones.
     layers_drifted: Vec<String>,
+    /// Some artifact's hash is not known yet.
     code_hash_pending: bool,
+    /// What planning found wrong with declared mappings.
     mapping_problems: Vec<String>,
     /// Functions whose alias stays on a good version after a rollback, described.
     rollbacks_in_effect: Vec<String>,
 }
 
 impl Planner<'_> {
+    /// Why nothing can be done until a human or a spec change intervenes.
     fn stall(&mut self, reason: &'static str, message: String) {
         // The first stall is the one reported: checks run from the most fundamental (who owns
         // what) to the most specific.
@@ -297,6 +305,9 @@ impl Planner<'_> {
         self.plan.actions.push(action);
     }
 
+    /// The plan as it stands after every concern had its say: a stall, a rollback in effect or
+    /// a failed validation of a deployed stage stops it; an artifact being hashed, or a gate that
+    /// does not let Stagehand act, leaves no other action.
     fn finish(mut self, validation_passed: bool) -> Plan {
         self.push_domain_conditions();
         if let Some(stall) = &self.plan.stalled {

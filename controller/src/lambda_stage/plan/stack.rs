@@ -166,6 +166,8 @@ enum ChangeSetPhase {
     Failed(String),
 }
 
+/// The phase of the desired change set. CloudFormation reports a change set with nothing to
+/// change as `FAILED`: that one is `Empty`, not `Failed`.
 fn change_set_phase(change_set: &ChangeSetInfo) -> ChangeSetPhase {
     if change_set.is_empty() {
         return ChangeSetPhase::Empty;
