@@ -2,8 +2,8 @@
 //! outcome of a reconcile, plus the generic `set_condition` every kind uses for its domain
 //! conditions.
 //!
-//! Rules (see notes/gitops-and-metrics.md): abnormal-true polarity for `Reconciling` and
-//! `Stalled`, never both true; every condition carries `observedGeneration`;
+//! Rules (what kstatus, Argo CD and Flux health checks read): abnormal-true polarity for
+//! `Reconciling` and `Stalled`, never both true; every condition carries `observedGeneration`;
 //! `lastTransitionTime` moves only when a condition's status changes, so that rewriting the same
 //! status is a no-op for the API server (no watch-event loop). Nothing here reads the clock:
 //! callers pass `now`.
