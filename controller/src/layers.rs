@@ -38,11 +38,21 @@ const NOT_IN_A_PLAN: &[&str] = &[
     "crate::inventory",
     "crate::cli",
     "crate::kinds",
+    "crate::lambda_stage::observe",
+    "crate::lambda_stage::act",
+    "crate::lambda_stage::round",
+    "crate::lambda_stage::http_check",
+    "crate::lambda_stage::mapping_owners",
     "super::observe",
     "super::act",
     "super::round",
     "super::http_check",
     "super::mapping_owners",
+    "super::super::observe",
+    "super::super::act",
+    "super::super::round",
+    "super::super::http_check",
+    "super::super::mapping_owners",
     "crate::aws::AwsProvider",
     "crate::aws::call",
     "crate::aws::config",
@@ -94,9 +104,14 @@ fn sources(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// The source without comments and without `#[cfg(test)]` modules at the end of a file.
+/// The source without comments and without an inline `#[cfg(test)] mod tests { .. }` (always
+/// the last item of a file); a `mod tests;` declaration is only cut itself.
 fn code_of(text: &str) -> String {
-    let production = text.split("#[cfg(test)]\nmod tests").next().unwrap_or(text);
+    let production = text
+        .split("#[cfg(test)]\nmod tests {")
+        .next()
+        .unwrap_or(text)
+        .replace("#[cfg(test)]\nmod tests;", "");
     production
         .lines()
         .map(|line| line.split("//").next().unwrap_or(""))
@@ -265,4 +280,8 @@ fn the_checks_catch_what_they_are_for() {
         ]
     );
     assert_eq!(code_of("use a; // use crate::runtime;\n"), "use a; ");
+    assert_eq!(
+        code_of("#[cfg(test)]\nmod tests;\nfn f() {}\n#[cfg(test)]\nmod tests {\n"),
+        "\nfn f() {}"
+    );
 }

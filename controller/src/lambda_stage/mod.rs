@@ -14,16 +14,16 @@
 //! - this module: the [`Reconciler`] wiring (gate, events, metrics, status write, requeue,
 //!   cleanup on deletion).
 
-pub mod act;
-pub mod error;
-pub mod http_check;
-pub mod mapping_owners;
-pub mod observe;
-pub mod observed;
+mod act;
+mod error;
+mod http_check;
+mod mapping_owners;
+mod observe;
+mod observed;
 pub mod plan;
 pub mod round;
-pub mod stack;
-pub mod status;
+mod stack;
+mod status;
 
 use std::sync::Arc;
 use std::time::Duration;
