@@ -9,7 +9,12 @@
 //! is refused there exactly as `kubectl apply` would be refused by a cluster.
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 
+use kube::core::cel::{
+    CompilationError, CompiledSchema, RootContext, ValidationError, Validator, apply_defaults,
+    compile_schema,
+};
 use serde_json::{Map, Value};
 
 fn join(path: &str, key: &str) -> String {
@@ -101,7 +106,7 @@ pub fn unknown_fields(original: &Value, pruned: &Value, path: &str, out: &mut Ve
 pub fn normalize(schema: &Value, object: &Value) -> Value {
     let mut v = object.clone();
     prune(schema, &mut v, true);
-    let mut v = kube::core::cel::apply_defaults(schema, &v);
+    let mut v = apply_defaults(schema, &v);
     prune(schema, &mut v, true);
     v
 }
@@ -517,30 +522,363 @@ fn value_at<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
     Some(cur)
 }
 
-/// Evaluates the `x-kubernetes-validations` rules (with transition rules against `old`).
+/// Evaluates the `x-kubernetes-validations` rules of `schema` (with transition rules against
+/// `old`). The rules are compiled the first time a schema is seen and reused for every later
+/// call with an equal schema; a caller that validates many objects against one schema can keep
+/// a [`CelRules`] itself and skip the lookup.
 pub fn validate_cel(
     schema: &Value,
     object: &Value,
     old: Option<&Value>,
-    root: &kube::core::cel::RootContext,
+    root: &RootContext,
     errors: &mut Vec<FieldError>,
 ) {
-    let validator = kube::core::cel::Validator::new();
-    let Err(failures) = validator.validate_with_context(schema, object, old, Some(root)) else {
-        return;
-    };
-    for f in failures {
-        let type_name = value_at(object, &f.field_path).map_or("object", json_type);
-        let kind = match f.reason.as_deref() {
-            Some("FieldValueForbidden") => FieldErrorKind::Forbidden,
-            Some("FieldValueRequired") => FieldErrorKind::Required,
-            Some("FieldValueDuplicate") => FieldErrorKind::Duplicate,
-            _ => FieldErrorKind::Invalid,
-        };
-        let value = (kind == FieldErrorKind::Invalid || kind == FieldErrorKind::Duplicate)
-            .then(|| Value::String(type_name.to_owned()));
-        errors.push(FieldError::new(f.field_path, kind, value, f.message));
+    CelRules::cached(schema).validate(object, old, root, errors);
+}
+
+/// How deep kube's CEL validator walks a schema (its `MAX_SCHEMA_DEPTH`); deeper schemas get a
+/// "schema nesting exceeds the maximum depth" error from it.
+const KUBE_CEL_MAX_SCHEMA_DEPTH: usize = 64;
+
+/// How many schemas [`validate_cel`] and [`check_object`] keep compiled rules for.
+const CACHED_SCHEMAS: usize = 16;
+
+thread_local! {
+    /// kube's validator: the CEL context with the Kubernetes functions registered (about 20 µs
+    /// to build). It holds no rules, so one per thread serves every schema.
+    static VALIDATOR: Validator = Validator::new();
+}
+
+/// The CEL rules (`x-kubernetes-validations`) of one structural schema, compiled once and
+/// evaluated against any number of objects with the same results as kube's
+/// `Validator::validate_with_context` (which compiles every rule on every call): same messages,
+/// `messageExpression`s, field paths, reasons, transition rules, in the same order.
+///
+/// kube's own compiled form (`compile_schema` + `validate_compiled_with_context`) is not used
+/// as is: it visits the properties of an object in hash order, so the order of the errors
+/// would change from one process to the next. Here each schema node with rules gets its own
+/// compiled schema (that node's rules; below it, only what converts values to CEL: formats,
+/// maps, embedded resources), and the nodes are visited in the order the uncompiled validator
+/// visits them.
+#[derive(Debug)]
+pub struct CelRules {
+    /// The schema the rules come from (defaults are applied with it before the rules run).
+    schema: Value,
+    /// The nodes of the schema that have rules, or have descendants with rules.
+    root: Option<RuleNode>,
+    /// Schemas the node-by-node evaluation cannot reproduce exactly (nesting deeper than kube's
+    /// limit, a rule with an empty `fieldPath`): evaluated by kube's per-call compilation.
+    per_call: bool,
+}
+
+/// One schema node on the way to CEL rules.
+#[derive(Debug)]
+struct RuleNode {
+    /// This node's rules, compiled with a copy of the node's schema that has no rules below it.
+    rules: Option<CompiledSchema>,
+    /// `properties`, in schema order.
+    properties: Vec<(String, RuleNode)>,
+    items: Option<Box<RuleNode>>,
+    /// `additionalProperties` (unless `x-kubernetes-preserve-unknown-fields`), with the names
+    /// of the declared properties it does not apply to.
+    additional: Option<(Box<RuleNode>, HashSet<String>)>,
+    /// `allOf`, `oneOf`, `anyOf` branches, in that order (evaluated against the same value).
+    branches: Vec<RuleNode>,
+}
+
+impl CelRules {
+    /// Compiles every rule of `schema` (a CRD version's `openAPIV3Schema`).
+    pub fn new(schema: &Value) -> Self {
+        let mut per_call = false;
+        let root = RuleNode::build(schema, 0, &mut per_call);
+        Self {
+            schema: schema.clone(),
+            root,
+            per_call,
+        }
     }
+
+    /// The schema these rules were compiled from.
+    pub fn schema(&self) -> &Value {
+        &self.schema
+    }
+
+    /// The rules at the root of the schema that do not compile, as kube's
+    /// `compile_schema(schema).compilation_errors()` lists them (root rules only).
+    pub fn root_compilation_errors(&self) -> Vec<&CompilationError> {
+        self.root
+            .as_ref()
+            .and_then(|node| node.rules.as_ref())
+            .map(CompiledSchema::compilation_errors)
+            .unwrap_or_default()
+    }
+
+    /// The compiled rules of a schema equal to `schema`, compiling them the first time.
+    fn cached(schema: &Value) -> Arc<Self> {
+        static CACHE: Mutex<Vec<Arc<CelRules>>> = Mutex::new(Vec::new());
+        let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(rules) = cache.iter().find(|rules| rules.schema == *schema) {
+            return Arc::clone(rules);
+        }
+        let rules = Arc::new(Self::new(schema));
+        if cache.len() >= CACHED_SCHEMAS {
+            cache.remove(0);
+        }
+        cache.push(Arc::clone(&rules));
+        rules
+    }
+
+    /// Evaluates the rules against `object` (with transition rules against `old`), as
+    /// [`validate_cel`] does.
+    pub fn validate(
+        &self,
+        object: &Value,
+        old: Option<&Value>,
+        root: &RootContext,
+        errors: &mut Vec<FieldError>,
+    ) {
+        let failures = VALIDATOR.with(|validator| {
+            if self.per_call {
+                return match validator.validate_with_context(&self.schema, object, old, Some(root))
+                {
+                    Ok(()) => Vec::new(),
+                    Err(failures) => failures.into_vec(),
+                };
+            }
+            let Some(node) = &self.root else {
+                return Vec::new();
+            };
+            // As kube's validator does: the rules see both objects with the defaults applied.
+            let defaulted = apply_defaults(&self.schema, object);
+            let defaulted_old = old.map(|o| apply_defaults(&self.schema, o));
+            let mut failures = Vec::new();
+            node.evaluate(
+                validator,
+                &defaulted,
+                defaulted_old.as_ref(),
+                "",
+                Some(root),
+                &mut failures,
+            );
+            failures
+        });
+        for f in failures {
+            let type_name = value_at(object, &f.field_path).map_or("object", json_type);
+            let kind = match f.reason.as_deref() {
+                Some("FieldValueForbidden") => FieldErrorKind::Forbidden,
+                Some("FieldValueRequired") => FieldErrorKind::Required,
+                Some("FieldValueDuplicate") => FieldErrorKind::Duplicate,
+                _ => FieldErrorKind::Invalid,
+            };
+            let value = (kind == FieldErrorKind::Invalid || kind == FieldErrorKind::Duplicate)
+                .then(|| Value::String(type_name.to_owned()));
+            errors.push(FieldError::new(f.field_path, kind, value, f.message));
+        }
+    }
+
+    /// [`check_object`] against these rules' schema.
+    pub fn check_object(
+        &self,
+        object: &Value,
+        old: Option<&Value>,
+        root: &RootContext,
+    ) -> (Value, Vec<FieldError>) {
+        let schema = &self.schema;
+        let normalized = normalize(schema, object);
+        let mut errors = Vec::new();
+        let mut unknown = Vec::new();
+        unknown_fields(object, &normalized, "", &mut unknown);
+        for field in unknown {
+            errors.push(FieldError::new(
+                field,
+                FieldErrorKind::Invalid,
+                None,
+                "unknown field",
+            ));
+        }
+        let mut schema_errors = Vec::new();
+        validate(schema, &normalized, "", &mut schema_errors);
+        if schema_errors.is_empty() {
+            let old_normalized = old.map(|o| normalize(schema, o));
+            self.validate(&normalized, old_normalized.as_ref(), root, &mut errors);
+        }
+        errors.extend(schema_errors);
+        (normalized, errors)
+    }
+}
+
+impl RuleNode {
+    /// The node for `schema` at `depth`, or `None` when neither it nor anything below it has
+    /// rules. Sets `per_call` for what only per-call compilation reproduces exactly.
+    fn build(schema: &Value, depth: usize, per_call: &mut bool) -> Option<Self> {
+        if depth > KUBE_CEL_MAX_SCHEMA_DEPTH {
+            *per_call = true;
+            return None;
+        }
+        let rules = schema
+            .get("x-kubernetes-validations")
+            .and_then(Value::as_array)
+            .filter(|rules| !rules.is_empty())
+            .map(|rules| {
+                // kube reports a rule's error at `<node path>.<fieldPath>`; an empty fieldPath
+                // gives `<node path>.`, which the error paths of a node evaluated on its own
+                // cannot tell apart from a rule without fieldPath.
+                if rules
+                    .iter()
+                    .any(|r| r.get("fieldPath").and_then(Value::as_str) == Some(""))
+                {
+                    *per_call = true;
+                }
+                compile_schema(&value_schema(schema, true))
+            });
+        let children = |key: &str, per_call: &mut bool| -> Vec<Self> {
+            schema
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|s| Self::build(s, depth + 1, per_call))
+                .collect()
+        };
+        let declared = schema.get("properties").and_then(Value::as_object);
+        let properties: Vec<(String, Self)> = declared
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, s)| Some((name.clone(), Self::build(s, depth + 1, per_call)?)))
+            .collect();
+        let items = schema
+            .get("items")
+            .and_then(|s| Self::build(s, depth + 1, per_call))
+            .map(Box::new);
+        let additional = schema
+            .get("additionalProperties")
+            .filter(|a| a.is_object() && !is_true(schema, "x-kubernetes-preserve-unknown-fields"))
+            .and_then(|s| Self::build(s, depth + 1, per_call))
+            .map(|node| {
+                let known = declared.into_iter().flatten().map(|(k, _)| k.clone());
+                (Box::new(node), known.collect())
+            });
+        let mut branches = children("allOf", per_call);
+        branches.extend(children("oneOf", per_call));
+        branches.extend(children("anyOf", per_call));
+        let node = Self {
+            rules,
+            properties,
+            items,
+            additional,
+            branches,
+        };
+        let empty = node.rules.is_none()
+            && node.properties.is_empty()
+            && node.items.is_none()
+            && node.additional.is_none()
+            && node.branches.is_empty();
+        (!empty).then_some(node)
+    }
+
+    /// Evaluates this node's rules, then those below it, in the order kube's uncompiled
+    /// validator walks the schema: properties (schema order), items, additional properties,
+    /// then the `allOf`/`oneOf`/`anyOf` branches.
+    fn evaluate(
+        &self,
+        validator: &Validator,
+        value: &Value,
+        old: Option<&Value>,
+        path: &str,
+        root: Option<&RootContext>,
+        out: &mut Vec<ValidationError>,
+    ) {
+        if let Some(rules) = &self.rules {
+            // `apiVersion`, `apiGroup` and `kind` are bound at the root of the object only.
+            let root = root.filter(|_| path.is_empty());
+            if let Err(failures) = validator.validate_compiled_with_context(rules, value, old, root)
+            {
+                for mut f in failures {
+                    f.field_path = under(path, &f.field_path);
+                    out.push(f);
+                }
+            }
+        }
+        if let Some(obj) = value.as_object() {
+            for (name, node) in &self.properties {
+                if let Some(child) = obj.get(name) {
+                    let child_old = old.and_then(|o| o.get(name));
+                    node.evaluate(validator, child, child_old, &join(path, name), None, out);
+                }
+            }
+        }
+        if let (Some(node), Some(items)) = (&self.items, value.as_array()) {
+            for (i, item) in items.iter().enumerate() {
+                let item_old = old.and_then(Value::as_array).and_then(|a| a.get(i));
+                let item_path = if path.is_empty() {
+                    format!("[{i}]")
+                } else {
+                    format!("{path}[{i}]")
+                };
+                node.evaluate(validator, item, item_old, &item_path, None, out);
+            }
+        }
+        if let (Some((node, known)), Some(obj)) = (&self.additional, value.as_object()) {
+            for (key, child) in obj {
+                if !known.contains(key) {
+                    let child_old = old.and_then(|o| o.get(key));
+                    node.evaluate(validator, child, child_old, &join(path, key), None, out);
+                }
+            }
+        }
+        for branch in &self.branches {
+            branch.evaluate(validator, value, old, path, root, out);
+        }
+    }
+}
+
+/// A field path reported by a node evaluated on its own (`""`, `.field` or `field` from the
+/// rule's `fieldPath`) as the path under the node at `path`.
+fn under(path: &str, relative: &str) -> String {
+    if path.is_empty() {
+        relative.to_owned()
+    } else if relative.is_empty() {
+        path.to_owned()
+    } else if relative.starts_with('.') {
+        format!("{path}{relative}")
+    } else {
+        format!("{path}.{relative}")
+    }
+}
+
+/// A copy of a schema node with what kube's CEL validator needs to convert a value to CEL
+/// (types, formats, maps, embedded resources) and, with `own_rules`, the node's own rules; the
+/// rules of the nodes below it, defaults (already applied) and descriptions are left out.
+fn value_schema(schema: &Value, own_rules: bool) -> Value {
+    let Value::Object(node) = schema else {
+        return schema.clone();
+    };
+    let mut out = Map::new();
+    for (key, value) in node {
+        let value = match key.as_str() {
+            "x-kubernetes-validations" if own_rules => value.clone(),
+            "x-kubernetes-validations" | "default" | "description" => continue,
+            "properties" => match value {
+                Value::Object(props) => Value::Object(
+                    props
+                        .iter()
+                        .map(|(name, s)| (name.clone(), value_schema(s, false)))
+                        .collect(),
+                ),
+                other => other.clone(),
+            },
+            "items" | "additionalProperties" => value_schema(value, false),
+            "allOf" | "oneOf" | "anyOf" => match value {
+                Value::Array(branches) => {
+                    Value::Array(branches.iter().map(|s| value_schema(s, false)).collect())
+                }
+                other => other.clone(),
+            },
+            _ => value.clone(),
+        };
+        out.insert(key.clone(), value);
+    }
+    Value::Object(out)
 }
 
 const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
@@ -706,39 +1044,15 @@ pub fn schema_of(
 /// Every problem with `object` (a whole manifest, as JSON) against `schema` (the CRD version's
 /// `openAPIV3Schema`), and the object as the API server would store it (defaults applied,
 /// unknown fields pruned). Unknown fields are reported as errors too (kubectl's strict field
-/// validation). `old`: the stored object, for transition rules.
+/// validation). `old`: the stored object, for transition rules. The CEL rules are compiled once
+/// per schema (see [`validate_cel`]).
 pub fn check_object(
     schema: &Value,
     object: &Value,
     old: Option<&Value>,
-    root: &kube::core::cel::RootContext,
+    root: &RootContext,
 ) -> (Value, Vec<FieldError>) {
-    let normalized = normalize(schema, object);
-    let mut errors = Vec::new();
-    let mut unknown = Vec::new();
-    unknown_fields(object, &normalized, "", &mut unknown);
-    for field in unknown {
-        errors.push(FieldError::new(
-            field,
-            FieldErrorKind::Invalid,
-            None,
-            "unknown field",
-        ));
-    }
-    let mut schema_errors = Vec::new();
-    validate(schema, &normalized, "", &mut schema_errors);
-    if schema_errors.is_empty() {
-        let old_normalized = old.map(|o| normalize(schema, o));
-        validate_cel(
-            schema,
-            &normalized,
-            old_normalized.as_ref(),
-            root,
-            &mut errors,
-        );
-    }
-    errors.extend(schema_errors);
-    (normalized, errors)
+    CelRules::cached(schema).check_object(object, old, root)
 }
 
 #[cfg(test)]
@@ -836,7 +1150,7 @@ mod tests {
 
     #[test]
     fn cel_rules_and_transition_rules() {
-        let root = kube::core::cel::RootContext::default();
+        let root = RootContext::default();
         let mut errors = Vec::new();
         let obj = json!({"spec": {"region": "eu-west-1", "code": {"s3": "a", "image": "b"}, "stack": "new"}});
         validate_cel(&schema(), &obj, None, &root, &mut errors);

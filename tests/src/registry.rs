@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::error::FieldError;
+use crate::schema::CelRules;
 
 /// Group, version and plural of a resource type; the storage key of a collection.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -63,6 +64,8 @@ pub struct ResourceType {
     pub unconditional_update: bool,
     /// The `openAPIV3Schema` of a custom resource version.
     pub schema: Option<Arc<Value>>,
+    /// The CEL rules of `schema`, compiled once when the CRD is registered.
+    pub cel_rules: Option<Arc<CelRules>>,
     pub printer_columns: Vec<PrinterColumn>,
     /// The CRD (`plural.group`) that registered this type.
     pub crd_name: Option<String>,
@@ -98,6 +101,7 @@ impl ResourceType {
             uses_generation: false,
             unconditional_update: true,
             schema: None,
+            cel_rules: None,
             printer_columns: Vec::new(),
             crd_name: None,
         }
@@ -218,9 +222,9 @@ pub fn types_from_crd(crd: &Value) -> Result<Vec<ResourceType>, Vec<FieldError>>
             .pointer("/schema/openAPIV3Schema")
             .cloned()
             .filter(Value::is_object);
-        if let Some(schema) = &schema {
-            let compiled = kube::core::cel::compile_schema(schema);
-            for e in compiled.compilation_errors() {
+        let cel_rules = schema.as_ref().map(CelRules::new);
+        if let Some(rules) = &cel_rules {
+            for e in rules.root_compilation_errors() {
                 errors.push(FieldError::invalid(
                     format!("spec.versions[{i}].schema.openAPIV3Schema"),
                     Value::String("x-kubernetes-validations".to_owned()),
@@ -286,6 +290,7 @@ pub fn types_from_crd(crd: &Value) -> Result<Vec<ResourceType>, Vec<FieldError>>
             uses_generation: true,
             unconditional_update: false,
             schema: schema.map(Arc::new),
+            cel_rules: cel_rules.map(Arc::new),
             printer_columns,
             crd_name: Some(name.to_owned()),
         });

@@ -2,5 +2,5 @@
 //! `stagehand_crds::validation`, shared with `stagehand plan` / `apply`.
 
 pub use stagehand_crds::validation::{
-    normalize, prune, unknown_fields, validate, validate_cel, validate_name,
+    CelRules, normalize, prune, unknown_fields, validate, validate_cel, validate_name,
 };

@@ -514,13 +514,12 @@ impl Store {
                         kind: rt.kind.clone(),
                     };
                     let old_normalized = old.map(|o| schema::normalize(s, o));
-                    schema::validate_cel(
-                        s,
-                        &normalized,
-                        old_normalized.as_ref(),
-                        &root,
-                        &mut errors,
-                    );
+                    let old = old_normalized.as_ref();
+                    // The CRD's rules, compiled when it was registered.
+                    match &rt.cel_rules {
+                        Some(rules) => rules.validate(&normalized, old, &root, &mut errors),
+                        None => schema::validate_cel(s, &normalized, old, &root, &mut errors),
+                    }
                 }
                 errors.extend(schema_errors);
                 normalized

@@ -17,6 +17,8 @@
 //! - [`AwsFloor`] starts both; [`AdminClient`] drives the admin API over HTTP, as an external
 //!   process would. With `STAGEHAND_AWS_CALLS_SUMMARY=1` a floor prints its call counts to stderr
 //!   when dropped (for suite-level call budgets).
+//! - [`zip::deterministic_zip`] builds deployment packages and layers whose bytes (and so
+//!   `CodeSha256`) depend only on their files, for seeding and tests.
 //!
 //! For `stagehand-testenv up` (not wired here: the binary belongs to the API stand-in work):
 //! `let aws = AwsFloor::start().await?;` then append `export K=V` for each of `aws.env()`
@@ -29,6 +31,7 @@ pub mod faults;
 pub mod moto;
 pub mod proxy;
 pub mod seed;
+pub mod zip;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

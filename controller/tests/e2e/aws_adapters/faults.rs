@@ -222,7 +222,7 @@ async fn a_function_update_in_progress_is_seen_until_it_completes() {
         .code(
             aws_sdk_lambda::types::FunctionCode::builder()
                 .zip_file(aws_sdk_lambda::primitives::Blob::new(deterministic_zip(&[
-                    ("app.py", "x = 1\n"),
+                    ("app.py", b"x = 1\n"),
                 ])))
                 .build(),
         )

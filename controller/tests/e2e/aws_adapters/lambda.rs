@@ -18,7 +18,7 @@ const CLUSTER: &str = "test-cluster";
 fn zip(version: &str) -> Vec<u8> {
     deterministic_zip(&[(
         "index.py",
-        &format!("def handler(event, context):\n    return {version:?}\n"),
+        format!("def handler(event, context):\n    return {version:?}\n").as_bytes(),
     )])
 }
 
@@ -70,7 +70,10 @@ async fn publish_layer(env: &Env, name: &str) -> String {
         .layer_name(name)
         .content(
             LayerVersionContentInput::builder()
-                .zip_file(Blob::new(deterministic_zip(&[("python/x.py", name)])))
+                .zip_file(Blob::new(deterministic_zip(&[(
+                    "python/x.py",
+                    name.as_bytes(),
+                )])))
                 .build(),
         )
         .send()

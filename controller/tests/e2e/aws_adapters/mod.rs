@@ -23,6 +23,7 @@ use aws_sdk_s3::config::Credentials;
 use stagehand::aws::{AwsProvider, AwsSettings, Limit, RateLimits};
 use stagehand::runtime::Metrics;
 use stagehand_testenv::aws::AwsFloor;
+use stagehand_testenv::aws::zip::deterministic_zip;
 
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "123456789012";
@@ -137,85 +138,4 @@ pub fn fast_settings() -> AwsSettings {
 pub async fn create_role(env: &Env, name: &str) -> String {
     const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
     env.floor.moto().create_role(name, TRUST).await.unwrap()
-}
-
-/// A zip archive with the given files, stored (no compression) with fixed timestamps: the same
-/// input always gives the same bytes, so `CodeSha256` is known in advance.
-pub fn deterministic_zip(files: &[(&str, &str)]) -> Vec<u8> {
-    const DOS_TIME: u16 = 0;
-    const DOS_DATE: u16 = (2020 - 1980) << 9 | 1 << 5 | 1; // 2020-01-01
-    let mut out = Vec::new();
-    let mut central = Vec::new();
-    for (name, content) in files {
-        let offset = u32::try_from(out.len()).unwrap();
-        let crc = crc32(content.as_bytes());
-        let size = u32::try_from(content.len()).unwrap();
-        let name_len = u16::try_from(name.len()).unwrap();
-        let header = |out: &mut Vec<u8>, signature: u32, central: bool| {
-            out.extend(signature.to_le_bytes());
-            if central {
-                out.extend(20_u16.to_le_bytes()); // made by
-            }
-            out.extend(20_u16.to_le_bytes()); // version needed
-            out.extend(0_u16.to_le_bytes()); // flags
-            out.extend(0_u16.to_le_bytes()); // stored
-            out.extend(DOS_TIME.to_le_bytes());
-            out.extend(DOS_DATE.to_le_bytes());
-            out.extend(crc.to_le_bytes());
-            out.extend(size.to_le_bytes());
-            out.extend(size.to_le_bytes());
-            out.extend(name_len.to_le_bytes());
-            out.extend(0_u16.to_le_bytes()); // extra
-            if central {
-                out.extend(0_u16.to_le_bytes()); // comment
-                out.extend(0_u16.to_le_bytes()); // disk
-                out.extend(0_u16.to_le_bytes()); // internal attrs
-                out.extend((0o100_644_u32 << 16).to_le_bytes()); // external attrs
-                out.extend(offset.to_le_bytes());
-            }
-            out.extend(name.as_bytes());
-        };
-        header(&mut out, 0x0403_4b50, false);
-        out.extend(content.as_bytes());
-        header(&mut central, 0x0201_4b50, true);
-    }
-    let central_offset = u32::try_from(out.len()).unwrap();
-    let central_size = u32::try_from(central.len()).unwrap();
-    let count = u16::try_from(files.len()).unwrap();
-    out.extend(central);
-    out.extend(0x0605_4b50_u32.to_le_bytes());
-    out.extend([0_u8; 4]); // disk numbers
-    out.extend(count.to_le_bytes());
-    out.extend(count.to_le_bytes());
-    out.extend(central_size.to_le_bytes());
-    out.extend(central_offset.to_le_bytes());
-    out.extend(0_u16.to_le_bytes());
-    out
-}
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFF_u32;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    !crc
-}
-
-#[test]
-fn crc32_matches_the_reference_value() {
-    assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-}
-
-#[test]
-fn zips_are_byte_for_byte_reproducible() {
-    let files = [("index.py", "def handler(e, c):\n    return 1\n")];
-    assert_eq!(deterministic_zip(&files), deterministic_zip(&files));
-    assert_ne!(
-        deterministic_zip(&files),
-        deterministic_zip(&[("index.py", "other")])
-    );
 }
