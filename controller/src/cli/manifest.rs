@@ -3,10 +3,11 @@
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use kube::CustomResourceExt;
 use stagehand_crds::LambdaStage;
-use stagehand_crds::validation;
+use stagehand_crds::validation::{self, CelRules};
 
 /// Namespace of a manifest without `metadata.namespace` (as kubectl's default context).
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -123,7 +124,11 @@ pub fn parse_stages(path: &str, text: &str) -> Result<Vec<LambdaStage>, Manifest
 /// `document` as the API server would store it, or its field errors as `kubectl apply` prints
 /// them (`The LambdaStage "x" is invalid: ...`).
 fn admit(name: &str, document: &serde_json::Value) -> Result<serde_json::Value, String> {
-    let Some(schema) = validation::schema_of(&LambdaStage::crd()) else {
+    // The schema and its CEL rules, compiled once for every document of the run.
+    static RULES: OnceLock<Option<CelRules>> = OnceLock::new();
+    let Some(rules) =
+        RULES.get_or_init(|| validation::schema_of(&LambdaStage::crd()).map(|s| CelRules::new(&s)))
+    else {
         return Ok(document.clone());
     };
     let root = kube::core::cel::RootContext {
@@ -131,7 +136,7 @@ fn admit(name: &str, document: &serde_json::Value) -> Result<serde_json::Value, 
         api_group: "stagehand.dev".to_owned(),
         kind: "LambdaStage".to_owned(),
     };
-    let (admitted, mut errors) = validation::check_object(&schema, document, None, &root);
+    let (admitted, mut errors) = rules.check_object(document, None, &root);
     validation::validate_name(name, false, "metadata.name", &mut errors);
     match errors.as_slice() {
         [] => Ok(admitted),
