@@ -118,13 +118,28 @@ where
             return Ok(found);
         }
         let flight = lock(&self.flights).entry(key.clone()).or_default().clone();
-        let _guard = flight.lock().await;
-        if let Some(found) = self.get(key) {
-            return Ok(found);
+        let guard = flight.lock().await;
+        let result = match self.get(key) {
+            Some(found) => Ok(found),
+            None => load()
+                .await
+                .inspect(|value| self.insert(key.clone(), value.clone())),
+        };
+        drop(guard);
+        self.land(key, &flight);
+        result
+    }
+
+    /// The last caller out of a flight removes its lock, so the locks kept are those of loads
+    /// under way, not one per key ever read.
+    fn land(&self, key: &K, flight: &Arc<tokio::sync::Mutex<()>>) {
+        let mut flights = lock(&self.flights);
+        // One reference in the map, one held by this caller: nobody else waits on it.
+        if Arc::strong_count(flight) <= 2
+            && flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight))
+        {
+            flights.remove(key);
         }
-        let value = load().await?;
-        self.insert(key.clone(), value.clone());
-        Ok(value)
     }
 
     /// Stores `value` as read now.
@@ -247,6 +262,10 @@ mod tests {
             assert_eq!(task.await.ok(), Some(Ok(7)));
         }
         assert_eq!(loads.load(Ordering::SeqCst), 1);
+        assert!(
+            lock(&cache.flights).is_empty(),
+            "no lock kept once the flight landed"
+        );
     }
 
     #[tokio::test]
