@@ -6,3 +6,4 @@
 //! the reconciler; nothing serves the kind until those exist and it is registered in `kinds.rs`.
 
 pub mod cloud_init;
+pub mod spec_hash;
