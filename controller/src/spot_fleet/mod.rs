@@ -6,4 +6,5 @@
 //! the reconciler; nothing serves the kind until those exist and it is registered in `kinds.rs`.
 
 pub mod cloud_init;
+pub mod observed;
 pub mod spec_hash;

@@ -1,0 +1,184 @@
+//! What observe gathers for one fleet: plain data the plan reads. Everything that depends on the
+//! clock (whether an instance is past its grace period) is decided by observe and stored here as
+//! a fact, so the plan stays a function of its inputs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::aws::ec2::{InstanceHealth, InstanceInfo};
+
+/// The fleet as observed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// The instances attributed to this fleet: those tagged with its owner, and candidates for
+    /// adoption. Terminated instances stay listed by EC2 for a while; they are here too.
+    pub instances: Vec<ObservedInstance>,
+    /// Instances with a pending spot interruption warning (about two minutes left).
+    pub interruption_notices: BTreeSet<String>,
+    /// Instances with a rebalance recommendation (elevated interruption risk).
+    pub rebalance_recommendations: BTreeSet<String>,
+    /// Offerings a recent launch found without capacity, remembered for a few minutes so the next
+    /// launch avoids them instead of looping on one dead offering.
+    pub unavailable_offerings: BTreeSet<Offering>,
+    /// The errors of the most recent launch (its `CreateFleet` errors), for `CapacityReady`.
+    pub launch_errors: Vec<LaunchError>,
+}
+
+impl Observed {
+    pub fn instance(&self, id: &str) -> Option<&ObservedInstance> {
+        self.instances.iter().find(|i| i.id == id)
+    }
+}
+
+/// An instance type in an availability zone: what EC2 has or lacks spot capacity for.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Offering {
+    pub instance_type: String,
+    pub zone: String,
+}
+
+/// One error of a launch, as EC2 returned it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LaunchError {
+    /// `InsufficientInstanceCapacity`, `UnfulfillableCapacity`, `MaxSpotInstanceCountExceeded`, ...
+    pub code: String,
+    pub message: String,
+    /// The offering it concerns, when EC2 says.
+    pub offering: Option<Offering>,
+}
+
+/// EC2's instance states.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum InstanceState {
+    #[default]
+    Pending,
+    Running,
+    ShuttingDown,
+    Terminated,
+    Stopping,
+    Stopped,
+}
+
+impl InstanceState {
+    /// From DescribeInstances' state name; an unknown name is `None`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "pending" => Self::Pending,
+            "running" => Self::Running,
+            "shutting-down" => Self::ShuttingDown,
+            "terminated" => Self::Terminated,
+            "stopping" => Self::Stopping,
+            "stopped" => Self::Stopped,
+            _ => return None,
+        })
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::ShuttingDown => "shutting-down",
+            Self::Terminated => "terminated",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+        }
+    }
+
+    /// Still an instance of the fleet: counted against capacity and `capacity + maxSurge`.
+    pub const fn is_live(self) -> bool {
+        matches!(
+            self,
+            Self::Pending | Self::Running | Self::Stopping | Self::Stopped
+        )
+    }
+
+    /// Going away but still listed: `Recreate` waits for these to be gone.
+    pub const fn is_shutting_down(self) -> bool {
+        matches!(self, Self::ShuttingDown)
+    }
+}
+
+/// EC2's two status checks, summed up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Ec2Checks {
+    /// Not yet known: `initializing`, `insufficient-data`, or not looked at.
+    #[default]
+    Initializing,
+    Ok,
+    Impaired,
+}
+
+impl Ec2Checks {
+    /// Impaired if either check is; ok only when both are.
+    pub fn from_health(health: &InstanceHealth) -> Self {
+        let checks = [
+            health.instance_status.as_deref(),
+            health.system_status.as_deref(),
+        ];
+        if checks.contains(&Some("impaired")) {
+            Self::Impaired
+        } else if health.is_healthy() {
+            Self::Ok
+        } else {
+            Self::Initializing
+        }
+    }
+}
+
+/// The TCP health check (`healthCheck.tcpPort`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TcpCheck {
+    /// No port declared, or not probed this round.
+    #[default]
+    NotChecked,
+    Open,
+    Closed,
+}
+
+/// The instance profile EC2 reports for an instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProfileAttachment {
+    None,
+    /// The profile's ARN (`DescribeInstances` gives the ARN, not the name).
+    Arn(String),
+}
+
+/// One instance as observed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObservedInstance {
+    pub id: String,
+    pub state: InstanceState,
+    pub instance_type: Option<String>,
+    pub image_id: Option<String>,
+    /// `None`: not reported by observe (never read as a hand edit).
+    pub subnet_id: Option<String>,
+    pub zone: Option<String>,
+    /// `None`: not reported by observe (never read as a hand edit).
+    pub security_group_ids: Option<BTreeSet<String>>,
+    /// `None`: not reported by observe (never read as a hand edit).
+    pub iam_instance_profile: Option<ProfileAttachment>,
+    /// Ownership and spec-hash tags among them.
+    pub tags: BTreeMap<String, String>,
+    pub launched_at: Option<jiff::Timestamp>,
+    /// Launched more than `healthCheck.gracePeriodSeconds` ago (decided by observe, which may
+    /// read the clock).
+    pub past_grace: bool,
+    pub ec2_checks: Ec2Checks,
+    pub tcp: TcpCheck,
+}
+
+impl ObservedInstance {
+    /// What `DescribeInstances` gives today; observe fills in the rest (placement, security
+    /// groups, profile, health, grace). An unknown state reads as `pending`: not healthy, and
+    /// replaced only once past its grace period, like any instance that never came up.
+    pub fn from_info(info: &InstanceInfo) -> Self {
+        Self {
+            id: info.id.clone(),
+            state: InstanceState::parse(&info.state).unwrap_or_default(),
+            instance_type: info.instance_type.clone(),
+            image_id: info.image_id.clone(),
+            tags: info.tags.clone(),
+            launched_at: info.launch_time,
+            ..Self::default()
+        }
+    }
+}
