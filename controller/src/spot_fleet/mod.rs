@@ -7,4 +7,5 @@
 
 pub mod cloud_init;
 pub mod observed;
+pub mod plan;
 pub mod spec_hash;
