@@ -182,3 +182,92 @@ impl ObservedInstance {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_and_unknown_ones_are_none() {
+        for state in [
+            InstanceState::Pending,
+            InstanceState::Running,
+            InstanceState::ShuttingDown,
+            InstanceState::Terminated,
+            InstanceState::Stopping,
+            InstanceState::Stopped,
+        ] {
+            assert_eq!(InstanceState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(InstanceState::parse("hibernating"), None);
+        let live: Vec<bool> = [
+            "pending",
+            "running",
+            "shutting-down",
+            "terminated",
+            "stopping",
+            "stopped",
+        ]
+        .iter()
+        .filter_map(|s| InstanceState::parse(s))
+        .map(InstanceState::is_live)
+        .collect();
+        assert_eq!(live, [true, true, false, false, true, true]);
+    }
+
+    #[test]
+    fn ec2_checks_table() {
+        let health = |instance: Option<&str>, system: Option<&str>| InstanceHealth {
+            id: "i-1".into(),
+            state: "running".into(),
+            instance_status: instance.map(str::to_owned),
+            system_status: system.map(str::to_owned),
+        };
+        let rows = [
+            (Some("ok"), Some("ok"), Ec2Checks::Ok),
+            (Some("ok"), Some("initializing"), Ec2Checks::Initializing),
+            (Some("impaired"), Some("ok"), Ec2Checks::Impaired),
+            (Some("initializing"), Some("impaired"), Ec2Checks::Impaired),
+            (Some("insufficient-data"), None, Ec2Checks::Initializing),
+            (None, None, Ec2Checks::Initializing),
+        ];
+        for (instance, system, want) in rows {
+            assert_eq!(
+                Ec2Checks::from_health(&health(instance, system)),
+                want,
+                "{instance:?}/{system:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn from_info_keeps_what_describe_instances_gives() {
+        let info = InstanceInfo {
+            id: "i-1".into(),
+            state: "running".into(),
+            instance_type: Some("t3.small".into()),
+            image_id: Some("ami-0123456789abcdef0".into()),
+            tags: BTreeMap::from([("team".into(), "shop".into())]),
+            ..InstanceInfo::default()
+        };
+        let observed = ObservedInstance::from_info(&info);
+        assert_eq!(observed.id, "i-1");
+        assert_eq!(observed.state, InstanceState::Running);
+        assert_eq!(observed.instance_type.as_deref(), Some("t3.small"));
+        assert_eq!(observed.tags, info.tags);
+        // Not reported yet: never read as a hand edit, never healthy, not past grace.
+        assert_eq!(observed.subnet_id, None);
+        assert_eq!(observed.security_group_ids, None);
+        assert_eq!(observed.iam_instance_profile, None);
+        assert_eq!(observed.ec2_checks, Ec2Checks::Initializing);
+        assert!(!observed.past_grace);
+        let unknown = InstanceInfo {
+            state: "hibernating".into(),
+            ..info
+        };
+        assert_eq!(
+            ObservedInstance::from_info(&unknown).state,
+            InstanceState::Pending
+        );
+    }
+}
