@@ -21,6 +21,11 @@ pub struct Observed {
     pub unavailable_offerings: BTreeSet<Offering>,
     /// The errors of the most recent launch (its `CreateFleet` errors), for `CapacityReady`.
     pub launch_errors: Vec<LaunchError>,
+    /// Seconds before the next launch may be tried, set by observe (which keeps the failure
+    /// count and reads the clock) while recent launches failed or their instances never came
+    /// up: the plan waits instead of launching, so a dead offering or a broken image is not
+    /// retried in a loop.
+    pub launch_backoff_seconds: Option<u64>,
 }
 
 impl Observed {

@@ -34,6 +34,25 @@ use std::fmt::Write as _;
 use sha2::{Digest, Sha256};
 use stagehand_crds::{SPEC_HASH_TAG, SPEC_HASH_VERSION_TAG, SpotFleetSpec};
 
+use super::cloud_init::{self, CloudInitError};
+
+/// What every instance of a spec is launched with and tagged as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Desired {
+    /// The rendered cloud-init document, if any.
+    pub user_data: Option<String>,
+    /// [`spec_hash`] over the spec and that document.
+    pub hash: String,
+}
+
+/// Renders the spec's user data and hashes the spec over it: the one way to the desired hash,
+/// so observe, the plan and a launch never disagree on it.
+pub fn desired(spec: &SpotFleetSpec) -> Result<Desired, CloudInitError> {
+    let user_data = cloud_init::render(spec.user_data.as_deref(), &spec.files, &spec.services)?;
+    let hash = spec_hash(spec, user_data.as_deref());
+    Ok(Desired { user_data, hash })
+}
+
 /// The hashing scheme in force. Bump it with any change to [`spec_hash`]'s output for an
 /// unchanged spec.
 pub const SPEC_HASH_VERSION: &str = "1";

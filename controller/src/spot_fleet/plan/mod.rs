@@ -432,9 +432,18 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Launches `count` instances, avoiding the offerings found without capacity.
+    /// Launches `count` instances, avoiding the offerings found without capacity, unless a
+    /// backoff after failed launches is running.
     fn launch(&mut self, count: usize, reason: LaunchReason) {
         if count == 0 {
+            return;
+        }
+        if let Some(seconds) = self.observed.launch_backoff_seconds {
+            self.wait(
+                reason::LAUNCH_BACKOFF,
+                format!("{count} launch(es) after recent failures"),
+                seconds,
+            );
             return;
         }
         let avoid = self

@@ -12,3 +12,7 @@ pub const LAUNCH_ERRORS: &str = "LaunchErrors";
 pub const WAITING_FOR_HEALTH: &str = "WaitingForHealth";
 pub const WAITING_FOR_TERMINATION: &str = "WaitingForTermination";
 pub const WAITING_FOR_CAPACITY: &str = "WaitingForCapacity";
+/// A launch is held back after recent failures.
+pub const LAUNCH_BACKOFF: &str = "LaunchBackoff";
+/// Surge with `maxSurge: 0` and `maxUnavailable: 0`: nothing can be replaced.
+pub const NO_ROOM_TO_REPLACE: &str = "NoRoomToReplace";

@@ -22,6 +22,13 @@ impl<'a> Planner<'a> {
         let judged = self.judged.clone();
         let (out_of_date, in_date): (Vec<Judged<'a>>, Vec<Judged<'a>>) =
             judged.iter().partition(|j| j.reason.is_some());
+        if max_surge == 0 && max_unavailable == 0 && out_of_date.iter().any(|j| j.healthy) {
+            // The schema refuses this for Surge; a spec that slipped through must not wait forever.
+            self.stall(
+                reason::NO_ROOM_TO_REPLACE,
+                "replacement.maxSurge and replacement.maxUnavailable are both 0: a healthy out-of-date instance can neither be replaced first nor terminated first; set maxSurge to at least 1".to_owned(),
+            );
+        }
 
         let mut terminate: Vec<(&'a ObservedInstance, TerminateReason)> = out_of_date
             .iter()

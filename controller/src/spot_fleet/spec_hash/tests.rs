@@ -148,3 +148,26 @@ fn tags_carry_hash_and_version() {
         Some(SPEC_HASH_VERSION)
     );
 }
+
+#[test]
+fn desired_hashes_the_rendered_document() {
+    let mut with_files: SpotFleetSpec = spec();
+    with_files.files = vec![stagehand_crds::spot_fleet::FileSpec {
+        path: "/etc/motd".into(),
+        content: "hi\n".into(),
+        permissions: "0644".into(),
+        owner: "root:root".into(),
+    }];
+    let wanted = desired(&with_files).unwrap();
+    let rendered = wanted.user_data.clone().unwrap();
+    assert!(rendered.starts_with("#cloud-config\n"));
+    assert_eq!(wanted.hash, spec_hash(&with_files, Some(&rendered)));
+    assert_eq!(desired(&spec()).unwrap().user_data, None);
+    // Too large a document is an error, not a hash.
+    let mut huge = spec();
+    huge.user_data = Some("x".repeat(cloud_init::USER_DATA_LIMIT_BYTES + 1));
+    assert!(matches!(
+        desired(&huge),
+        Err(CloudInitError::TooLarge { .. })
+    ));
+}

@@ -325,3 +325,35 @@ fn phases_and_waits() {
         }
     }
 }
+
+#[test]
+fn a_launch_backoff_holds_launches_not_terminations() {
+    let observed = Observed {
+        launch_backoff_seconds: Some(40),
+        ..with(
+            all_outdated(),
+            &[pending("i-4").edit(|i| i.past_grace = true)],
+        )
+    };
+    let plan = plan_for(&spec(), &observed);
+    assert_eq!(plan.actions, vec![replaced(&["i-4"], UnhealthyPastGrace)]);
+    let backoff = plan
+        .waits
+        .iter()
+        .find(|w| w.reason == reason::LAUNCH_BACKOFF)
+        .expect("backoff wait");
+    assert_eq!(backoff.requeue_after_seconds, 40);
+}
+
+#[test]
+fn surge_without_surge_or_unavailability_stalls_instead_of_waiting_forever() {
+    let spec = spec_with(|s| s.replacement.max_surge = 0);
+    let plan = plan_for(&spec, &fleet(all_outdated()));
+    assert_eq!(
+        plan.stalled.map(|s| s.reason),
+        Some(reason::NO_ROOM_TO_REPLACE)
+    );
+    assert!(plan.actions.is_empty());
+    // Nothing out of date: nothing to stall on.
+    assert_eq!(plan_for(&spec, &fleet(steady())).stalled, None);
+}
