@@ -126,6 +126,11 @@ fn quoted(value: &str) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| String::from("\"\""))
 }
 
+/// How the user's cloud-config part merges onto the generated one. cloud-init's default
+/// (`dict(replace)+list()+str()`) would let a user's `write_files` or `runcmd` replace the
+/// generated lists; appending keeps both.
+pub const USER_PART_MERGE_TYPE: &str = "list(append)+dict(recurse_array)+str()";
+
 fn multipart(config: &str, raw: &str) -> Result<String, CloudInitError> {
     let delimiter = format!("--{MIME_BOUNDARY}");
     if raw
@@ -134,21 +139,28 @@ fn multipart(config: &str, raw: &str) -> Result<String, CloudInitError> {
     {
         return Err(CloudInitError::BoundaryInUserData);
     }
-    let user_type = if raw.starts_with("#!") {
-        "text/x-shellscript"
+    let (user_type, user_merge) = if raw.starts_with("#!") {
+        ("text/x-shellscript", None)
     } else {
-        "text/cloud-config"
+        ("text/cloud-config", Some(USER_PART_MERGE_TYPE))
     };
     let mut out = format!(
         "Content-Type: multipart/mixed; boundary=\"{MIME_BOUNDARY}\"\nMIME-Version: 1.0\n\n"
     );
-    for (content_type, filename, body) in [
-        ("text/cloud-config", "stagehand.cfg", config),
-        (user_type, "user-data", raw),
+    for (content_type, merge_type, filename, body) in [
+        ("text/cloud-config", None, "stagehand.cfg", config),
+        (user_type, user_merge, "user-data", raw),
     ] {
+        let _ = writeln!(
+            out,
+            "{delimiter}\nContent-Type: {content_type}; charset=\"utf-8\"\nMIME-Version: 1.0\nContent-Transfer-Encoding: 8bit"
+        );
+        if let Some(merge_type) = merge_type {
+            let _ = writeln!(out, "Merge-Type: {merge_type}");
+        }
         let _ = write!(
             out,
-            "{delimiter}\nContent-Type: {content_type}; charset=\"utf-8\"\nMIME-Version: 1.0\nContent-Transfer-Encoding: 8bit\nContent-Disposition: attachment; filename=\"{filename}\"\n\n{body}"
+            "Content-Disposition: attachment; filename=\"{filename}\"\n\n{body}"
         );
         if !body.ends_with('\n') {
             out.push('\n');

@@ -203,6 +203,12 @@ fn both_combine_into_a_multipart_document() {
             headers.contains(&format!("Content-Type: {part_type}")),
             "{headers}"
         );
+        // A user's cloud-config appends to the generated lists instead of replacing them.
+        assert_eq!(
+            headers.contains(&format!("Merge-Type: {USER_PART_MERGE_TYPE}")),
+            part_type == "text/cloud-config",
+            "{headers}"
+        );
         assert_eq!(body, raw);
         // The same spec renders the same bytes: the spec hash depends on it.
         assert_eq!(render(Some(raw), &files, &[]).unwrap().unwrap(), document);
