@@ -38,7 +38,7 @@ mod surge;
 pub use self::action::{Action, ActionFacts, LaunchReason, TerminateReason, Written};
 pub use self::capacity::removal_order;
 pub use self::replacement::{
-    HandEdit, Judge, ReplacementReason, are_security_groups_edited, hand_edit, is_healthy,
+    HandEdit, Judge, ReplacementReason, are_security_groups_edited, hand_edit, is_gone, is_healthy,
     is_image_edited, is_instance_profile_edited, is_instance_type_edited, is_spec_hash_drifted,
     is_stopped, is_subnet_edited, is_unhealthy_past_grace, needs_restamp, replacement_reason,
 };

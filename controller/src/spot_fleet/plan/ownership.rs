@@ -2,6 +2,7 @@
 //! (two controllers would fight over it); an untagged one is adopted only with `adopt: true`.
 
 use super::action::Action;
+use super::replacement::is_gone;
 use super::{DriftField, Planner, reason};
 use crate::aws::tags::{self, Ownership};
 
@@ -14,7 +15,7 @@ impl Planner<'_> {
         let cluster = self.context.cluster_id.as_str();
         let mut adopt = Vec::new();
         for instance in &self.observed.instances {
-            if !instance.state.is_live() {
+            if is_gone(instance) {
                 if tags::ownership(&instance.tags, owner, cluster) == Ownership::Ours {
                     self.gone.push(instance);
                 }

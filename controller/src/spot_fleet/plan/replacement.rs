@@ -1,6 +1,10 @@
 //! Every reason an instance is replaced, one small predicate each, comparing one desired thing
 //! with one observed thing. An instance is never patched: whatever differs, a new one is
 //! launched and the old one terminated.
+//!
+//! An instance terminated or shutting down — by Stagehand, by AWS, or by someone's hand — is not
+//! replaced as such: it is [`is_gone`], no longer counted, and the strategy launches to restore
+//! capacity.
 
 use stagehand_crds::spot_fleet::HealthCheckSpec;
 use stagehand_crds::{SPEC_HASH_TAG, SPEC_HASH_VERSION_TAG, SpotFleetSpec};
@@ -115,6 +119,11 @@ pub fn hand_edit(spec: &SpotFleetSpec, instance: &ObservedInstance) -> Option<Ha
     ]
     .into_iter()
     .find_map(|(edited, edit)| edited.then_some(edit))
+}
+
+/// Shutting down or terminated: no longer part of the fleet's capacity.
+pub fn is_gone(instance: &ObservedInstance) -> bool {
+    !instance.state.is_live()
 }
 
 pub fn is_stopped(instance: &ObservedInstance) -> bool {

@@ -67,17 +67,16 @@ impl<'a> Planner<'a> {
         self.launch(launch, launch_reason);
 
         let settling = in_date.iter().any(|j| !j.healthy) || launch > 0;
-        self.plan.phase = if !out_of_date.is_empty() {
-            Phase::Replacing
-        } else if excess > 0 {
-            Phase::ScalingDown
-        } else if launch > 0 {
-            Phase::Launching
-        } else if settling {
-            Phase::WaitingForHealth
-        } else {
-            Phase::Stable
-        };
+        // The most telling first.
+        self.plan.phase = [
+            (!out_of_date.is_empty(), Phase::Replacing),
+            (excess > 0, Phase::ScalingDown),
+            (launch > 0, Phase::Launching),
+            (settling, Phase::WaitingForHealth),
+        ]
+        .into_iter()
+        .find_map(|(applies, phase)| applies.then_some(phase))
+        .unwrap_or(Phase::Stable);
         if settling || healthy_out_of_date.len() > healthy.saturating_sub(min_healthy) {
             self.wait(
                 reason::WAITING_FOR_HEALTH,

@@ -7,7 +7,8 @@ use stagehand_crds::SPEC_HASH_TAG;
 use super::fixtures::*;
 use crate::spot_fleet::observed::{InstanceState, ObservedInstance, ProfileAttachment, TcpCheck};
 use crate::spot_fleet::plan::{
-    HandEdit, hand_edit, is_healthy, is_spec_hash_drifted, is_unhealthy_past_grace, needs_restamp,
+    HandEdit, hand_edit, is_gone, is_healthy, is_spec_hash_drifted, is_unhealthy_past_grace,
+    needs_restamp,
 };
 use crate::spot_fleet::spec_hash::SPEC_HASH_VERSION;
 
@@ -240,5 +241,19 @@ fn health_table() {
             want_unhealthy,
             "{name}"
         );
+    }
+}
+
+#[test]
+fn gone_is_shutting_down_or_terminated() {
+    for (state, gone) in [
+        (InstanceState::Pending, false),
+        (InstanceState::Running, false),
+        (InstanceState::Stopping, false),
+        (InstanceState::Stopped, false),
+        (InstanceState::ShuttingDown, true),
+        (InstanceState::Terminated, true),
+    ] {
+        assert_eq!(is_gone(&healthy("i-1").in_state(state)), gone, "{state:?}");
     }
 }
