@@ -4,6 +4,7 @@
 
 mod fixtures;
 
+mod actions;
 mod conditions;
 mod convergence;
 mod ownership;

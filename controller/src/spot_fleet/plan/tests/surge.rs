@@ -357,3 +357,30 @@ fn surge_without_surge_or_unavailability_stalls_instead_of_waiting_forever() {
     // Nothing out of date: nothing to stall on.
     assert_eq!(plan_for(&spec, &fleet(steady())).stalled, None);
 }
+
+#[test]
+fn a_hash_version_bump_still_sees_hand_edits() {
+    let observed = fleet(vec![
+        healthy("i-1").outdated().hash_version("0"),
+        healthy("i-2")
+            .outdated()
+            .hash_version("0")
+            .edit(|i| i.instance_type = Some("m5.large".into())),
+        healthy("i-3").outdated().hash_version("0"),
+    ]);
+    let plan = plan_for(&spec(), &observed);
+    assert_eq!(
+        plan.actions,
+        vec![
+            Action::Restamp {
+                ids: vec!["i-1".into(), "i-3".into()],
+                tags: spec_hash_tags(HASH),
+            },
+            launch(1, Replacement),
+        ]
+    );
+    assert_eq!(
+        plan.instances[1].replacement,
+        Some(HandEdited(HandEdit::InstanceType))
+    );
+}
