@@ -268,3 +268,119 @@ fn recreate_never_launches_while_an_old_instance_is_listed() {
         sim.assert_converged();
     }
 }
+
+/// How one instance of a starting fleet is.
+#[derive(Clone, Copy, Debug)]
+enum Start {
+    Current,
+    Outdated,
+    Stopped,
+    ImpairedPastGrace,
+    Pending,
+    Interrupted,
+}
+
+const STARTS: [Start; 6] = [
+    Start::Current,
+    Start::Outdated,
+    Start::Stopped,
+    Start::ImpairedPastGrace,
+    Start::Pending,
+    Start::Interrupted,
+];
+
+fn starting_fleet(starts: [Start; 3]) -> Observed {
+    let mut observed = fleet(Vec::new());
+    for (n, start) in starts.into_iter().enumerate() {
+        let id = format!("i-{}", n + 1);
+        let instance = match start {
+            Start::Current | Start::Interrupted => healthy(&id),
+            Start::Outdated => healthy(&id).outdated(),
+            Start::Stopped => healthy(&id).in_state(InstanceState::Stopped),
+            Start::ImpairedPastGrace => healthy(&id).impaired(),
+            Start::Pending => pending(&id),
+        };
+        if matches!(start, Start::Interrupted) {
+            observed.interruption_notices.insert(id);
+        }
+        observed.instances.push(instance);
+    }
+    observed
+}
+
+#[test]
+fn surge_keeps_its_bounds_from_every_starting_fleet() {
+    let params = [
+        (3, 1, 0),
+        (2, 1, 1),
+        (4, 2, 0),
+        (1, 1, 0),
+        (0, 1, 0),
+        (3, 3, 3),
+    ];
+    for (capacity, max_surge, max_unavailable) in params {
+        let spec = surge(capacity, max_surge, max_unavailable);
+        for a in STARTS {
+            for b in STARTS {
+                for c in STARTS {
+                    let mut sim = Sim::new(spec.clone(), Vec::new());
+                    sim.observed = starting_fleet([a, b, c]);
+                    let started_over =
+                        sim.live().count() > usize::try_from(capacity + max_surge).unwrap();
+                    let mut bounds = surge_bounds(&spec);
+                    sim.run(|before, plan, after| {
+                        if !started_over {
+                            bounds(before, plan, after);
+                        }
+                    });
+                    sim.assert_converged();
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn recreate_never_launches_beside_an_old_instance_from_every_starting_fleet() {
+    for capacity in [0, 2, 3, 4] {
+        let spec = spec_with(|s| {
+            s.capacity = capacity;
+            s.replacement.strategy = ReplacementStrategy::Recreate;
+        });
+        for a in STARTS {
+            for b in STARTS {
+                for c in STARTS {
+                    let mut sim = Sim::new(spec.clone(), Vec::new());
+                    sim.observed = starting_fleet([a, b, c]);
+                    let context = context();
+                    sim.run(|before, plan, _| {
+                        if !plan
+                            .actions
+                            .iter()
+                            .any(|a| matches!(a, Action::Launch { .. }))
+                        {
+                            return;
+                        }
+                        // What this very plan judged out of date, or saw shutting down.
+                        let judged =
+                            crate::spot_fleet::plan::plan(&before.spec, &context, &before.observed);
+                        assert!(
+                            judged.instances.iter().all(|i| i.replacement.is_none()),
+                            "launch beside out-of-date instances: {:?}",
+                            judged.instances
+                        );
+                        assert!(
+                            !before
+                                .observed
+                                .instances
+                                .iter()
+                                .any(|i| i.state == InstanceState::ShuttingDown),
+                            "launch while an instance is shutting down"
+                        );
+                    });
+                    sim.assert_converged();
+                }
+            }
+        }
+    }
+}
