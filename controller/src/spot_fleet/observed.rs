@@ -19,6 +19,10 @@ pub struct Observed {
     /// Offerings a recent launch found without capacity, remembered for a few minutes so the next
     /// launch avoids them instead of looping on one dead offering.
     pub unavailable_offerings: BTreeSet<Offering>,
+    /// The availability zone of each of the spec's subnets, when observe knows it: with it the
+    /// plan can tell that every offering of the spec is out of capacity, and wait instead of
+    /// launching into certain failure.
+    pub subnet_zones: BTreeMap<String, String>,
     /// The errors of the most recent launch (its `CreateFleet` errors), for `CapacityReady`.
     pub launch_errors: Vec<LaunchError>,
     /// Seconds before the next launch may be tried, set by observe (which keeps the failure

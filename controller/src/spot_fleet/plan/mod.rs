@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use stagehand_crds::SpotFleetSpec;
 use stagehand_crds::spot_fleet::ReplacementStrategy;
 
-use super::observed::{InstanceState, Observed, ObservedInstance};
+use super::observed::{InstanceState, Observed, ObservedInstance, Offering};
 use super::spec_hash::spec_hash_tags;
 use crate::base::conditions::{DesiredCondition, ReconcileOutcome};
 use crate::base::gates::ActGate;
@@ -438,6 +438,14 @@ impl<'a> Planner<'a> {
         if count == 0 {
             return;
         }
+        if self.every_offering_unavailable() {
+            self.wait(
+                reason::WAITING_FOR_CAPACITY,
+                format!("{count} launch(es): every instance type is out of spot capacity in every zone of the spec"),
+                requeue::CAPACITY_SECONDS,
+            );
+            return;
+        }
         if let Some(seconds) = self.observed.launch_backoff_seconds {
             self.wait(
                 reason::LAUNCH_BACKOFF,
@@ -458,6 +466,24 @@ impl<'a> Planner<'a> {
             avoid,
             reason,
         });
+    }
+
+    /// Every instance type × zone of the spec was recently found without capacity. Unknown
+    /// zones (a subnet observe did not place) count as available: only a certain failure is
+    /// not tried.
+    fn every_offering_unavailable(&self) -> bool {
+        let unavailable = &self.observed.unavailable_offerings;
+        !unavailable.is_empty()
+            && self.spec.subnet_ids.iter().all(|subnet| {
+                self.observed.subnet_zones.get(subnet).is_some_and(|zone| {
+                    self.spec.instance_types.iter().all(|instance_type| {
+                        unavailable.contains(&Offering {
+                            instance_type: instance_type.clone(),
+                            zone: zone.clone(),
+                        })
+                    })
+                })
+            })
     }
 
     /// The fleet's instances still shutting down.

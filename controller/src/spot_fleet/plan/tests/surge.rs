@@ -384,3 +384,65 @@ fn a_hash_version_bump_still_sees_hand_edits() {
         Some(HandEdited(HandEdit::InstanceType))
     );
 }
+
+#[test]
+fn no_launch_into_certain_failure() {
+    let zones = || {
+        std::collections::BTreeMap::from([
+            ("subnet-0aaaaaaaa".to_owned(), "eu-west-1a".to_owned()),
+            ("subnet-0bbbbbbbb".to_owned(), "eu-west-1b".to_owned()),
+        ])
+    };
+    let every = BTreeSet::from([
+        offering("t3.small", "eu-west-1a"),
+        offering("t3a.small", "eu-west-1a"),
+        offering("t3.small", "eu-west-1b"),
+        offering("t3a.small", "eu-west-1b"),
+    ]);
+    let dead = Observed {
+        unavailable_offerings: every.clone(),
+        subnet_zones: zones(),
+        ..fleet(vec![healthy("i-1")])
+    };
+    let plan = plan_for(&spec(), &dead);
+    assert_eq!(plan.actions, vec![]);
+    assert_eq!(
+        plan.requeue_after_seconds(),
+        Some(requeue::HEALTH_SECONDS.min(requeue::CAPACITY_SECONDS))
+    );
+    assert!(
+        plan.waits
+            .iter()
+            .any(|w| w.reason == reason::WAITING_FOR_CAPACITY)
+    );
+
+    // One offering left: launch, avoiding the others.
+    let mut almost = every.clone();
+    almost.remove(&offering("t3a.small", "eu-west-1b"));
+    let plan = plan_for(
+        &spec(),
+        &Observed {
+            unavailable_offerings: almost.clone(),
+            subnet_zones: zones(),
+            ..fleet(vec![healthy("i-1")])
+        },
+    );
+    assert_eq!(
+        plan.actions,
+        vec![Action::Launch {
+            count: 2,
+            avoid: almost.into_iter().collect(),
+            reason: Capacity,
+        }]
+    );
+
+    // A subnet whose zone is unknown may still have capacity: try.
+    let plan = plan_for(
+        &spec(),
+        &Observed {
+            unavailable_offerings: every,
+            ..fleet(vec![healthy("i-1")])
+        },
+    );
+    assert_eq!(plan.actions.len(), 1);
+}
