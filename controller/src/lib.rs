@@ -16,6 +16,7 @@ pub mod kinds;
 pub mod lambda_stage;
 pub mod runtime;
 pub mod settings;
+pub mod spot_fleet;
 pub mod telemetry;
 
 #[cfg(test)]
