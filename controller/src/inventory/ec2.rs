@@ -236,7 +236,7 @@ mod tests {
         inventory.forget_older_than(Duration::ZERO);
         assert!(inventory.unavailable_reason(&c5).is_some());
 
-        tokio::time::advance(UNAVAILABLE_OFFERING_TTL - Duration::from_secs(1)).await;
+        tokio::time::advance(UNAVAILABLE_OFFERING_TTL.saturating_sub(Duration::from_secs(1))).await;
         inventory.offering_unavailable(Offering::new("c5.large", "r-1b"), "UnfulfillableCapacity");
         assert_eq!(inventory.unavailable_offerings().len(), 3);
         tokio::time::advance(Duration::from_secs(1)).await;

@@ -387,7 +387,7 @@ impl LaunchTemplateVersionInfo {
             image_id: data.and_then(|d| d.image_id()).map(str::to_owned),
             instance_tags: data
                 .into_iter()
-                .flat_map(|d| d.tag_specifications())
+                .flat_map(aws_sdk_ec2::types::ResponseLaunchTemplateData::tag_specifications)
                 .filter(|s| s.resource_type() == Some(&ResourceType::Instance))
                 .flat_map(|s| tag_map(s.tags()))
                 .collect(),
