@@ -6,8 +6,10 @@ use stagehand::aws::ec2::{
 };
 use stagehand::aws::tags::{OWNER_TAG, tags_to_write};
 use stagehand::aws::{ErrorKind, Ownership, ownership};
+use stagehand::base::{Classify, ErrorClass};
 use stagehand::inventory::Inventory;
 use stagehand_crds::{SPEC_HASH_TAG, SPEC_HASH_VERSION_TAG};
+use stagehand_testenv::aws::{FaultAction, FaultRule};
 
 use super::{Env, REGION};
 
@@ -431,4 +433,58 @@ async fn a_fleet_launches_tagged_spot_instances_listed_once_for_every_owner() {
         2
     );
     env.report("ec2 fleet");
+}
+
+#[tokio::test]
+async fn a_throttled_launch_or_listing_is_an_error_and_stores_nothing() {
+    let env = Env::start().await;
+    let ec2 = env.aws.ec2(REGION);
+    for operation in ["CreateFleet", "DescribeInstances"] {
+        env.floor
+            .add_fault(
+                &FaultRule::new(FaultAction::throttle())
+                    .service("ec2")
+                    .operation(operation),
+            )
+            .await
+            .unwrap();
+    }
+    let err = ec2
+        .create_fleet_instant(&FleetRequest {
+            launch_template_id: "lt-0123456789abcdef0".into(),
+            launch_template_version: 1,
+            overrides: vec![FleetOverride {
+                instance_type: "t3.micro".into(),
+                subnet_id: "subnet-1".into(),
+                availability_zone: None,
+            }],
+            target_capacity: 1,
+            ..FleetRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Throttled, "{err}");
+    assert_eq!(err.code.as_deref(), Some("RequestLimitExceeded"));
+    assert_eq!(err.class(), ErrorClass::Recoverable);
+    assert_eq!(env.calls("ec2", "CreateFleet", "throttled"), 1);
+
+    let inventory = Inventory::new(env.aws.clone(), Duration::from_secs(600));
+    let err = inventory.ec2(REGION).instances_of(FLEET).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Throttled, "{err}");
+    env.floor.clear_faults().await.unwrap();
+    env.floor.reset_calls().await.unwrap();
+    assert_eq!(
+        inventory.ec2(REGION).instances_of(FLEET).await.unwrap(),
+        Vec::new()
+    );
+    assert_eq!(
+        env.floor
+            .calls()
+            .await
+            .unwrap()
+            .count("ec2", "DescribeInstances"),
+        1,
+        "the failed listing was not kept: listed again"
+    );
+    env.report("ec2 throttled");
 }
