@@ -532,6 +532,43 @@ impl Ec2 {
         }))
     }
 
+    /// Every launch template tagged `key = value` (all pages): how a deletion finds the
+    /// templates of a fleet whose status never recorded them.
+    pub async fn launch_templates_with_tag(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<LaunchTemplateInfo>, AwsError> {
+        let mut templates = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let request = self
+                .client
+                .describe_launch_templates()
+                .filters(
+                    Filter::builder()
+                        .name(format!("tag:{key}"))
+                        .values(value)
+                        .build(),
+                )
+                .set_next_token(token.take())
+                .send();
+            let page = self
+                .caller
+                .call("DescribeLaunchTemplates", Some(value), request)
+                .await?;
+            templates.extend(
+                page.launch_templates()
+                    .iter()
+                    .map(LaunchTemplateInfo::from_sdk),
+            );
+            match page.next_token() {
+                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
+                _ => return Ok(templates),
+            }
+        }
+    }
+
     /// Creates the launch template `name`, tagged with `tags` (ownership) and with `first` as
     /// version 1. A template of that name that already exists is returned as it is: the caller
     /// checks its tags before using it (a name is not proof of ownership).

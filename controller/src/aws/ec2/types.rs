@@ -200,15 +200,18 @@ pub struct FleetLaunchError {
     pub availability_zone: Option<String>,
 }
 
-/// The codes that say "no spot capacity here now" (EC2's documented fleet launch errors):
-/// another pool, or this one a few minutes later, may succeed. Anything else (an invalid
-/// parameter, a missing permission) fails the same way everywhere.
+/// The codes that say "no capacity for this launch now" (the ones Karpenter also treats as
+/// temporary): another pool, or this one a few minutes later, may succeed. `Unsupported` is an
+/// instance type not offered in that zone. `MaxSpotInstanceCountExceeded` and
+/// `VcpuLimitExceeded` are account quotas rather than a pool's capacity, but EC2 reports them
+/// against the pool it tried, and leaving that pool out for a while is still right. Anything
+/// else (an invalid parameter, a missing permission) fails the same way everywhere.
 pub const CAPACITY_ERROR_CODES: &[&str] = &[
     "InsufficientInstanceCapacity",
     "UnfulfillableCapacity",
     "MaxSpotInstanceCountExceeded",
-    "SpotMaxPriceTooLow",
-    "InsufficientCapacity",
+    "VcpuLimitExceeded",
+    "Unsupported",
     "InsufficientFreeAddressesInSubnet",
 ];
 

@@ -190,6 +190,24 @@ async fn launch_templates_have_one_version_per_spec_hash() {
         Some(template.id.clone())
     );
 
+    // Found by owner tag; another fleet's template is not.
+    ec2.create_launch_template(
+        "stagehand-ml-cpu",
+        &tags_to_write("ml/SpotFleet/cpu", "test-cluster", &BTreeMap::new()),
+        &spec("ccc", &group),
+        None,
+    )
+    .await
+    .unwrap();
+    let owned = ec2
+        .launch_templates_with_tag(OWNER_TAG, FLEET)
+        .await
+        .unwrap();
+    assert_eq!(
+        owned.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        [template.id.as_str()]
+    );
+
     let second = ec2
         .create_launch_template_version(&template.id, &spec("bbb", &group), Some("v-bbb"))
         .await
