@@ -9,6 +9,11 @@
 //!   by the tag's value. Dropped after every launch or termination Stagehand makes, so the next
 //!   round reads back what it did. Terminated instances are kept in the listing (EC2 describes
 //!   them for about an hour): that is how a fleet learns someone else terminated one.
+//! - **Launched, not yet listed**: EC2's API is eventually consistent: an instance
+//!   `CreateFleet` just returned may be missing from `DescribeInstances` for a while. A fleet
+//!   that trusted such a listing would see a shortfall and launch again, so what Stagehand
+//!   launched is added to its owner's instances, as `pending`, until the listing shows it or
+//!   [`LAUNCH_VISIBILITY_GRACE`] has passed.
 //! - **Unavailable offerings**: (instance type, availability zone) → the AWS error code of a
 //!   launch that failed there for lack of capacity, for [`UNAVAILABLE_OFFERING_TTL`], so the
 //!   next launch of any fleet leaves that pool out instead of failing on it again.
@@ -19,7 +24,7 @@ use std::time::Duration;
 
 use super::cached::Cached;
 use crate::aws::AwsError;
-use crate::aws::ec2::{Ec2, FleetLaunchError, InstanceInfo};
+use crate::aws::ec2::{Ec2, FleetInstance, FleetLaunchError, InstanceInfo};
 use crate::aws::tags::OWNER_TAG;
 
 /// How long a spot pool that refused a launch for lack of capacity is left out. Spot capacity
@@ -28,6 +33,12 @@ use crate::aws::tags::OWNER_TAG;
 /// pools stays short of capacity that has returned. Five minutes also outlasts a reconcile's
 /// longest backoff, so one retry cycle never meets the same refusal twice.
 pub const UNAVAILABLE_OFFERING_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// How long an instance Stagehand launched counts as its owner's while `DescribeInstances`
+/// does not show it yet. EC2's listings usually catch up within seconds; two minutes covers a
+/// slow region with a wide margin, and is short enough that an instance EC2 never really
+/// started is not counted as capacity for long.
+pub const LAUNCH_VISIBILITY_GRACE: Duration = Duration::from_secs(2 * 60);
 
 /// An instance type in an availability zone: the unit EC2 has spot capacity for or not.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -53,6 +64,8 @@ pub struct Ec2Inventory {
     instances: Cached<(), Arc<Vec<InstanceInfo>>>,
     /// By offering: the AWS error code of the launch that failed there.
     unavailable: Cached<Offering, String>,
+    /// By instance id: what Stagehand launched, as it would be listed.
+    launched: Cached<String, InstanceInfo>,
 }
 
 impl Ec2Inventory {
@@ -62,6 +75,7 @@ impl Ec2Inventory {
             ec2,
             instances: Cached::new(max_age),
             unavailable: Cached::new(UNAVAILABLE_OFFERING_TTL),
+            launched: Cached::new(LAUNCH_VISIBILITY_GRACE),
         }
     }
 
@@ -78,14 +92,51 @@ impl Ec2Inventory {
     }
 
     /// The instances whose owner tag is `owner` (`<namespace>/<Kind>/<name>`), terminated ones
-    /// included, from the shared listing.
+    /// included, from the shared listing; plus those Stagehand launched for `owner` that the
+    /// listing does not show yet (as `pending`).
     pub async fn instances_of(&self, owner: &str) -> Result<Vec<InstanceInfo>, AwsError> {
-        Ok(owned_by(&self.instances().await?, owner))
+        let listing = self.instances().await?;
+        let mut owned = owned_by(&listing, owner);
+        self.launched.drop_expired();
+        let mut unlisted: Vec<InstanceInfo> = self
+            .launched
+            .trusted_entries()
+            .into_iter()
+            .filter(|(id, launched)| {
+                launched.tag(OWNER_TAG) == Some(owner) && !listing.iter().any(|i| i.id == *id)
+            })
+            .map(|(_, launched)| launched)
+            .collect();
+        unlisted.sort_by(|a, b| a.id.cmp(&b.id));
+        owned.extend(unlisted);
+        Ok(owned)
     }
 
     /// Stagehand launched or terminated instances: list again next time.
     pub fn instances_written(&self) {
         self.instances.invalidate(&());
+    }
+
+    /// Stagehand launched `instances` with `tags` (the tags they were launched with, owner
+    /// tag included): they count as their owner's from now on, even before EC2 lists them.
+    /// Drops the listing, like [`Ec2Inventory::instances_written`].
+    pub fn instances_launched(&self, instances: &[FleetInstance], tags: &BTreeMap<String, String>) {
+        for instance in instances {
+            self.launched.insert(
+                instance.id.clone(),
+                InstanceInfo {
+                    id: instance.id.clone(),
+                    state: "pending".to_owned(),
+                    instance_type: instance.instance_type.clone(),
+                    subnet_id: instance.subnet_id.clone(),
+                    availability_zone: instance.availability_zone.clone(),
+                    lifecycle: Some("spot".to_owned()),
+                    tags: tags.clone(),
+                    ..InstanceInfo::default()
+                },
+            );
+        }
+        self.instances_written();
     }
 
     /// Remembers that `offering` refused a launch with AWS error `code`, for
@@ -201,6 +252,58 @@ mod tests {
             !inventory.cached_instances(),
             "older than max_age: listed again"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn launched_instances_count_before_the_listing_shows_them() {
+        let inventory = inventory();
+        let gpu = "ml/SpotFleet/gpu";
+        let tags = BTreeMap::from([(OWNER_TAG.to_owned(), gpu.to_owned())]);
+        let launched = |id: &str| FleetInstance {
+            id: id.into(),
+            instance_type: Some("c5.large".into()),
+            subnet_id: Some("subnet-a".into()),
+            availability_zone: Some("r-1a".into()),
+        };
+        inventory.instances_launched(&[launched("i-1"), launched("i-2")], &tags);
+        assert!(!inventory.cached_instances(), "the listing is read again");
+        // The listing caught up with one of them (already running), not yet with the other.
+        inventory.remember_instances(vec![
+            instance("i-1", Some(gpu), "running"),
+            instance("i-9", Some("ml/SpotFleet/cpu"), "running"),
+        ]);
+        let seen: Vec<(String, String)> = inventory
+            .instances_of(gpu)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| (i.id, i.state))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("i-1".to_owned(), "running".to_owned()),
+                ("i-2".to_owned(), "pending".to_owned())
+            ]
+        );
+        let cpu = inventory.instances_of("ml/SpotFleet/cpu").await;
+        assert_eq!(
+            cpu.map(|i| i.len()).ok(),
+            Some(1),
+            "another owner's are not added"
+        );
+
+        // Never listed within the grace: no longer counted.
+        tokio::time::advance(LAUNCH_VISIBILITY_GRACE).await;
+        inventory.remember_instances(vec![instance("i-1", Some(gpu), "running")]);
+        let ids: Vec<String> = inventory
+            .instances_of(gpu)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        assert_eq!(ids, ["i-1"]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -738,6 +738,10 @@ impl Ec2 {
         &self,
         fleet: &FleetRequest,
     ) -> Result<FleetLaunch, AwsError> {
+        if fleet.target_capacity <= 0 {
+            // Nothing to launch: EC2 would refuse the request as invalid.
+            return Ok(FleetLaunch::default());
+        }
         let template = &fleet.launch_template_id;
         let overrides = fleet
             .overrides

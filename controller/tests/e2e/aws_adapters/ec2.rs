@@ -359,6 +359,8 @@ async fn a_fleet_launches_tagged_spot_instances_listed_once_for_every_owner() {
     env.floor.reset_calls().await.unwrap();
     let inventory = Inventory::new(env.aws.clone(), Duration::from_secs(600));
     let ec2_inventory = inventory.ec2(REGION);
+    // What the launch returned counts until listed; listed, it is not counted twice.
+    ec2_inventory.instances_launched(&launch.instances, &request.tags);
     let mut ours = ec2_inventory.instances_of(FLEET).await.unwrap();
     let theirs = ec2_inventory
         .instances_of("ml/SpotFleet/cpu")
