@@ -51,10 +51,7 @@ impl InstanceInfo {
             image_id: i.image_id().map(str::to_owned),
             lifecycle: i.instance_lifecycle().map(|l| l.as_str().to_owned()),
             private_ip: i.private_ip_address().map(str::to_owned),
-            launch_time: i.launch_time().and_then(|t| {
-                let nanos = i32::try_from(t.subsec_nanos()).ok()?;
-                jiff::Timestamp::new(t.secs(), nanos).ok()
-            }),
+            launch_time: i.launch_time().and_then(timestamp),
             state_reason: i
                 .state_reason()
                 .and_then(|r| r.message())

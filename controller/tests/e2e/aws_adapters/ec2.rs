@@ -1,3 +1,8 @@
+//! The EC2 adapter and inventory against moto: spot launches, launch templates and their
+//! versions, `CreateFleet` of type `instant` tagged at launch, the region-wide listing by owner
+//! tag key that serves every fleet in one `DescribeInstances`, and terminations read back.
+//! What moto does differently from AWS is listed in docs/testing.md ("EC2 in moto").
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
