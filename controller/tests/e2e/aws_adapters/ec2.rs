@@ -12,7 +12,7 @@ use stagehand::aws::ec2::{
 use stagehand::aws::tags::{OWNER_TAG, tags_to_write};
 use stagehand::aws::{ErrorKind, Ownership, ownership};
 use stagehand::base::{Classify, ErrorClass};
-use stagehand::inventory::Inventory;
+use stagehand::inventory::{Inventory, Offering};
 use stagehand_crds::{SPEC_HASH_TAG, SPEC_HASH_VERSION_TAG};
 use stagehand_testenv::aws::{FaultAction, FaultRule};
 
@@ -512,4 +512,77 @@ async fn a_throttled_launch_or_listing_is_an_error_and_stores_nothing() {
         "the failed listing was not kept: listed again"
     );
     env.report("ec2 throttled");
+}
+
+#[tokio::test]
+async fn a_pool_without_capacity_is_reported_as_data_and_left_out() {
+    let env = Env::start().await;
+    let ec2 = env.aws.ec2(REGION);
+    let (subnets, group) = network(&env).await;
+    let zones = ec2.subnet_zones(&subnets).await.unwrap();
+    let template = ec2
+        .create_launch_template(
+            "stagehand-ml-gpu",
+            &tags_to_write(FLEET, "test-cluster", &BTreeMap::new()),
+            &spec("aaa", &group),
+            None,
+        )
+        .await
+        .unwrap();
+    let pool = |instance_type: &str, subnet: &String| FleetOverride {
+        instance_type: instance_type.to_owned(),
+        subnet_id: subnet.clone(),
+        availability_zone: zones.get(subnet).cloned(),
+    };
+    // moto never reports a refused pool; the proxy adds EC2's answer for the second one.
+    env.floor
+        .add_fault(
+            &FaultRule::new(FaultAction::fleet_error(
+                "InsufficientInstanceCapacity",
+                "t3.small",
+                &subnets[1],
+            ))
+            .times(1),
+        )
+        .await
+        .unwrap();
+    let request = FleetRequest {
+        launch_template_id: template.id.clone(),
+        launch_template_version: 1,
+        overrides: vec![pool("t3.micro", &subnets[0]), pool("t3.small", &subnets[1])],
+        target_capacity: 2,
+        tags: tags_to_write(FLEET, "test-cluster", &BTreeMap::new()),
+        ..FleetRequest::default()
+    };
+    let launch = ec2.create_fleet_instant(&request).await.unwrap();
+    assert_eq!(
+        launch.instances.len(),
+        2,
+        "a refused pool is not a failed call"
+    );
+    assert_eq!(launch.errors.len(), 1, "{launch:?}");
+    let refused = &launch.errors[0];
+    assert_eq!(refused.code, "InsufficientInstanceCapacity");
+    assert!(refused.is_capacity());
+    assert_eq!(refused.subnet_id.as_deref(), Some(subnets[1].as_str()));
+    let zone = zones[&subnets[1]].clone();
+    assert_eq!(
+        refused.offering(),
+        Some(("t3.small".to_owned(), zone.clone())),
+        "the zone comes from the pool the request named"
+    );
+    assert_eq!(env.calls("ec2", "CreateFleet", "success"), 1);
+
+    let inventory = Inventory::new(env.aws.clone(), Duration::from_secs(600));
+    let ec2_inventory = inventory.ec2(REGION);
+    ec2_inventory.launch_failed(&launch.errors);
+    let left_out = ec2_inventory.unavailable_offerings();
+    assert_eq!(
+        left_out
+            .get(&Offering::new("t3.small", &zone))
+            .map(String::as_str),
+        Some("InsufficientInstanceCapacity")
+    );
+    assert_eq!(left_out.len(), 1);
+    env.report("ec2 fleet errors");
 }
