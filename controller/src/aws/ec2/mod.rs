@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{
-    CreateFleetError, CreateFleetInstance, DefaultTargetCapacityType, Filter,
-    FleetLaunchTemplateConfigRequest, FleetLaunchTemplateOverridesRequest,
-    FleetLaunchTemplateSpecificationRequest, FleetType, IamInstanceProfileSpecification, Instance,
-    InstanceInterruptionBehavior, InstanceMarketOptionsRequest, InstanceType, LaunchTemplate,
+    CreateFleetError, CreateFleetInstance, DefaultTargetCapacityType,
+    DeleteLaunchTemplateVersionsResponseErrorItem, Filter, FleetLaunchTemplateConfigRequest,
+    FleetLaunchTemplateOverridesRequest, FleetLaunchTemplateSpecificationRequest, FleetType,
+    IamInstanceProfileSpecification, Instance, InstanceInterruptionBehavior,
+    InstanceMarketOptionsRequest, InstanceType, LaunchTemplate,
     LaunchTemplateIamInstanceProfileSpecificationRequest,
     LaunchTemplateInstanceMarketOptionsRequest, LaunchTemplateSpotMarketOptionsRequest,
     LaunchTemplateTagSpecificationRequest, LaunchTemplateVersion, MarketType,
@@ -361,6 +362,20 @@ fn template_data(spec: &LaunchTemplateSpec) -> RequestLaunchTemplateData {
     data.build()
 }
 
+/// The versions `DeleteLaunchTemplateVersions` did not delete, each with EC2's error code.
+fn refused_versions(items: &[DeleteLaunchTemplateVersionsResponseErrorItem]) -> Vec<(i64, String)> {
+    items
+        .iter()
+        .filter_map(|item| {
+            let code = item
+                .response_error()
+                .and_then(|e| e.code())
+                .map_or_else(|| "Unknown".to_owned(), |c| c.as_str().to_owned());
+            Some((item.version_number()?, code))
+        })
+        .collect()
+}
+
 impl LaunchTemplateInfo {
     fn from_sdk(t: &LaunchTemplate) -> Self {
         Self {
@@ -697,18 +712,9 @@ impl Ec2 {
                 .caller
                 .call("DeleteLaunchTemplateVersions", Some(template_id), request)
                 .await?;
-            refused.extend(
-                output
-                    .unsuccessfully_deleted_launch_template_versions()
-                    .iter()
-                    .filter_map(|item| {
-                        let code = item
-                            .response_error()
-                            .and_then(|e| e.code())
-                            .map_or_else(|| "Unknown".to_owned(), |c| c.as_str().to_owned());
-                        Some((item.version_number()?, code))
-                    }),
-            );
+            refused.extend(refused_versions(
+                output.unsuccessfully_deleted_launch_template_versions(),
+            ));
         }
         Ok(refused)
     }
@@ -851,6 +857,31 @@ mod tests {
         );
         let bare = CreateFleetError::builder().build();
         assert_eq!(FleetLaunchError::from_sdk(&bare).code, "Unknown");
+    }
+
+    #[test]
+    fn refused_version_deletions_carry_ec2s_code() {
+        use aws_sdk_ec2::types::{LaunchTemplateErrorCode, ResponseError};
+        let refused = |number: i64, code: LaunchTemplateErrorCode| {
+            DeleteLaunchTemplateVersionsResponseErrorItem::builder()
+                .version_number(number)
+                .response_error(ResponseError::builder().code(code).build())
+                .build()
+        };
+        assert_eq!(
+            refused_versions(&[
+                refused(
+                    1,
+                    LaunchTemplateErrorCode::LaunchTemplateVersionDoesNotExist
+                ),
+                refused(3, LaunchTemplateErrorCode::UnexpectedError),
+                DeleteLaunchTemplateVersionsResponseErrorItem::builder().build(),
+            ]),
+            [
+                (1, "launchTemplateVersionDoesNotExist".to_owned()),
+                (3, "unexpectedError".to_owned()),
+            ]
+        );
     }
 
     #[test]
