@@ -380,6 +380,21 @@ async fn a_fleet_launches_tagged_spot_instances_listed_once_for_every_owner() {
         1,
         "one page serves every fleet of the region"
     );
+    // Fifty fleets asking at once, the listing just dropped: one call, shared.
+    ec2_inventory.instances_written();
+    let owners = [FLEET, "ml/SpotFleet/cpu"];
+    let asked =
+        futures::future::join_all((0..50).map(|i| ec2_inventory.instances_of(owners[i % 2]))).await;
+    assert!(asked.iter().all(Result::is_ok));
+    assert_eq!(
+        env.floor
+            .calls()
+            .await
+            .unwrap()
+            .count("ec2", "DescribeInstances"),
+        2,
+        "concurrent readers wait for one listing"
+    );
     assert_eq!(
         theirs.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
         [other.id.as_str()]
@@ -455,7 +470,7 @@ async fn a_fleet_launches_tagged_spot_instances_listed_once_for_every_owner() {
             .await
             .unwrap()
             .count("ec2", "DescribeInstances"),
-        2
+        3
     );
     env.report("ec2 fleet");
 }
