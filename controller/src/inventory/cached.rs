@@ -99,6 +99,21 @@ where
         lock(&self.entries).get(key).map(|entry| read(&entry.value))
     }
 
+    /// Every key with its value that is still trusted (in no particular order).
+    pub fn trusted_entries(&self) -> Vec<(K, V)> {
+        lock(&self.entries)
+            .iter()
+            .filter(|(_, entry)| self.trusted(entry))
+            .map(|(key, entry)| (key.clone(), entry.value.clone()))
+            .collect()
+    }
+
+    /// Drops the values no longer trusted: for caches keyed by something that comes and goes
+    /// (a remembered error), where nobody asks for an expired key again.
+    pub fn drop_expired(&self) {
+        lock(&self.entries).retain(|_, entry| self.trusted(entry));
+    }
+
     /// When `key`'s value was read, if it is still trusted.
     pub fn read_at(&self, key: &K) -> Option<Instant> {
         lock(&self.entries)
@@ -203,6 +218,20 @@ mod tests {
         forever.insert((), 1);
         tokio::time::advance(Duration::from_secs(365 * 24 * 3600)).await;
         assert_eq!(forever.get(&()), Some(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn trusted_lists_only_values_within_their_ttl() {
+        let cache: Cached<&str, u32> = Cached::new(Duration::from_secs(10));
+        cache.insert("old", 1);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        cache.insert("new", 2);
+        assert_eq!(cache.trusted_entries().len(), 2);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(cache.trusted_entries(), vec![("new", 2)]);
+        cache.drop_expired();
+        assert_eq!(cache.peek_any_age(&"old", |v| *v), None, "dropped");
+        assert_eq!(cache.get(&"new"), Some(2));
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,7 +9,7 @@
 //!
 //! - [`cached`]: the one primitive (time-to-live, single flight, invalidate on our own write,
 //!   forget on demand).
-//! - [`lambda`], [`s3`], [`sqs`]: one inventory per service and region.
+//! - [`lambda`], [`s3`], [`sqs`], [`ec2`]: one inventory per service and region.
 //!
 //! Every write a kind makes marks what it changed, so the next reconcile reads it back instead
 //! of trusting a listing; what others change is seen within `max_age` (`--inventory-max-age`).
@@ -18,6 +18,7 @@
 //! a burst of them.
 
 pub mod cached;
+pub mod ec2;
 pub mod lambda;
 pub mod s3;
 pub mod sqs;
@@ -26,6 +27,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+pub use self::ec2::{Ec2Inventory, Offering};
 pub use self::lambda::{KnownFunction, LambdaInventory};
 pub use self::s3::{ArtifactKey, S3Inventory};
 pub use self::sqs::SqsInventory;
@@ -47,6 +49,7 @@ struct RegionInventory {
     lambda: Arc<LambdaInventory>,
     s3: Arc<S3Inventory>,
     sqs: Arc<SqsInventory>,
+    ec2: Arc<Ec2Inventory>,
 }
 
 /// The inventories of every region, made on first use. Cheap to clone (clones share them).
@@ -100,6 +103,7 @@ impl Inventory {
                     lambda: Arc::new(LambdaInventory::new(self.aws.lambda(region), self.max_age)),
                     s3: Arc::new(S3Inventory::new(self.aws.s3(region), self.max_age)),
                     sqs: Arc::new(SqsInventory::new(self.aws.sqs(region), self.max_age)),
+                    ec2: Arc::new(Ec2Inventory::new(self.aws.ec2(region), self.max_age)),
                 })
             })
             .clone()
@@ -115,6 +119,10 @@ impl Inventory {
 
     pub fn sqs(&self, region: &str) -> Arc<SqsInventory> {
         self.region(region).sqs.clone()
+    }
+
+    pub fn ec2(&self, region: &str) -> Arc<Ec2Inventory> {
+        self.region(region).ec2.clone()
     }
 
     /// What a spec change or a `stagehand.dev/refresh` asks for: forgets the listings of
@@ -136,6 +144,7 @@ impl Inventory {
         let inventories = self.region(region);
         inventories.lambda.forget_older_than(age);
         inventories.s3.forget_older_than(age);
+        inventories.ec2.forget_older_than(age);
     }
 }
 
@@ -165,6 +174,8 @@ pub(crate) mod tests {
         assert!(!Arc::ptr_eq(&inventory.lambda("a"), &inventory.lambda("b")));
         assert!(Arc::ptr_eq(&inventory.s3("a"), &clone.s3("a")));
         assert!(Arc::ptr_eq(&inventory.sqs("a"), &clone.sqs("a")));
+        assert!(Arc::ptr_eq(&inventory.ec2("a"), &clone.ec2("a")));
+        assert!(!Arc::ptr_eq(&inventory.ec2("a"), &inventory.ec2("b")));
     }
 
     #[tokio::test(start_paused = true)]
@@ -188,5 +199,21 @@ pub(crate) mod tests {
         eager.lambda("r").remember_layer("deps", None);
         eager.refresh("r");
         assert!(!eager.lambda("r").cached_layer("deps"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_covers_the_instance_listing() {
+        let inventory = Inventory::new(provider(), Duration::from_secs(30));
+        let ec2 = inventory.ec2("r");
+        ec2.remember_instances(Vec::new());
+        tokio::time::advance(Duration::from_millis(500)).await;
+        inventory.refresh("r");
+        assert!(ec2.cached_instances(), "half a second old: fresh enough");
+        tokio::time::advance(Duration::from_millis(500)).await;
+        inventory.refresh("r");
+        assert!(!ec2.cached_instances(), "a second old: listed again");
+        ec2.remember_instances(Vec::new());
+        inventory.forget("r");
+        assert!(!ec2.cached_instances());
     }
 }

@@ -109,6 +109,25 @@ pub enum FaultAction {
     },
     /// CloudFront `GetInvalidation` (default operation): set the invalidation's `<Status>`.
     InvalidationStatus { status: String },
+    /// EC2 `CreateFleet` (default operation): add `errors` to the response's `Errors`
+    /// (`errorSet`), as EC2 reports the pools it could not launch into (moto never reports
+    /// any). Only the response changes: the instances moto launched stay, and moto launches
+    /// the whole target from the first override, so name pools other than the first.
+    FleetErrors { errors: Vec<FleetError> },
+}
+
+/// One entry of a `fleet_errors` rewrite: a pool (instance type, subnet) and why it failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetError {
+    /// `InsufficientInstanceCapacity`, `UnfulfillableCapacity`, ...
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
 }
 
 impl FaultAction {
@@ -149,6 +168,18 @@ impl FaultAction {
         }
     }
 
+    /// `CreateFleet` reports `code` for the pool (`instance_type`, `subnet_id`).
+    pub fn fleet_error(code: &str, instance_type: &str, subnet_id: &str) -> Self {
+        Self::FleetErrors {
+            errors: vec![FleetError {
+                code: code.to_owned(),
+                message: None,
+                instance_type: Some(instance_type.to_owned()),
+                subnet_id: Some(subnet_id.to_owned()),
+            }],
+        }
+    }
+
     pub fn invalidation_in_progress() -> Self {
         Self::InvalidationStatus {
             status: "InProgress".to_owned(),
@@ -164,6 +195,7 @@ impl FaultAction {
                 &["GetFunction", "GetFunctionConfiguration", LIST_FUNCTIONS],
             )),
             Self::InvalidationStatus { .. } => Some(("cloudfront", &["GetInvalidation"])),
+            Self::FleetErrors { .. } => Some(("ec2", &["CreateFleet"])),
             _ => None,
         }
     }
@@ -326,6 +358,9 @@ pub enum Rewrite {
     InvalidationStatus {
         status: String,
     },
+    FleetErrors {
+        errors: Vec<FleetError>,
+    },
 }
 
 /// A call's fate, decided before it is forwarded.
@@ -470,6 +505,11 @@ impl FaultSet {
                         status: status.clone(),
                     });
                 }
+                FaultAction::FleetErrors { errors } => {
+                    decision.rewrites.push(Rewrite::FleetErrors {
+                        errors: errors.clone(),
+                    });
+                }
             }
         }
         decision
@@ -612,6 +652,31 @@ fn render_error(
     }
 }
 
+/// One `errorSet` item in EC2's wire format.
+fn fleet_error_item(error: &FleetError) -> String {
+    let element = |name: &str, value: Option<&str>| {
+        value.map_or_else(String::new, |v| {
+            format!("<{name}>{}</{name}>", xml_escape(v))
+        })
+    };
+    format!(
+        "<item><launchTemplateAndOverrides><overrides>{}{}</overrides></launchTemplateAndOverrides>\
+         <lifecycle>spot</lifecycle>{}{}</item>",
+        element("instanceType", error.instance_type.as_deref()),
+        element("subnetId", error.subnet_id.as_deref()),
+        element("errorCode", Some(&error.code)),
+        element(
+            "errorMessage",
+            Some(
+                error
+                    .message
+                    .as_deref()
+                    .unwrap_or("There is no Spot capacity available that matches your request.")
+            )
+        ),
+    )
+}
+
 pub(crate) fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
@@ -649,6 +714,22 @@ pub fn apply_rewrite(rewrite: &Rewrite, body: &[u8]) -> Option<Vec<u8>> {
         Rewrite::InvalidationStatus { status } => {
             let text = std::str::from_utf8(body).ok()?;
             xml_set_all(text, "Status", status).map(String::into_bytes)
+        }
+        Rewrite::FleetErrors { errors } => {
+            let text = std::str::from_utf8(body).ok()?;
+            let items: String = errors.iter().map(fleet_error_item).collect();
+            let set = format!("<errorSet>{items}</errorSet>");
+            // Into the existing set when moto wrote one, else as the response's first field.
+            if text.contains("<errorSet>") {
+                Some(
+                    text.replacen("<errorSet>", &set[..set.len() - "</errorSet>".len()], 1)
+                        .into_bytes(),
+                )
+            } else {
+                let end = text.find("<CreateFleetResponse")?;
+                let open = end + text[end..].find('>')? + 1;
+                Some(format!("{}{set}{}", &text[..open], &text[open..]).into_bytes())
+            }
         }
         Rewrite::LambdaStatus {
             last_update_status,
@@ -838,6 +919,46 @@ mod tests {
         assert_ne!(a, run(43));
         let fired = a.iter().filter(|f| **f).count();
         assert!((16..=48).contains(&fired), "{fired} of 64 at p=0.5");
+    }
+
+    #[test]
+    fn fleet_errors_are_added_to_a_create_fleet_response() {
+        let mut set = FaultSet::default();
+        set.add(FaultRule::new(FaultAction::fleet_error(
+            "InsufficientInstanceCapacity",
+            "c5.large",
+            "subnet-b",
+        )))
+        .unwrap();
+        let describe = id("ec2", "DescribeFleets", Protocol::Ec2Query);
+        assert!(set.decide(&describe, false, &[""]).rewrites.is_empty());
+        let create = id("ec2", "CreateFleet", Protocol::Ec2Query);
+        let rewrites = set.decide(&create, false, &[""]).rewrites;
+        assert_eq!(rewrites.len(), 1);
+        let body = "<?xml version=\"1.0\"?><CreateFleetResponse xmlns=\"x\"><fleetId>f</fleetId></CreateFleetResponse>";
+        let edited =
+            String::from_utf8(apply_rewrite(&rewrites[0], body.as_bytes()).unwrap()).unwrap();
+        assert!(
+            edited.starts_with(
+                "<?xml version=\"1.0\"?><CreateFleetResponse xmlns=\"x\"><errorSet><item>"
+            ),
+            "{edited}"
+        );
+        assert!(
+            edited.contains("<instanceType>c5.large</instanceType><subnetId>subnet-b</subnetId>")
+        );
+        assert!(edited.contains("<errorCode>InsufficientInstanceCapacity</errorCode>"));
+        assert!(edited.ends_with("</item></errorSet><fleetId>f</fleetId></CreateFleetResponse>"));
+        // Added to a set moto wrote.
+        let with_set =
+            "<CreateFleetResponse><errorSet><item>old</item></errorSet></CreateFleetResponse>";
+        let edited =
+            String::from_utf8(apply_rewrite(&rewrites[0], with_set.as_bytes()).unwrap()).unwrap();
+        assert_eq!(edited.matches("<errorSet>").count(), 1, "{edited}");
+        assert!(
+            edited.contains("</item><item>old</item></errorSet>"),
+            "{edited}"
+        );
     }
 
     #[test]

@@ -39,7 +39,7 @@ use hyper::http::{Method, Request};
 use serde::de::DeserializeOwned;
 
 pub use classify::{CallId, Protocol};
-pub use faults::{FaultAction, FaultRule, FaultStatus};
+pub use faults::{FaultAction, FaultRule, FaultStatus, FleetError};
 pub use moto::Moto;
 pub use proxy::{ADMIN_PREFIX, CallRecord, CallStats, CallsReport, FaultProxy};
 

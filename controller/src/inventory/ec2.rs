@@ -1,0 +1,355 @@
+//! One region's EC2 instances carrying Stagehand's owner tag, and the spot offerings that just
+//! failed to launch, as every fleet of the region reads them.
+//!
+//! EC2's request limits are per account and region, shared with every other tool, and
+//! `DescribeInstances` is among the most used calls there is. So:
+//!
+//! - **Instances**: one paged `DescribeInstances` filtered by the owner tag *key* (up to 1000
+//!   instances a page) serves every fleet of the region for `max_age`; each fleet picks its own
+//!   by the tag's value. Dropped after every launch or termination Stagehand makes, so the next
+//!   round reads back what it did. Terminated instances are kept in the listing (EC2 describes
+//!   them for about an hour): that is how a fleet learns someone else terminated one.
+//! - **Launched, not yet listed**: EC2's API is eventually consistent: an instance
+//!   `CreateFleet` just returned may be missing from `DescribeInstances` for a while. A fleet
+//!   that trusted such a listing would see a shortfall and launch again, so what Stagehand
+//!   launched is added to its owner's instances, as `pending`, until the listing shows it or
+//!   [`LAUNCH_VISIBILITY_GRACE`] has passed.
+//! - **Unavailable offerings**: (instance type, availability zone) → the AWS error code of a
+//!   launch that failed there for lack of capacity, for [`UNAVAILABLE_OFFERING_TTL`], so the
+//!   next launch of any fleet leaves that pool out instead of failing on it again.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::cached::Cached;
+use crate::aws::AwsError;
+use crate::aws::ec2::{Ec2, FleetInstance, FleetLaunchError, InstanceInfo};
+use crate::aws::tags::OWNER_TAG;
+
+/// How long a spot pool that refused a launch for lack of capacity is left out. Spot capacity
+/// comes back on a scale of minutes, not seconds: retried sooner, the same dead pool fails the
+/// same way and the fleet loops on it; left out for much longer, a fleet restricted to few
+/// pools stays short of capacity that has returned. Five minutes also outlasts a reconcile's
+/// longest backoff, so one retry cycle never meets the same refusal twice.
+pub const UNAVAILABLE_OFFERING_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// How long an instance Stagehand launched counts as its owner's while `DescribeInstances`
+/// does not show it yet. EC2's listings usually catch up within seconds; two minutes covers a
+/// slow region with a wide margin, and is short enough that an instance EC2 never really
+/// started is not counted as capacity for long.
+pub const LAUNCH_VISIBILITY_GRACE: Duration = Duration::from_secs(2 * 60);
+
+/// An instance type in an availability zone: the unit EC2 has spot capacity for or not.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Offering {
+    pub instance_type: String,
+    pub availability_zone: String,
+}
+
+impl Offering {
+    pub fn new(instance_type: &str, availability_zone: &str) -> Self {
+        Self {
+            instance_type: instance_type.to_owned(),
+            availability_zone: availability_zone.to_owned(),
+        }
+    }
+}
+
+/// The EC2 inventory of one region.
+#[derive(Debug)]
+pub struct Ec2Inventory {
+    ec2: Ec2,
+    /// Every instance carrying the owner tag key, whoever it names.
+    instances: Cached<(), Arc<Vec<InstanceInfo>>>,
+    /// By offering: the AWS error code of the launch that failed there.
+    unavailable: Cached<Offering, String>,
+    /// By instance id: what Stagehand launched, as it would be listed.
+    launched: Cached<String, InstanceInfo>,
+}
+
+impl Ec2Inventory {
+    /// Listings younger than `max_age` are reused.
+    pub fn new(ec2: Ec2, max_age: Duration) -> Self {
+        Self {
+            ec2,
+            instances: Cached::new(max_age),
+            unavailable: Cached::new(UNAVAILABLE_OFFERING_TTL),
+            launched: Cached::new(LAUNCH_VISIBILITY_GRACE),
+        }
+    }
+
+    /// Every instance of the region that carries the owner tag (whatever owner it names), from
+    /// a listing younger than `max_age` (one paged `DescribeInstances` when there is none).
+    pub async fn instances(&self) -> Result<Arc<Vec<InstanceInfo>>, AwsError> {
+        self.instances
+            .get_or_load(&(), || async {
+                Ok(Arc::new(
+                    self.ec2.describe_instances_with_tag_key(OWNER_TAG).await?,
+                ))
+            })
+            .await
+    }
+
+    /// The instances whose owner tag is `owner` (`<namespace>/<Kind>/<name>`), terminated ones
+    /// included, from the shared listing; plus those Stagehand launched for `owner` that the
+    /// listing does not show yet (as `pending`).
+    pub async fn instances_of(&self, owner: &str) -> Result<Vec<InstanceInfo>, AwsError> {
+        let listing = self.instances().await?;
+        let mut owned = owned_by(&listing, owner);
+        self.launched.drop_expired();
+        let mut unlisted: Vec<InstanceInfo> = self
+            .launched
+            .trusted_entries()
+            .into_iter()
+            .filter(|(id, launched)| {
+                launched.tag(OWNER_TAG) == Some(owner) && !listing.iter().any(|i| i.id == *id)
+            })
+            .map(|(_, launched)| launched)
+            .collect();
+        unlisted.sort_by(|a, b| a.id.cmp(&b.id));
+        owned.extend(unlisted);
+        Ok(owned)
+    }
+
+    /// Stagehand launched or terminated instances: list again next time.
+    pub fn instances_written(&self) {
+        self.instances.invalidate(&());
+    }
+
+    /// Stagehand launched `instances` with `tags` (the tags they were launched with, owner
+    /// tag included): they count as their owner's from now on, even before EC2 lists them.
+    /// Drops the listing, like [`Ec2Inventory::instances_written`].
+    pub fn instances_launched(&self, instances: &[FleetInstance], tags: &BTreeMap<String, String>) {
+        for instance in instances {
+            self.launched.insert(
+                instance.id.clone(),
+                InstanceInfo {
+                    id: instance.id.clone(),
+                    state: "pending".to_owned(),
+                    instance_type: instance.instance_type.clone(),
+                    subnet_id: instance.subnet_id.clone(),
+                    availability_zone: instance.availability_zone.clone(),
+                    lifecycle: Some("spot".to_owned()),
+                    tags: tags.clone(),
+                    ..InstanceInfo::default()
+                },
+            );
+        }
+        self.instances_written();
+    }
+
+    /// Remembers that `offering` refused a launch with AWS error `code`, for
+    /// [`UNAVAILABLE_OFFERING_TTL`].
+    pub fn offering_unavailable(&self, offering: Offering, code: &str) {
+        self.unavailable.insert(offering, code.to_owned());
+    }
+
+    /// Remembers the offerings a fleet launch reported without capacity; other errors (bad
+    /// input, permissions) say nothing about an offering and are left to the caller.
+    pub fn launch_failed(&self, errors: &[FleetLaunchError]) {
+        for error in errors.iter().filter(|e| e.is_capacity()) {
+            if let Some((instance_type, zone)) = error.offering() {
+                self.offering_unavailable(Offering::new(&instance_type, &zone), &error.code);
+            }
+        }
+    }
+
+    /// Why `offering` is left out now (the AWS error code), if it is.
+    pub fn unavailable_reason(&self, offering: &Offering) -> Option<String> {
+        self.unavailable.get(offering)
+    }
+
+    /// Every offering left out now, with the AWS error code that put it there.
+    pub fn unavailable_offerings(&self) -> BTreeMap<Offering, String> {
+        // Offerings come and go; expired ones are never asked for again, so drop them here.
+        self.unavailable.drop_expired();
+        self.unavailable.trusted_entries().into_iter().collect()
+    }
+
+    /// Drops the listing if it was read `age` or longer ago. Unavailable offerings stay: they
+    /// are what AWS answered to a launch, which no listing can read again.
+    pub fn forget_older_than(&self, age: Duration) {
+        self.instances.forget_older_than(age);
+    }
+}
+
+/// The instances of `listing` whose owner tag is `owner`.
+fn owned_by(listing: &[InstanceInfo], owner: &str) -> Vec<InstanceInfo> {
+    listing
+        .iter()
+        .filter(|i| i.tag(OWNER_TAG) == Some(owner))
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+impl Ec2Inventory {
+    pub(crate) fn remember_instances(&self, listing: Vec<InstanceInfo>) {
+        self.instances.insert((), Arc::new(listing));
+    }
+
+    pub(crate) fn cached_instances(&self) -> bool {
+        self.instances.get(&()).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::tests::provider;
+
+    fn inventory() -> Ec2Inventory {
+        Ec2Inventory::new(provider().ec2("r"), Duration::from_secs(30))
+    }
+
+    fn instance(id: &str, owner: Option<&str>, state: &str) -> InstanceInfo {
+        InstanceInfo {
+            id: id.into(),
+            state: state.into(),
+            tags: owner
+                .map(|o| BTreeMap::from([(OWNER_TAG.to_owned(), o.to_owned())]))
+                .unwrap_or_default(),
+            ..InstanceInfo::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_listing_serves_every_fleet_until_it_is_written_or_old() {
+        let inventory = inventory();
+        inventory.remember_instances(vec![
+            instance("i-1", Some("ml/SpotFleet/gpu"), "running"),
+            instance("i-2", Some("ml/SpotFleet/cpu"), "running"),
+            instance("i-3", Some("ml/SpotFleet/gpu"), "terminated"),
+            instance("i-4", Some(""), "running"),
+        ]);
+        // Answered from the listing: no AWS call is made (the provider points nowhere).
+        let gpu = inventory.instances_of("ml/SpotFleet/gpu").await;
+        let ids: Vec<String> = gpu.unwrap_or_default().into_iter().map(|i| i.id).collect();
+        assert_eq!(ids, ["i-1", "i-3"], "terminated ones are seen too");
+        let cpu = inventory.instances_of("ml/SpotFleet/cpu").await;
+        assert_eq!(cpu.map(|i| i.len()).ok(), Some(1));
+        assert_eq!(
+            inventory.instances_of("ml/SpotFleet/none").await.ok(),
+            Some(Vec::new())
+        );
+
+        inventory.instances_written();
+        assert!(
+            !inventory.cached_instances(),
+            "read back after our own launch"
+        );
+
+        inventory.remember_instances(Vec::new());
+        tokio::time::advance(Duration::from_millis(500)).await;
+        inventory.forget_older_than(Duration::from_secs(1));
+        assert!(
+            inventory.cached_instances(),
+            "half a second old: fresh enough"
+        );
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(
+            !inventory.cached_instances(),
+            "older than max_age: listed again"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn launched_instances_count_before_the_listing_shows_them() {
+        let inventory = inventory();
+        let gpu = "ml/SpotFleet/gpu";
+        let tags = BTreeMap::from([(OWNER_TAG.to_owned(), gpu.to_owned())]);
+        let launched = |id: &str| FleetInstance {
+            id: id.into(),
+            instance_type: Some("c5.large".into()),
+            subnet_id: Some("subnet-a".into()),
+            availability_zone: Some("r-1a".into()),
+        };
+        inventory.instances_launched(&[launched("i-1"), launched("i-2")], &tags);
+        assert!(!inventory.cached_instances(), "the listing is read again");
+        // The listing caught up with one of them (already running), not yet with the other.
+        inventory.remember_instances(vec![
+            instance("i-1", Some(gpu), "running"),
+            instance("i-9", Some("ml/SpotFleet/cpu"), "running"),
+        ]);
+        let seen: Vec<(String, String)> = inventory
+            .instances_of(gpu)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| (i.id, i.state))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("i-1".to_owned(), "running".to_owned()),
+                ("i-2".to_owned(), "pending".to_owned())
+            ]
+        );
+        let cpu = inventory.instances_of("ml/SpotFleet/cpu").await;
+        assert_eq!(
+            cpu.map(|i| i.len()).ok(),
+            Some(1),
+            "another owner's are not added"
+        );
+
+        // Never listed within the grace: no longer counted.
+        tokio::time::advance(LAUNCH_VISIBILITY_GRACE).await;
+        inventory.remember_instances(vec![instance("i-1", Some(gpu), "running")]);
+        let ids: Vec<String> = inventory
+            .instances_of(gpu)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        assert_eq!(ids, ["i-1"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unavailable_offerings_are_left_out_for_their_ttl() {
+        let inventory = inventory();
+        let error = |code: &str, instance_type: &str, zone: Option<&str>| FleetLaunchError {
+            code: code.into(),
+            instance_type: Some(instance_type.into()),
+            availability_zone: zone.map(str::to_owned),
+            ..FleetLaunchError::default()
+        };
+        inventory.launch_failed(&[
+            error("InsufficientInstanceCapacity", "c5.large", Some("r-1a")),
+            error("MaxSpotInstanceCountExceeded", "m5.large", Some("r-1b")),
+            // Not about capacity: says nothing about the offering.
+            error("InvalidParameterValue", "t3.micro", Some("r-1a")),
+            // No zone known: nothing to leave out.
+            error("UnfulfillableCapacity", "r5.large", None),
+        ]);
+        let c5 = Offering::new("c5.large", "r-1a");
+        assert_eq!(
+            inventory.unavailable_reason(&c5).as_deref(),
+            Some("InsufficientInstanceCapacity")
+        );
+        assert_eq!(
+            inventory
+                .unavailable_offerings()
+                .into_keys()
+                .collect::<Vec<_>>(),
+            [c5.clone(), Offering::new("m5.large", "r-1b")]
+        );
+        // A refresh re-reads listings, not what AWS answered to a launch.
+        inventory.forget_older_than(Duration::ZERO);
+        assert!(inventory.unavailable_reason(&c5).is_some());
+
+        tokio::time::advance(UNAVAILABLE_OFFERING_TTL.saturating_sub(Duration::from_secs(1))).await;
+        inventory.offering_unavailable(Offering::new("c5.large", "r-1b"), "UnfulfillableCapacity");
+        assert_eq!(inventory.unavailable_offerings().len(), 3);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(inventory.unavailable_reason(&c5), None, "tried again");
+        assert_eq!(
+            inventory
+                .unavailable_offerings()
+                .into_keys()
+                .collect::<Vec<_>>(),
+            [Offering::new("c5.large", "r-1b")]
+        );
+    }
+}
