@@ -185,8 +185,12 @@ impl ObservedInstance {
             state: InstanceState::parse(&info.state).unwrap_or_default(),
             instance_type: info.instance_type.clone(),
             image_id: info.image_id.clone(),
+            subnet_id: info.subnet_id.clone(),
+            zone: info.availability_zone.clone(),
             tags: info.tags.clone(),
             launched_at: info.launch_time,
+            // Security groups and the instance profile are compared once observe decides how
+            // to read them (moto does not apply a fleet template's groups or profile).
             ..Self::default()
         }
     }
@@ -256,16 +260,22 @@ mod tests {
             state: "running".into(),
             instance_type: Some("t3.small".into()),
             image_id: Some("ami-0123456789abcdef0".into()),
+            subnet_id: Some("subnet-0123456789abcdef0".into()),
+            availability_zone: Some("eu-west-1a".into()),
             tags: BTreeMap::from([("team".into(), "shop".into())]),
             ..InstanceInfo::default()
         };
         let observed = ObservedInstance::from_info(&info);
+        assert_eq!(
+            observed.subnet_id.as_deref(),
+            Some("subnet-0123456789abcdef0")
+        );
+        assert_eq!(observed.zone.as_deref(), Some("eu-west-1a"));
         assert_eq!(observed.id, "i-1");
         assert_eq!(observed.state, InstanceState::Running);
         assert_eq!(observed.instance_type.as_deref(), Some("t3.small"));
         assert_eq!(observed.tags, info.tags);
-        // Not reported yet: never read as a hand edit, never healthy, not past grace.
-        assert_eq!(observed.subnet_id, None);
+        // Not read yet: never taken for a hand edit, never healthy, not past grace.
         assert_eq!(observed.security_group_ids, None);
         assert_eq!(observed.iam_instance_profile, None);
         assert_eq!(observed.ec2_checks, Ec2Checks::Initializing);
