@@ -331,4 +331,8 @@ pub struct InstanceStatus {
     /// Launch time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launched_at: Option<String>,
+    /// Why the instance is being replaced (`spec_hash`, `interruption`, `hand_edit_image`,
+    /// `unhealthy`, ...); unset while it is in date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
 }

@@ -1,18 +1,256 @@
 //! `SpotFleet`: immutable spot instances launched from one spec.
 //!
-//! Built so far, all pure:
+//! The reconcile has the shape every kind shares: observe → plan → act → report, run as one
+//! [`round`](round::round).
 //! - `cloud_init`: `files`, `services` and `userData` rendered into one deterministic document,
 //!   checked against EC2's 16 KB limit;
 //! - `spec_hash`: the versioned hash of what defines an instance, and `desired()` (render, then
 //!   hash) — the one way to the hash the plan compares and a launch tags;
-//! - `observed`: the plain data observe will gather, clock-dependent facts precomputed;
+//! - `observe`: the fleet's instances from the shared EC2 inventory, status checks while they
+//!   prove health, the grace period decided against the clock, unavailable offerings;
+//! - `observed`: the plain data observe gathers, clock-dependent facts precomputed;
 //! - `plan/`: `plan(spec, context, observed) -> Plan` with its tables and a multi-round
-//!   simulator.
+//!   simulator;
+//! - `act`: one function per action (launch template version per spec hash, `CreateFleet`,
+//!   terminate, tag), telling the inventory what it wrote;
+//! - `status`: the status written after every round (pure);
+//! - this module: the [`SpotFleetReconciler`] (gate, events, metrics, status write, requeue,
+//!   verified teardown on deletion).
 //!
-//! Not built yet: observe (through an EC2 inventory), act, status, error, the round and the
-//! reconciler; nothing serves the kind until those exist and it is registered in `kinds.rs`.
+//! Not built yet: the spot interruption queue consumer (`interruptionQueue` is not read), the
+//! TCP health check (`healthCheck.tcpPort`), and pruning old launch template versions.
 
+mod act;
 pub mod cloud_init;
+mod error;
+mod observe;
 pub mod observed;
 pub mod plan;
+pub mod round;
 pub mod spec_hash;
+mod status;
+
+pub use self::error::SpotFleetError;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kube::runtime::controller::Action as Requeue;
+use kube::{Resource, ResourceExt};
+use stagehand_crds::{DeletionPolicy, SpotFleet};
+
+use self::round::{Round, RoundOptions, round};
+use self::status::paused_status;
+use crate::aws::tags::{self, OWNER_TAG, Ownership};
+use crate::base::{ActGate, may_act};
+use crate::runtime::requeue::resync_action;
+use crate::runtime::round::{
+    RefreshTracker, RoundEnd, fail_early, owner_of, requeue_after, write_status,
+};
+use crate::runtime::{Context, Reconciler, effective_deletion_policy};
+
+/// The kind label of metrics.
+const KIND: &str = "SpotFleet";
+
+/// The SpotFleet reconciler. EC2 is read through the `Context`'s inventory, shared with every
+/// other fleet of the region.
+#[derive(Debug, Default)]
+pub struct SpotFleetReconciler {
+    refreshes: RefreshTracker,
+}
+
+impl SpotFleetReconciler {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Metrics of one round: the drift found and the actions done.
+fn record_metrics(ctx: &Context, round: &Round) {
+    for drift in &round.plan.drift {
+        ctx.metrics.record_drift(KIND, drift.field.as_str());
+    }
+    for action in &round.report.done {
+        ctx.metrics.record_action(KIND, action.facts().metric_label);
+    }
+}
+
+impl Reconciler<SpotFleet> for SpotFleetReconciler {
+    type Error = SpotFleetError;
+
+    async fn apply(
+        &self,
+        fleet: Arc<SpotFleet>,
+        ctx: Arc<Context>,
+    ) -> Result<Requeue, SpotFleetError> {
+        let spec = &fleet.spec;
+        let gate = may_act(fleet.annotations(), spec.lifecycle.management);
+        if gate == ActGate::Paused {
+            let status = paused_status(
+                fleet.status.as_ref(),
+                fleet.meta().generation,
+                Timestamp::now(),
+            );
+            write_status(&ctx, fleet.as_ref(), &status).await?;
+            return Ok(Requeue::await_change());
+        }
+        let options = RoundOptions {
+            cluster_id: &ctx.settings.cluster_id,
+            gate,
+            refresh: self.refreshes.requested(fleet.as_ref()),
+        };
+        let round = match round(
+            &ctx.inventory,
+            &fleet,
+            fleet.status.as_ref(),
+            options,
+            |_| {},
+        )
+        .await
+        {
+            Ok(round) => round,
+            Err(error) => {
+                return Err(fail_early(&ctx, fleet.as_ref(), fleet.status.as_ref(), error).await);
+            }
+        };
+        record_metrics(&ctx, &round);
+        for action in &round.report.done {
+            let facts = action.facts();
+            ctx.events()
+                .action(
+                    fleet.as_ref(),
+                    facts.event_reason,
+                    facts.event_verb,
+                    &action.to_string(),
+                )
+                .await;
+        }
+        write_status(&ctx, fleet.as_ref(), &round.status).await?;
+
+        if let Some((action, error)) = round.report.failure {
+            ctx.events()
+                .failure(fleet.as_ref(), action.facts().event_verb, &error)
+                .await;
+            return Err(error);
+        }
+        if let Some(stall) = &round.plan.stalled
+            && gate.may_act()
+        {
+            let error = SpotFleetError::Stalled {
+                reason: stall.reason,
+                message: stall.message.clone(),
+            };
+            ctx.events()
+                .failure(fleet.as_ref(), "Reconcile", &error)
+                .await;
+        }
+        let end = RoundEnd {
+            acted: !round.report.done.is_empty(),
+            stalled: round.plan.stalled.is_some(),
+            wait: round.plan.requeue_after_seconds().map(Duration::from_secs),
+        };
+        Ok(requeue_after(end, || {
+            resync_action(
+                &spec.lifecycle,
+                ctx.settings.default_resync,
+                &mut rand::rng(),
+            )
+        }))
+    }
+
+    /// With policy `Delete` (the default: the fleet launched its instances), every instance
+    /// tagged for this fleet is terminated and the object keeps its finalizer until
+    /// `DescribeInstances` lists none of them as live or shutting down; then the launch
+    /// template goes. With `Retain` they are left running, and an Event says so.
+    async fn cleanup(
+        &self,
+        fleet: Arc<SpotFleet>,
+        ctx: Arc<Context>,
+    ) -> Result<Requeue, SpotFleetError> {
+        let spec = &fleet.spec;
+        if may_act(fleet.annotations(), spec.lifecycle.management) == ActGate::Paused {
+            return Err(SpotFleetError::Paused);
+        }
+        self.refreshes.forget(fleet.as_ref());
+        let owner = owner_of(fleet.as_ref());
+        let cluster = ctx.settings.cluster_id.as_str();
+        let policy = effective_deletion_policy(spec.lifecycle.deletion_policy, true);
+        if policy == DeletionPolicy::Retain {
+            ctx.events()
+                .action(
+                    fleet.as_ref(),
+                    "InstancesRetained",
+                    "Delete",
+                    "deletionPolicy Retain: the fleet's instances and launch template are left in EC2",
+                )
+                .await;
+            return Ok(Requeue::await_change());
+        }
+        let ec2 = ctx.aws.ec2(&spec.region);
+        let observe = |source| SpotFleetError::Observe { source };
+        // Read afresh, not from the shared listing: the finalizer goes only on what EC2 says
+        // now.
+        let instances: Vec<_> = ec2
+            .describe_instances_by_tag(OWNER_TAG, &owner)
+            .await
+            .map_err(observe)?
+            .into_iter()
+            .filter(|i| tags::ownership(&i.tags, &owner, cluster) == Ownership::Ours)
+            .filter(|i| !i.is_terminated())
+            .collect();
+        if !instances.is_empty() {
+            let live: Vec<String> = instances
+                .iter()
+                .filter(|i| !i.is_terminating())
+                .map(|i| i.id.clone())
+                .collect();
+            if !live.is_empty() {
+                ec2.terminate_instances(&live)
+                    .await
+                    .map_err(|source| SpotFleetError::Action {
+                        action: format!("terminate {}", live.join(", ")),
+                        source,
+                    })?;
+                ctx.inventory.ec2(&spec.region).instances_written();
+                ctx.events()
+                    .action(
+                        fleet.as_ref(),
+                        "InstancesTerminated",
+                        "TerminateInstances",
+                        &format!("terminating {} (fleet deleted)", live.join(", ")),
+                    )
+                    .await;
+                ctx.metrics.record_action(KIND, "terminate");
+            }
+            return Ok(Requeue::requeue(Duration::from_secs(
+                plan::requeue::TERMINATION_SECONDS,
+            )));
+        }
+        let templates = ec2
+            .launch_templates_with_tag(OWNER_TAG, &owner)
+            .await
+            .map_err(observe)?;
+        for template in templates
+            .iter()
+            .filter(|t| tags::ownership(&t.tags, &owner, cluster) == Ownership::Ours)
+        {
+            ec2.delete_launch_template(&template.id)
+                .await
+                .map_err(|source| SpotFleetError::Action {
+                    action: format!("delete launch template {}", template.name),
+                    source,
+                })?;
+            ctx.events()
+                .action(
+                    fleet.as_ref(),
+                    "LaunchTemplateDeleted",
+                    "DeleteLaunchTemplate",
+                    &format!("deleted launch template {}", template.name),
+                )
+                .await;
+            ctx.metrics.record_action(KIND, "template_delete");
+        }
+        Ok(Requeue::await_change())
+    }
+}

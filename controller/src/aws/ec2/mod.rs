@@ -249,6 +249,31 @@ impl Ec2 {
             .collect())
     }
 
+    /// Writes `tags` on `ids` (`CreateTags`: added, or overwritten where the key exists).
+    pub async fn create_tags(
+        &self,
+        ids: &[String],
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), AwsError> {
+        if ids.is_empty() || tags.is_empty() {
+            return Ok(());
+        }
+        let request = self
+            .client
+            .create_tags()
+            .set_resources(Some(ids.to_vec()))
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .send();
+        self.caller
+            .call("CreateTags", ids.first().map(String::as_str), request)
+            .await?;
+        Ok(())
+    }
+
     /// Status checks of `ids` (stopped and pending instances included).
     pub async fn instance_status(&self, ids: &[String]) -> Result<Vec<InstanceHealth>, AwsError> {
         if ids.is_empty() {

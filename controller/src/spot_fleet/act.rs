@@ -1,0 +1,359 @@
+//! Executes a SpotFleet plan's [`Action`]s in order through the EC2 adapter, stopping at the
+//! first failure, and tells the EC2 inventory what each one wrote. Each action is safe to
+//! repeat after a crash: the launch template is looked for by owner tag and its version by the
+//! spec hash in its description before anything is created; instances are tagged at launch (no
+//! untagged window); terminating or tagging an instance twice changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use sha2::{Digest, Sha256};
+use stagehand_crds::SpotFleetSpec;
+
+use super::error::SpotFleetError;
+use super::observed::Offering;
+use super::plan::Action;
+use super::spec_hash::{Desired, spec_hash_tags};
+use crate::aws::AwsError;
+use crate::aws::ec2::{
+    Ec2, FleetLaunch, FleetOverride, FleetRequest, LaunchTemplateInfo, LaunchTemplateSpec,
+};
+use crate::aws::tags::{self, OWNER_TAG, Ownership};
+use crate::inventory::Inventory;
+
+/// EC2's limit on a launch template name.
+const TEMPLATE_NAME_MAX: usize = 128;
+
+/// Who acts, where, with which shared state.
+#[derive(Debug)]
+pub struct Actor<'a> {
+    pub inventory: &'a Inventory,
+    pub spec: &'a SpotFleetSpec,
+    /// The rendered user data and the spec hash every launch is tagged with.
+    pub desired: &'a Desired,
+    /// `stagehand.dev/owner` value of the object.
+    pub owner: &'a str,
+    pub cluster_id: &'a str,
+}
+
+/// What the executed actions did.
+#[derive(Debug, Default)]
+pub struct ActReport {
+    /// The actions that succeeded, in order.
+    pub done: Vec<Action>,
+    /// The instances launched this round.
+    pub launched: Vec<String>,
+    /// The launch template version launched from, when a launch ran.
+    pub template_version: Option<i64>,
+    /// The action that failed (nothing after it ran).
+    pub failure: Option<(Action, SpotFleetError)>,
+}
+
+/// The launch template name of the fleet owned by `owner`: the owner tag value itself (EC2
+/// allows `/` in names), or a digest of it when that would be too long. The name is only how a
+/// first launch creates the template; it is found again by its owner tag.
+pub fn template_name(owner: &str) -> String {
+    let name = format!("stagehand/{owner}");
+    if name.len() <= TEMPLATE_NAME_MAX {
+        return name;
+    }
+    let digest = Sha256::digest(owner.as_bytes());
+    let mut hex = String::with_capacity(32);
+    for byte in digest.iter().take(16) {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    format!("stagehand/{hex}")
+}
+
+/// The pools of a launch: every instance type × subnet of the spec, without those a recent
+/// launch found without capacity. A subnet whose zone is unknown is kept: only a known failure
+/// is left out.
+pub fn overrides(
+    spec: &SpotFleetSpec,
+    subnet_zones: &BTreeMap<String, String>,
+    avoid: &[Offering],
+) -> Vec<FleetOverride> {
+    let mut pools = Vec::new();
+    for instance_type in &spec.instance_types {
+        for subnet in &spec.subnet_ids {
+            let zone = subnet_zones.get(subnet);
+            let unavailable = zone.is_some_and(|zone| {
+                avoid
+                    .iter()
+                    .any(|o| o.instance_type == *instance_type && o.zone == *zone)
+            });
+            if !unavailable {
+                pools.push(FleetOverride {
+                    instance_type: instance_type.clone(),
+                    subnet_id: subnet.clone(),
+                    availability_zone: zone.cloned(),
+                });
+            }
+        }
+    }
+    pools
+}
+
+impl Actor<'_> {
+    /// Runs `actions` in order, stopping at the first failure; calls `on_start` before each.
+    pub async fn execute_reporting(
+        &self,
+        actions: &[Action],
+        mut on_start: impl FnMut(&Action),
+    ) -> ActReport {
+        let mut report = ActReport::default();
+        for action in actions {
+            on_start(action);
+            let result = self.run(action, &mut report).await;
+            // Also after a failure: a call that timed out may still have happened.
+            self.inventory.ec2(&self.spec.region).instances_written();
+            match result {
+                Ok(()) => report.done.push(action.clone()),
+                Err(error) => {
+                    report.failure = Some((action.clone(), error));
+                    break;
+                }
+            }
+        }
+        report
+    }
+
+    async fn run(&self, action: &Action, report: &mut ActReport) -> Result<(), SpotFleetError> {
+        let step = match action {
+            Action::Adopt { ids, tags } | Action::Restamp { ids, tags } => {
+                self.tag_instances(ids, tags).await
+            }
+            Action::Terminate { ids, .. } => self.terminate(ids).await,
+            Action::Launch { count, avoid, .. } => {
+                return self.launch(*count, avoid, report).await;
+            }
+        };
+        step.map_err(|source| SpotFleetError::Action {
+            action: action.to_string(),
+            source,
+        })
+    }
+
+    fn ec2(&self) -> Ec2 {
+        self.inventory.aws().ec2(&self.spec.region)
+    }
+
+    /// `Adopt` (the ownership tags) and `Restamp` (the current spec hash and version).
+    async fn tag_instances(
+        &self,
+        ids: &[String],
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), AwsError> {
+        self.ec2().create_tags(ids, tags).await
+    }
+
+    async fn terminate(&self, ids: &[String]) -> Result<(), AwsError> {
+        self.ec2().terminate_instances(ids).await.map(|_| ())
+    }
+
+    /// What every instance of the desired spec is tagged with at launch: the user's tags, the
+    /// spec hash and its version, and the ownership tags (which win any clash).
+    pub fn instance_tags(&self) -> BTreeMap<String, String> {
+        let mut tags = spec_hash_tags(&self.desired.hash);
+        tags.extend(self.spec.tags.clone());
+        tags.extend(tags::ownership_tags(self.owner, self.cluster_id));
+        tags
+    }
+
+    /// `Launch`: the template version of the desired hash, then one `CreateFleet` for the
+    /// whole count over every pool left. What EC2 refused goes to the inventory, so the next
+    /// launch (of any fleet) leaves those pools out.
+    async fn launch(
+        &self,
+        count: u32,
+        avoid: &[Offering],
+        report: &mut ActReport,
+    ) -> Result<(), SpotFleetError> {
+        let failed = |what: &str, source: AwsError| SpotFleetError::Action {
+            action: format!("launch {count} instance(s): {what}"),
+            source,
+        };
+        let ec2 = self.ec2();
+        let tags = self.instance_tags();
+        let template_spec = LaunchTemplateSpec {
+            image_id: self.spec.image_id.clone(),
+            user_data: self.desired.user_data.clone(),
+            iam_instance_profile: self.spec.iam_instance_profile.clone(),
+            key_name: self.spec.key_name.clone(),
+            security_group_ids: self.spec.security_group_ids.clone(),
+            tags: tags.clone(),
+            description: Some(self.desired.hash.clone()),
+            ..LaunchTemplateSpec::default()
+        };
+        let template = self
+            .ensure_template(&ec2, &template_spec)
+            .await
+            .map_err(|e| match e {
+                TemplateError::Aws(source) => failed("launch template", source),
+                TemplateError::NotOurs(name) => SpotFleetError::TemplateNotOurs {
+                    name,
+                    owner: self.owner.to_owned(),
+                },
+            })?;
+        let version = self
+            .ensure_version(&ec2, &template, &template_spec)
+            .await
+            .map_err(|source| failed("launch template version", source))?;
+        report.template_version = Some(version);
+        let subnet_zones = ec2
+            .subnet_zones(&self.spec.subnet_ids)
+            .await
+            .map_err(|source| failed("subnet zones", source))?;
+        let fleet = FleetRequest {
+            launch_template_id: template.id.clone(),
+            launch_template_version: version,
+            overrides: overrides(self.spec, &subnet_zones, avoid),
+            target_capacity: i32::try_from(count).unwrap_or(i32::MAX),
+            max_price: self.spec.max_price.clone(),
+            tags: tags.clone(),
+            // No token: a retry after a lost answer is caught by the inventory, which counts
+            // what was launched before any listing shows it.
+            client_token: None,
+        };
+        let launch: FleetLaunch = ec2
+            .create_fleet_instant(&fleet)
+            .await
+            .map_err(|source| failed("CreateFleet", source))?;
+        let inventory = self.inventory.ec2(&self.spec.region);
+        inventory.launch_failed(&launch.errors);
+        inventory.instances_launched(&launch.instances, &tags);
+        report.launched.extend(launch.instance_ids());
+        if launch.instances.is_empty() && !launch.errors.is_empty() {
+            let codes: BTreeSet<String> = launch
+                .errors
+                .iter()
+                .map(|e| match (&e.instance_type, &e.availability_zone) {
+                    (Some(t), Some(z)) => format!("{} ({t} in {z})", e.code),
+                    _ => e.code.clone(),
+                })
+                .collect();
+            return Err(SpotFleetError::LaunchFailed {
+                count,
+                errors: codes.into_iter().collect::<Vec<_>>().join(", "),
+            });
+        }
+        Ok(())
+    }
+
+    /// The fleet's launch template: found by owner tag, else created under the fleet's name
+    /// with the desired spec as version 1. A template of that name tagged for someone else is
+    /// refused.
+    async fn ensure_template(
+        &self,
+        ec2: &Ec2,
+        first: &LaunchTemplateSpec,
+    ) -> Result<LaunchTemplateInfo, TemplateError> {
+        let ours = |t: &LaunchTemplateInfo| {
+            tags::ownership(&t.tags, self.owner, self.cluster_id) == Ownership::Ours
+        };
+        let tagged = ec2.launch_templates_with_tag(OWNER_TAG, self.owner).await?;
+        if let Some(template) = tagged.into_iter().find(|t| ours(t)) {
+            return Ok(template);
+        }
+        let name = template_name(self.owner);
+        let template = ec2
+            .create_launch_template(
+                &name,
+                &tags::ownership_tags(self.owner, self.cluster_id),
+                first,
+                None,
+            )
+            .await?;
+        if !ours(&template) {
+            return Err(TemplateError::NotOurs(name));
+        }
+        Ok(template)
+    }
+
+    /// The number of the template version whose description is the desired spec hash,
+    /// created when there is none.
+    async fn ensure_version(
+        &self,
+        ec2: &Ec2,
+        template: &LaunchTemplateInfo,
+        spec: &LaunchTemplateSpec,
+    ) -> Result<i64, AwsError> {
+        let versions = ec2.launch_template_versions(&template.id).await?;
+        if let Some(found) = versions
+            .iter()
+            .rev()
+            .find(|v| v.description.as_deref() == Some(self.desired.hash.as_str()))
+        {
+            return Ok(found.number);
+        }
+        let created = ec2
+            .create_launch_template_version(&template.id, spec, None)
+            .await?;
+        Ok(created.number)
+    }
+}
+
+/// Why the fleet's launch template could not be had.
+enum TemplateError {
+    Aws(AwsError),
+    NotOurs(String),
+}
+
+impl From<AwsError> for TemplateError {
+    fn from(error: AwsError) -> Self {
+        Self::Aws(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_names_are_the_owner_or_a_digest_of_it() {
+        assert_eq!(
+            template_name("ml/SpotFleet/gpu"),
+            "stagehand/ml/SpotFleet/gpu"
+        );
+        let long = format!("ml/SpotFleet/{}", "x".repeat(200));
+        let name = template_name(&long);
+        assert_eq!(name.len(), "stagehand/".len() + 32);
+        assert_eq!(name, template_name(&long), "stable");
+    }
+
+    #[test]
+    fn pools_leave_out_only_known_unavailable_offerings() {
+        let spec: SpotFleetSpec = serde_json::from_value(serde_json::json!({
+            "region": "us-east-1",
+            "capacity": 2,
+            "instanceTypes": ["t3.small", "t3a.small"],
+            "imageId": "ami-12345678",
+            "subnetIds": ["subnet-0000000a", "subnet-0000000b"],
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let zones = BTreeMap::from([("subnet-0000000a".to_owned(), "us-east-1a".to_owned())]);
+        let avoid = [
+            Offering {
+                instance_type: "t3.small".into(),
+                zone: "us-east-1a".into(),
+            },
+            // The zone of subnet b is unknown: it is still tried.
+            Offering {
+                instance_type: "t3a.small".into(),
+                zone: "us-east-1b".into(),
+            },
+        ];
+        let pools: Vec<(String, String)> = overrides(&spec, &zones, &avoid)
+            .into_iter()
+            .map(|o| (o.instance_type, o.subnet_id))
+            .collect();
+        assert_eq!(
+            pools,
+            [
+                ("t3.small".to_owned(), "subnet-0000000b".to_owned()),
+                ("t3a.small".to_owned(), "subnet-0000000a".to_owned()),
+                ("t3a.small".to_owned(), "subnet-0000000b".to_owned()),
+            ]
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! The reads of one SpotFleet round, through the shared EC2 inventory: the fleet's instances
+//! (one region-wide `DescribeInstances` serves every fleet), their status checks while they
+//! are still proving health, the offerings a recent launch found without capacity and, only
+//! when the plan needs them, the zones of the spec's subnets. The clock is read here, never in
+//! the plan: whether an instance is past its grace period is decided now and stored as a fact.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::{SignedDuration, Timestamp};
+use stagehand_crds::{SpotFleetSpec, SpotFleetStatus};
+
+use super::observed::{Ec2Checks, InstanceState, Observed, ObservedInstance, Offering};
+use crate::aws::AwsError;
+use crate::inventory::Inventory;
+
+/// Observes the fleet owned by `owner`. `status` is what the previous round wrote: an instance
+/// it recorded healthy and that is still running is not asked about again.
+pub async fn observe(
+    inventory: &Inventory,
+    spec: &SpotFleetSpec,
+    owner: &str,
+    status: Option<&SpotFleetStatus>,
+    now: Timestamp,
+) -> Result<Observed, AwsError> {
+    let ec2 = inventory.ec2(&spec.region);
+    // Only instances carrying this fleet's owner tag value are read: the listing is filtered
+    // by the owner tag key, so an untagged instance is never seen and adoption has nothing to
+    // find; one tagged for this owner in another cluster is, and the plan stalls on it.
+    let listed = ec2.instances_of(owner).await?;
+    let grace = SignedDuration::from_secs(i64::from(spec.health_check.grace_period_seconds));
+    let mut instances: Vec<ObservedInstance> = listed
+        .iter()
+        .map(|info| {
+            // Security groups and the instance profile stay unread (`None`, never a hand
+            // edit): EC2 emulators give fleet instances the VPC's default group and no profile
+            // whatever the launch template says, so comparing them would replace every
+            // instance there.
+            let mut instance = ObservedInstance::from_info(info);
+            instance.past_grace = instance
+                .launched_at
+                .is_some_and(|launched| now.duration_since(launched) >= grace);
+            instance
+        })
+        .collect();
+    check_health(inventory, spec, status, &mut instances).await?;
+    let unavailable_offerings: BTreeSet<Offering> = ec2
+        .unavailable_offerings()
+        .into_keys()
+        .map(|o| Offering {
+            instance_type: o.instance_type,
+            zone: o.availability_zone,
+        })
+        .collect();
+    // The zones matter only to tell that every offering is out of capacity: not read otherwise.
+    let subnet_zones = if unavailable_offerings.is_empty() {
+        BTreeMap::new()
+    } else {
+        inventory
+            .aws()
+            .ec2(&spec.region)
+            .subnet_zones(&spec.subnet_ids)
+            .await?
+    };
+    Ok(Observed {
+        instances,
+        unavailable_offerings,
+        subnet_zones,
+        ..Observed::default()
+    })
+}
+
+/// EC2 status checks of the running instances still proving health, in one
+/// `DescribeInstanceStatus`. An instance the previous status recorded healthy and that is
+/// still running keeps that verdict: status checks are read while an instance comes up, not
+/// every round for the life of the fleet.
+async fn check_health(
+    inventory: &Inventory,
+    spec: &SpotFleetSpec,
+    status: Option<&SpotFleetStatus>,
+    instances: &mut [ObservedInstance],
+) -> Result<(), AwsError> {
+    let healthy_before: BTreeSet<&str> = status
+        .map(|s| {
+            s.instances
+                .iter()
+                .filter(|i| i.healthy && i.state.as_deref() == Some("running"))
+                .map(|i| i.instance_id.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut ask = Vec::new();
+    for instance in instances.iter_mut() {
+        if instance.state != InstanceState::Running {
+            continue;
+        }
+        if healthy_before.contains(instance.id.as_str()) {
+            instance.ec2_checks = Ec2Checks::Ok;
+        } else if spec.health_check.ec2_status_checks {
+            ask.push(instance.id.clone());
+        }
+    }
+    if ask.is_empty() {
+        return Ok(());
+    }
+    let health = inventory
+        .aws()
+        .ec2(&spec.region)
+        .instance_status(&ask)
+        .await?;
+    for checked in &health {
+        if let Some(instance) = instances.iter_mut().find(|i| i.id == checked.id) {
+            instance.ec2_checks = Ec2Checks::from_health(checked);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! The status a SpotFleet round writes: capacity wanted and ready, the spec hash, one row per
+//! live instance of the fleet with why it is being replaced, the phase in the message, and the
+//! conditions. Pure: the caller passes the clock. Nothing in it changes while the fleet is
+//! converged, so a stable fleet produces no watch traffic.
+
+use jiff::Timestamp;
+use stagehand_crds::CommonStatus;
+use stagehand_crds::spot_fleet::{InstanceStatus, SpotFleetStatus};
+
+use super::act::ActReport;
+use super::observed::Observed;
+use super::plan::Plan;
+use super::spec_hash::SPEC_HASH_VERSION;
+use crate::base::conditions::{ReconcileOutcome, set_condition};
+use crate::runtime::round::KindStatus;
+use crate::runtime::status::next_common_status;
+
+impl KindStatus for SpotFleetStatus {
+    fn common(&self) -> &CommonStatus {
+        &self.common
+    }
+
+    fn common_mut(&mut self) -> &mut CommonStatus {
+        &mut self.common
+    }
+}
+
+/// Everything a status is built from.
+#[derive(Debug)]
+pub struct StatusInputs<'a> {
+    pub previous: Option<&'a SpotFleetStatus>,
+    pub observed: &'a Observed,
+    pub plan: &'a Plan,
+    pub report: &'a ActReport,
+    pub outcome: &'a ReconcileOutcome,
+    /// The desired spec hash.
+    pub spec_hash: &'a str,
+    pub generation: Option<i64>,
+    pub now: Timestamp,
+}
+
+/// The next status.
+pub fn next_status(inputs: &StatusInputs<'_>) -> SpotFleetStatus {
+    let StatusInputs {
+        previous,
+        observed,
+        plan,
+        report,
+        outcome,
+        spec_hash,
+        generation,
+        now,
+    } = *inputs;
+    let mut common = next_common_status(previous.map(|p| &p.common), outcome, generation, now);
+    for condition in &plan.conditions {
+        set_condition(
+            &mut common.conditions,
+            condition.type_,
+            condition.status,
+            &condition.reason,
+            &condition.message,
+            generation,
+            now,
+        );
+    }
+    if let Some(message) = &common.message
+        && !report.launched.is_empty()
+    {
+        common.message = Some(format!(
+            "{message} (launched {})",
+            report.launched.join(", ")
+        ));
+    }
+    SpotFleetStatus {
+        common,
+        desired_capacity: plan.desired_capacity,
+        ready_capacity: plan.ready_capacity,
+        spec_hash: Some(spec_hash.to_owned()),
+        spec_hash_version: Some(SPEC_HASH_VERSION.to_owned()),
+        instances: instance_rows(observed, plan),
+        interruptions: previous.map_or(0, |p| p.interruptions),
+    }
+}
+
+/// One row per live instance the plan judged, in the order observed.
+fn instance_rows(observed: &Observed, plan: &Plan) -> Vec<InstanceStatus> {
+    plan.instances
+        .iter()
+        .filter_map(|verdict| {
+            let instance = observed.instance(&verdict.id)?;
+            Some(InstanceStatus {
+                instance_id: instance.id.clone(),
+                instance_type: instance.instance_type.clone(),
+                state: Some(instance.state.as_str().to_owned()),
+                spec_hash: instance.tags.get(stagehand_crds::SPEC_HASH_TAG).cloned(),
+                healthy: verdict.healthy,
+                launched_at: instance.launched_at.map(|t| t.to_string()),
+                replacement: verdict.replacement.map(|r| r.as_str().to_owned()),
+            })
+        })
+        .collect()
+}
+
+/// The status of a paused object: the previous one with the kstatus trio saying Paused.
+pub fn paused_status(
+    previous: Option<&SpotFleetStatus>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> SpotFleetStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    status.common = next_common_status(
+        previous.map(|p| &p.common),
+        &ReconcileOutcome::Paused,
+        generation,
+        now,
+    );
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+    use stagehand_crds::SpotFleetSpec;
+    use stagehand_crds::condition::CAPACITY_READY;
+
+    use super::*;
+    use crate::base::ActGate;
+    use crate::base::conditions::ConditionStatus;
+    use crate::spot_fleet::observed::{Ec2Checks, InstanceState, ObservedInstance};
+    use crate::spot_fleet::plan::{PlanContext, plan};
+    use crate::spot_fleet::spec_hash::spec_hash_tags;
+
+    const OWNER: &str = "ml/SpotFleet/gpu";
+
+    fn spec() -> SpotFleetSpec {
+        serde_json::from_value(json!({
+            "region": "us-east-1",
+            "capacity": 2,
+            "instanceTypes": ["t3.small"],
+            "imageId": "ami-12345678",
+            "subnetIds": ["subnet-0000000a"],
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn instance(id: &str, hash: &str) -> ObservedInstance {
+        let mut tags = spec_hash_tags(hash);
+        tags.extend(crate::aws::tags::ownership_tags(OWNER, "c1"));
+        ObservedInstance {
+            id: id.into(),
+            state: InstanceState::Running,
+            instance_type: Some("t3.small".into()),
+            image_id: Some("ami-12345678".into()),
+            tags,
+            ec2_checks: Ec2Checks::Ok,
+            ..ObservedInstance::default()
+        }
+    }
+
+    fn status_of(observed: &Observed) -> SpotFleetStatus {
+        let context = PlanContext {
+            owner: OWNER.into(),
+            cluster_id: "c1".into(),
+            generation: 1,
+            gate: ActGate::Act,
+            desired_hash: "new".into(),
+            hash_version: SPEC_HASH_VERSION.into(),
+        };
+        let plan = plan(&spec(), &context, observed);
+        next_status(&StatusInputs {
+            previous: None,
+            observed,
+            plan: &plan,
+            report: &ActReport::default(),
+            outcome: &plan.outcome(),
+            spec_hash: "new",
+            generation: Some(1),
+            now: Timestamp::UNIX_EPOCH,
+        })
+    }
+
+    #[test]
+    fn every_instance_has_a_row_saying_why_it_is_replaced() {
+        let observed = Observed {
+            instances: vec![instance("i-1", "new"), instance("i-2", "old")],
+            ..Observed::default()
+        };
+        let status = status_of(&observed);
+        assert_eq!(status.desired_capacity, 2);
+        assert_eq!(status.ready_capacity, 1);
+        assert_eq!(status.spec_hash.as_deref(), Some("new"));
+        assert_eq!(status.spec_hash_version.as_deref(), Some(SPEC_HASH_VERSION));
+        let rows: BTreeMap<&str, (bool, Option<&str>)> = status
+            .instances
+            .iter()
+            .map(|r| {
+                (
+                    r.instance_id.as_str(),
+                    (r.healthy, r.replacement.as_deref()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            BTreeMap::from([("i-1", (true, None)), ("i-2", (true, Some("spec_hash")))])
+        );
+        let capacity = status
+            .common
+            .conditions
+            .iter()
+            .find(|c| c.type_ == CAPACITY_READY)
+            .map(|c| c.status.clone());
+        assert_eq!(capacity.as_deref(), Some(ConditionStatus::False.as_str()));
+    }
+
+    #[test]
+    fn a_converged_fleet_is_ready() {
+        let observed = Observed {
+            instances: vec![instance("i-1", "new"), instance("i-2", "new")],
+            ..Observed::default()
+        };
+        let status = status_of(&observed);
+        assert_eq!(status.ready_capacity, 2);
+        let ready = status
+            .common
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| c.status.clone());
+        assert_eq!(ready.as_deref(), Some("True"));
+        // The same round again writes the same status.
+        assert_eq!(status_of(&observed), status);
+    }
+}
