@@ -17,3 +17,4 @@ mod lambda_stage_restart;
 mod lambda_stage_stack;
 mod leader_election;
 mod runtime;
+mod spot_fleet_round;

@@ -1,0 +1,458 @@
+//! SpotFleet rounds (`stagehand::spot_fleet::round::round`, exactly what the reconciler runs)
+//! against moto through the counting proxy, without Kubernetes: a fleet reaches capacity with
+//! every tag written at launch; a spec change replaces every instance under Surge without ever
+//! running more than `capacity + maxSurge` (counted from EC2 after every round) and under
+//! Recreate launches nothing before every old instance is terminated (from the proxy's ordered
+//! log); a hash-version bump re-tags and replaces nothing; another fleet's instances are never
+//! touched; capacity 0 terminates all. moto's gaps (docs/testing.md, "EC2 in moto"): fleet
+//! instances get the VPC's default security group and no instance profile, which observe does
+//! not compare yet.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::too_many_lines,
+    reason = "a test module: a panic with its location is the failure report we want"
+)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use aws_sdk_ec2::types::{Filter, Tag};
+use serde_json::{Value, json};
+use stagehand::aws::AwsProvider;
+use stagehand::base::ActGate;
+use stagehand::inventory::Inventory;
+use stagehand::runtime::Metrics;
+use stagehand::spot_fleet::plan::{Action, Plan};
+use stagehand::spot_fleet::round::{RoundOptions, round};
+use stagehand::spot_fleet::spec_hash::SPEC_HASH_VERSION;
+use stagehand_crds::{CLUSTER_TAG, OWNER_TAG, SPEC_HASH_TAG, SPEC_HASH_VERSION_TAG};
+use stagehand_crds::{SpotFleet, SpotFleetStatus};
+
+use crate::support::{Aws, REGION};
+
+/// moto's default AMI (the adapter tests launch from it too).
+pub const IMAGE: &str = "ami-12c6146b";
+
+/// Where fleets launch: two subnets of the default VPC (one per zone) and a security group.
+pub struct Network {
+    pub subnets: Vec<String>,
+    pub security_group: String,
+}
+
+/// Seeds the network a fleet launches into (tests may use the SDK directly).
+pub async fn network(aws: &Aws) -> Network {
+    let client = aws_sdk_ec2::Client::new(&aws.sdk);
+    let subnets = client.describe_subnets().send().await.unwrap();
+    let mut subnets: Vec<(String, String)> = subnets
+        .subnets()
+        .iter()
+        .filter_map(|s| Some((s.availability_zone()?.to_owned(), s.subnet_id()?.to_owned())))
+        .collect();
+    subnets.sort();
+    let vpc = client.describe_vpcs().send().await.unwrap();
+    let vpc_id = vpc.vpcs()[0].vpc_id().unwrap().to_owned();
+    let group = client
+        .create_security_group()
+        .group_name("fleet")
+        .description("fleet instances")
+        .vpc_id(vpc_id)
+        .send()
+        .await
+        .unwrap();
+    Network {
+        subnets: subnets.into_iter().take(2).map(|(_, id)| id).collect(),
+        security_group: group.group_id().unwrap().to_owned(),
+    }
+}
+
+/// A fleet's spec over `network`, with `extra` merged in.
+pub fn fleet_spec(network: &Network, capacity: i32, extra: &Value) -> Value {
+    let mut spec = json!({
+        "region": REGION,
+        "capacity": capacity,
+        "instanceTypes": ["t3.small", "t3a.small"],
+        "imageId": IMAGE,
+        "subnetIds": network.subnets,
+        "securityGroupIds": [network.security_group],
+        "userData": "#cloud-config\nruncmd:\n  - echo hello\n",
+        "tags": {"team": "ml"},
+        "healthCheck": {"gracePeriodSeconds": 300},
+    });
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        for (key, value) in extra {
+            spec.insert(key.clone(), value.clone());
+        }
+    }
+    spec
+}
+
+/// Every instance of `owner` EC2 lists, by id: (state, tags).
+pub async fn instances_of(
+    aws: &Aws,
+    owner: &str,
+) -> BTreeMap<String, (String, BTreeMap<String, String>)> {
+    let client = aws_sdk_ec2::Client::new(&aws.sdk);
+    let described = client
+        .describe_instances()
+        .filters(
+            Filter::builder()
+                .name(format!("tag:{OWNER_TAG}"))
+                .values(owner)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    described
+        .reservations()
+        .iter()
+        .flat_map(aws_sdk_ec2::types::Reservation::instances)
+        .map(|i| {
+            let state = i
+                .state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default();
+            let tags = i
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                .collect();
+            (i.instance_id().unwrap().to_owned(), (state, tags))
+        })
+        .collect()
+}
+
+/// The ids of `owner`'s live instances (not shutting down, not terminated).
+pub async fn live_of(aws: &Aws, owner: &str) -> BTreeSet<String> {
+    instances_of(aws, owner)
+        .await
+        .into_iter()
+        .filter(|(_, (state, _))| state != "shutting-down" && state != "terminated")
+        .map(|(id, _)| id)
+        .collect()
+}
+
+struct Fleet {
+    object: SpotFleet,
+    status: Option<SpotFleetStatus>,
+}
+
+impl Fleet {
+    fn new(name: &str, spec: &Value) -> Self {
+        let mut object: SpotFleet = serde_json::from_value(json!({
+            "apiVersion": "stagehand.dev/v1alpha1",
+            "kind": "SpotFleet",
+            "metadata": {"name": name, "namespace": "ml"},
+            "spec": spec.clone(),
+        }))
+        .unwrap();
+        object.metadata.generation = Some(1);
+        Self {
+            object,
+            status: None,
+        }
+    }
+
+    fn owner(&self) -> String {
+        format!(
+            "ml/SpotFleet/{}",
+            self.object.metadata.name.as_deref().unwrap()
+        )
+    }
+
+    /// A new spec: the next generation.
+    fn change(&mut self, spec: Value) {
+        self.object.spec = serde_json::from_value(spec).unwrap();
+        let generation = self.object.metadata.generation.unwrap_or(1);
+        self.object.metadata.generation = Some(generation + 1);
+    }
+}
+
+struct World {
+    aws: Aws,
+    network: Network,
+    inventory: Inventory,
+}
+
+impl World {
+    async fn start() -> Self {
+        let aws = Aws::start().await;
+        let network = network(&aws).await;
+        let provider = AwsProvider::new(
+            aws.sdk.clone(),
+            Metrics::new().unwrap().aws,
+            stagehand::aws::AwsSettings::default(),
+        );
+        Self {
+            aws,
+            network,
+            // Listings expire only when the test forgets them: what a round sees of its own
+            // writes is what the inventory was told.
+            inventory: Inventory::new(provider, Duration::from_secs(600))
+                .with_fresh_floor(Duration::ZERO),
+        }
+    }
+
+    fn spec(&self, capacity: i32, extra: &Value) -> Value {
+        fleet_spec(&self.network, capacity, extra)
+    }
+
+    /// One reconcile: observe, plan, act, status. The plan it made.
+    async fn round(&self, fleet: &mut Fleet) -> Plan {
+        let options = RoundOptions {
+            cluster_id: "test",
+            gate: ActGate::Act,
+            refresh: false,
+        };
+        let round = round(
+            &self.inventory,
+            &fleet.object,
+            fleet.status.as_ref(),
+            options,
+            |_| {},
+        )
+        .await
+        .unwrap();
+        assert!(round.plan.stalled.is_none(), "{:?}", round.plan.stalled);
+        assert!(round.report.failure.is_none(), "{:?}", round.report.failure);
+        fleet.status = Some(round.status);
+        round.plan
+    }
+
+    /// Rounds until a plan has nothing to do, checking `each` after every round; the plans.
+    async fn converge_checking(
+        &self,
+        fleet: &mut Fleet,
+        mut each: impl AsyncFnMut(&Plan),
+    ) -> Vec<Plan> {
+        let mut plans = Vec::new();
+        for _ in 0..20 {
+            let plan = self.round(fleet).await;
+            each(&plan).await;
+            let done = plan.actions.is_empty() && plan.waits.is_empty();
+            plans.push(plan);
+            if done {
+                return plans;
+            }
+        }
+        panic!("{} did not converge: {:?}", fleet.owner(), plans.last());
+    }
+
+    async fn converge(&self, fleet: &mut Fleet) -> Vec<Plan> {
+        self.converge_checking(fleet, async |_| {}).await
+    }
+}
+
+fn launched(plans: &[Plan]) -> u32 {
+    plans
+        .iter()
+        .flat_map(|p| &p.actions)
+        .map(|a| match a {
+            Action::Launch { count, .. } => *count,
+            _ => 0,
+        })
+        .sum()
+}
+
+fn terminated(plans: &[Plan]) -> usize {
+    plans
+        .iter()
+        .flat_map(|p| &p.actions)
+        .map(|a| match a {
+            Action::Terminate { ids, .. } => ids.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_reaches_capacity_tagged_at_launch_and_a_hash_version_bump_replaces_nothing() {
+    let world = World::start().await;
+    let mut fleet = Fleet::new("gpu", &world.spec(2, &json!({})));
+    let plans = world.converge(&mut fleet).await;
+    assert_eq!(launched(&plans), 2, "{plans:?}");
+    let status = fleet.status.clone().unwrap();
+    assert_eq!(status.desired_capacity, 2);
+    assert_eq!(status.ready_capacity, 2, "{status:?}");
+    assert_eq!(status.instances.len(), 2);
+    assert!(
+        status
+            .instances
+            .iter()
+            .all(|i| i.healthy && i.replacement.is_none())
+    );
+    let hash = status.spec_hash.clone().unwrap();
+
+    let instances = instances_of(&world.aws, &fleet.owner()).await;
+    assert_eq!(instances.len(), 2);
+    for (state, tags) in instances.values() {
+        assert_eq!(state, "running");
+        assert_eq!(tags[OWNER_TAG], fleet.owner());
+        assert_eq!(tags[CLUSTER_TAG], "test");
+        assert_eq!(tags[SPEC_HASH_TAG], hash);
+        assert_eq!(tags[SPEC_HASH_VERSION_TAG], SPEC_HASH_VERSION);
+        assert_eq!(tags["team"], "ml");
+    }
+    // Every tag was written at launch: no CreateTags ever.
+    let calls = world.aws.floor.calls().await.unwrap();
+    assert_eq!(calls.count("ec2", "CreateTags"), 0, "{calls:?}");
+    assert_eq!(calls.count("ec2", "CreateFleet"), 1);
+    assert_eq!(calls.count("ec2", "CreateLaunchTemplate"), 1);
+
+    // The instances carry an older hash version (as if the scheme changed since): re-tagged,
+    // none replaced.
+    let ids: Vec<String> = instances.keys().cloned().collect();
+    aws_sdk_ec2::Client::new(&world.aws.sdk)
+        .create_tags()
+        .set_resources(Some(ids.clone()))
+        .tags(Tag::builder().key(SPEC_HASH_VERSION_TAG).value("0").build())
+        .tags(
+            Tag::builder()
+                .key(SPEC_HASH_TAG)
+                .value("old-scheme")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    world.inventory.forget(REGION);
+    let plans = world.converge(&mut fleet).await;
+    assert!(
+        matches!(
+            plans[0].actions.as_slice(),
+            [Action::Restamp { ids: restamped, .. }]
+                if restamped.iter().cloned().collect::<BTreeSet<_>>() == ids.iter().cloned().collect()
+        ),
+        "{:?}",
+        plans[0].actions
+    );
+    assert_eq!(launched(&plans), 0);
+    assert_eq!(terminated(&plans), 0);
+    let after = instances_of(&world.aws, &fleet.owner()).await;
+    assert_eq!(after.keys().cloned().collect::<Vec<_>>(), ids);
+    for (state, tags) in after.values() {
+        assert_eq!(state, "running");
+        assert_eq!(tags[SPEC_HASH_TAG], hash);
+        assert_eq!(tags[SPEC_HASH_VERSION_TAG], SPEC_HASH_VERSION);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn surge_replaces_every_instance_never_running_more_than_capacity_plus_max_surge() {
+    let world = World::start().await;
+    let mut other = Fleet::new("cpu", &world.spec(1, &json!({})));
+    world.converge(&mut other).await;
+    let others = live_of(&world.aws, &other.owner()).await;
+    assert_eq!(others.len(), 1);
+
+    let surge = json!({"replacement": {"strategy": "Surge", "maxSurge": 1}});
+    let mut fleet = Fleet::new("gpu", &world.spec(3, &surge));
+    world.converge(&mut fleet).await;
+    let old = live_of(&world.aws, &fleet.owner()).await;
+    assert_eq!(old.len(), 3);
+
+    // A spec change (the user's tags are part of what defines an instance).
+    let mut changed = world.spec(3, &surge);
+    changed["tags"] = json!({"team": "ml", "release": "2"});
+    fleet.change(changed);
+    let owner = fleet.owner();
+    let mut most = 0;
+    let plans = world
+        .converge_checking(&mut fleet, async |_| {
+            let live = live_of(&world.aws, &owner).await.len();
+            most = most.max(live);
+            assert!(live <= 4, "{live} live instances, capacity 3 + maxSurge 1");
+        })
+        .await;
+    assert_eq!(most, 4, "surged by one");
+    assert_eq!(launched(&plans), 3, "{plans:?}");
+    assert_eq!(terminated(&plans), 3);
+    let new = live_of(&world.aws, &fleet.owner()).await;
+    assert_eq!(new.len(), 3);
+    assert!(new.is_disjoint(&old), "every instance replaced");
+    let hash = fleet
+        .status
+        .as_ref()
+        .and_then(|s| s.spec_hash.clone())
+        .unwrap();
+    for (id, (_, tags)) in instances_of(&world.aws, &fleet.owner()).await {
+        if new.contains(&id) {
+            assert_eq!(tags[SPEC_HASH_TAG], hash);
+            assert_eq!(tags["release"], "2");
+        }
+    }
+    assert_eq!(fleet.status.as_ref().map(|s| s.ready_capacity), Some(3));
+
+    // The other fleet was never touched.
+    assert_eq!(live_of(&world.aws, &other.owner()).await, others);
+    let log = world.aws.floor.admin().log().await.unwrap();
+    let other_id = others.iter().next().unwrap();
+    assert!(
+        !log.iter()
+            .any(|r| r.operation == "TerminateInstances" && r.path.contains(other_id.as_str())),
+    );
+
+    // Capacity 0 terminates all (the other fleet still untouched).
+    let mut empty = world.spec(0, &surge);
+    empty["tags"] = json!({"team": "ml", "release": "2"});
+    fleet.change(empty);
+    world.converge(&mut fleet).await;
+    assert_eq!(live_of(&world.aws, &fleet.owner()).await, BTreeSet::new());
+    assert_eq!(fleet.status.as_ref().map(|s| s.instances.len()), Some(0));
+    assert_eq!(live_of(&world.aws, &other.owner()).await, others);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreate_launches_nothing_before_every_old_instance_is_terminated() {
+    let world = World::start().await;
+    let recreate = json!({"replacement": {"strategy": "Recreate", "maxSurge": 0}});
+    let mut fleet = Fleet::new("gpu", &world.spec(2, &recreate));
+    world.converge(&mut fleet).await;
+    let old = live_of(&world.aws, &fleet.owner()).await;
+    assert_eq!(old.len(), 2);
+
+    let start = world
+        .aws
+        .floor
+        .admin()
+        .log()
+        .await
+        .unwrap()
+        .last()
+        .map_or(0, |r| r.seq);
+    let mut changed = world.spec(2, &recreate);
+    changed["tags"] = json!({"team": "ml", "release": "2"});
+    fleet.change(changed);
+    let plans = world.converge(&mut fleet).await;
+    assert_eq!(terminated(&plans), 2, "{plans:?}");
+    assert_eq!(launched(&plans), 2);
+
+    let log: Vec<_> = world
+        .aws
+        .floor
+        .admin()
+        .log()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.seq > start)
+        .collect();
+    let last_terminate = log
+        .iter()
+        .rposition(|r| r.operation == "TerminateInstances")
+        .unwrap();
+    let first_launch = log
+        .iter()
+        .position(|r| r.operation == "CreateFleet")
+        .unwrap();
+    assert!(
+        last_terminate < first_launch,
+        "every termination before any launch: {:?}",
+        log.iter().map(|r| r.operation.as_str()).collect::<Vec<_>>()
+    );
+    let new = live_of(&world.aws, &fleet.owner()).await;
+    assert_eq!(new.len(), 2);
+    assert!(new.is_disjoint(&old));
+}
