@@ -1,21 +1,24 @@
 //! The kinds this build reconciles. A kind is added here (`Registry::with::<Kind, _>(..)`) in
 //! the same change that adds its reconciler; until then it is not served.
 
-use stagehand_crds::LambdaStage;
+use stagehand_crds::{LambdaStage, SpotFleet};
 
 use crate::lambda_stage::LambdaStageReconciler;
 use crate::runtime::Registry;
+use crate::spot_fleet::SpotFleetReconciler;
 
 /// The controllers `stagehand run` starts.
 pub fn registry() -> Registry {
-    Registry::new().with::<LambdaStage, _>(LambdaStageReconciler::new())
+    Registry::new()
+        .with::<LambdaStage, _>(LambdaStageReconciler::new())
+        .with::<SpotFleet, _>(SpotFleetReconciler::new())
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn this_build_serves_lambda_stages() {
+    fn this_build_serves_lambda_stages_and_spot_fleets() {
         assert!(!super::registry().is_empty());
-        assert_eq!(super::registry().kinds(), ["LambdaStage"]);
+        assert_eq!(super::registry().kinds(), ["LambdaStage", "SpotFleet"]);
     }
 }

@@ -37,6 +37,10 @@ pub enum SpotFleetError {
         reason: &'static str,
         message: String,
     },
+    /// Deletion waits until EC2 lists none of the fleet's instances as live or shutting down:
+    /// the finalizer stays (the runtime removes it only after a cleanup that succeeded).
+    #[error("waiting for {} instance(s) to terminate: {}", ids.len(), ids.join(", "))]
+    TeardownPending { ids: Vec<String> },
     /// Deletion waits while the object is paused.
     #[error("paused: the object keeps its finalizer until stagehand.dev/paused is removed")]
     Paused,
@@ -49,7 +53,9 @@ impl Classify for SpotFleetError {
     fn class(&self) -> ErrorClass {
         match self {
             Self::Observe { source } | Self::Action { source, .. } => source.class(),
-            Self::LaunchFailed { .. } | Self::Paused => ErrorClass::Recoverable,
+            Self::LaunchFailed { .. } | Self::TeardownPending { .. } | Self::Paused => {
+                ErrorClass::Recoverable
+            }
             Self::TemplateNotOurs { .. } | Self::UserData(_) | Self::Stalled { .. } => {
                 ErrorClass::Stalled
             }
@@ -61,6 +67,7 @@ impl Classify for SpotFleetError {
         match self {
             Self::Observe { source } | Self::Action { source, .. } => source.reason(),
             Self::LaunchFailed { .. } => "LaunchFailed",
+            Self::TeardownPending { .. } => "WaitingForTermination",
             Self::TemplateNotOurs { .. } => "OwnershipConflict",
             Self::UserData(_) => "InvalidUserData",
             Self::Stalled { reason, .. } => reason,

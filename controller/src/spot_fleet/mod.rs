@@ -160,9 +160,9 @@ impl Reconciler<SpotFleet> for SpotFleetReconciler {
     }
 
     /// With policy `Delete` (the default: the fleet launched its instances), every instance
-    /// tagged for this fleet is terminated and the object keeps its finalizer until
-    /// `DescribeInstances` lists none of them as live or shutting down; then the launch
-    /// template goes. With `Retain` they are left running, and an Event says so.
+    /// tagged for this fleet is terminated and the object keeps its finalizer (the cleanup
+    /// fails with `TeardownPending`) until `DescribeInstances` lists none of them as live or
+    /// shutting down; then the launch template goes. With `Retain` they are left running, and an Event says so.
     async fn cleanup(
         &self,
         fleet: Arc<SpotFleet>,
@@ -223,9 +223,11 @@ impl Reconciler<SpotFleet> for SpotFleetReconciler {
                     .await;
                 ctx.metrics.record_action(KIND, "terminate");
             }
-            return Ok(Requeue::requeue(Duration::from_secs(
-                plan::requeue::TERMINATION_SECONDS,
-            )));
+            // An error keeps the finalizer: the runtime retries with its backoff and removes the
+            // finalizer only once a cleanup returns Ok, after EC2 listed none of them.
+            return Err(SpotFleetError::TeardownPending {
+                ids: instances.iter().map(|i| i.id.clone()).collect(),
+            });
         }
         let templates = ec2
             .launch_templates_with_tag(OWNER_TAG, &owner)
