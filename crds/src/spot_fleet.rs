@@ -294,6 +294,10 @@ pub struct SpotFleetStatus {
     /// Running, healthy instances with the current spec hash.
     #[serde(default)]
     pub ready_capacity: i32,
+    /// Where the fleet stands: `Stable`, `Launching`, `WaitingForHealth`, `Replacing`,
+    /// `Terminating`, `WaitingForTermination` or `ScalingDown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
     /// Hash of the fields that define an instance (tag `stagehand.dev/spec-hash`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec_hash: Option<String>,

@@ -31,6 +31,11 @@ pub enum SpotFleetError {
     /// the spec changes.
     #[error("user data: {0}")]
     UserData(#[from] CloudInitError),
+    /// The spec asks for something this build does not do yet: nothing is done rather than
+    /// half of it (a TCP check never run would leave every instance unhealthy, replaced after
+    /// its grace period, forever).
+    #[error("{0} is not supported yet; remove it from the spec")]
+    Unsupported(&'static str),
     /// The plan needs a human or a change (in the spec or in EC2).
     #[error("{message}")]
     Stalled {
@@ -56,9 +61,10 @@ impl Classify for SpotFleetError {
             Self::LaunchFailed { .. } | Self::TeardownPending { .. } | Self::Paused => {
                 ErrorClass::Recoverable
             }
-            Self::TemplateNotOurs { .. } | Self::UserData(_) | Self::Stalled { .. } => {
-                ErrorClass::Stalled
-            }
+            Self::TemplateNotOurs { .. }
+            | Self::UserData(_)
+            | Self::Unsupported(_)
+            | Self::Stalled { .. } => ErrorClass::Stalled,
             Self::Runtime(e) => e.class(),
         }
     }
@@ -70,6 +76,7 @@ impl Classify for SpotFleetError {
             Self::TeardownPending { .. } => "WaitingForTermination",
             Self::TemplateNotOurs { .. } => "OwnershipConflict",
             Self::UserData(_) => "InvalidUserData",
+            Self::Unsupported(_) => "Unsupported",
             Self::Stalled { reason, .. } => reason,
             Self::Paused => "Paused",
             Self::Runtime(e) => e.reason(),

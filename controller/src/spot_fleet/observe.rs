@@ -36,9 +36,7 @@ pub async fn observe(
             // whatever the launch template says, so comparing them would replace every
             // instance there.
             let mut instance = ObservedInstance::from_info(info);
-            instance.past_grace = instance
-                .launched_at
-                .is_some_and(|launched| now.duration_since(launched) >= grace);
+            instance.past_grace = is_past_grace(instance.launched_at, grace, now);
             instance
         })
         .collect();
@@ -67,6 +65,12 @@ pub async fn observe(
         subnet_zones,
         ..Observed::default()
     })
+}
+
+/// Launched `grace` or longer before `now`. An instance without a launch time (launched this
+/// round, not listed yet) is within its grace.
+fn is_past_grace(launched_at: Option<Timestamp>, grace: SignedDuration, now: Timestamp) -> bool {
+    launched_at.is_some_and(|launched| now.duration_since(launched) >= grace)
 }
 
 /// EC2 status checks of the running instances still proving health, in one
@@ -113,4 +117,19 @@ async fn check_health(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grace_is_measured_from_the_launch_time() {
+        let launched = Timestamp::UNIX_EPOCH;
+        let grace = SignedDuration::from_secs(300);
+        let at = |secs: i64| launched + SignedDuration::from_secs(secs);
+        assert!(!is_past_grace(Some(launched), grace, at(299)));
+        assert!(is_past_grace(Some(launched), grace, at(300)));
+        assert!(!is_past_grace(None, grace, at(10_000)), "not listed yet");
+    }
 }

@@ -38,8 +38,9 @@ pub struct Round {
 }
 
 /// Runs one round for `fleet`, whose status is `status`, calling `on_start` before each
-/// action. Fails only when the user data cannot be rendered or EC2 could not be read; a failed
-/// action is in the round's report.
+/// action. Fails only when the spec cannot be acted on (user data too large, a TCP health
+/// check, which this build does not run) or EC2 could not be read; a failed action is in the
+/// round's report.
 pub async fn round(
     inventory: &Inventory,
     fleet: &SpotFleet,
@@ -48,6 +49,9 @@ pub async fn round(
     on_start: impl FnMut(&Action),
 ) -> Result<Round, SpotFleetError> {
     let spec = &fleet.spec;
+    if spec.health_check.tcp_port.is_some() {
+        return Err(SpotFleetError::Unsupported("healthCheck.tcpPort"));
+    }
     let desired = desired(spec)?;
     if options.refresh || spec_changed(fleet, status) {
         // A spec change is acted on with a fresh view of EC2, not a listing up to the max age

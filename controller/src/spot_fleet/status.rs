@@ -75,6 +75,7 @@ pub fn next_status(inputs: &StatusInputs<'_>) -> SpotFleetStatus {
         common,
         desired_capacity: plan.desired_capacity,
         ready_capacity: plan.ready_capacity,
+        phase: Some(plan.phase.as_str().to_owned()),
         spec_hash: Some(spec_hash.to_owned()),
         spec_hash_version: Some(SPEC_HASH_VERSION.to_owned()),
         instances: instance_rows(observed, plan),
@@ -223,6 +224,7 @@ mod tests {
         };
         let status = status_of(&observed);
         assert_eq!(status.ready_capacity, 2);
+        assert_eq!(status.phase.as_deref(), Some("Stable"));
         let ready = status
             .common
             .conditions

@@ -61,6 +61,7 @@ async fn a_fleet_reaches_ready_with_its_instances_and_deletion_leaves_none_live(
     let status = fleet.status.unwrap();
     assert_eq!(status.desired_capacity, 2);
     assert_eq!(status.ready_capacity, 2);
+    assert_eq!(status.phase.as_deref(), Some("Stable"));
     assert_eq!(status.spec_hash_version.as_deref(), Some(SPEC_HASH_VERSION));
     let hash = status.spec_hash.clone().unwrap();
     let live = live_of(&env.aws, OWNER).await;

@@ -20,7 +20,7 @@ use std::time::Duration;
 use aws_sdk_ec2::types::{Filter, Tag};
 use serde_json::{Value, json};
 use stagehand::aws::AwsProvider;
-use stagehand::base::ActGate;
+use stagehand::base::{ActGate, Classify, ErrorClass};
 use stagehand::inventory::Inventory;
 use stagehand::runtime::Metrics;
 use stagehand::spot_fleet::plan::{Action, Plan};
@@ -455,4 +455,33 @@ async fn recreate_launches_nothing_before_every_old_instance_is_terminated() {
     let new = live_of(&world.aws, &fleet.owner()).await;
     assert_eq!(new.len(), 2);
     assert!(new.is_disjoint(&old));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_health_check_is_refused_rather_than_never_run() {
+    let world = World::start().await;
+    let fleet = Fleet::new(
+        "gpu",
+        &world.spec(1, &json!({"healthCheck": {"tcpPort": 8080}})),
+    );
+    let options = RoundOptions {
+        cluster_id: "test",
+        gate: ActGate::Act,
+        refresh: false,
+    };
+    let error = round(&world.inventory, &fleet.object, None, options, |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason(), "Unsupported", "{error}");
+    assert_eq!(error.class(), ErrorClass::Stalled);
+    assert_eq!(
+        world
+            .aws
+            .floor
+            .calls()
+            .await
+            .unwrap()
+            .count("ec2", "CreateFleet"),
+        0
+    );
 }
