@@ -12,7 +12,7 @@ use stagehand_crds::SpotFleetSpec;
 
 use super::error::SpotFleetError;
 use super::observed::Offering;
-use super::plan::Action;
+use super::plan::{Action, Written};
 use super::spec_hash::{Desired, spec_hash_tags};
 use crate::aws::AwsError;
 use crate::aws::ec2::{
@@ -106,7 +106,7 @@ impl Actor<'_> {
             on_start(action);
             let result = self.run(action, &mut report).await;
             // Also after a failure: a call that timed out may still have happened.
-            self.inventory.ec2(&self.spec.region).instances_written();
+            self.mark_written(action);
             match result {
                 Ok(()) => report.done.push(action.clone()),
                 Err(error) => {
@@ -116,6 +116,16 @@ impl Actor<'_> {
             }
         }
         report
+    }
+
+    /// Tells the inventory what `action` wrote. The listing is region-wide and read in one
+    /// call, so instances written by id and a launch (instances not known by id before) both
+    /// drop it; a launch also registered its instances in `launch`.
+    fn mark_written(&self, action: &Action) {
+        let ec2 = self.inventory.ec2(&self.spec.region);
+        match action.facts().written {
+            Written::Instances(_) | Written::Fleet => ec2.instances_written(),
+        }
     }
 
     async fn run(&self, action: &Action, report: &mut ActReport) -> Result<(), SpotFleetError> {
@@ -174,6 +184,18 @@ impl Actor<'_> {
             source,
         };
         let ec2 = self.ec2();
+        let subnet_zones = ec2
+            .subnet_zones(&self.spec.subnet_ids)
+            .await
+            .map_err(|source| failed("subnet zones", source))?;
+        let pools = overrides(self.spec, &subnet_zones, avoid);
+        if pools.is_empty() {
+            // Every pool is out of capacity: EC2 would refuse a fleet without pools as invalid.
+            return Err(SpotFleetError::LaunchFailed {
+                count,
+                errors: "every instance type × subnet was recently refused for capacity".to_owned(),
+            });
+        }
         let tags = self.instance_tags();
         let template_spec = LaunchTemplateSpec {
             image_id: self.spec.image_id.clone(),
@@ -200,14 +222,10 @@ impl Actor<'_> {
             .await
             .map_err(|source| failed("launch template version", source))?;
         report.template_version = Some(version);
-        let subnet_zones = ec2
-            .subnet_zones(&self.spec.subnet_ids)
-            .await
-            .map_err(|source| failed("subnet zones", source))?;
         let fleet = FleetRequest {
             launch_template_id: template.id.clone(),
             launch_template_version: version,
-            overrides: overrides(self.spec, &subnet_zones, avoid),
+            overrides: pools,
             target_capacity: i32::try_from(count).unwrap_or(i32::MAX),
             max_price: self.spec.max_price.clone(),
             tags: tags.clone(),

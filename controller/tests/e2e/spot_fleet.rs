@@ -1,9 +1,9 @@
 //! SpotFleet end to end: the production controllers (`stagehand::kinds::registry()`) against
 //! the Kubernetes API stand-in and moto behind the proxy. A fleet reaches Ready with its
 //! instances in status; deleting it leaves no live instance and no launch template (the
-//! finalizer stays until `DescribeInstances` shows none). moto's gaps (docs/testing.md, "EC2 in
-//! moto"): fleet instances get the VPC's default security group and no instance profile, which
-//! observe does not compare yet.
+//! finalizer stays until `DescribeInstances` shows none); a retained fleet's instances keep
+//! running. moto's gaps (docs/testing.md, "EC2 in moto"): fleet instances get the VPC's default
+//! security group and no instance profile, which observe does not compare yet.
 
 #![allow(
     clippy::unwrap_used,
@@ -11,17 +11,29 @@
 )]
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
-use kube::api::{Api, DeleteParams, PostParams};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
 use stagehand::base::conditions::find_condition;
 use stagehand::spot_fleet::spec_hash::SPEC_HASH_VERSION;
 use stagehand_crds::{OWNER_TAG, SPEC_HASH_TAG, SpotFleet};
 
 use crate::spot_fleet_round::{fleet_spec, instances_of, live_of, network};
-use crate::support::{Env, NAMESPACE, TIMEOUT};
+use crate::support::{Env, NAMESPACE, REGION, TIMEOUT};
 
 const OWNER: &str = "shop/SpotFleet/workers";
+
+fn fleet(name: &str, spec: &serde_json::Value) -> SpotFleet {
+    serde_json::from_value(json!({
+        "apiVersion": "stagehand.dev/v1alpha1",
+        "kind": "SpotFleet",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": spec,
+    }))
+    .unwrap()
+}
 
 fn ready(fleet: &SpotFleet) -> bool {
     fleet.status.as_ref().is_some_and(|s| {
@@ -30,34 +42,62 @@ fn ready(fleet: &SpotFleet) -> bool {
     })
 }
 
+/// Polls (bounded) until `name` is Ready at its generation; returns it.
+async fn wait_ready(fleets: &Api<SpotFleet>, name: &str) -> SpotFleet {
+    tokio::time::timeout(TIMEOUT, async {
+        loop {
+            if let Some(fleet) = fleets.get_opt(name).await.unwrap()
+                && ready(&fleet)
+            {
+                return fleet;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{name} never became Ready"))
+}
+
+/// Polls (bounded) until `name` is gone.
+async fn wait_gone(fleets: &Api<SpotFleet>, name: &str) {
+    tokio::time::timeout(TIMEOUT, async {
+        while fleets.get_opt(name).await.unwrap().is_some() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{name} was never deleted"));
+}
+
+/// The reasons of the Events about `name`.
+async fn event_reasons(env: &Env, name: &str) -> Vec<String> {
+    let events: Api<Event> = Api::namespaced(env.ctx.client.clone(), NAMESPACE);
+    events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_reaches_ready_with_its_instances_and_deletion_leaves_none_live() {
     let mut env = Env::start().await;
     let network = network(&env.aws).await;
     env.start_controllers().await;
     let fleets: Api<SpotFleet> = Api::namespaced(env.ctx.client.clone(), NAMESPACE);
-    let fleet: SpotFleet = serde_json::from_value(json!({
-        "apiVersion": "stagehand.dev/v1alpha1",
-        "kind": "SpotFleet",
-        "metadata": {"name": "workers", "namespace": NAMESPACE},
-        "spec": fleet_spec(&network, 2, &json!({"deletionPolicy": "Delete"})),
-    }))
-    .unwrap();
-    fleets.create(&PostParams::default(), &fleet).await.unwrap();
-
-    let wait = tokio::time::timeout(TIMEOUT, async {
-        loop {
-            if let Some(fleet) = fleets.get_opt("workers").await.unwrap()
-                && ready(&fleet)
-            {
-                return fleet;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    });
-    let fleet = wait
+    let manifest = fleet(
+        "workers",
+        &fleet_spec(&network, 2, &json!({"deletionPolicy": "Delete"})),
+    );
+    fleets
+        .create(&PostParams::default(), &manifest)
         .await
-        .unwrap_or_else(|_| panic!("workers never became Ready"));
+        .unwrap();
+    let fleet = wait_ready(&fleets, "workers").await;
     let status = fleet.status.unwrap();
     assert_eq!(status.desired_capacity, 2);
     assert_eq!(status.ready_capacity, 2);
@@ -88,13 +128,7 @@ async fn a_fleet_reaches_ready_with_its_instances_and_deletion_leaves_none_live(
         .delete("workers", &DeleteParams::default())
         .await
         .unwrap();
-    tokio::time::timeout(TIMEOUT, async {
-        while fleets.get_opt("workers").await.unwrap().is_some() {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("workers was never deleted"));
+    wait_gone(&fleets, "workers").await;
     assert_eq!(live_of(&env.aws, OWNER).await, BTreeSet::new());
     assert_eq!(
         instances_of(&env.aws, OWNER).await.len(),
@@ -104,12 +138,53 @@ async fn a_fleet_reaches_ready_with_its_instances_and_deletion_leaves_none_live(
     let templates = env
         .ctx
         .aws
-        .ec2(crate::support::REGION)
+        .ec2(REGION)
         .launch_templates_with_tag(OWNER_TAG, OWNER)
         .await
         .unwrap();
     assert_eq!(templates, Vec::new());
     let calls = env.calls().await;
     assert_eq!(calls.count("ec2", "DeleteLaunchTemplate"), 1, "{calls:?}");
+    let reasons = event_reasons(&env, "workers").await;
+    for reason in [
+        "InstancesLaunched",
+        "InstancesTerminated",
+        "LaunchTemplateDeleted",
+    ] {
+        assert!(reasons.iter().any(|r| r == reason), "{reason}: {reasons:?}");
+    }
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retained_fleet_leaves_its_instances_running_and_says_so() {
+    let mut env = Env::start().await;
+    let network = network(&env.aws).await;
+    env.start_controllers().await;
+    let fleets: Api<SpotFleet> = Api::namespaced(env.ctx.client.clone(), NAMESPACE);
+    let manifest = fleet(
+        "workers",
+        &fleet_spec(&network, 1, &json!({"deletionPolicy": "Retain"})),
+    );
+    fleets
+        .create(&PostParams::default(), &manifest)
+        .await
+        .unwrap();
+    wait_ready(&fleets, "workers").await;
+    let live = live_of(&env.aws, OWNER).await;
+    assert_eq!(live.len(), 1);
+
+    fleets
+        .delete("workers", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&fleets, "workers").await;
+    assert_eq!(live_of(&env.aws, OWNER).await, live, "still running");
+    assert_eq!(env.calls().await.count("ec2", "TerminateInstances"), 0);
+    let reasons = event_reasons(&env, "workers").await;
+    assert!(
+        reasons.iter().any(|r| r == "InstancesRetained"),
+        "{reasons:?}"
+    );
     env.stop().await;
 }
