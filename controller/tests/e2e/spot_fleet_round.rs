@@ -23,11 +23,14 @@ use stagehand::aws::AwsProvider;
 use stagehand::base::{ActGate, Classify, ErrorClass};
 use stagehand::inventory::Inventory;
 use stagehand::runtime::Metrics;
+use stagehand::spot_fleet::observed::Offering;
 use stagehand::spot_fleet::plan::{Action, Plan};
-use stagehand::spot_fleet::round::{RoundOptions, round};
+use stagehand::spot_fleet::plan::{ReplacementReason, TerminateReason};
+use stagehand::spot_fleet::round::{Round, RoundOptions, round};
 use stagehand::spot_fleet::spec_hash::SPEC_HASH_VERSION;
 use stagehand_crds::{CLUSTER_TAG, OWNER_TAG, SPEC_HASH_TAG, SPEC_HASH_VERSION_TAG};
 use stagehand_crds::{SpotFleet, SpotFleetStatus};
+use stagehand_testenv::aws::{FaultAction, FaultRule};
 
 use crate::support::{Aws, REGION};
 
@@ -199,8 +202,8 @@ impl World {
         fleet_spec(&self.network, capacity, extra)
     }
 
-    /// One reconcile: observe, plan, act, status. The plan it made.
-    async fn round(&self, fleet: &mut Fleet) -> Plan {
+    /// One reconcile, whatever it concludes: observe, plan, act, status.
+    async fn try_round(&self, fleet: &mut Fleet) -> Round {
         let options = RoundOptions {
             cluster_id: "test",
             gate: ActGate::Act,
@@ -215,6 +218,13 @@ impl World {
         )
         .await
         .unwrap();
+        fleet.status = Some(round.status.clone());
+        round
+    }
+
+    /// One reconcile that must neither stall nor fail. The plan it made.
+    async fn round(&self, fleet: &mut Fleet) -> Plan {
+        let round = self.try_round(fleet).await;
         assert!(round.plan.stalled.is_none(), "{:?}", round.plan.stalled);
         assert!(round.report.failure.is_none(), "{:?}", round.report.failure);
         fleet.status = Some(round.status);
@@ -484,4 +494,99 @@ async fn a_tcp_health_check_is_refused_rather_than_never_run() {
             .count("ec2", "CreateFleet"),
         0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_instance_is_replaced_and_a_refused_pool_is_left_out_of_the_next_launch() {
+    let world = World::start().await;
+    let zones: BTreeMap<String, String> = world
+        .inventory
+        .aws()
+        .ec2(REGION)
+        .subnet_zones(&world.network.subnets)
+        .await
+        .unwrap();
+    let second = world.network.subnets[1].clone();
+    // moto launches from the first pool and never refuses one; the proxy adds EC2's answer for
+    // a later pool, once.
+    world
+        .aws
+        .floor
+        .add_fault(
+            &FaultRule::new(FaultAction::fleet_error(
+                "InsufficientInstanceCapacity",
+                "t3a.small",
+                &second,
+            ))
+            .times(1),
+        )
+        .await
+        .unwrap();
+    let mut fleet = Fleet::new("gpu", &world.spec(1, &json!({})));
+    world.converge(&mut fleet).await;
+    let old = live_of(&world.aws, &fleet.owner()).await;
+    assert_eq!(old.len(), 1);
+
+    // Stopped by hand: replaced (a spot instance is never started again by Stagehand), and the
+    // pool refused a moment ago is not offered to the replacement's launch.
+    let id = old.iter().next().unwrap().clone();
+    aws_sdk_ec2::Client::new(&world.aws.sdk)
+        .stop_instances()
+        .instance_ids(&id)
+        .send()
+        .await
+        .unwrap();
+    world.inventory.forget(REGION);
+    let plans = world.converge(&mut fleet).await;
+    let actions: Vec<&Action> = plans.iter().flat_map(|p| &p.actions).collect();
+    assert!(
+        actions.iter().any(|a| matches!(
+            a,
+            Action::Terminate { ids, reason: TerminateReason::Replaced(ReplacementReason::Stopped) }
+                if *ids == [id.clone()]
+        )),
+        "{actions:?}"
+    );
+    let refused = Offering {
+        instance_type: "t3a.small".into(),
+        zone: zones[&second].clone(),
+    };
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Launch { avoid, .. } if avoid.contains(&refused))),
+        "{actions:?}"
+    );
+    let new = live_of(&world.aws, &fleet.owner()).await;
+    assert_eq!(new.len(), 1);
+    assert!(!new.contains(&id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_of_the_same_owner_in_another_cluster_stalls_the_fleet_and_nothing_is_done() {
+    let world = World::start().await;
+    let mut fleet = Fleet::new("gpu", &world.spec(1, &json!({})));
+    aws_sdk_ec2::Client::new(&world.aws.sdk)
+        .run_instances()
+        .image_id(IMAGE)
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                .tags(Tag::builder().key(OWNER_TAG).value(fleet.owner()).build())
+                .tags(Tag::builder().key(CLUSTER_TAG).value("another").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let round = world.try_round(&mut fleet).await;
+    let stall = round.plan.stalled.clone().unwrap();
+    assert_eq!(stall.reason, "OwnershipConflict", "{stall:?}");
+    assert!(round.plan.actions.is_empty());
+    assert!(round.report.done.is_empty());
+    let calls = world.aws.floor.calls().await.unwrap();
+    assert_eq!(calls.count("ec2", "CreateFleet"), 0, "{calls:?}");
+    assert_eq!(calls.count("ec2", "TerminateInstances"), 0);
 }
