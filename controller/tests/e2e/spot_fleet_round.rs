@@ -4,7 +4,8 @@
 //! running more than `capacity + maxSurge` (counted from EC2 after every round) and under
 //! Recreate launches nothing before every old instance is terminated (from the proxy's ordered
 //! log); a hash-version bump re-tags and replaces nothing; another fleet's instances are never
-//! touched; capacity 0 terminates all. moto's gaps (docs/testing.md, "EC2 in moto"): fleet
+//! touched; capacity 0 terminates all; a converged resync reads nothing, and one listing serves
+//! every fleet once it expired. moto's gaps (docs/testing.md, "EC2 in moto"): fleet
 //! instances get the VPC's default security group and no instance profile, which observe does
 //! not compare yet.
 
@@ -362,6 +363,22 @@ async fn surge_replaces_every_instance_never_running_more_than_capacity_plus_max
     world.converge(&mut fleet).await;
     let old = live_of(&world.aws, &fleet.owner()).await;
     assert_eq!(old.len(), 3);
+
+    // Converged: a resync within the listing's age reads nothing; once the listing expired,
+    // one DescribeInstances serves both fleets (healthy instances' checks are not read again).
+    world.aws.floor.reset_calls().await.unwrap();
+    for f in [&mut fleet, &mut other] {
+        let plan = world.round(f).await;
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    }
+    assert_eq!(world.aws.floor.calls().await.unwrap().total, 0);
+    world.inventory.forget(REGION);
+    for f in [&mut fleet, &mut other] {
+        world.round(f).await;
+    }
+    let calls = world.aws.floor.calls().await.unwrap();
+    assert_eq!(calls.count("ec2", "DescribeInstances"), 1, "{calls:?}");
+    assert_eq!(calls.total, 1, "{calls:?}");
 
     // A spec change (the user's tags are part of what defines an instance).
     let mut changed = world.spec(3, &surge);
