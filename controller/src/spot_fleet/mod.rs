@@ -162,27 +162,38 @@ impl Reconciler<SpotFleet> for SpotFleetReconciler {
     /// With policy `Delete` (the default: the fleet launched its instances), every instance
     /// tagged for this fleet is terminated and the object keeps its finalizer (the cleanup
     /// fails with `TeardownPending`) until `DescribeInstances` lists none of them as live or
-    /// shutting down; then the launch template goes. With `Retain` they are left running, and an Event says so.
+    /// shutting down; then the launch template goes. With `Retain`, or under `ObserveOnly`
+    /// (which never writes to EC2), they are left running, and an Event says so.
     async fn cleanup(
         &self,
         fleet: Arc<SpotFleet>,
         ctx: Arc<Context>,
     ) -> Result<Requeue, SpotFleetError> {
         let spec = &fleet.spec;
-        if may_act(fleet.annotations(), spec.lifecycle.management) == ActGate::Paused {
+        let gate = may_act(fleet.annotations(), spec.lifecycle.management);
+        if gate == ActGate::Paused {
             return Err(SpotFleetError::Paused);
         }
         self.refreshes.forget(fleet.as_ref());
         let owner = owner_of(fleet.as_ref());
         let cluster = ctx.settings.cluster_id.as_str();
         let policy = effective_deletion_policy(spec.lifecycle.deletion_policy, true);
-        if policy == DeletionPolicy::Retain {
+        // ObserveOnly never writes to EC2, deletion included: the instances stay, as with
+        // Retain.
+        let retained = if gate == ActGate::ObserveOnly {
+            Some("management ObserveOnly")
+        } else if policy == DeletionPolicy::Retain {
+            Some("deletionPolicy Retain")
+        } else {
+            None
+        };
+        if let Some(why) = retained {
             ctx.events()
                 .action(
                     fleet.as_ref(),
                     "InstancesRetained",
                     "Delete",
-                    "deletionPolicy Retain: the fleet's instances and launch template are left in EC2",
+                    &format!("{why}: the fleet's instances and launch template are left in EC2"),
                 )
                 .await;
             return Ok(Requeue::await_change());

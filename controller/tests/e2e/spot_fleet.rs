@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use stagehand::base::conditions::find_condition;
 use stagehand::spot_fleet::spec_hash::SPEC_HASH_VERSION;
@@ -173,6 +173,48 @@ async fn a_retained_fleet_leaves_its_instances_running_and_says_so() {
     wait_ready(&fleets, "workers").await;
     let live = live_of(&env.aws, OWNER).await;
     assert_eq!(live.len(), 1);
+
+    fleets
+        .delete("workers", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&fleets, "workers").await;
+    assert_eq!(live_of(&env.aws, OWNER).await, live, "still running");
+    assert_eq!(env.calls().await.count("ec2", "TerminateInstances"), 0);
+    let reasons = event_reasons(&env, "workers").await;
+    assert!(
+        reasons.iter().any(|r| r == "InstancesRetained"),
+        "{reasons:?}"
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_observe_only_fleet_writes_nothing_to_ec2() {
+    let mut env = Env::start().await;
+    let network = network(&env.aws).await;
+    env.start_controllers().await;
+    let fleets: Api<SpotFleet> = Api::namespaced(env.ctx.client.clone(), NAMESPACE);
+    let manifest = fleet(
+        "workers",
+        &fleet_spec(&network, 1, &json!({"deletionPolicy": "Delete"})),
+    );
+    fleets
+        .create(&PostParams::default(), &manifest)
+        .await
+        .unwrap();
+    wait_ready(&fleets, "workers").await;
+    let live = live_of(&env.aws, OWNER).await;
+    assert_eq!(live.len(), 1);
+    fleets
+        .patch(
+            "workers",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"management": "ObserveOnly"}})),
+        )
+        .await
+        .unwrap();
+    wait_ready(&fleets, "workers").await;
 
     fleets
         .delete("workers", &DeleteParams::default())
