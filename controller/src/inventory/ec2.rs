@@ -66,6 +66,9 @@ pub struct Ec2Inventory {
     unavailable: Cached<Offering, String>,
     /// By instance id: what Stagehand launched, as it would be listed.
     launched: Cached<String, InstanceInfo>,
+    /// By owner: the errors of that fleet's last launch, while they say something about the
+    /// offerings (as long as those are left out).
+    launch_errors: Cached<String, Vec<FleetLaunchError>>,
 }
 
 impl Ec2Inventory {
@@ -76,6 +79,7 @@ impl Ec2Inventory {
             instances: Cached::new(max_age),
             unavailable: Cached::new(UNAVAILABLE_OFFERING_TTL),
             launched: Cached::new(LAUNCH_VISIBILITY_GRACE),
+            launch_errors: Cached::new(UNAVAILABLE_OFFERING_TTL),
         }
     }
 
@@ -153,6 +157,24 @@ impl Ec2Inventory {
                 self.offering_unavailable(Offering::new(&instance_type, &zone), &error.code);
             }
         }
+    }
+
+    /// `owner`'s launch ended with `errors` (none: it launched everything it asked for):
+    /// remembered for [`UNAVAILABLE_OFFERING_TTL`], for the fleet's status to say why it is
+    /// short.
+    pub fn launch_finished(&self, owner: &str, errors: &[FleetLaunchError]) {
+        if errors.is_empty() {
+            self.launch_errors.invalidate(&owner.to_owned());
+        } else {
+            self.launch_errors.insert(owner.to_owned(), errors.to_vec());
+        }
+    }
+
+    /// The errors of `owner`'s last launch, if it had any within [`UNAVAILABLE_OFFERING_TTL`].
+    pub fn last_launch_errors(&self, owner: &str) -> Vec<FleetLaunchError> {
+        self.launch_errors
+            .get(&owner.to_owned())
+            .unwrap_or_default()
     }
 
     /// Why `offering` is left out now (the AWS error code), if it is.
@@ -304,6 +326,26 @@ mod tests {
             .map(|i| i.id)
             .collect();
         assert_eq!(ids, ["i-1"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fleets_last_launch_errors_are_kept_until_a_clean_launch_or_their_ttl() {
+        let inventory = inventory();
+        let refused = FleetLaunchError {
+            code: "InsufficientInstanceCapacity".into(),
+            ..FleetLaunchError::default()
+        };
+        inventory.launch_finished("ml/SpotFleet/gpu", std::slice::from_ref(&refused));
+        assert_eq!(
+            inventory.last_launch_errors("ml/SpotFleet/gpu"),
+            std::slice::from_ref(&refused)
+        );
+        assert_eq!(inventory.last_launch_errors("ml/SpotFleet/cpu"), []);
+        inventory.launch_finished("ml/SpotFleet/gpu", &[]);
+        assert_eq!(inventory.last_launch_errors("ml/SpotFleet/gpu"), []);
+        inventory.launch_finished("ml/SpotFleet/gpu", &[refused]);
+        tokio::time::advance(UNAVAILABLE_OFFERING_TTL).await;
+        assert_eq!(inventory.last_launch_errors("ml/SpotFleet/gpu"), []);
     }
 
     #[tokio::test(start_paused = true)]

@@ -239,6 +239,7 @@ impl Actor<'_> {
             .map_err(|source| failed("CreateFleet", source))?;
         let inventory = self.inventory.ec2(&self.spec.region);
         inventory.launch_failed(&launch.errors);
+        inventory.launch_finished(self.owner, &launch.errors);
         inventory.instances_launched(&launch.instances, &tags);
         report.launched.extend(launch.instance_ids());
         if launch.instances.is_empty() && !launch.errors.is_empty() {

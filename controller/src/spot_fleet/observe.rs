@@ -1,7 +1,8 @@
 //! The reads of one SpotFleet round, through the shared EC2 inventory: the fleet's instances
 //! (one region-wide `DescribeInstances` serves every fleet), their status checks while they
-//! are still proving health, the offerings a recent launch found without capacity and, only
-//! when the plan needs them, the zones of the spec's subnets. The clock is read here, never in
+//! are still proving health, the offerings a recent launch found without capacity, the errors
+//! of this fleet's last launch (for `CapacityReady`) and, only when the plan needs them, the
+//! zones of the spec's subnets. The clock is read here, never in
 //! the plan: whether an instance is past its grace period is decided now and stored as a fact.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::{SignedDuration, Timestamp};
 use stagehand_crds::{SpotFleetSpec, SpotFleetStatus};
 
-use super::observed::{Ec2Checks, InstanceState, Observed, ObservedInstance, Offering};
+use super::observed::{
+    Ec2Checks, InstanceState, LaunchError, Observed, ObservedInstance, Offering,
+};
 use crate::aws::AwsError;
 use crate::inventory::Inventory;
 
@@ -59,10 +62,23 @@ pub async fn observe(
             .subnet_zones(&spec.subnet_ids)
             .await?
     };
+    let launch_errors = ec2
+        .last_launch_errors(owner)
+        .into_iter()
+        .map(|e| LaunchError {
+            offering: e.offering().map(|(instance_type, zone)| Offering {
+                instance_type,
+                zone,
+            }),
+            code: e.code,
+            message: e.message,
+        })
+        .collect();
     Ok(Observed {
         instances,
         unavailable_offerings,
         subnet_zones,
+        launch_errors,
         ..Observed::default()
     })
 }

@@ -543,6 +543,15 @@ async fn a_stopped_instance_is_replaced_and_a_refused_pool_is_left_out_of_the_ne
     world.converge(&mut fleet).await;
     let old = live_of(&world.aws, &fleet.owner()).await;
     assert_eq!(old.len(), 1);
+    let refused = Offering {
+        instance_type: "t3a.small".into(),
+        zone: zones[&second].clone(),
+    };
+    // The launch's errors are the fleet's, for CapacityReady while it is short.
+    let errors = world.try_round(&mut fleet).await.observed.launch_errors;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].code, "InsufficientInstanceCapacity");
+    assert_eq!(errors[0].offering.as_ref(), Some(&refused));
 
     // Stopped by hand: replaced (a spot instance is never started again by Stagehand), and the
     // pool refused a moment ago is not offered to the replacement's launch.
@@ -564,10 +573,6 @@ async fn a_stopped_instance_is_replaced_and_a_refused_pool_is_left_out_of_the_ne
         )),
         "{actions:?}"
     );
-    let refused = Offering {
-        instance_type: "t3a.small".into(),
-        zone: zones[&second].clone(),
-    };
     assert!(
         actions
             .iter()
@@ -577,6 +582,9 @@ async fn a_stopped_instance_is_replaced_and_a_refused_pool_is_left_out_of_the_ne
     let new = live_of(&world.aws, &fleet.owner()).await;
     assert_eq!(new.len(), 1);
     assert!(!new.contains(&id));
+    // That launch had no error: none is reported any more.
+    let errors = world.try_round(&mut fleet).await.observed.launch_errors;
+    assert_eq!(errors, Vec::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
