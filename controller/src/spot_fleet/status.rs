@@ -66,8 +66,12 @@ pub fn next_status(inputs: &StatusInputs<'_>) -> SpotFleetStatus {
     if let Some(message) = &common.message
         && !report.launched.is_empty()
     {
+        let version = report
+            .template_version
+            .map(|v| format!(" from launch template version {v}"))
+            .unwrap_or_default();
         common.message = Some(format!(
-            "{message} (launched {})",
+            "{message} (launched {}{version})",
             report.launched.join(", ")
         ));
     }
