@@ -1,6 +1,6 @@
 //! SpotFleet end to end: the production controllers (`stagehand::kinds::registry()`) against
 //! the Kubernetes API stand-in and moto behind the proxy. A fleet reaches Ready with its
-//! instances in status; deleting it leaves no live instance and no launch template (the
+//! instances in status, and again with new instances after a spec change; deleting it leaves no live instance and no launch template (the
 //! finalizer stays until `DescribeInstances` shows none); a retained fleet's instances keep
 //! running. moto's gaps (docs/testing.md, "EC2 in moto"): fleet instances get the VPC's default
 //! security group and no instance profile, which observe does not compare yet.
@@ -84,7 +84,7 @@ async fn event_reasons(env: &Env, name: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fleet_reaches_ready_with_its_instances_and_deletion_leaves_none_live() {
+async fn a_fleet_reaches_ready_is_replaced_on_a_spec_change_and_deletion_leaves_none_live() {
     let mut env = Env::start().await;
     let network = network(&env.aws).await;
     env.start_controllers().await;
@@ -122,6 +122,31 @@ async fn a_fleet_reaches_ready_with_its_instances_and_deletion_leaves_none_live(
         assert_eq!(tags[SPEC_HASH_TAG], hash);
     }
 
+    // A spec change (new user data) replaces both instances: Ready again at the new
+    // generation with two new instances of the new hash.
+    fleets
+        .patch(
+            "workers",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"userData": "#cloud-config\nruncmd:\n  - echo v2\n"}})),
+        )
+        .await
+        .unwrap();
+    let fleet = wait_ready(&fleets, "workers").await;
+    let status = fleet.status.unwrap();
+    let new_hash = status.spec_hash.clone().unwrap();
+    assert_ne!(new_hash, hash);
+    let replaced = live_of(&env.aws, OWNER).await;
+    assert_eq!(replaced.len(), 2);
+    assert!(replaced.is_disjoint(&live), "every instance replaced");
+    assert!(
+        status
+            .instances
+            .iter()
+            .all(|i| i.spec_hash.as_deref() == Some(new_hash.as_str())),
+        "{status:?}"
+    );
+
     // Deleted: the finalizer holds the object until EC2 shows no live instance, then the
     // launch template goes too.
     fleets
@@ -132,7 +157,7 @@ async fn a_fleet_reaches_ready_with_its_instances_and_deletion_leaves_none_live(
     assert_eq!(live_of(&env.aws, OWNER).await, BTreeSet::new());
     assert_eq!(
         instances_of(&env.aws, OWNER).await.len(),
-        2,
+        4,
         "terminated, still described"
     );
     let templates = env
