@@ -176,7 +176,6 @@ impl Reconciler<SpotFleet> for SpotFleetReconciler {
         }
         self.refreshes.forget(fleet.as_ref());
         let owner = owner_of(fleet.as_ref());
-        let cluster = ctx.settings.cluster_id.as_str();
         let policy = effective_deletion_policy(spec.lifecycle.deletion_policy, true);
         // ObserveOnly never writes to EC2, deletion included: the instances stay, as with
         // Retain.
@@ -198,72 +197,99 @@ impl Reconciler<SpotFleet> for SpotFleetReconciler {
                 .await;
             return Ok(Requeue::await_change());
         }
-        let ec2 = ctx.aws.ec2(&spec.region);
-        let observe = |source| SpotFleetError::Observe { source };
-        // Read afresh, not from the shared listing: the finalizer goes only on what EC2 says
-        // now.
-        let instances: Vec<_> = ec2
-            .describe_instances_by_tag(OWNER_TAG, &owner)
-            .await
-            .map_err(observe)?
-            .into_iter()
-            .filter(|i| tags::ownership(&i.tags, &owner, cluster) == Ownership::Ours)
-            .filter(|i| !i.is_terminated())
-            .collect();
-        if !instances.is_empty() {
-            let live: Vec<String> = instances
-                .iter()
-                .filter(|i| !i.is_terminating())
-                .map(|i| i.id.clone())
-                .collect();
-            if !live.is_empty() {
-                ec2.terminate_instances(&live)
-                    .await
-                    .map_err(|source| SpotFleetError::Action {
-                        action: format!("terminate {}", live.join(", ")),
-                        source,
-                    })?;
-                ctx.inventory.ec2(&spec.region).instances_written();
-                ctx.events()
-                    .action(
-                        fleet.as_ref(),
-                        "InstancesTerminated",
-                        "TerminateInstances",
-                        &format!("terminating {} (fleet deleted)", live.join(", ")),
-                    )
-                    .await;
-                ctx.metrics.record_action(KIND, "terminate");
-            }
-            // An error keeps the finalizer: the runtime retries with its backoff and removes the
-            // finalizer only once a cleanup returns Ok, after EC2 listed none of them.
-            return Err(SpotFleetError::TeardownPending {
-                ids: instances.iter().map(|i| i.id.clone()).collect(),
-            });
-        }
-        let templates = ec2
-            .launch_templates_with_tag(OWNER_TAG, &owner)
-            .await
-            .map_err(observe)?;
-        for template in templates
-            .iter()
-            .filter(|t| tags::ownership(&t.tags, &owner, cluster) == Ownership::Ours)
-        {
-            ec2.delete_launch_template(&template.id)
-                .await
-                .map_err(|source| SpotFleetError::Action {
-                    action: format!("delete launch template {}", template.name),
-                    source,
-                })?;
-            ctx.events()
-                .action(
-                    fleet.as_ref(),
-                    "LaunchTemplateDeleted",
-                    "DeleteLaunchTemplate",
-                    &format!("deleted launch template {}", template.name),
-                )
-                .await;
-            ctx.metrics.record_action(KIND, "template_delete");
-        }
+        terminate_every_instance(&ctx, &fleet, &owner).await?;
+        delete_launch_templates(&ctx, &fleet, &owner).await?;
         Ok(Requeue::await_change())
     }
+}
+
+/// Deletion: terminates every live instance carrying the fleet's owner tag, and fails (keeping
+/// the finalizer) until a fresh `DescribeInstances` lists none of them, not even shutting down.
+async fn terminate_every_instance(
+    ctx: &Context,
+    fleet: &SpotFleet,
+    owner: &str,
+) -> Result<(), SpotFleetError> {
+    let spec = &fleet.spec;
+    let cluster = ctx.settings.cluster_id.as_str();
+    let ec2 = ctx.aws.ec2(&spec.region);
+    let observe = |source| SpotFleetError::Observe { source };
+    // Read afresh, not from the shared listing: the finalizer goes only on what EC2 says
+    // now.
+    let instances: Vec<_> = ec2
+        .describe_instances_by_tag(OWNER_TAG, owner)
+        .await
+        .map_err(observe)?
+        .into_iter()
+        .filter(|i| tags::ownership(&i.tags, owner, cluster) == Ownership::Ours)
+        .filter(|i| !i.is_terminated())
+        .collect();
+    if !instances.is_empty() {
+        let live: Vec<String> = instances
+            .iter()
+            .filter(|i| !i.is_terminating())
+            .map(|i| i.id.clone())
+            .collect();
+        if !live.is_empty() {
+            ec2.terminate_instances(&live)
+                .await
+                .map_err(|source| SpotFleetError::Action {
+                    action: format!("terminate {}", live.join(", ")),
+                    source,
+                })?;
+            ctx.inventory.ec2(&spec.region).instances_written();
+            ctx.events()
+                .action(
+                    fleet,
+                    "InstancesTerminated",
+                    "TerminateInstances",
+                    &format!("terminating {} (fleet deleted)", live.join(", ")),
+                )
+                .await;
+            ctx.metrics.record_action(KIND, "terminate");
+        }
+        // An error keeps the finalizer: the runtime retries with its backoff and removes the
+        // finalizer only once a cleanup returns Ok, after EC2 listed none of them.
+        return Err(SpotFleetError::TeardownPending {
+            ids: instances.iter().map(|i| i.id.clone()).collect(),
+        });
+    }
+    Ok(())
+}
+
+/// Deletion, once no instance is left: the fleet's launch templates go too.
+async fn delete_launch_templates(
+    ctx: &Context,
+    fleet: &SpotFleet,
+    owner: &str,
+) -> Result<(), SpotFleetError> {
+    let spec = &fleet.spec;
+    let cluster = ctx.settings.cluster_id.as_str();
+    let ec2 = ctx.aws.ec2(&spec.region);
+    let observe = |source| SpotFleetError::Observe { source };
+    let templates = ec2
+        .launch_templates_with_tag(OWNER_TAG, owner)
+        .await
+        .map_err(observe)?;
+    for template in templates
+        .iter()
+        .filter(|t| tags::ownership(&t.tags, owner, cluster) == Ownership::Ours)
+    {
+        ec2.delete_launch_template(&template.id)
+            .await
+            .map_err(|source| SpotFleetError::Action {
+                action: format!("delete launch template {}", template.name),
+                source,
+            })?;
+        ctx.events()
+            .action(
+                fleet,
+                "LaunchTemplateDeleted",
+                "DeleteLaunchTemplate",
+                &format!("deleted launch template {}", template.name),
+            )
+            .await;
+        ctx.metrics.record_action(KIND, "template_delete");
+    }
+    Ok(())
 }
