@@ -6,6 +6,7 @@ pub mod class;
 pub mod conditions;
 pub mod duration;
 pub mod gates;
+pub mod plan;
 
 pub use class::{Classify, ErrorClass};
 pub use conditions::{ConditionStatus, DesiredCondition, ReconcileOutcome, set_condition};

@@ -32,6 +32,8 @@ use self::conditions::set_condition;
 use super::observed::Observed;
 use crate::base::conditions::{ConditionStatus, DesiredCondition, ReconcileOutcome};
 use crate::base::gates::ActGate;
+pub use crate::base::plan::{Stall, Wait};
+use crate::base::plan::{outcome, requeue_after_seconds};
 
 mod action;
 mod alias;
@@ -119,21 +121,6 @@ impl DriftField {
     }
 }
 
-/// Something AWS is still doing; look again after `requeue_after_seconds`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Wait {
-    pub reason: &'static str,
-    pub subject: String,
-    pub requeue_after_seconds: u64,
-}
-
-/// Why nothing is done until a human or a spec change intervenes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Stall {
-    pub reason: &'static str,
-    pub message: String,
-}
-
 /// Per-function hashes for status (`status.functions`, `functionsInSync`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FunctionSummary {
@@ -166,7 +153,7 @@ pub struct Plan {
 impl Plan {
     /// How soon to look again while waiting on AWS; `None` when nothing is awaited.
     pub fn requeue_after_seconds(&self) -> Option<u64> {
-        self.waits.iter().map(|w| w.requeue_after_seconds).min()
+        requeue_after_seconds(&self.waits)
     }
 
     /// The condition of `type_` in this plan.
@@ -176,49 +163,14 @@ impl Plan {
 
     /// What the kstatus conditions say about this plan, before any action ran.
     pub fn outcome(&self) -> ReconcileOutcome {
-        match self.gate {
-            ActGate::Paused => return ReconcileOutcome::Paused,
-            ActGate::ObserveOnly => {
-                let mut fields: Vec<&str> = self.drift.iter().map(|d| d.field.as_str()).collect();
-                fields.sort_unstable();
-                fields.dedup();
-                if let Some(stall) = &self.stalled {
-                    return ReconcileOutcome::ObserveOnlyDrift {
-                        fields: fields.into_iter().map(str::to_owned).collect(),
-                        message: format!("ObserveOnly: {}", stall.message),
-                    };
-                }
-                if !fields.is_empty() {
-                    return ReconcileOutcome::ObserveOnlyDrift {
-                        fields: fields.into_iter().map(str::to_owned).collect(),
-                        message: String::new(),
-                    };
-                }
-            }
-            ActGate::Act => {}
-        }
-        if let Some(stall) = &self.stalled {
-            return ReconcileOutcome::Stalled {
-                reason: stall.reason.to_owned(),
-                message: stall.message.clone(),
-            };
-        }
-        if !self.actions.is_empty() {
-            let described: Vec<String> = self.actions.iter().map(ToString::to_string).collect();
-            return ReconcileOutcome::Progressing {
-                reason: reason::APPLYING.to_owned(),
-                message: described.join("; "),
-            };
-        }
-        if let Some(wait) = self.waits.first() {
-            return ReconcileOutcome::Progressing {
-                reason: wait.reason.to_owned(),
-                message: format!("waiting: {} ({})", wait.subject, wait.reason),
-            };
-        }
-        ReconcileOutcome::Converged {
-            message: format!("{} functions in sync", self.functions.len()),
-        }
+        outcome(
+            self.gate,
+            self.stalled.as_ref(),
+            self.drift.iter().map(|d| d.field.as_str()),
+            &self.actions,
+            &self.waits,
+            || format!("{} functions in sync", self.functions.len()),
+        )
     }
 }
 

@@ -28,7 +28,7 @@ pub const NO_LAYERS_DECLARED: &str = "NoLayersDeclared";
 pub const MAPPINGS_DRIFTED: &str = "MappingsDrifted";
 pub const MAPPINGS_HEALTHY: &str = "MappingsHealthy";
 pub const NO_MAPPINGS_DECLARED: &str = "NoMappingsDeclared";
-pub const APPLYING: &str = "Applying";
+pub use crate::base::plan::APPLYING;
 pub const STACK_IN_PROGRESS: &str = "StackInProgress";
 pub const CHANGE_SET_PENDING: &str = "ChangeSetPending";
 pub const FUNCTION_UPDATE_IN_PROGRESS: &str = "FunctionUpdateInProgress";

@@ -25,6 +25,8 @@ use super::observed::{InstanceState, Observed, ObservedInstance, Offering};
 use super::spec_hash::spec_hash_tags;
 use crate::base::conditions::{DesiredCondition, ReconcileOutcome};
 use crate::base::gates::ActGate;
+pub use crate::base::plan::{Stall, Wait};
+use crate::base::plan::{outcome, requeue_after_seconds};
 
 mod action;
 mod capacity;
@@ -154,21 +156,6 @@ impl DriftField {
     }
 }
 
-/// Something EC2 is still doing; look again after `requeue_after_seconds`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Wait {
-    pub reason: &'static str,
-    pub subject: String,
-    pub requeue_after_seconds: u64,
-}
-
-/// Why nothing is done until a human or a spec change intervenes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Stall {
-    pub reason: &'static str,
-    pub message: String,
-}
-
 /// The plan's verdict on one live instance of the fleet, for status.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InstanceVerdict {
@@ -204,7 +191,7 @@ pub struct Plan {
 impl Plan {
     /// How soon to look again while waiting on EC2; `None` when nothing is awaited.
     pub fn requeue_after_seconds(&self) -> Option<u64> {
-        self.waits.iter().map(|w| w.requeue_after_seconds).min()
+        requeue_after_seconds(&self.waits)
     }
 
     /// The condition of `type_` in this plan.
@@ -214,51 +201,19 @@ impl Plan {
 
     /// What the kstatus conditions say about this plan, before any action ran.
     pub fn outcome(&self) -> ReconcileOutcome {
-        match self.gate {
-            ActGate::Paused => return ReconcileOutcome::Paused,
-            ActGate::ObserveOnly => {
-                let mut fields: Vec<&str> = self.drift.iter().map(|d| d.field.as_str()).collect();
-                fields.sort_unstable();
-                fields.dedup();
-                if self.stalled.is_some() || !fields.is_empty() {
-                    let message = self
-                        .stalled
-                        .as_ref()
-                        .map(|s| format!("ObserveOnly: {}", s.message))
-                        .unwrap_or_default();
-                    return ReconcileOutcome::ObserveOnlyDrift {
-                        fields: fields.into_iter().map(str::to_owned).collect(),
-                        message,
-                    };
-                }
-            }
-            ActGate::Act => {}
-        }
-        if let Some(stall) = &self.stalled {
-            return ReconcileOutcome::Stalled {
-                reason: stall.reason.to_owned(),
-                message: stall.message.clone(),
-            };
-        }
-        if !self.actions.is_empty() {
-            let described: Vec<String> = self.actions.iter().map(ToString::to_string).collect();
-            return ReconcileOutcome::Progressing {
-                reason: reason::APPLYING.to_owned(),
-                message: described.join("; "),
-            };
-        }
-        if let Some(wait) = self.waits.first() {
-            return ReconcileOutcome::Progressing {
-                reason: wait.reason.to_owned(),
-                message: format!("waiting: {} ({})", wait.subject, wait.reason),
-            };
-        }
-        ReconcileOutcome::Converged {
-            message: format!(
-                "{}/{} instances ready",
-                self.ready_capacity, self.desired_capacity
-            ),
-        }
+        outcome(
+            self.gate,
+            self.stalled.as_ref(),
+            self.drift.iter().map(|d| d.field.as_str()),
+            &self.actions,
+            &self.waits,
+            || {
+                format!(
+                    "{}/{} instances ready",
+                    self.ready_capacity, self.desired_capacity
+                )
+            },
+        )
     }
 }
 

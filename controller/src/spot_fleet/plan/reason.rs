@@ -2,7 +2,7 @@
 
 pub const OWNERSHIP_CONFLICT: &str = "OwnershipConflict";
 pub const ADOPTION_REQUIRED: &str = "AdoptionRequired";
-pub const APPLYING: &str = "Applying";
+pub use crate::base::plan::APPLYING;
 /// `CapacityReady=True`.
 pub const CAPACITY_MET: &str = "CapacityMet";
 /// `CapacityReady=False` while replacements or launches are under way.
