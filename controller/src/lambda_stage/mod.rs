@@ -35,12 +35,12 @@ use stagehand_crds::{CommonStatus, DeletionPolicy, LambdaStage, LambdaStageStatu
 
 pub use self::error::LambdaStageError;
 use self::round::{ActScope, Round, RoundOptions, round};
-use self::status::paused_status;
 use crate::base::{ActGate, may_act};
 use crate::runtime::controller::object_key;
 use crate::runtime::requeue::resync_action;
 use crate::runtime::round::{
-    KindStatus, RefreshTracker, RoundEnd, fail_early, owner_of, requeue_after, write_status,
+    KindStatus, RefreshTracker, RoundEnd, fail_early, owner_of, paused_status, requeue_after,
+    write_status,
 };
 use crate::runtime::{Context, Reconciler, effective_deletion_policy};
 

@@ -74,22 +74,6 @@ pub fn next_status(inputs: &StatusInputs<'_>) -> LambdaStageStatus {
     }
 }
 
-/// The status of a paused object: the previous one with the kstatus trio saying Paused.
-pub fn paused_status(
-    previous: Option<&LambdaStageStatus>,
-    generation: Option<i64>,
-    now: Timestamp,
-) -> LambdaStageStatus {
-    let mut status = previous.cloned().unwrap_or_default();
-    status.common = next_common_status(
-        previous.map(|p| &p.common),
-        &ReconcileOutcome::Paused,
-        generation,
-        now,
-    );
-    status
-}
-
 fn shared_code_hash(plan: &Plan) -> Option<String> {
     let mut desired = plan
         .functions

@@ -79,6 +79,23 @@ impl RefreshTracker {
     }
 }
 
+/// The status of a paused object: what it said before, with the kstatus conditions saying
+/// `Paused`.
+pub fn paused_status<S: KindStatus>(
+    previous: Option<&S>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> S {
+    let mut status = previous.cloned().unwrap_or_default();
+    *status.common_mut() = next_common_status(
+        previous.map(KindStatus::common),
+        &ReconcileOutcome::Paused,
+        generation,
+        now,
+    );
+    status
+}
+
 /// Writes `status` to `object`'s `/status` (see [`apply_status`]).
 pub async fn write_status<K: ManagedKind, S: KindStatus>(
     ctx: &Context,
@@ -204,6 +221,30 @@ mod tests {
         assert!(spec_changed::<_, Status>(&object(None, 1), None));
         assert!(spec_changed(&object(None, 2), Some(&observed(1))));
         assert!(!spec_changed(&object(None, 2), Some(&observed(2))));
+    }
+
+    #[test]
+    fn a_paused_status_keeps_what_it_said_and_reports_paused() {
+        let previous = Status(CommonStatus {
+            observed_generation: Some(1),
+            message: Some("2 functions in sync".into()),
+            ..CommonStatus::default()
+        });
+        let paused = paused_status(Some(&previous), Some(2), Timestamp::UNIX_EPOCH);
+        assert_eq!(paused.0.observed_generation, Some(2));
+        assert_eq!(
+            paused.0.message.as_deref(),
+            Some(ReconcileOutcome::Paused.summary().as_str())
+        );
+        assert!(
+            paused
+                .0
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.reason == "Paused"),
+            "{:?}",
+            paused.0.conditions
+        );
     }
 
     #[test]

@@ -41,12 +41,11 @@ use kube::{Resource, ResourceExt};
 use stagehand_crds::{DeletionPolicy, SpotFleet};
 
 use self::round::{Round, RoundOptions, round};
-use self::status::paused_status;
 use crate::aws::tags::{self, OWNER_TAG, Ownership};
 use crate::base::{ActGate, may_act};
 use crate::runtime::requeue::resync_action;
 use crate::runtime::round::{
-    RefreshTracker, RoundEnd, fail_early, owner_of, requeue_after, write_status,
+    RefreshTracker, RoundEnd, fail_early, owner_of, paused_status, requeue_after, write_status,
 };
 use crate::runtime::{Context, Reconciler, effective_deletion_policy};
 

@@ -106,22 +106,6 @@ fn instance_rows(observed: &Observed, plan: &Plan) -> Vec<InstanceStatus> {
         .collect()
 }
 
-/// The status of a paused object: the previous one with the kstatus trio saying Paused.
-pub fn paused_status(
-    previous: Option<&SpotFleetStatus>,
-    generation: Option<i64>,
-    now: Timestamp,
-) -> SpotFleetStatus {
-    let mut status = previous.cloned().unwrap_or_default();
-    status.common = next_common_status(
-        previous.map(|p| &p.common),
-        &ReconcileOutcome::Paused,
-        generation,
-        now,
-    );
-    status
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
