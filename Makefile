@@ -13,7 +13,7 @@ help:
 	@echo "make crds   - regenerate crds/yaml/ and charts/stagehand/crds/ from the Rust types"
 	@echo "make dev    - local emulators + CRDs + examples + the controller, in the foreground"
 	@echo "make build  - build the stagehand binary (debug)"
-	@echo "make bench  - LambdaStage reconcile AWS-call benchmark (docs/benchmarks.md)"
+	@echo "make bench  - LambdaStage and SpotFleet reconcile AWS-call benchmarks (docs/benchmarks.md)"
 
 test: fmt lint unit
 
@@ -42,6 +42,8 @@ dev:
 demo:
 	scripts/demo
 
-# Counts AWS calls (through the test floor's proxy) for N = 50 and 200 functions; not timed.
+# Counts AWS calls (through the test floor's proxy) for N = 50 and 200 functions, and for 100
+# fleets of 4 instances; not timed.
 bench: moto
 	$(CARGO) run --locked -p stagehand --example bench_lambda
+	$(CARGO) run --locked -p stagehand --example bench_fleet

@@ -27,18 +27,17 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_lambda::types::{FunctionCode, Runtime};
-use aws_sdk_s3::config::Credentials;
 use serde_json::json;
-use stagehand::aws::{AwsProvider, Limit, RateLimits, Service};
+use stagehand::aws::AwsProvider;
 use stagehand::base::ActGate;
 use stagehand::inventory::Inventory;
 use stagehand::lambda_stage::round::{ActScope, RoundOptions, round};
-use stagehand::runtime::Metrics;
 use stagehand_crds::{LambdaStage, LambdaStageSpec, LambdaStageStatus};
 use stagehand_testenv::aws::seed::{Seeder, deterministic_zip};
 use stagehand_testenv::aws::{AwsFloor, CallsReport, REGION};
+
+mod bench_support;
 
 const STAGE_SIZE: usize = 10;
 const BUCKET: &str = "bench-artifacts";
@@ -118,11 +117,7 @@ impl Cost {
             calls: report.total,
             rounds,
             code_updates: report.count("lambda", "UpdateFunctionCode"),
-            by_operation: report
-                .calls
-                .iter()
-                .map(|(key, stats)| (key.clone(), stats.count))
-                .collect(),
+            by_operation: bench_support::by_operation(report),
         }
     }
 }
@@ -131,24 +126,8 @@ impl Bench {
     async fn start() -> Self {
         let floor = AwsFloor::start().await.unwrap();
         let seeder = Seeder::new(&floor.endpoint_url(), REGION).await;
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(floor.endpoint_url())
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-            .load()
-            .await;
-        // The call counts do not depend on the client-side rate limits; lifted so that the
-        // benchmark measures calls, not the limiter.
-        let unlimited = Limit::new(100_000.0, 100_000);
-        let settings = stagehand::aws::AwsSettings {
-            rate_limits: RateLimits {
-                services: Service::ALL.iter().map(|s| (*s, unlimited)).collect(),
-                operations: std::collections::HashMap::new(),
-                default: unlimited,
-            },
-            ..stagehand::aws::AwsSettings::default()
-        };
-        let aws = AwsProvider::new(sdk, Metrics::new().unwrap().aws, settings);
+        // The call counts do not depend on the client-side rate limits: lifted.
+        let aws = bench_support::unlimited_provider(&floor).await;
         Self {
             floor,
             seeder,
@@ -355,11 +334,7 @@ fn per_function(cost: &Cost, n: usize) -> String {
 }
 
 fn breakdown(cost: &Cost) -> String {
-    cost.by_operation
-        .iter()
-        .map(|(op, count)| format!("{} {count}", op.rsplit('/').next().unwrap_or(op)))
-        .collect::<Vec<_>>()
-        .join(", ")
+    bench_support::breakdown(&cost.by_operation)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -445,12 +420,7 @@ async fn main() {
     println!("{details}");
     // Peak memory of this process: the inventory (every listed function of the region), the
     // hash cache, the SDK clients and the stages' specs and statuses.
-    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-        for line in status
-            .lines()
-            .filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS"))
-        {
-            println!("{line}");
-        }
+    for line in bench_support::memory_lines() {
+        println!("{line}");
     }
 }

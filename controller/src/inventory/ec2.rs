@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::cached::Cached;
+use super::launch::LaunchCache;
 use crate::aws::AwsError;
 use crate::aws::ec2::{Ec2, FleetInstance, FleetLaunchError, InstanceInfo};
 use crate::aws::tags::OWNER_TAG;
@@ -69,17 +70,20 @@ pub struct Ec2Inventory {
     /// By owner: the errors of that fleet's last launch, while they say something about the
     /// offerings (as long as those are left out).
     launch_errors: Cached<String, Vec<FleetLaunchError>>,
+    /// Subnet zones and launch templates, which a launch needs and which almost never change.
+    launch: LaunchCache,
 }
 
 impl Ec2Inventory {
     /// Listings younger than `max_age` are reused.
     pub fn new(ec2: Ec2, max_age: Duration) -> Self {
         Self {
-            ec2,
             instances: Cached::new(max_age),
             unavailable: Cached::new(UNAVAILABLE_OFFERING_TTL),
             launched: Cached::new(LAUNCH_VISIBILITY_GRACE),
             launch_errors: Cached::new(UNAVAILABLE_OFFERING_TTL),
+            launch: LaunchCache::new(ec2.clone()),
+            ec2,
         }
     }
 
@@ -114,6 +118,11 @@ impl Ec2Inventory {
         unlisted.sort_by(|a, b| a.id.cmp(&b.id));
         owned.extend(unlisted);
         Ok(owned)
+    }
+
+    /// Subnet zones and launch templates of the region's fleets.
+    pub fn launch(&self) -> &LaunchCache {
+        &self.launch
     }
 
     /// Stagehand launched or terminated instances: list again next time.

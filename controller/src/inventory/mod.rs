@@ -20,6 +20,7 @@
 pub mod cached;
 pub mod ec2;
 pub mod lambda;
+pub mod launch;
 pub mod s3;
 pub mod sqs;
 

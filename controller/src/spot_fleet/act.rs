@@ -20,6 +20,7 @@ use crate::aws::ec2::{
 };
 use crate::aws::tags::{self, OWNER_TAG, Ownership};
 use crate::inventory::Inventory;
+use crate::inventory::launch::FleetTemplate;
 
 /// EC2's limit on a launch template name.
 const TEMPLATE_NAME_MAX: usize = 128;
@@ -184,7 +185,9 @@ impl Actor<'_> {
             source,
         };
         let ec2 = self.ec2();
-        let subnet_zones = ec2
+        let inventory = self.inventory.ec2(&self.spec.region);
+        let subnet_zones = inventory
+            .launch()
             .subnet_zones(&self.spec.subnet_ids)
             .await
             .map_err(|source| failed("subnet zones", source))?;
@@ -207,9 +210,13 @@ impl Actor<'_> {
             description: Some(self.desired.hash.clone()),
             ..LaunchTemplateSpec::default()
         };
-        let template = self
-            .ensure_template(&ec2, &template_spec)
+        let (template, version) = self
+            .template_version(&ec2, &template_spec)
             .await
+            .inspect_err(|_| {
+                // A remembered template may be what EC2 no longer has: find it again.
+                inventory.launch().forget_template(self.owner);
+            })
             .map_err(|e| match e {
                 TemplateError::Aws(source) => failed("launch template", source),
                 TemplateError::NotOurs(name) => SpotFleetError::TemplateNotOurs {
@@ -217,10 +224,6 @@ impl Actor<'_> {
                     owner: self.owner.to_owned(),
                 },
             })?;
-        let version = self
-            .ensure_version(&ec2, &template, &template_spec)
-            .await
-            .map_err(|source| failed("launch template version", source))?;
         report.template_version = Some(version);
         let fleet = FleetRequest {
             launch_template_id: template.id.clone(),
@@ -233,11 +236,13 @@ impl Actor<'_> {
             // what was launched before any listing shows it.
             client_token: None,
         };
-        let launch: FleetLaunch = ec2
-            .create_fleet_instant(&fleet)
-            .await
-            .map_err(|source| failed("CreateFleet", source))?;
-        let inventory = self.inventory.ec2(&self.spec.region);
+        let launch: FleetLaunch = ec2.create_fleet_instant(&fleet).await.map_err(|source| {
+            // The remembered template or a subnet may be what EC2 refused: read them again.
+            inventory
+                .launch()
+                .launch_refused(self.owner, &self.spec.subnet_ids);
+            failed("CreateFleet", source)
+        })?;
         inventory.launch_failed(&launch.errors);
         inventory.launch_finished(self.owner, &launch.errors);
         inventory.instances_launched(&launch.instances, &tags);
@@ -257,6 +262,32 @@ impl Actor<'_> {
             });
         }
         Ok(())
+    }
+
+    /// The fleet's launch template and the number of its version for the desired spec hash:
+    /// from the region's launch cache when both are known, else found or created (and then
+    /// remembered).
+    async fn template_version(
+        &self,
+        ec2: &Ec2,
+        spec: &LaunchTemplateSpec,
+    ) -> Result<(LaunchTemplateInfo, i64), TemplateError> {
+        let inventory = self.inventory.ec2(&self.spec.region);
+        let cache = inventory.launch();
+        let hash = &self.desired.hash;
+        let (template, mut versions) = match cache.template(self.owner) {
+            Some(FleetTemplate { template, versions }) => {
+                if let Some(&version) = versions.get(hash) {
+                    return Ok((template, version));
+                }
+                (template, versions)
+            }
+            None => (self.ensure_template(ec2, spec).await?, BTreeMap::new()),
+        };
+        let version = self.ensure_version(ec2, &template, spec).await?;
+        versions.insert(hash.clone(), version);
+        cache.template_found(self.owner, template.clone(), versions);
+        Ok((template, version))
     }
 
     /// The fleet's launch template: found by owner tag, else created under the fleet's name

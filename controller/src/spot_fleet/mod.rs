@@ -266,6 +266,11 @@ async fn delete_launch_templates(
     let cluster = ctx.settings.cluster_id.as_str();
     let ec2 = ctx.aws.ec2(&spec.region);
     let observe = |source| SpotFleetError::Observe { source };
+    // A fleet of the same name created later must not launch from a remembered template.
+    ctx.inventory
+        .ec2(&spec.region)
+        .launch()
+        .forget_template(owner);
     let templates = ec2
         .launch_templates_with_tag(OWNER_TAG, owner)
         .await

@@ -56,11 +56,7 @@ pub async fn observe(
     let subnet_zones = if unavailable_offerings.is_empty() {
         BTreeMap::new()
     } else {
-        inventory
-            .aws()
-            .ec2(&spec.region)
-            .subnet_zones(&spec.subnet_ids)
-            .await?
+        ec2.launch().subnet_zones(&spec.subnet_ids).await?
     };
     let launch_errors = ec2
         .last_launch_errors(owner)

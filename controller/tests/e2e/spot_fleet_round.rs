@@ -615,3 +615,62 @@ async fn an_instance_of_the_same_owner_in_another_cluster_stalls_the_fleet_and_n
     assert_eq!(calls.count("ec2", "CreateFleet"), 0, "{calls:?}");
     assert_eq!(calls.count("ec2", "TerminateInstances"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launches_reuse_the_remembered_template_and_a_template_deleted_by_hand_is_made_again() {
+    let world = World::start().await;
+    let spec = |w: &World, build: &str| {
+        w.spec(
+            2,
+            &json!({"userData": format!("#cloud-config\nruncmd:\n  - echo {build}\n")}),
+        )
+    };
+    let mut fleet = Fleet::new("gpu", &spec(&world, "1"));
+    world.converge(&mut fleet).await;
+    // A spec change replaced one instance at a time (Surge, maxSurge 1): two launches, and the
+    // template, its versions and the subnets' zones were read once, not at every launch.
+    world.aws.floor.reset_calls().await.unwrap();
+    fleet.change(spec(&world, "2"));
+    let plans = world.converge(&mut fleet).await;
+    assert_eq!(launched(&plans), 2, "{plans:?}");
+    let calls = world.aws.floor.calls().await.unwrap();
+    assert_eq!(calls.count("ec2", "CreateFleet"), 2, "{calls:?}");
+    assert_eq!(
+        calls.count("ec2", "DescribeLaunchTemplates"),
+        0,
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls.count("ec2", "DescribeLaunchTemplateVersions"),
+        1,
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls.count("ec2", "CreateLaunchTemplateVersion"),
+        1,
+        "{calls:?}"
+    );
+    assert_eq!(calls.count("ec2", "DescribeSubnets"), 0, "{calls:?}");
+
+    // Someone deletes the fleet's launch template. The next spec change fails once on the
+    // remembered template, then finds none by tag and creates it again.
+    let client = aws_sdk_ec2::Client::new(&world.aws.sdk);
+    let templates = client.describe_launch_templates().send().await.unwrap();
+    for template in templates.launch_templates() {
+        client
+            .delete_launch_template()
+            .launch_template_id(template.launch_template_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    fleet.change(spec(&world, "3"));
+    let failed = world.try_round(&mut fleet).await;
+    assert!(failed.report.failure.is_some(), "{:?}", failed.plan);
+    let plans = world.converge(&mut fleet).await;
+    assert_eq!(launched(&plans), 2, "{plans:?}");
+    let templates = client.describe_launch_templates().send().await.unwrap();
+    assert_eq!(templates.launch_templates().len(), 1);
+    let status = fleet.status.clone().unwrap();
+    assert_eq!(status.ready_capacity, 2, "{status:?}");
+}

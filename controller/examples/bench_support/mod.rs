@@ -1,0 +1,62 @@
+//! What the benchmarks share: an AWS provider without client-side rate limits (the benchmarks
+//! count calls, not the limiter), a per-operation breakdown of the proxy's call counts, and the
+//! process's peak memory.
+
+use std::collections::BTreeMap;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_s3::config::Credentials;
+use stagehand::aws::{AwsProvider, Limit, RateLimits, Service};
+use stagehand::runtime::Metrics;
+use stagehand_testenv::aws::{AwsFloor, CallsReport, REGION};
+
+/// An AWS provider talking to `floor` (moto behind the counting proxy), its rate limits lifted.
+pub async fn unlimited_provider(floor: &AwsFloor) -> AwsProvider {
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(floor.endpoint_url())
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .load()
+        .await;
+    let unlimited = Limit::new(100_000.0, 100_000);
+    let settings = stagehand::aws::AwsSettings {
+        rate_limits: RateLimits {
+            services: Service::ALL.iter().map(|s| (*s, unlimited)).collect(),
+            operations: std::collections::HashMap::new(),
+            default: unlimited,
+        },
+        ..stagehand::aws::AwsSettings::default()
+    };
+    AwsProvider::new(sdk, Metrics::new().unwrap().aws, settings)
+}
+
+/// Calls by operation (`service/Operation` → count).
+pub fn by_operation(report: &CallsReport) -> BTreeMap<String, u64> {
+    report
+        .calls
+        .iter()
+        .map(|(key, stats)| (key.clone(), stats.count))
+        .collect()
+}
+
+/// `Operation count, ...` of a breakdown, for the details under a table.
+pub fn breakdown(by_operation: &BTreeMap<String, u64>) -> String {
+    by_operation
+        .iter()
+        .map(|(op, count)| format!("{} {count}", op.rsplit('/').next().unwrap_or(op)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Peak and current resident memory of this process (`VmHWM`, `VmRSS` lines).
+pub fn memory_lines() -> Vec<String> {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|status| {
+            status
+                .lines()
+                .filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS"))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
