@@ -9,7 +9,7 @@
 use aws_sdk_cloudfront::types::{Invalidation, InvalidationBatch, Paths};
 
 use super::types::{InvalidationInfo, InvalidationPage};
-use super::{CloudFront, PAGE_SIZE, invalid};
+use super::{CloudFront, invalid};
 use crate::aws::{AwsError, Service, smithy_time};
 
 fn info(invalidation: &Invalidation) -> InvalidationInfo {
@@ -97,19 +97,20 @@ impl CloudFront {
         Ok(Some(info(invalidation)))
     }
 
-    /// One page of the distribution's invalidations (id, status, time; no paths) from
-    /// `marker` (`None`: the first).
+    /// One page of up to `max_items` of the distribution's invalidations (id, status, time;
+    /// no paths) from `marker` (`None`: the first).
     pub async fn list_invalidations_page(
         &self,
         distribution_id: &str,
         marker: Option<String>,
+        max_items: i32,
     ) -> Result<InvalidationPage, AwsError> {
         let request = self
             .client
             .list_invalidations()
             .distribution_id(distribution_id)
             .set_marker(marker)
-            .max_items(PAGE_SIZE)
+            .max_items(max_items)
             .send();
         let output = self
             .caller

@@ -189,16 +189,17 @@ impl CloudFront {
         Ok(None)
     }
 
-    /// One page of distributions from `marker` (`None`: the first).
+    /// One page of up to `max_items` distributions from `marker` (`None`: the first).
     pub async fn list_distributions_page(
         &self,
         marker: Option<String>,
+        max_items: i32,
     ) -> Result<DistributionPage, AwsError> {
         let request = self
             .client
             .list_distributions()
             .set_marker(marker)
-            .max_items(PAGE_SIZE)
+            .max_items(max_items)
             .send();
         let output = self.caller.call("ListDistributions", None, request).await?;
         let Some(list) = output.distribution_list() else {
@@ -232,7 +233,7 @@ impl CloudFront {
         let mut all = Vec::new();
         let mut marker = None;
         loop {
-            let page = self.list_distributions_page(marker).await?;
+            let page = self.list_distributions_page(marker, PAGE_SIZE).await?;
             all.extend(page.distributions);
             match page.next_marker {
                 Some(next) => marker = Some(next),

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
+use aws_sdk_s3::operation::get_bucket_notification_configuration::GetBucketNotificationConfigurationOutput;
 use aws_sdk_s3::types::{
     BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
     EventBridgeConfiguration, NotificationConfiguration, ObjectOwnership, OwnershipControls,
@@ -351,14 +352,7 @@ impl S3 {
             .caller
             .call("GetBucketNotificationConfiguration", Some(bucket), request)
             .await?;
-        let configuration = NotificationConfiguration::builder()
-            .set_topic_configurations(Some(current.topic_configurations().to_vec()))
-            .set_queue_configurations(Some(current.queue_configurations().to_vec()))
-            .set_lambda_function_configurations(Some(
-                current.lambda_function_configurations().to_vec(),
-            ))
-            .set_event_bridge_configuration(on.then(|| EventBridgeConfiguration::builder().build()))
-            .build();
+        let configuration = with_eventbridge(&current, on);
         let request = self
             .client
             .put_bucket_notification_configuration()
@@ -428,4 +422,18 @@ impl S3 {
             Err(err) => Err(err),
         }
     }
+}
+
+/// The bucket's notification configuration with EventBridge delivery `on` or off and every
+/// other destination as it was.
+pub(super) fn with_eventbridge(
+    current: &GetBucketNotificationConfigurationOutput,
+    on: bool,
+) -> NotificationConfiguration {
+    NotificationConfiguration::builder()
+        .set_topic_configurations(Some(current.topic_configurations().to_vec()))
+        .set_queue_configurations(Some(current.queue_configurations().to_vec()))
+        .set_lambda_function_configurations(Some(current.lambda_function_configurations().to_vec()))
+        .set_event_bridge_configuration(on.then(|| EventBridgeConfiguration::builder().build()))
+        .build()
 }

@@ -207,3 +207,28 @@ fn per_key_delete_errors_are_data() {
         ]
     );
 }
+
+#[test]
+fn eventbridge_is_toggled_and_other_destinations_are_kept() {
+    use aws_sdk_s3::operation::get_bucket_notification_configuration::GetBucketNotificationConfigurationOutput;
+    use aws_sdk_s3::types::{Event, EventBridgeConfiguration, QueueConfiguration};
+    let queue = QueueConfiguration::builder()
+        .queue_arn("arn:aws:sqs:us-east-1:123456789012:uploads")
+        .events(Event::from("s3:ObjectCreated:*"))
+        .build()
+        .unwrap();
+    let current = GetBucketNotificationConfigurationOutput::builder()
+        .queue_configurations(queue.clone())
+        .build();
+    let on = bucket::with_eventbridge(&current, true);
+    assert!(on.event_bridge_configuration().is_some());
+    assert_eq!(on.queue_configurations(), [queue.clone()]);
+
+    let enabled = GetBucketNotificationConfigurationOutput::builder()
+        .queue_configurations(queue.clone())
+        .event_bridge_configuration(EventBridgeConfiguration::builder().build())
+        .build();
+    let off = bucket::with_eventbridge(&enabled, false);
+    assert!(off.event_bridge_configuration().is_none());
+    assert_eq!(off.queue_configurations(), [queue]);
+}

@@ -41,13 +41,7 @@ async fn change_sets_create_then_an_unchanged_update_is_recognised_as_empty() {
         .unwrap();
     env.aws
         .s3(REGION)
-        .put_object(
-            BUCKET,
-            "stack.json",
-            TEMPLATE.as_bytes().to_vec(),
-            None,
-            None,
-        )
+        .put_bytes(BUCKET, "stack.json", TEMPLATE, Default::default())
         .await
         .unwrap();
     let cfn = env.aws.cloudformation(REGION);
