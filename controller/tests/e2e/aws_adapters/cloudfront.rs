@@ -320,6 +320,7 @@ async fn a_distribution_is_disabled_then_deleted() {
     assert!(!cloudfront.delete_distribution(&id, &e_tag).await.unwrap());
     assert_eq!(cloudfront.disable_distribution(&id).await.unwrap(), None);
     assert_proxy_names_every_call(&env, "cloudfront").await;
+    env.report("cloudfront disable + delete");
 }
 
 #[tokio::test]
@@ -420,6 +421,7 @@ async fn invalidations_are_created_read_and_listed() {
         "{err}"
     );
     assert_proxy_names_every_call(&env, "cloudfront").await;
+    env.report("cloudfront invalidations");
 }
 
 #[tokio::test]

@@ -177,6 +177,11 @@ async fn a_metadata_change_is_a_copy_in_place_that_keeps_the_checksum() {
     let copy = calls.get("s3", "CopyObject").unwrap();
     assert_eq!(copy.count, 1);
     assert!(copy.request_bytes < 4096, "{copy:?}");
+    eprintln!(
+        "[s3 copy in place] PutObject sent {} bytes, CopyObject {}",
+        calls.get("s3", "PutObject").unwrap().request_bytes,
+        copy.request_bytes
+    );
     assert_proxy_names_every_call(&env, "s3").await;
 }
 
@@ -495,4 +500,5 @@ async fn an_emptied_bucket_is_deleted() {
     assert_eq!(s3.head_bucket(BUCKET).await.unwrap(), None);
     assert!(!s3.delete_bucket(BUCKET).await.unwrap());
     assert_proxy_names_every_call(&env, "s3").await;
+    env.report("s3 empty + delete bucket");
 }
