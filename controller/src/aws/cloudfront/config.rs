@@ -11,7 +11,7 @@ use aws_sdk_cloudfront::types::{
 };
 use aws_smithy_types::error::operation::BuildError;
 
-use super::types::*;
+use super::types::{CacheSettings, DistributionSettings, ErrorResponse, SiteOrigin};
 
 /// A new configuration with exactly `settings`.
 pub(super) fn new_config(

@@ -20,7 +20,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use super::types::*;
+use super::types::{BucketCreated, BucketHead, BucketSettings, PublicAccessBlock, Versioning};
 use super::{S3, invalid_input};
 use crate::aws::AwsError;
 
@@ -379,18 +379,19 @@ impl S3 {
         Ok(output.event_bridge_configuration().is_some())
     }
 
-    /// Every setting at once (seven reads, concurrently).
+    /// Every setting at once (seven reads, concurrently; each boxed, so the whole future
+    /// stays small for its callers).
     pub async fn bucket_settings(&self, bucket: &str) -> Result<BucketSettings, AwsError> {
         let (versioning, public_access_block, object_ownership, default_encryption) = futures::try_join!(
-            self.get_versioning(bucket),
-            self.get_public_access_block(bucket),
-            self.get_object_ownership(bucket),
-            self.get_default_encryption(bucket),
+            Box::pin(self.get_versioning(bucket)),
+            Box::pin(self.get_public_access_block(bucket)),
+            Box::pin(self.get_object_ownership(bucket)),
+            Box::pin(self.get_default_encryption(bucket)),
         )?;
         let (tags, policy, eventbridge_notifications) = futures::try_join!(
-            self.get_bucket_tags(bucket),
-            self.get_bucket_policy(bucket),
-            self.eventbridge_notifications(bucket),
+            Box::pin(self.get_bucket_tags(bucket)),
+            Box::pin(self.get_bucket_policy(bucket)),
+            Box::pin(self.eventbridge_notifications(bucket)),
         )?;
         Ok(BucketSettings {
             versioning,

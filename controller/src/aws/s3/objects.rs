@@ -14,7 +14,11 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt as _;
 
-use super::types::*;
+use super::types::{
+    DeleteFailure, EmptiedBucket, ObjectCopy, ObjectHead, ObjectMetadata, ObjectPage, ObjectRef,
+    ObjectStream, ObjectSummary, ObjectUpload, ObjectVersion, Sha256Digest, SmallObject,
+    UploadBody, VersionMarker, VersionPage, WriteResult,
+};
 use super::{DELETE_BATCH, S3, body_error, copy_source, invalid_input, object_name, timestamp};
 use crate::aws::{AwsError, ErrorKind, Service};
 

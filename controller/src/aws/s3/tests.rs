@@ -222,7 +222,7 @@ fn eventbridge_is_toggled_and_other_destinations_are_kept() {
         .build();
     let on = bucket::with_eventbridge(&current, true);
     assert!(on.event_bridge_configuration().is_some());
-    assert_eq!(on.queue_configurations(), [queue.clone()]);
+    assert_eq!(on.queue_configurations(), std::slice::from_ref(&queue));
 
     let enabled = GetBucketNotificationConfigurationOutput::builder()
         .queue_configurations(queue.clone())

@@ -41,7 +41,12 @@ async fn change_sets_create_then_an_unchanged_update_is_recognised_as_empty() {
         .unwrap();
     env.aws
         .s3(REGION)
-        .put_bytes(BUCKET, "stack.json", TEMPLATE, Default::default())
+        .put_bytes(
+            BUCKET,
+            "stack.json",
+            TEMPLATE,
+            stagehand::aws::s3::ObjectMetadata::default(),
+        )
         .await
         .unwrap();
     let cfn = env.aws.cloudformation(REGION);

@@ -54,7 +54,7 @@ async fn an_invalid_parameter_is_validation_and_stalled_with_the_aws_message() {
             "templates",
             "stack.json",
             &br#"{"Resources": {}}"#[..],
-            Default::default(),
+            stagehand::aws::s3::ObjectMetadata::default(),
         )
         .await
         .unwrap();

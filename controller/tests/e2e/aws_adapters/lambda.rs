@@ -44,7 +44,7 @@ pub(crate) async fn seed_functions(env: &Env, names: &[&str], tags: &BTreeMap<St
             BUCKET,
             &format!("{version}.zip"),
             zip(version),
-            Default::default(),
+            stagehand::aws::s3::ObjectMetadata::default(),
         )
         .await
         .unwrap();

@@ -3,7 +3,7 @@
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use stagehand::aws::ErrorKind;
 use stagehand::aws::s3::{
-    ObjectCopy, ObjectMetadata, ObjectRef, ObjectUpload, Sha256Digest, UploadBody,
+    ObjectCopy, ObjectMetadata, ObjectRef, ObjectUpload, Sha256Digest, UploadBody, VersionMarker,
 };
 use stagehand::base::{Classify, ErrorClass};
 use tokio::io::AsyncReadExt as _;
@@ -324,7 +324,7 @@ async fn listings_come_in_pages_with_what_a_sync_needs() {
     assert_eq!((first.len(), more), (4, true));
 
     // Version ids come from the version listing, one page at a time too.
-    let mut marker = Default::default();
+    let mut marker = VersionMarker::default();
     let mut versions = Vec::new();
     loop {
         let page = s3

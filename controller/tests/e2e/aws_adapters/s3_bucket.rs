@@ -168,7 +168,7 @@ async fn eventbridge_notifications_keep_the_buckets_other_destinations() {
     let arns: Vec<&str> = queues
         .queue_configurations()
         .iter()
-        .map(|q| q.queue_arn())
+        .map(QueueConfiguration::queue_arn)
         .collect();
     assert_eq!(arns, ["arn:aws:sqs:us-east-1:123456789012:uploads"]);
     let calls = env.floor.calls().await.unwrap();
