@@ -32,14 +32,6 @@ const PAGE_SIZE: i32 = 100;
 /// configuration (AWS), or any repeated one (moto).
 const DISTRIBUTION_EXISTS: &str = "DistributionAlreadyExists";
 
-/// What [`CloudFront::create_distribution`] did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CreatedDistribution {
-    pub distribution: DistributionInfo,
-    /// An earlier create with the same `CallerReference` had made it (a retry after a crash).
-    pub already_existed: bool,
-}
-
 fn distribution_info(d: &Distribution, e_tag: Option<&str>) -> DistributionInfo {
     DistributionInfo {
         id: d.id().to_owned(),

@@ -165,6 +165,14 @@ impl DistributionInfo {
     }
 }
 
+/// What `CloudFront::create_distribution` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreatedDistribution {
+    pub distribution: DistributionInfo,
+    /// An earlier create with the same `CallerReference` had made it (a retry after a crash).
+    pub already_existed: bool,
+}
+
 /// A distribution's configuration and the ETag it was read at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DistributionConfigRead {

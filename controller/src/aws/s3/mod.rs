@@ -1,12 +1,14 @@
 //! S3: artifact checksums for LambdaStage; buckets, objects and versions for StaticSite.
 //!
-//! - [`bucket`](S3::create_bucket): a site's private bucket (create in its region, versioning,
-//!   Block Public Access, owner-enforced ownership, SSE-S3, tags, the CloudFront-only policy,
-//!   EventBridge notifications) and each setting read back as plain facts, so drift shows.
-//! - objects: uploads carrying their SHA-256 (S3 verifies it and keeps it as
+//! - `bucket.rs`: a site's private bucket (created in its region; versioning, Block Public
+//!   Access, owner-enforced ownership, SSE-S3, tags, the CloudFront-only policy from
+//!   `policy.rs`, EventBridge notifications), each setting read back as a plain fact, so drift
+//!   shows.
+//! - `objects.rs`: uploads carrying their SHA-256 (S3 verifies it and keeps it as
 //!   `ChecksumSHA256`, the content identity every later sync compares), copies in place
 //!   (metadata changes, rollbacks from a version id), streamed and bounded downloads, listings
 //!   of current objects and of versions, batched deletes, emptying a bucket.
+//! - `types.rs`: the plain data they take and return.
 //!
 //! The desired code hash of a function is the artifact's own SHA-256: S3's `ChecksumSHA256`
 //! when the object has one (a HEAD, no download), else a streamed hash of the body (never held

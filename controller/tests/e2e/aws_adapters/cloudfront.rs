@@ -34,6 +34,16 @@ fn owner_tags() -> BTreeMap<String, String> {
     )])
 }
 
+/// CloudFront's own error `code`, which moto never answers with.
+fn cloudfront_error(status: u16, code: &str) -> FaultAction {
+    FaultAction::Error {
+        status,
+        code: Some(code.to_owned()),
+        message: Some(format!("{code} (injected by the test)")),
+        plain: false,
+    }
+}
+
 async fn create(cloudfront: &CloudFront, reference: &str) -> CreatedDistribution {
     let oac = cloudfront
         .create_origin_access_control(&format!("site-{reference}"), "shop site")
@@ -256,15 +266,10 @@ async fn updates_go_through_if_match_and_a_stale_etag_is_a_conflict() {
     // CloudFront's own answer to a stale If-Match (moto never gives it: injected).
     env.floor
         .add_fault(
-            &FaultRule::new(FaultAction::Error {
-                status: 412,
-                code: Some("PreconditionFailed".into()),
-                message: Some("The If-Match version is missing or not valid".into()),
-                plain: false,
-            })
-            .service("cloudfront")
-            .operation("UpdateDistribution")
-            .times(1),
+            &FaultRule::new(cloudfront_error(412, "PreconditionFailed"))
+                .service("cloudfront")
+                .operation("UpdateDistribution")
+                .times(1),
         )
         .await
         .unwrap();
@@ -331,14 +336,9 @@ async fn an_enabled_distribution_is_not_deleted_on_aws() {
     // moto deletes an enabled distribution; AWS answers DistributionNotDisabled (injected).
     env.floor
         .add_fault(
-            &FaultRule::new(FaultAction::Error {
-                status: 409,
-                code: Some("DistributionNotDisabled".into()),
-                message: None,
-                plain: false,
-            })
-            .service("cloudfront")
-            .operation("DeleteDistribution"),
+            &FaultRule::new(cloudfront_error(409, "DistributionNotDisabled"))
+                .service("cloudfront")
+                .operation("DeleteDistribution"),
         )
         .await
         .unwrap();
@@ -452,14 +452,9 @@ async fn invalidations_in_progress_and_too_many_of_them() {
 
     env.floor
         .add_fault(
-            &FaultRule::new(FaultAction::Error {
-                status: 400,
-                code: Some("TooManyInvalidationsInProgress".into()),
-                message: Some("Processing your request will cause you to exceed the maximum number of in-progress wildcard invalidations.".into()),
-                plain: false,
-            })
-            .service("cloudfront")
-            .operation("CreateInvalidation"),
+            &FaultRule::new(cloudfront_error(400, "TooManyInvalidationsInProgress"))
+                .service("cloudfront")
+                .operation("CreateInvalidation"),
         )
         .await
         .unwrap();
