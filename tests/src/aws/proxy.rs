@@ -454,8 +454,13 @@ async fn handle(
     match forward(&state, &parts.method, &path_and_query, &parts.headers, body).await {
         Ok((mut resp, resp_body)) => {
             let mut len = resp_body.len();
-            if resp.status().is_success() {
-                let fixed = moto_fixes::correct(&id, &resp_body);
+            let fixed = resp
+                .status()
+                .is_success()
+                .then(|| moto_fixes::correct(&id, &resp_body))
+                .flatten();
+            // Bodies are copied only when something edits them (object downloads pass as is).
+            if fixed.is_some() || (resp.status().is_success() && !decision.rewrites.is_empty()) {
                 let mut changed = fixed.is_some();
                 let mut new_body = fixed.unwrap_or_else(|| resp_body.to_vec());
                 let mut rewritten = false;
