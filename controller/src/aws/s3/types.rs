@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 /// A SHA-256 digest; Lambda and S3 show it base64, people and build tools hex.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Sha256Digest(pub(crate) [u8; 32]);
+pub struct Sha256Digest([u8; 32]);
 
 impl Sha256Digest {
     pub fn of(bytes: &[u8]) -> Self {
