@@ -293,6 +293,14 @@ const CONFLICT_CODES: &[&str] = &[
     "ResourceAlreadyExists",
     "DistributionNotDisabled",
     "IdempotentParameterMismatch",
+    // S3 and CloudFront: the resource is there already (callers that can, look it up and use
+    // it), not empty yet, or being changed by another request.
+    "BucketNotEmpty",
+    "BucketAlreadyOwnedByYou",
+    "OperationAborted",
+    "DistributionAlreadyExists",
+    "OriginAccessControlAlreadyExists",
+    "InvalidationBatchAlreadyExists",
 ];
 
 const SERVER_ERROR_CODES: &[&str] = &[
@@ -330,6 +338,13 @@ const VALIDATION_CODES: &[&str] = &[
     "MalformedPolicyDocument",
     "BadDigest",
     "InvalidDigest",
+    // A name or alias held by another account or distribution: a human picks another.
+    "BucketAlreadyExists",
+    "CNAMEAlreadyExists",
+    "IllegalLocationConstraintException",
+    "MalformedPolicy",
+    "IllegalUpdate",
+    "InconsistentQuantities",
 ];
 
 /// The kind of an AWS error response, from its HTTP status, error code and message.
@@ -352,6 +367,7 @@ pub fn kind_of(http_status: Option<u16>, code: Option<&str>, message: &str) -> E
             || code.ends_with(".NotFound")
             || code.ends_with("NotFoundException")
             || code.ends_with("NotFound")
+            || code.ends_with("NotFoundError")
         {
             return ErrorKind::NotFound;
         }
@@ -418,6 +434,22 @@ mod tests {
             (Some(404), Some("NoSuchBucket"), "", NotFound),
             (Some(404), Some("NotFound"), "", NotFound),
             (Some(404), Some("NoSuchDistribution"), "", NotFound),
+            (Some(404), Some("NoSuchInvalidation"), "", NotFound),
+            (Some(404), Some("NoSuchOriginAccessControl"), "", NotFound),
+            (Some(404), Some("NoSuchBucketPolicy"), "", NotFound),
+            (Some(404), Some("NoSuchTagSet"), "", NotFound),
+            (
+                Some(404),
+                Some("OwnershipControlsNotFoundError"),
+                "",
+                NotFound,
+            ),
+            (
+                Some(404),
+                Some("ServerSideEncryptionConfigurationNotFoundError"),
+                "",
+                NotFound,
+            ),
             (Some(400), Some("InvalidInstanceID.NotFound"), "", NotFound),
             (
                 Some(400),
@@ -468,6 +500,10 @@ mod tests {
             ),
             (Some(400), Some("MalformedXML"), "", Validation),
             (Some(400), None, "", Validation),
+            (Some(409), Some("BucketAlreadyExists"), "", Validation),
+            (Some(409), Some("CNAMEAlreadyExists"), "", Validation),
+            (Some(400), Some("MalformedPolicy"), "", Validation),
+            (Some(400), Some("InvalidLocationConstraint"), "", Validation),
             // Busy or changed concurrently.
             (Some(409), Some("ResourceConflictException"), "", Conflict),
             (Some(400), Some("ResourceInUse"), "", Conflict),
@@ -475,6 +511,25 @@ mod tests {
             (Some(400), Some("InvalidChangeSetStatus"), "", Conflict),
             (Some(400), Some("IncorrectInstanceState"), "", Conflict),
             (Some(409), None, "", Conflict),
+            // CloudFront's If-Match: a stale ETag, or none.
+            (Some(412), Some("PreconditionFailed"), "", Conflict),
+            (Some(400), Some("InvalidIfMatchVersion"), "", Conflict),
+            (Some(409), Some("DistributionNotDisabled"), "", Conflict),
+            (Some(409), Some("DistributionAlreadyExists"), "", Conflict),
+            (
+                Some(409),
+                Some("OriginAccessControlAlreadyExists"),
+                "",
+                Conflict,
+            ),
+            (
+                Some(409),
+                Some("InvalidationBatchAlreadyExists"),
+                "",
+                Conflict,
+            ),
+            (Some(409), Some("BucketNotEmpty"), "", Conflict),
+            (Some(409), Some("BucketAlreadyOwnedByYou"), "", Conflict),
             // Anything else.
             (Some(400), Some("LimitExceededException"), "", Other),
             (Some(400), Some("CodeStorageExceededException"), "", Other),

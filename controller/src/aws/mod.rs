@@ -298,6 +298,12 @@ impl AwsProvider {
     }
 }
 
+/// A time from the SDK as a [`jiff::Timestamp`] (`None` if out of range).
+pub(crate) fn smithy_time(t: &aws_smithy_types::DateTime) -> Option<jiff::Timestamp> {
+    let nanos = i32::try_from(t.subsec_nanos()).ok()?;
+    jiff::Timestamp::new(t.secs(), nanos).ok()
+}
+
 /// Reads an optional field AWS always sends, or says which one is missing.
 pub(crate) fn required<T>(
     value: Option<T>,

@@ -14,6 +14,7 @@
 //!   rules ([`faults`]): throttling in each service's own format, 4xx/5xx, latency, connection
 //!   resets, and rewrites of states moto never produces (stack rollbacks, Lambda updates and
 //!   CloudFront invalidations in progress). The admin API is documented in [`proxy`].
+//!   [`moto_fixes`] corrects, on every call, moto answers that break the wire protocol itself.
 //! - [`AwsFloor`] starts both; [`AdminClient`] drives the admin API over HTTP, as an external
 //!   process would. With `STAGEHAND_AWS_CALLS_SUMMARY=1` a floor prints its call counts to stderr
 //!   when dropped (for suite-level call budgets).
@@ -29,6 +30,7 @@
 pub mod classify;
 pub mod faults;
 pub mod moto;
+pub mod moto_fixes;
 pub mod proxy;
 pub mod seed;
 pub mod zip;

@@ -45,6 +45,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::classify::{self, CallId};
 use super::faults::{self, FaultRule, FaultSet, Terminal};
+use super::moto_fixes;
 
 /// Path prefix of the admin API on the proxy's port.
 pub const ADMIN_PREFIX: &str = "/__stagehand";
@@ -453,17 +454,27 @@ async fn handle(
     match forward(&state, &parts.method, &path_and_query, &parts.headers, body).await {
         Ok((mut resp, resp_body)) => {
             let mut len = resp_body.len();
-            if resp.status().is_success() && !decision.rewrites.is_empty() {
-                let mut new_body = resp_body.to_vec();
-                let mut changed = false;
+            let fixed = resp
+                .status()
+                .is_success()
+                .then(|| moto_fixes::correct(&id, &resp_body))
+                .flatten();
+            // Bodies are copied only when something edits them (object downloads pass as is).
+            if fixed.is_some() || (resp.status().is_success() && !decision.rewrites.is_empty()) {
+                let mut changed = fixed.is_some();
+                let mut new_body = fixed.unwrap_or_else(|| resp_body.to_vec());
+                let mut rewritten = false;
                 for rewrite in &decision.rewrites {
                     if let Some(b) = faults::apply_rewrite(rewrite, &new_body) {
                         new_body = b;
-                        changed = true;
+                        rewritten = true;
                     }
                 }
-                if changed {
+                if rewritten {
                     record.injected.push("rewrite".to_owned());
+                    changed = true;
+                }
+                if changed {
                     len = new_body.len();
                     let status = resp.status();
                     let mut headers = resp.headers().clone();

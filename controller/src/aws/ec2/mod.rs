@@ -25,7 +25,7 @@ use aws_sdk_ec2::types::{
 
 pub use self::types::*;
 use super::call::Caller;
-use super::{AwsError, Service};
+use super::{AwsError, Service, smithy_time as timestamp};
 
 mod types;
 
@@ -321,11 +321,6 @@ impl Ec2 {
             }
         }
     }
-}
-
-fn timestamp(t: &aws_smithy_types::DateTime) -> Option<jiff::Timestamp> {
-    let nanos = i32::try_from(t.subsec_nanos()).ok()?;
-    jiff::Timestamp::new(t.secs(), nanos).ok()
 }
 
 fn launch_template_tags(

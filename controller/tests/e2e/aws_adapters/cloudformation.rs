@@ -41,12 +41,11 @@ async fn change_sets_create_then_an_unchanged_update_is_recognised_as_empty() {
         .unwrap();
     env.aws
         .s3(REGION)
-        .put_object(
+        .put_bytes(
             BUCKET,
             "stack.json",
-            TEMPLATE.as_bytes().to_vec(),
-            None,
-            None,
+            TEMPLATE,
+            stagehand::aws::s3::ObjectMetadata::default(),
         )
         .await
         .unwrap();

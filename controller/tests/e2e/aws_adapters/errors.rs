@@ -50,12 +50,11 @@ async fn an_invalid_parameter_is_validation_and_stalled_with_the_aws_message() {
         .unwrap();
     env.aws
         .s3(REGION)
-        .put_object(
+        .put_bytes(
             "templates",
             "stack.json",
-            br#"{"Resources": {}}"#.to_vec(),
-            None,
-            None,
+            &br#"{"Resources": {}}"#[..],
+            stagehand::aws::s3::ObjectMetadata::default(),
         )
         .await
         .unwrap();

@@ -40,9 +40,14 @@ pub(crate) async fn seed_functions(env: &Env, names: &[&str], tags: &BTreeMap<St
         .unwrap();
     let s3 = env.aws.s3(REGION);
     for version in ["v1", "v2"] {
-        s3.put_object(BUCKET, &format!("{version}.zip"), zip(version), None, None)
-            .await
-            .unwrap();
+        s3.put_bytes(
+            BUCKET,
+            &format!("{version}.zip"),
+            zip(version),
+            stagehand::aws::s3::ObjectMetadata::default(),
+        )
+        .await
+        .unwrap();
     }
     for name in names {
         env.lambda_client()

@@ -13,6 +13,7 @@ mod errors;
 mod faults;
 mod lambda;
 mod s3;
+mod s3_bucket;
 mod sqs;
 
 use std::collections::BTreeMap;
@@ -120,6 +121,34 @@ impl Env {
         let (counts, seconds) = self.call_summary();
         let total: u64 = counts.values().sum();
         eprintln!("[{test}] {total} adapter calls, {seconds:.3}s in AWS calls: {counts:?}");
+    }
+}
+
+/// Every `service` call the adapters made (the metrics' operation labels) is counted by the
+/// proxy under the same operation name, and the proxy named every call it saw (no
+/// `Unknown`): the benchmarks count calls by operation, so a name missing in the proxy's
+/// classifier would hide calls.
+pub async fn assert_proxy_names_every_call(env: &Env, service: &str) {
+    let proxy = env.floor.calls().await.unwrap();
+    let unknown = format!("{service}/Unknown");
+    assert!(
+        proxy.get(service, "Unknown").is_none(),
+        "the proxy could not name {unknown}: {:?}",
+        proxy.calls.keys().collect::<Vec<_>>()
+    );
+    let (adapter_calls, _) = env.call_summary();
+    for key in adapter_calls.keys() {
+        let mut parts = key.split('/');
+        let (Some(svc), Some(operation)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if svc == service {
+            assert!(
+                proxy.count(service, operation) > 0,
+                "the adapter called {svc}/{operation}; the proxy counted: {:?}",
+                proxy.calls.keys().collect::<Vec<_>>()
+            );
+        }
     }
 }
 

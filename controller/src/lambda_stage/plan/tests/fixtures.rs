@@ -74,7 +74,7 @@ pub(super) fn head(checksum_content: Option<&str>) -> ObjectHead {
         version_id: None,
         checksum_sha256: checksum_content.map(b64),
         size: Some(1024),
-        last_modified: None,
+        ..ObjectHead::default()
     }
 }
 
