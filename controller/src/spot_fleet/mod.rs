@@ -17,8 +17,11 @@
 //! - this module: the [`SpotFleetReconciler`] (gate, events, metrics, status write, requeue,
 //!   verified teardown on deletion).
 //!
-//! Not built yet: the spot interruption queue consumer (`interruptionQueue` is not read), the
-//! TCP health check (`healthCheck.tcpPort`), and pruning old launch template versions.
+//! `interruptionQueue` is polled by the AWS event feed (`crate::feed`), which records the
+//! notices observe reads and asks for a reconcile at once.
+//!
+//! Not built yet: the TCP health check (`healthCheck.tcpPort`), and pruning old launch
+//! template versions.
 
 mod act;
 pub mod cloud_init;
@@ -47,6 +50,7 @@ use crate::runtime::requeue::resync_action;
 use crate::runtime::round::{
     RefreshTracker, RoundEnd, fail_early, owner_of, paused_status, requeue_after, write_status,
 };
+use crate::feed::EventQueue;
 use crate::runtime::{Context, Reconciler, effective_deletion_policy};
 
 /// The kind label of metrics.
@@ -77,6 +81,17 @@ fn record_metrics(ctx: &Context, round: &Round) {
 
 impl Reconciler<SpotFleet> for SpotFleetReconciler {
     type Error = SpotFleetError;
+
+    /// `interruptionQueue`, in the fleet's region: the event feed polls it while a fleet names
+    /// it and records what it hears about the fleet's instances for observe.
+    fn event_queues(&self, fleet: &SpotFleet) -> Vec<EventQueue> {
+        fleet
+            .spec
+            .interruption_queue
+            .iter()
+            .map(|queue| EventQueue::new(&fleet.spec.region, queue))
+            .collect()
+    }
 
     async fn apply(
         &self,
