@@ -10,6 +10,7 @@ mod support;
 mod aws_adapters;
 mod cli;
 mod cli_plan_apply;
+mod event_queue_template;
 mod lambda_inventory;
 mod lambda_stage_alias;
 mod lambda_stage_deploy;
