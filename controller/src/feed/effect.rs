@@ -165,7 +165,10 @@ mod tests {
             (state(InstanceState::Running), None),
             (state(InstanceState::Stopping), Some((None, true, false))),
             (state(InstanceState::Stopped), Some((None, true, false))),
-            (state(InstanceState::ShuttingDown), Some((None, true, false))),
+            (
+                state(InstanceState::ShuttingDown),
+                Some((None, true, false)),
+            ),
             (state(InstanceState::Terminated), Some((None, true, true))),
             (
                 health("EC2", "scheduledChange", &["i-0123456789abcdef0"]),
@@ -176,7 +179,10 @@ mod tests {
                 Some((None, false, false)),
             ),
             (health("EC2", "scheduledChange", &[]), None),
-            (health("LAMBDA", "scheduledChange", &["i-0123456789abcdef0"]), None),
+            (
+                health("LAMBDA", "scheduledChange", &["i-0123456789abcdef0"]),
+                None,
+            ),
         ];
         for (detail, want) in rows {
             let got = effect(&event(detail.clone()));

@@ -37,8 +37,8 @@ use tokio::sync::watch;
 pub use self::consumer::{Consumer, Disposition};
 pub use self::demand::{Demand, EventQueue, QueueDemand, QueueUsers};
 pub use self::metrics::FeedMetrics;
-pub use self::trigger::{Target, Triggers};
 use self::poller::Poller;
+pub use self::trigger::{Target, Triggers};
 use crate::inventory::Inventory;
 
 /// What the feed shares with the controllers: where reconcile-now requests go, and which

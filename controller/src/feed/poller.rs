@@ -87,6 +87,9 @@ impl Poller {
         let url = match queues.queue(name).await {
             Ok(Some((url, _arn))) => url,
             Ok(None) => {
+                // Not remembered as missing for the inventory's max age: the next poll, after
+                // the backoff, looks again (a queue created meanwhile is found within a minute).
+                queues.queue_gone(name);
                 return Err(self.problem(
                     "QueueNotFound",
                     format!("SQS queue {name} does not exist in {region}"),

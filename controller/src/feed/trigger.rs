@@ -102,7 +102,13 @@ mod tests {
             Target::from_owner("shop/SpotFleet/workers").map(|t| t.to_string()),
             Some("shop/SpotFleet/workers".to_owned())
         );
-        for bad in ["", "shop", "shop/SpotFleet", "shop//workers", "/SpotFleet/w"] {
+        for bad in [
+            "",
+            "shop",
+            "shop/SpotFleet",
+            "shop//workers",
+            "/SpotFleet/w",
+        ] {
             assert_eq!(Target::from_owner(bad), None, "{bad:?}");
         }
     }
@@ -113,10 +119,19 @@ mod tests {
         let mut fleets = triggers.subscribe("SpotFleet");
         let mut stages = triggers.clone().subscribe("LambdaStage");
         assert!(triggers.send(Target::new("SpotFleet", "shop", "a")));
-        assert!(!triggers.send(Target::new("StaticSite", "shop", "site")), "not served");
-        assert_eq!(fleets.recv().await, Some(Target::new("SpotFleet", "shop", "a")));
+        assert!(
+            !triggers.send(Target::new("StaticSite", "shop", "site")),
+            "not served"
+        );
+        assert_eq!(
+            fleets.recv().await,
+            Some(Target::new("SpotFleet", "shop", "a"))
+        );
         assert!(stages.try_recv().is_err());
         drop(fleets);
-        assert!(!triggers.send(Target::new("SpotFleet", "shop", "a")), "stopped");
+        assert!(
+            !triggers.send(Target::new("SpotFleet", "shop", "a")),
+            "stopped"
+        );
     }
 }

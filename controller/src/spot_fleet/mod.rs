@@ -46,11 +46,11 @@ use stagehand_crds::{DeletionPolicy, SpotFleet};
 use self::round::{Round, RoundOptions, round};
 use crate::aws::tags::{self, OWNER_TAG, Ownership};
 use crate::base::{ActGate, may_act};
+use crate::feed::EventQueue;
 use crate::runtime::requeue::resync_action;
 use crate::runtime::round::{
     RefreshTracker, RoundEnd, fail_early, owner_of, paused_status, requeue_after, write_status,
 };
-use crate::feed::EventQueue;
 use crate::runtime::{Context, Reconciler, effective_deletion_policy};
 
 /// The kind label of metrics.

@@ -109,9 +109,7 @@ pub fn next_status(inputs: &StatusInputs<'_>) -> SpotFleetStatus {
 /// `InterruptionQueueReady` of a fleet naming a queue: whether the event feed polls it, or why
 /// it cannot (the queue is missing, access is denied): a fleet that counts on reacting to
 /// interruptions says so when it cannot. `None` without a queue.
-fn interruption_queue_condition(
-    observed: &Observed,
-) -> Option<(ConditionStatus, &str, String)> {
+fn interruption_queue_condition(observed: &Observed) -> Option<(ConditionStatus, &str, String)> {
     Some(match observed.interruption_queue.as_ref()? {
         QueueFeedState::Starting => (
             ConditionStatus::Unknown,

@@ -24,7 +24,14 @@ pub async fn aws_cli(endpoint: &str, args: &[&str]) -> String {
     let bin = stagehand_testenv::aws::moto::aws_cli_bin().unwrap();
     let mut command = std::process::Command::new(bin);
     command
-        .args(["--endpoint-url", endpoint, "--region", REGION, "--output", "json"])
+        .args([
+            "--endpoint-url",
+            endpoint,
+            "--region",
+            REGION,
+            "--output",
+            "json",
+        ])
         .args(args)
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -100,7 +107,11 @@ async fn the_event_queue_template_creates_and_routes_matching_events() {
     let rules = rules_in_template();
     assert_eq!(rules.len(), 4, "{rules:?}");
     assert_eq!(count("AWS::Events::Rule"), rules.len());
-    assert_eq!(count("AWS::SQS::Queue"), 2, "the queue and its dead-letter queue");
+    assert_eq!(
+        count("AWS::SQS::Queue"),
+        2,
+        "the queue and its dead-letter queue"
+    );
     // moto does not model AWS::SQS::QueuePolicy: it lists it as created with an empty logical
     // id and type, and the queue gets no Policy attribute. Every resource is created all the
     // same.
@@ -114,7 +125,13 @@ async fn the_event_queue_template_creates_and_routes_matching_events() {
     assert_eq!(created, in_template);
 
     // The queue as Stagehand resolves it, with its redrive to the dead-letter queue.
-    let queue = env.aws.sqs(REGION).resolve("stagehand-events").await.unwrap().unwrap();
+    let queue = env
+        .aws
+        .sqs(REGION)
+        .resolve("stagehand-events")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(queue.arn, output("QueueArn"));
     let sqs = aws_sdk_sqs::Client::new(&env.sdk);
     let attributes = sqs
@@ -131,7 +148,9 @@ async fn the_event_queue_template_creates_and_routes_matching_events() {
             .cloned()
     };
     assert!(
-        attribute("RedrivePolicy").unwrap().contains("stagehand-events-dlq"),
+        attribute("RedrivePolicy")
+            .unwrap()
+            .contains("stagehand-events-dlq"),
         "{attributes:?}"
     );
     assert_eq!(attribute("VisibilityTimeout").as_deref(), Some("30"));
@@ -152,22 +171,36 @@ async fn the_event_queue_template_creates_and_routes_matching_events() {
 
     // Events put on the default bus: those matching a rule reach the queue.
     let endpoint = env.floor.endpoint_url();
-    let entry = |source: &str, detail_type: &str, detail: serde_json::Value| {
-        json!({"Source": source, "DetailType": detail_type, "Detail": detail.to_string()})
-    };
+    let entry = |source: &str, detail_type: &str, detail: serde_json::Value| json!({"Source": source, "DetailType": detail_type, "Detail": detail.to_string()});
     let instance = "i-0123456789abcdef0";
     let entries = json!([
-        entry("aws.ec2", "EC2 Spot Instance Interruption Warning",
-            json!({"instance-id": instance, "instance-action": "terminate"})),
-        entry("aws.ec2", "EC2 Instance State-change Notification",
-            json!({"instance-id": instance, "state": "stopped"})),
+        entry(
+            "aws.ec2",
+            "EC2 Spot Instance Interruption Warning",
+            json!({"instance-id": instance, "instance-action": "terminate"})
+        ),
+        entry(
+            "aws.ec2",
+            "EC2 Instance State-change Notification",
+            json!({"instance-id": instance, "state": "stopped"})
+        ),
         // Matches no rule: an instance starting, a health event of another service.
-        entry("aws.ec2", "EC2 Instance State-change Notification",
-            json!({"instance-id": instance, "state": "running"})),
-        entry("aws.health", "AWS Health Event",
-            json!({"service": "LAMBDA", "eventTypeCategory": "issue", "eventTypeCode": "X"})),
+        entry(
+            "aws.ec2",
+            "EC2 Instance State-change Notification",
+            json!({"instance-id": instance, "state": "running"})
+        ),
+        entry(
+            "aws.health",
+            "AWS Health Event",
+            json!({"service": "LAMBDA", "eventTypeCategory": "issue", "eventTypeCode": "X"})
+        ),
     ]);
-    let put = aws_cli(&endpoint, &["events", "put-events", "--entries", &entries.to_string()]).await;
+    let put = aws_cli(
+        &endpoint,
+        &["events", "put-events", "--entries", &entries.to_string()],
+    )
+    .await;
     assert!(put.contains("\"FailedEntryCount\": 0"), "{put}");
     let started = std::time::Instant::now();
     let mut routed = Vec::new();
@@ -199,6 +232,12 @@ async fn the_event_queue_template_creates_and_routes_matching_events() {
         details.push(parse(&body.to_string()).unwrap().detail);
     }
     details.sort_by_key(|d| format!("{d:?}"));
-    assert!(matches!(&details[0], Detail::SpotInterruptionWarning { instance_id, .. } if instance_id == instance), "{details:?}");
-    assert!(matches!(&details[1], Detail::StateChange { instance_id, .. } if instance_id == instance), "{details:?}");
+    assert!(
+        matches!(&details[0], Detail::SpotInterruptionWarning { instance_id, .. } if instance_id == instance),
+        "{details:?}"
+    );
+    assert!(
+        matches!(&details[1], Detail::StateChange { instance_id, .. } if instance_id == instance),
+        "{details:?}"
+    );
 }

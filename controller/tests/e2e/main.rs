@@ -19,4 +19,5 @@ mod lambda_stage_stack;
 mod leader_election;
 mod runtime;
 mod spot_fleet;
+mod spot_fleet_interruption;
 mod spot_fleet_round;

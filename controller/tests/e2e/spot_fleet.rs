@@ -25,7 +25,7 @@ use crate::support::{Env, NAMESPACE, REGION, TIMEOUT};
 
 const OWNER: &str = "shop/SpotFleet/workers";
 
-fn fleet(name: &str, spec: &serde_json::Value) -> SpotFleet {
+pub fn fleet(name: &str, spec: &serde_json::Value) -> SpotFleet {
     serde_json::from_value(json!({
         "apiVersion": "stagehand.dev/v1alpha1",
         "kind": "SpotFleet",
@@ -43,7 +43,7 @@ fn ready(fleet: &SpotFleet) -> bool {
 }
 
 /// Polls (bounded) until `name` is Ready at its generation; returns it.
-async fn wait_ready(fleets: &Api<SpotFleet>, name: &str) -> SpotFleet {
+pub async fn wait_ready(fleets: &Api<SpotFleet>, name: &str) -> SpotFleet {
     tokio::time::timeout(TIMEOUT, async {
         loop {
             if let Some(fleet) = fleets.get_opt(name).await.unwrap()

@@ -138,7 +138,8 @@ fn a_health_event_names_its_instances() {
     // Not about instances (an account notification): parsed, names none.
     let mut notice = health_scheduled_change();
     notice["resources"] = json!([]);
-    notice["detail"]["affectedEntities"] = json!([{"entityValue": "arn:aws:lambda:us-east-1:123456789012:function:f"}]);
+    notice["detail"]["affectedEntities"] =
+        json!([{"entityValue": "arn:aws:lambda:us-east-1:123456789012:function:f"}]);
     notice["detail"]["service"] = json!("LAMBDA");
     let Detail::Health { instance_ids, .. } = parsed(&notice).unwrap().detail else {
         panic!("a health event")
@@ -170,12 +171,12 @@ fn what_is_not_a_documented_event_is_unparsable() {
             "{why}: {result:?}"
         );
     };
-    assert!(matches!(
-        parse("garbage {"),
-        Err(ParseError::Unparsable(_))
-    ));
+    assert!(matches!(parse("garbage {"), Err(ParseError::Unparsable(_))));
     assert!(matches!(parse(""), Err(ParseError::Unparsable(_))));
-    unparsable(json!({"Records": []}), "an S3 notification, not EventBridge");
+    unparsable(
+        json!({"Records": []}),
+        "an S3 notification, not EventBridge",
+    );
     for field in [
         "version",
         "id",
@@ -201,7 +202,10 @@ fn what_is_not_a_documented_event_is_unparsable() {
     resources["resources"] = json!("i-1234567890abcdef0");
     unparsable(resources, "resources not a list");
     let mut no_id = interruption_warning("i-1234567890abcdef0");
-    no_id["detail"].as_object_mut().unwrap().remove("instance-id");
+    no_id["detail"]
+        .as_object_mut()
+        .unwrap()
+        .remove("instance-id");
     unparsable(no_id, "an interruption without its instance");
     unparsable(
         interruption_warning("sir-12345678"),
