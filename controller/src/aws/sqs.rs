@@ -58,6 +58,9 @@ pub const LONG_POLL_WAIT: Duration = Duration::from_secs(20);
 /// How many messages one `ReceiveMessage` (and one `DeleteMessageBatch`) takes: SQS's maximum.
 pub const MAX_MESSAGES_PER_CALL: usize = 10;
 
+/// How much longer than its wait one `ReceiveMessage` attempt may take (connect, answer).
+const RECEIVE_ATTEMPT_MARGIN: Duration = Duration::from_secs(10);
+
 /// One message received from a queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceivedMessage {
@@ -166,7 +169,13 @@ impl Sqs {
         url: &str,
         wait: Duration,
     ) -> Result<Vec<ReceivedMessage>, AwsError> {
-        let wait_seconds = i32::try_from(wait.min(LONG_POLL_WAIT).as_secs()).unwrap_or(20);
+        let wait = wait.min(LONG_POLL_WAIT);
+        let wait_seconds = i32::try_from(wait.as_secs()).unwrap_or(20);
+        // The wait is part of the call: its attempt may take that long plus the usual, whatever
+        // the attempt timeout of the other calls (`--aws-attempt-timeout`) is.
+        let timeouts = aws_smithy_types::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(wait + RECEIVE_ATTEMPT_MARGIN)
+            .build();
         let request = self
             .client
             .receive_message()
@@ -174,6 +183,8 @@ impl Sqs {
             .wait_time_seconds(wait_seconds)
             .max_number_of_messages(i32::try_from(MAX_MESSAGES_PER_CALL).unwrap_or(10))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .customize()
+            .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(timeouts))
             .send();
         let output = self
             .caller

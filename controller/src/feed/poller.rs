@@ -47,10 +47,17 @@ impl Poller {
         let mut failures: u32 = 0;
         let mut last: Option<QueueFeed> = None;
         loop {
+            // Until a poll has answered, poll without waiting: whether the queue can be polled
+            // is known (and shown on the objects naming it) at once, not after 20 s of silence.
+            let wait = if last == Some(QueueFeed::Polling) {
+                LONG_POLL_WAIT
+            } else {
+                Duration::ZERO
+            };
             let polled = tokio::select! {
                 biased;
                 _ = stop.wait_for(|stopped| *stopped) => break,
-                polled = self.receive() => polled,
+                polled = self.receive(wait) => polled,
             };
             let outcome = match polled {
                 Ok((url, messages)) => {
@@ -79,8 +86,8 @@ impl Poller {
         tracing::info!(queue = %self.queue, "stopped polling event queue");
     }
 
-    /// One long poll: the queue's URL (cached) and what arrived within [`LONG_POLL_WAIT`].
-    async fn receive(&self) -> Result<(String, Vec<ReceivedMessage>), QueueFeed> {
+    /// One poll: the queue's URL (cached) and what arrived within `wait`.
+    async fn receive(&self, wait: Duration) -> Result<(String, Vec<ReceivedMessage>), QueueFeed> {
         let region = &self.queue.region;
         let name = &self.queue.queue;
         let queues = self.consumer.inventory.sqs(region);
@@ -98,7 +105,7 @@ impl Poller {
             Err(error) => return Err(self.failed(&error)),
         };
         let sqs = self.consumer.inventory.aws().sqs(region);
-        match sqs.receive_messages(&url, LONG_POLL_WAIT).await {
+        match sqs.receive_messages(&url, wait).await {
             Ok(messages) => Ok((url, messages)),
             Err(error) => {
                 if error.is_not_found() {

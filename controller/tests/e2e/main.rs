@@ -11,6 +11,7 @@ mod aws_adapters;
 mod cli;
 mod cli_plan_apply;
 mod event_queue_template;
+mod feed;
 mod lambda_inventory;
 mod lambda_stage_alias;
 mod lambda_stage_deploy;
