@@ -79,6 +79,42 @@ fn record_metrics(ctx: &Context, round: &Round) {
     }
 }
 
+/// An Event and `stagehand_spot_interruptions_total{fleet}` for every interruption warning the
+/// round saw for the first time (status counts them).
+async fn report_interruptions(ctx: &Context, fleet: &SpotFleet, round: &Round) {
+    let before = fleet.status.as_ref().map_or(0, |s| s.interruptions);
+    let new = round.status.interruptions.saturating_sub(before);
+    if new <= 0 {
+        return;
+    }
+    let name = format!(
+        "{}/{}",
+        fleet.namespace().unwrap_or_default(),
+        fleet.name_any()
+    );
+    ctx.metrics
+        .spot_interruptions_total
+        .with_label_values(&[name.as_str()])
+        .inc_by(u64::try_from(new).unwrap_or(0));
+    let ids: Vec<&str> = round
+        .observed
+        .interruption_notices
+        .iter()
+        .map(String::as_str)
+        .collect();
+    ctx.events()
+        .action(
+            fleet,
+            "SpotInterruption",
+            "Interrupt",
+            &format!(
+                "spot interruption warning for {}: replacing it before EC2 takes it",
+                ids.join(", ")
+            ),
+        )
+        .await;
+}
+
 impl Reconciler<SpotFleet> for SpotFleetReconciler {
     type Error = SpotFleetError;
 
@@ -129,6 +165,7 @@ impl Reconciler<SpotFleet> for SpotFleetReconciler {
             }
         };
         record_metrics(&ctx, &round);
+        report_interruptions(&ctx, &fleet, &round).await;
         for action in &round.report.done {
             let facts = action.facts();
             ctx.events()

@@ -70,7 +70,7 @@ async fn wait_gone(fleets: &Api<SpotFleet>, name: &str) {
 }
 
 /// The reasons of the Events about `name`.
-async fn event_reasons(env: &Env, name: &str) -> Vec<String> {
+pub async fn event_reasons(env: &Env, name: &str) -> Vec<String> {
     let events: Api<Event> = Api::namespaced(env.ctx.client.clone(), NAMESPACE);
     events
         .list(&ListParams::default())

@@ -21,7 +21,7 @@ use stagehand_crds::SpotFleet;
 use stagehand_crds::condition::INTERRUPTION_QUEUE_READY;
 
 use crate::event_queue_template::aws_cli;
-use crate::spot_fleet::{fleet, wait_ready};
+use crate::spot_fleet::{event_reasons, fleet, wait_ready};
 use crate::spot_fleet_round::{fleet_spec, live_of, network};
 use crate::support::{Env, NAMESPACE, REGION, TIMEOUT};
 
@@ -245,6 +245,18 @@ async fn an_interruption_warning_launches_the_replacement_before_retiring_the_in
         others,
         "the other fleet untouched"
     );
+    let reasons = event_reasons(&env, "workers").await;
+    assert!(
+        reasons.iter().any(|r| r == "SpotInterruption"),
+        "{reasons:?}"
+    );
+    let counted = env
+        .ctx
+        .metrics
+        .spot_interruptions_total
+        .with_label_values(&["shop/workers"])
+        .get();
+    assert_eq!(counted, 1);
 
     // Junk deleted and counted, the warning handled: the queue is empty.
     let sqs = env.ctx.aws.sqs(REGION);
