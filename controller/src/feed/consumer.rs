@@ -107,13 +107,11 @@ impl Consumer {
             if effect.gone {
                 ec2.instance_gone(id);
             }
-            let owner = match ec2.owner_of(id).await? {
-                Some(owner) => Some(owner),
-                None => {
-                    ec2.forget_older_than(UNKNOWN_INSTANCE_REFRESH_FLOOR);
-                    ec2.owner_of(id).await?
-                }
-            };
+            let mut owner = ec2.owner_of(id).await?;
+            if owner.is_none() {
+                ec2.forget_older_than(UNKNOWN_INSTANCE_REFRESH_FLOOR);
+                owner = ec2.owner_of(id).await?;
+            }
             let Some(target) = owner.as_deref().and_then(Target::from_owner) else {
                 tracing::debug!(instance = %id, "not an instance of Stagehand's");
                 continue;

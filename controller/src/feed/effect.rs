@@ -136,6 +136,9 @@ mod tests {
         "i-0123456789abcdef0".into()
     }
 
+    /// (detail, (notice, listing stale, gone)).
+    type Row = (Detail, Option<(Option<Notice>, bool, bool)>);
+
     #[test]
     fn effects_table() {
         let state = |state| Detail::StateChange {
@@ -148,8 +151,8 @@ mod tests {
             category: category.into(),
             instance_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
         };
-        // (detail, notice, listing stale, gone); `None`: nothing to do.
-        let rows: Vec<(Detail, Option<(Option<Notice>, bool, bool)>)> = vec![
+        // (detail, (notice, listing stale, gone)); `None`: nothing to do.
+        let rows: Vec<Row> = vec![
             (
                 Detail::SpotInterruptionWarning {
                     instance_id: id(),

@@ -77,7 +77,9 @@ async fn the_event_queue_template_creates_and_routes_matching_events() {
         .unwrap();
     let stack = &stack.stacks()[0];
     assert_eq!(
-        stack.stack_status().map(|s| s.as_str()),
+        stack
+            .stack_status()
+            .map(aws_sdk_cloudformation::types::StackStatus::as_str),
         Some("CREATE_COMPLETE")
     );
     let output = |key: &str| {
@@ -101,7 +103,11 @@ async fn the_event_queue_template_creates_and_routes_matching_events() {
             .stack_resource_summaries()
             .iter()
             .filter(|r| r.resource_type() == Some(kind))
-            .filter(|r| r.resource_status().map(|s| s.as_str()) == Some("CREATE_COMPLETE"))
+            .filter(|r| {
+                r.resource_status()
+                    .map(aws_sdk_cloudformation::types::ResourceStatus::as_str)
+                    == Some("CREATE_COMPLETE")
+            })
             .count()
     };
     let rules = rules_in_template();
@@ -120,7 +126,11 @@ async fn the_event_queue_template_creates_and_routes_matching_events() {
     let created = resources
         .stack_resource_summaries()
         .iter()
-        .filter(|r| r.resource_status().map(|s| s.as_str()) == Some("CREATE_COMPLETE"))
+        .filter(|r| {
+            r.resource_status()
+                .map(aws_sdk_cloudformation::types::ResourceStatus::as_str)
+                == Some("CREATE_COMPLETE")
+        })
         .count();
     assert_eq!(created, in_template);
 
