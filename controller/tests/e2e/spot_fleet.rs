@@ -44,10 +44,20 @@ fn ready(fleet: &SpotFleet) -> bool {
 
 /// Polls (bounded) until `name` is Ready at its generation; returns it.
 pub async fn wait_ready(fleets: &Api<SpotFleet>, name: &str) -> SpotFleet {
+    wait_fleet(fleets, name, "became Ready", ready).await
+}
+
+/// Polls (bounded) until `check` holds for fleet `name`; returns it.
+pub async fn wait_fleet(
+    fleets: &Api<SpotFleet>,
+    name: &str,
+    what: &str,
+    check: impl Fn(&SpotFleet) -> bool,
+) -> SpotFleet {
     tokio::time::timeout(TIMEOUT, async {
         loop {
             if let Some(fleet) = fleets.get_opt(name).await.unwrap()
-                && ready(&fleet)
+                && check(&fleet)
             {
                 return fleet;
             }
@@ -55,7 +65,7 @@ pub async fn wait_ready(fleets: &Api<SpotFleet>, name: &str) -> SpotFleet {
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("{name} never became Ready"))
+    .unwrap_or_else(|_| panic!("{name} never {what}"))
 }
 
 /// Polls (bounded) until `name` is gone.

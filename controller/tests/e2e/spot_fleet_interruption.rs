@@ -21,9 +21,9 @@ use stagehand_crds::SpotFleet;
 use stagehand_crds::condition::INTERRUPTION_QUEUE_READY;
 
 use crate::event_queue_template::aws_cli;
-use crate::spot_fleet::{event_reasons, fleet, wait_ready};
+use crate::spot_fleet::{event_reasons, fleet, wait_fleet, wait_ready};
 use crate::spot_fleet_round::{fleet_spec, live_of, network};
-use crate::support::{Env, NAMESPACE, REGION, TIMEOUT};
+use crate::support::{Env, NAMESPACE, REGION};
 
 const QUEUE: &str = "spot-events";
 
@@ -87,27 +87,6 @@ fn interruptible(
             &json!({"interruptionQueue": QUEUE, "resyncInterval": "10m"}),
         ),
     )
-}
-
-/// Polls (bounded) until `check` holds for fleet `name`; returns it.
-async fn wait_fleet(
-    fleets: &Api<SpotFleet>,
-    name: &str,
-    what: &str,
-    check: impl Fn(&SpotFleet) -> bool,
-) -> SpotFleet {
-    tokio::time::timeout(TIMEOUT, async {
-        loop {
-            if let Some(fleet) = fleets.get_opt(name).await.unwrap()
-                && check(&fleet)
-            {
-                return fleet;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{name} never {what}"))
 }
 
 /// `InterruptionQueueReady`'s (status, reason).
