@@ -210,6 +210,11 @@ mod tests {
     }
 
     fn status_of(observed: &Observed) -> SpotFleetStatus {
+        status_after(None, observed)
+    }
+
+    /// The status after `previous` of a round that observed `observed`.
+    fn status_after(previous: Option<&SpotFleetStatus>, observed: &Observed) -> SpotFleetStatus {
         let context = PlanContext {
             owner: OWNER.into(),
             cluster_id: "c1".into(),
@@ -220,7 +225,7 @@ mod tests {
         };
         let plan = plan(&spec(), &context, observed);
         next_status(&StatusInputs {
-            previous: None,
+            previous,
             observed,
             plan: &plan,
             report: &ActReport::default(),
@@ -322,25 +327,7 @@ mod tests {
         observed.interruption_notices = BTreeSet::from(["i-2".to_owned()]);
         let first = status_of(&observed);
         assert_eq!(first.interruptions, 1);
-        let context = PlanContext {
-            owner: OWNER.into(),
-            cluster_id: "c1".into(),
-            generation: 1,
-            gate: ActGate::Act,
-            desired_hash: "new".into(),
-            hash_version: SPEC_HASH_VERSION.into(),
-        };
-        let plan = plan(&spec(), &context, &observed);
-        let second = next_status(&StatusInputs {
-            previous: Some(&first),
-            observed: &observed,
-            plan: &plan,
-            report: &ActReport::default(),
-            outcome: &plan.outcome(),
-            spec_hash: "new",
-            generation: Some(1),
-            now: Timestamp::UNIX_EPOCH,
-        });
+        let second = status_after(Some(&first), &observed);
         assert_eq!(second.interruptions, 1);
     }
 }

@@ -2,7 +2,8 @@
 //! no Kubernetes: a message whose handling failed (EC2 could not be read) stays on the queue and
 //! is handled when delivered again; an event about an instance nobody owns is deleted after one
 //! fresh listing; the owner's controller is asked to reconcile; a shutdown ends the feed at once
-//! even while a 20 s long poll is in flight; a queue nobody names is never polled.
+//! even while a 20 s long poll is in flight; a queue nobody names is never polled, and a
+//! poller stops when the last object stops naming its queue.
 
 #![allow(
     clippy::unwrap_used,
@@ -16,6 +17,7 @@ use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
 use serde_json::json;
 use stagehand::feed::{EventQueue, FeedHub, QueueUsers, Target};
 use stagehand::inventory::Inventory;
+use stagehand::inventory::sqs::QueueFeed;
 use stagehand_crds::OWNER_TAG;
 use stagehand_testenv::aws::{FaultAction, FaultRule};
 
@@ -201,6 +203,40 @@ async fn failed_handling_is_redelivered_unknown_instances_dropped_and_shutdown_i
     let metrics = env.metrics.render().unwrap();
     assert!(metrics.contains(r#"stagehand_feed_queue_up{queue="us-east-1/events"} 1"#));
     assert!(!metrics.contains("unused"), "only named queues are polled");
+
+    // Nobody names the queue any more: its poller stops (and forgets its health); named again,
+    // it is polled again.
+    let sqs_inventory = inventory.sqs(REGION);
+    hub.demand.declare("SpotFleet", QueueUsers::new());
+    wait_until("the poller stopped", || {
+        sqs_inventory.feed("events").is_none()
+    })
+    .await;
+    let receives = env
+        .floor
+        .calls()
+        .await
+        .unwrap()
+        .count("sqs", "ReceiveMessage");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = env
+        .floor
+        .calls()
+        .await
+        .unwrap()
+        .count("sqs", "ReceiveMessage");
+    assert_eq!(idle, receives, "no poll while nobody names the queue");
+    hub.demand.declare(
+        "SpotFleet",
+        QueueUsers::from([(
+            EventQueue::new(REGION, "events"),
+            BTreeSet::from([Target::new("SpotFleet", "shop", "a")]),
+        )]),
+    );
+    wait_until("the poller restarted", || {
+        sqs_inventory.feed("events") == Some(QueueFeed::Polling)
+    })
+    .await;
 
     // Shutdown while a long poll waits for messages: the feed ends at once.
     tokio::time::sleep(Duration::from_millis(300)).await;

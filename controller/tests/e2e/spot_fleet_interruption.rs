@@ -56,6 +56,15 @@ fn interruption_warning(instance: &str) -> String {
     )
 }
 
+async fn create_queue(env: &Env) {
+    env.sqs()
+        .create_queue()
+        .queue_name(QUEUE)
+        .send()
+        .await
+        .unwrap();
+}
+
 /// Sends `body` to the queue with the AWS CLI, through the proxy.
 async fn send(env: &Env, body: &str) {
     let url = env.queue_url(QUEUE).await;
@@ -141,12 +150,7 @@ fn feed_messages(env: &Env, kind: &str, result: &str) -> u64 {
 async fn an_interruption_warning_launches_the_replacement_before_retiring_the_instance() {
     let mut env = Env::start().await;
     let network = network(&env.aws).await;
-    env.sqs()
-        .create_queue()
-        .queue_name(QUEUE)
-        .send()
-        .await
-        .unwrap();
+    create_queue(&env).await;
     env.start_controllers().await;
     let fleets: Api<SpotFleet> = Api::namespaced(env.ctx.client.clone(), NAMESPACE);
     for (name, capacity) in [("workers", 2), ("others", 1)] {
@@ -289,12 +293,7 @@ async fn a_missing_queue_shows_on_the_fleet_and_rebalance_and_state_changes_repl
     .message
     .clone();
     assert!(message.contains(QUEUE), "{message}");
-    env.sqs()
-        .create_queue()
-        .queue_name(QUEUE)
-        .send()
-        .await
-        .unwrap();
+    create_queue(&env).await;
     wait_fleet(&fleets, "workers", "saw the queue polled", |f| {
         queue_condition(f) == Some(("True".into(), "Polling".into()))
     })
