@@ -43,4 +43,12 @@ impl FeedMetrics {
             .with_label_values(&[queue.to_string().as_str()])
             .set(i64::from(up));
     }
+
+    /// The queue is no longer polled: its series goes, rather than keep its last value.
+    pub(super) fn queue_stopped(&self, queue: &EventQueue) {
+        // An error only says the series was never set.
+        let _ = self
+            .queue_up
+            .remove_label_values(&[queue.to_string().as_str()]);
+    }
 }

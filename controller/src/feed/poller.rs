@@ -83,6 +83,7 @@ impl Poller {
             .inventory
             .sqs(&self.queue.region)
             .feed_stopped(&self.queue.queue);
+        self.consumer.metrics.queue_stopped(&self.queue);
         tracing::info!(queue = %self.queue, "stopped polling event queue");
     }
 

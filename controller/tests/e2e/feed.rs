@@ -226,6 +226,8 @@ async fn failed_handling_is_redelivered_unknown_instances_dropped_and_shutdown_i
         .unwrap()
         .count("sqs", "ReceiveMessage");
     assert_eq!(idle, receives, "no poll while nobody names the queue");
+    let metrics = env.metrics.render().unwrap();
+    assert!(!metrics.contains("stagehand_feed_queue_up{"), "{metrics}");
     hub.demand.declare(
         "SpotFleet",
         QueueUsers::from([(
