@@ -126,3 +126,105 @@ impl Consumer {
         Ok(owned)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use prometheus::{IntCounterVec, IntGaugeVec, Opts};
+    use serde_json::json;
+
+    use super::*;
+    use crate::aws::ec2::InstanceInfo;
+    use crate::aws::tags::OWNER_TAG;
+    use crate::feed::event::tests::interruption_warning;
+    use crate::inventory::tests::provider;
+
+    const OURS: &str = "i-0123456789abcdef0";
+
+    fn metrics() -> FeedMetrics {
+        let counter = |labels: &[&str]| {
+            IntCounterVec::new(Opts::new("c", "c"), labels).unwrap_or_else(|e| panic!("{e}"))
+        };
+        FeedMetrics {
+            messages: counter(&["kind", "result"]),
+            interruptions: counter(&["kind"]),
+            poll_errors: counter(&["queue", "reason"]),
+            queue_up: IntGaugeVec::new(Opts::new("g", "g"), &["queue"])
+                .unwrap_or_else(|e| panic!("{e}")),
+        }
+    }
+
+    /// A consumer whose region `us-east-2` lists one instance of `shop/SpotFleet/workers`: no
+    /// AWS call is made (the provider points nowhere).
+    fn consumer() -> Consumer {
+        let inventory = Inventory::new(provider(), Duration::from_secs(30));
+        inventory
+            .ec2("us-east-2")
+            .remember_instances(vec![InstanceInfo {
+                id: OURS.into(),
+                state: "running".into(),
+                tags: BTreeMap::from([(OWNER_TAG.to_owned(), "shop/SpotFleet/workers".to_owned())]),
+                ..InstanceInfo::default()
+            }]);
+        Consumer {
+            inventory,
+            triggers: Triggers::default(),
+            metrics: metrics(),
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_are_handled_ignored_or_deleted_by_what_they_are() {
+        let consumer = consumer();
+        let mut fleets = consumer.triggers.subscribe("SpotFleet");
+        let body = |instance: &str| interruption_warning(instance).to_string();
+        let mut rebalance = interruption_warning(OURS);
+        rebalance["detail-type"] = json!("EC2 Instance Rebalance Recommendation");
+        let mut starting = interruption_warning(OURS);
+        starting["detail-type"] = json!("EC2 Instance State-change Notification");
+        starting["detail"] = json!({"instance-id": OURS, "state": "running"});
+        let mut unknown = interruption_warning(OURS);
+        unknown["detail-type"] = json!("EC2 AMI State Change");
+        let rows = [
+            (body(OURS), Disposition::Handled, "interruption_warning"),
+            (
+                rebalance.to_string(),
+                Disposition::Handled,
+                "rebalance_recommendation",
+            ),
+            // Fresh listing, instance not in it: not Stagehand's.
+            (
+                body("i-0fffffffffffffff0"),
+                Disposition::Ignored,
+                "interruption_warning",
+            ),
+            (starting.to_string(), Disposition::Ignored, "state_change"),
+            (unknown.to_string(), Disposition::UnknownKind, "unknown"),
+            ("{".to_owned(), Disposition::Unparsable, "unparsable"),
+        ];
+        for (body, want, kind) in rows {
+            assert_eq!(consumer.handle("q", "m", &body).await, want, "{body}");
+            assert!(want.deletes());
+            assert_eq!(
+                consumer
+                    .metrics
+                    .messages
+                    .with_label_values(&[kind, want.as_str()])
+                    .get(),
+                1,
+                "{kind}"
+            );
+        }
+        assert!(
+            !Disposition::Failed.deletes(),
+            "a failure is delivered again"
+        );
+        let notices = consumer.inventory.ec2("us-east-2").notices(OURS);
+        assert!(notices.interruption && notices.rebalance);
+        let workers = Target::new("SpotFleet", "shop", "workers");
+        assert_eq!(fleets.recv().await, Some(workers.clone()));
+        assert_eq!(fleets.recv().await, Some(workers));
+        assert!(fleets.try_recv().is_err(), "told once per handled event");
+    }
+}

@@ -263,4 +263,4 @@ fn instance_id(value: String) -> Result<String, ParseError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
