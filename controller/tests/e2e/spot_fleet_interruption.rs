@@ -201,6 +201,13 @@ async fn an_interruption_warning_launches_the_replacement_before_retiring_the_in
     );
     let calls = env.log().await;
     let window: Vec<_> = calls.iter().filter(|r| r.seq > from).collect();
+    let mut counts = std::collections::BTreeMap::new();
+    for record in &window {
+        *counts
+            .entry(format!("{}:{}", record.service, record.operation))
+            .or_insert(0) += 1;
+    }
+    eprintln!("AWS calls from the warning to a Ready fleet: {counts:?}");
     assert_eq!(
         window
             .iter()
