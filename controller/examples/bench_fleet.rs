@@ -129,7 +129,10 @@ impl Bench {
             .send()
             .await
             .unwrap();
-        group.group_id().unwrap().clone_into(&mut self.security_group);
+        group
+            .group_id()
+            .unwrap()
+            .clone_into(&mut self.security_group);
         (0..f)
             .map(|i| {
                 let mut object = SpotFleet::new(&format!("fleet-{i:03}"), self.spec(i, 1));

@@ -9,9 +9,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("aws", &["base"]),
     ("inventory", &["base", "aws"]),
     ("settings", &["base", "aws"]),
+    ("feed", &["base", "aws", "inventory"]),
     (
         "runtime",
-        &["base", "aws", "inventory", "settings", "telemetry"],
+        &["base", "aws", "inventory", "settings", "telemetry", "feed"],
     ),
 ];
 
@@ -25,6 +26,7 @@ const MODULES: &[&str] = &[
     "inventory",
     "settings",
     "telemetry",
+    "feed",
     "runtime",
     "lambda_stage",
     "spot_fleet",
@@ -232,7 +234,7 @@ fn every_layer_imports_only_from_the_layers_below() {
     for kind in KINDS {
         violations.extend(upward_imports(
             kind,
-            &["base", "aws", "inventory", "settings", "runtime"],
+            &["base", "aws", "inventory", "settings", "feed", "runtime"],
         ));
     }
     assert!(violations.is_empty(), "{violations:#?}");

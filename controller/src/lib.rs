@@ -11,6 +11,7 @@
 pub mod aws;
 pub mod base;
 pub mod cli;
+pub mod feed;
 pub mod inventory;
 pub mod kinds;
 pub mod lambda_stage;

@@ -58,6 +58,8 @@ pub mod condition {
     pub const VALIDATED: &str = "Validated";
     /// SpotFleet: the desired number of healthy, current instances run.
     pub const CAPACITY_READY: &str = "CapacityReady";
+    /// SpotFleet with `interruptionQueue`: the event feed polls that queue.
+    pub const INTERRUPTION_QUEUE_READY: &str = "InterruptionQueueReady";
     /// StaticSite: the bucket holds exactly the declared revision.
     pub const CONTENT_IN_SYNC: &str = "ContentInSync";
 }

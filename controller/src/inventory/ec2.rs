@@ -17,6 +17,11 @@
 //! - **Unavailable offerings**: (instance type, availability zone) → the AWS error code of a
 //!   launch that failed there for lack of capacity, for [`UNAVAILABLE_OFFERING_TTL`], so the
 //!   next launch of any fleet leaves that pool out instead of failing on it again.
+//! - **Owners by instance** ([`Ec2Inventory::owner_of`]): the same listing read the other way,
+//!   for the event feed, which learns an instance id and must find the object that owns it.
+//! - **Notices**: spot interruption warnings and rebalance recommendations the event feed
+//!   received, by instance, for [`NOTICE_TTL`] or until the instance is terminated; each
+//!   fleet's observe reads those of its own instances.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,6 +45,30 @@ pub const UNAVAILABLE_OFFERING_TTL: Duration = Duration::from_secs(5 * 60);
 /// slow region with a wide margin, and is short enough that an instance EC2 never really
 /// started is not counted as capacity for long.
 pub const LAUNCH_VISIBILITY_GRACE: Duration = Duration::from_secs(2 * 60);
+
+/// How long a notice about an instance is kept. A spot interruption warning comes two minutes
+/// before EC2 takes the instance; ten minutes covers the replacement launch, its health checks
+/// and the retirement of the old one with a wide margin, and lets a notice for an instance
+/// that somehow survived lapse instead of marking it forever (the EventBridge retry window for
+/// one event is far shorter). A rebalance recommendation or a scheduled change that lapses
+/// before the replacement is done is repeated by AWS or leads to a warning later.
+pub const NOTICE_TTL: Duration = Duration::from_secs(10 * 60);
+
+/// What AWS announced about an instance.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Notices {
+    /// A spot interruption warning: EC2 takes the instance in about two minutes.
+    pub interruption: bool,
+    /// A rebalance recommendation (or a scheduled change): replace it early.
+    pub rebalance: bool,
+}
+
+/// The kinds of notice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notice {
+    Interruption,
+    Rebalance,
+}
 
 /// An instance type in an availability zone: the unit EC2 has spot capacity for or not.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -72,6 +101,8 @@ pub struct Ec2Inventory {
     launch_errors: Cached<String, Vec<FleetLaunchError>>,
     /// Subnet zones and launch templates, which a launch needs and which almost never change.
     launch: LaunchCache,
+    /// By instance id: what the event feed heard about it.
+    notices: Cached<String, Notices>,
 }
 
 impl Ec2Inventory {
@@ -84,6 +115,7 @@ impl Ec2Inventory {
             launch_errors: Cached::new(UNAVAILABLE_OFFERING_TTL),
             launch: LaunchCache::new(ec2.clone()),
             ec2,
+            notices: Cached::new(NOTICE_TTL),
         }
     }
 
@@ -123,6 +155,46 @@ impl Ec2Inventory {
     /// Subnet zones and launch templates of the region's fleets.
     pub fn launch(&self) -> &LaunchCache {
         &self.launch
+    }
+
+    /// The owner tag value of instance `id`, from the shared listing (read when there is none)
+    /// or what Stagehand launched and the listing does not show yet; `None` when neither knows
+    /// it (not ours, or launched by us so recently that only a fresh listing would show it).
+    pub async fn owner_of(&self, id: &str) -> Result<Option<String>, AwsError> {
+        let listing = self.instances().await?;
+        if let Some(owner) = listing
+            .iter()
+            .find(|i| i.id == id)
+            .and_then(|i| i.tag(OWNER_TAG))
+        {
+            return Ok(Some(owner.to_owned()));
+        }
+        Ok(self
+            .launched
+            .peek(&id.to_owned(), |i| i.tag(OWNER_TAG).map(str::to_owned))
+            .flatten())
+    }
+
+    /// Records that AWS announced `notice` about instance `id`.
+    pub fn notice(&self, id: &str, notice: Notice) {
+        let mut notices = self.notices(id);
+        match notice {
+            Notice::Interruption => notices.interruption = true,
+            Notice::Rebalance => notices.rebalance = true,
+        }
+        self.notices.insert(id.to_owned(), notices);
+    }
+
+    /// What AWS announced about instance `id` within [`NOTICE_TTL`] (nothing once it is
+    /// terminated, see [`Ec2Inventory::instance_gone`]).
+    pub fn notices(&self, id: &str) -> Notices {
+        self.notices.get(&id.to_owned()).unwrap_or_default()
+    }
+
+    /// Instance `id` was terminated: its notices have done their work.
+    pub fn instance_gone(&self, id: &str) {
+        self.notices.invalidate(&id.to_owned());
+        self.notices.drop_expired();
     }
 
     /// Stagehand launched or terminated instances: list again next time.
@@ -402,5 +474,55 @@ mod tests {
                 .collect::<Vec<_>>(),
             [Offering::new("c5.large", "r-1b")]
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_instance_leads_back_to_its_owner() {
+        let inventory = inventory();
+        inventory.remember_instances(vec![
+            instance("i-1", Some("ml/SpotFleet/gpu"), "running"),
+            instance("i-2", Some("ml/SpotFleet/cpu"), "terminated"),
+        ]);
+        let owner = |id: &'static str| {
+            let inventory = &inventory;
+            async move { inventory.owner_of(id).await.ok().flatten() }
+        };
+        assert_eq!(owner("i-1").await.as_deref(), Some("ml/SpotFleet/gpu"));
+        assert_eq!(owner("i-2").await.as_deref(), Some("ml/SpotFleet/cpu"));
+        assert_eq!(owner("i-9").await, None, "not ours");
+        // Launched by Stagehand, not listed yet: known all the same.
+        let tags = BTreeMap::from([(OWNER_TAG.to_owned(), "ml/SpotFleet/gpu".to_owned())]);
+        let launched = FleetInstance {
+            id: "i-9".into(),
+            instance_type: None,
+            subnet_id: None,
+            availability_zone: None,
+        };
+        inventory.instances_launched(&[launched], &tags);
+        inventory.remember_instances(Vec::new());
+        assert_eq!(owner("i-9").await.as_deref(), Some("ml/SpotFleet/gpu"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn notices_last_until_the_instance_is_gone_or_their_ttl() {
+        let inventory = inventory();
+        assert_eq!(inventory.notices("i-1"), Notices::default());
+        inventory.notice("i-1", Notice::Rebalance);
+        inventory.notice("i-1", Notice::Interruption);
+        inventory.notice("i-2", Notice::Interruption);
+        assert_eq!(
+            inventory.notices("i-1"),
+            Notices {
+                interruption: true,
+                rebalance: true
+            }
+        );
+        // A refresh re-reads listings, not what AWS announced.
+        inventory.forget_older_than(Duration::ZERO);
+        assert!(inventory.notices("i-2").interruption);
+        inventory.instance_gone("i-1");
+        assert_eq!(inventory.notices("i-1"), Notices::default());
+        tokio::time::advance(NOTICE_TTL).await;
+        assert_eq!(inventory.notices("i-2"), Notices::default(), "lapsed");
     }
 }

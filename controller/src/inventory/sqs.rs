@@ -1,12 +1,23 @@
 //! One region's SQS queue identities: name (or ARN) → URL and ARN. A queue's backlog is never
-//! cached here: validation measures it on every reconcile.
+//! cached here: validation measures it on every reconcile. Also how the event feed's poll of
+//! each queue last went ([`QueueFeed`]), for the objects naming the queue to report.
 
 use std::time::Duration;
 
 use super::IDENTITY_RECHECK;
-use super::cached::Cached;
+use super::cached::{Cached, NEVER};
 use crate::aws::AwsError;
 use crate::aws::sqs::{QueueRef, Sqs};
+
+/// How the event feed's last poll of a queue went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueueFeed {
+    /// The last `ReceiveMessage` answered.
+    Polling,
+    /// It did not: `reason` is a CamelCase word (`QueueNotFound`, `AccessDenied`,
+    /// `PollFailed`), `message` says what to fix.
+    Failing { reason: String, message: String },
+}
 
 /// The SQS inventory of one region.
 #[derive(Debug)]
@@ -14,6 +25,9 @@ pub struct SqsInventory {
     sqs: Sqs,
     /// By the name or ARN the spec uses: (URL, ARN), or `None` for a queue that does not exist.
     queues: Cached<String, Option<(String, String)>>,
+    /// By the name or ARN the spec uses: the event feed's last poll, kept until the next one
+    /// (the poller is the only writer and knows when it stops).
+    feeds: Cached<String, QueueFeed>,
 }
 
 impl SqsInventory {
@@ -31,7 +45,23 @@ impl SqsInventory {
                     }
                 },
             ),
+            feeds: Cached::new(NEVER),
         }
+    }
+
+    /// The event feed polled `name_or_arn` with this outcome.
+    pub fn feed_polled(&self, name_or_arn: &str, outcome: QueueFeed) {
+        self.feeds.insert(name_or_arn.to_owned(), outcome);
+    }
+
+    /// The event feed stopped polling `name_or_arn` (nothing names it any more).
+    pub fn feed_stopped(&self, name_or_arn: &str) {
+        self.feeds.invalidate(&name_or_arn.to_owned());
+    }
+
+    /// How the event feed's last poll of `name_or_arn` went; `None` before the first one.
+    pub fn feed(&self, name_or_arn: &str) -> Option<QueueFeed> {
+        self.feeds.get(&name_or_arn.to_owned())
     }
 
     /// A queue's URL and ARN (`GetQueueUrl` + `GetQueueAttributes` when not trusted).

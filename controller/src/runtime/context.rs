@@ -8,6 +8,7 @@ use aws_config::SdkConfig;
 
 use crate::aws::AwsProvider;
 use crate::aws::config::load_sdk_config;
+use crate::feed::FeedHub;
 use crate::inventory::Inventory;
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -54,6 +55,8 @@ pub struct Context {
     /// What every kind reads AWS through: listings shared by every object of a region, kept
     /// for `--inventory-max-age`.
     pub inventory: Inventory,
+    /// The AWS event feed's reconcile-now requests and the queues objects name.
+    pub feed: FeedHub,
     pub metrics: Metrics,
     pub settings: Settings,
     pub readiness: Readiness,
@@ -82,6 +85,7 @@ impl Context {
             client,
             aws,
             inventory,
+            feed: FeedHub::default(),
             metrics,
             settings,
             readiness: Readiness::default(),

@@ -14,7 +14,7 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::Api;
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::reflector::{self, reflector};
+use kube::runtime::reflector::{self, ObjectRef, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
@@ -27,6 +27,7 @@ use super::finalizer::dispatch;
 use super::metrics::ControllerMetrics;
 use super::shutdown::Shutdown;
 use crate::base::{Classify, ErrorClass};
+use crate::feed::{EventQueue, QueueUsers, Target};
 
 /// The bounds the runtime needs on a kind: a namespaced Kubernetes resource with static type
 /// information that can be cached, (de)serialized and shared between tasks. Every Stagehand
@@ -84,6 +85,12 @@ pub trait Reconciler<K>: Send + Sync + 'static {
         object: Arc<K>,
         ctx: Arc<Context>,
     ) -> impl Future<Output = Result<Action, Self::Error>> + Send;
+
+    /// The AWS event queues `object` wants polled (a SpotFleet's `interruptionQueue`): the
+    /// feed polls each distinct one while some object names it. None by default.
+    fn event_queues(&self, _object: &K) -> Vec<EventQueue> {
+        Vec::new()
+    }
 }
 
 /// Counts consecutive recoverable failures per object, for exponential backoff. Reset by a
@@ -266,6 +273,7 @@ where
     // wake-ups (readiness that never comes, or a runner that never starts).
     let (synced_tx, mut synced_rx) = tokio::sync::watch::channel(false);
     let (reader, writer) = reflector::store::<K>();
+    let declaring = (reader.clone(), state.clone());
     let objects = reflector(
         writer,
         watcher(state.api.clone(), watcher::Config::default()),
@@ -274,11 +282,20 @@ where
         if matches!(event, Ok(watcher::Event::InitDone)) {
             synced_tx.send_replace(true);
         }
+        // The store already holds the change: declare the queues the cache names now (not
+        // per object of the initial list, once when it is complete).
+        if matches!(
+            event,
+            Ok(watcher::Event::InitDone | watcher::Event::Apply(_) | watcher::Event::Delete(_))
+        ) {
+            declare_event_queues(&declaring.0, &declaring.1);
+        }
     })
     .applied_objects();
     let census = census_loop(reader.clone(), state.ctx.clone(), kind.clone());
     let controller = Controller::for_stream(objects, reader)
         .with_config(config)
+        .reconcile_on(triggered::<K>(&state.ctx, &kind))
         .graceful_shutdown_on(shutdown.wait());
 
     let run_kind = kind.clone();
@@ -313,6 +330,43 @@ where
         caches_synced: Box::pin(async move { synced_rx.wait_for(|synced| *synced).await.is_ok() }),
         run: Box::pin(run),
     }
+}
+
+/// The event feed's reconcile-now requests for kind `K`, as `ObjectRef`s for
+/// `Controller::reconcile_on`.
+fn triggered<K: ManagedKind>(
+    ctx: &Context,
+    kind: &str,
+) -> impl futures::Stream<Item = ObjectRef<K>> + Send + 'static {
+    let requests = ctx.feed.triggers.subscribe(kind);
+    futures::stream::unfold(requests, |mut requests| async move {
+        let target = requests.recv().await?;
+        Some((
+            ObjectRef::<K>::new(&target.name).within(&target.namespace),
+            requests,
+        ))
+    })
+}
+
+/// Tells the event feed which queues the cached objects of kind `K` name, and which objects
+/// name each.
+fn declare_event_queues<K, R>(reader: &reflector::Store<K>, state: &ControllerState<K, R>)
+where
+    K: ManagedKind,
+    R: Reconciler<K>,
+{
+    let kind = K::kind(&());
+    let mut users = QueueUsers::new();
+    for object in reader.state() {
+        for queue in state.reconciler.event_queues(&object) {
+            users.entry(queue).or_default().insert(Target::new(
+                &kind,
+                &object.namespace().unwrap_or_default(),
+                &object.name_any(),
+            ));
+        }
+    }
+    state.ctx.feed.demand.declare(&kind, users);
 }
 
 /// How often `stagehand_resources` is recounted from the controller's cache.

@@ -73,8 +73,9 @@ pub async fn run(settings: Settings, registry: Registry) -> Result<(), Error> {
     Ok(())
 }
 
-/// Starts the registered controllers (once leading, with leader election) and runs them until
-/// the shutdown; marks readiness when their caches are synced.
+/// Starts the registered controllers and the AWS event feed that triggers them (once leading,
+/// with leader election: only the leader polls event queues) and runs them until the shutdown;
+/// marks readiness when their caches are synced.
 ///
 /// Readiness with leader election: a standby reports ready. It is healthy and able to take over;
 /// gating readiness on leadership would keep every standby unready and stall rolling updates.

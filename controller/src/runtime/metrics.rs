@@ -13,6 +13,7 @@ use prometheus::{
 
 use crate::aws::AwsMetrics;
 use crate::base::ErrorClass;
+use crate::feed::FeedMetrics;
 
 /// Buckets for reconcile durations: 5ms to 5min (a reconcile may wait on a Lambda update).
 const RECONCILE_BUCKETS: &[f64] = &[
@@ -72,6 +73,8 @@ pub struct Metrics {
     pub resources: IntGaugeVec,
     pub queue_backlog_messages: IntGaugeVec,
     pub spot_interruptions_total: IntCounterVec,
+    /// The AWS event feed's counters (`stagehand_feed_*`).
+    pub feed: FeedMetrics,
     pub site_revision_info: IntGaugeVec,
     pub build_info: IntGaugeVec,
     pub leader_election_master_status: IntGaugeVec,
@@ -193,6 +196,32 @@ impl Metrics {
                 "Spot interruption notices handled, by fleet",
                 &["fleet"],
             )?,
+            feed: FeedMetrics {
+                messages: counter(
+                    &r,
+                    "stagehand_feed_messages_total",
+                    "Event queue messages received, by event kind (unknown, unparsable when none) and result (handled, ignored, deleted_unknown, deleted_unparsable, failed)",
+                    &["kind", "result"],
+                )?,
+                interruptions: counter(
+                    &r,
+                    "stagehand_feed_interruptions_total",
+                    "EC2 events about Stagehand's instances acted on, by kind (interruption_warning, rebalance_recommendation, state_change, health)",
+                    &["kind"],
+                )?,
+                poll_errors: counter(
+                    &r,
+                    "stagehand_feed_poll_errors_total",
+                    "Failed polls of an event queue (region/queue), by reason (QueueNotFound, AccessDenied, PollFailed, DeleteFailed)",
+                    &["queue", "reason"],
+                )?,
+                queue_up: gauge(
+                    &r,
+                    "stagehand_feed_queue_up",
+                    "1 while the last poll of an event queue (region/queue) answered, 0 while polls fail",
+                    &["queue"],
+                )?,
+            },
             site_revision_info: gauge(
                 &r,
                 "stagehand_site_revision_info",

@@ -8,6 +8,9 @@ use super::context::Context;
 use super::controller::{ControllerHandle, ManagedKind, Reconciler, run_controller};
 use super::shutdown::Shutdown;
 
+/// The name of the event feed's handle among the controllers'.
+pub const FEED: &str = "EventFeed";
+
 type StartController = Box<dyn FnOnce(Arc<Context>, &Shutdown) -> ControllerHandle + Send>;
 
 /// Controllers to start, one per kind.
@@ -56,12 +59,29 @@ impl Registry {
         self.controllers.is_empty()
     }
 
-    /// Builds every registered controller (they start when their `run` futures are polled).
+    /// Builds every registered controller, and the AWS event feed that triggers them, last
+    /// (they start when their `run` futures are polled). The feed polls only the queues the
+    /// controllers' objects name: with none, it makes no AWS call.
     pub fn start(self, ctx: &Arc<Context>, shutdown: &Shutdown) -> Vec<ControllerHandle> {
-        self.controllers
+        if self.controllers.is_empty() {
+            return Vec::new();
+        }
+        let mut handles: Vec<ControllerHandle> = self
+            .controllers
             .into_iter()
             .map(|(_, start)| start(ctx.clone(), shutdown))
-            .collect()
+            .collect();
+        handles.push(ControllerHandle {
+            kind: FEED.to_owned(),
+            caches_synced: Box::pin(std::future::ready(true)),
+            run: Box::pin(crate::feed::run(
+                ctx.feed.clone(),
+                ctx.inventory.clone(),
+                ctx.metrics.feed.clone(),
+                shutdown.wait(),
+            )),
+        });
+        handles
     }
 }
 
@@ -124,7 +144,7 @@ mod tests {
         ));
         let handles = registry.start(&ctx, &Shutdown::new());
         let kinds: Vec<&str> = handles.iter().map(|h| h.kind.as_str()).collect();
-        assert_eq!(kinds, ["ConfigMap", "Secret"]);
+        assert_eq!(kinds, ["ConfigMap", "Secret", FEED]);
         // Building a controller registers its metrics (max concurrency from the settings).
         let text = ctx.metrics.render().unwrap();
         assert!(

@@ -17,8 +17,11 @@
 //! - this module: the [`SpotFleetReconciler`] (gate, events, metrics, status write, requeue,
 //!   verified teardown on deletion).
 //!
-//! Not built yet: the spot interruption queue consumer (`interruptionQueue` is not read), the
-//! TCP health check (`healthCheck.tcpPort`), and pruning old launch template versions.
+//! `interruptionQueue` is polled by the AWS event feed (`crate::feed`), which records the
+//! notices observe reads and asks for a reconcile at once.
+//!
+//! Not built yet: the TCP health check (`healthCheck.tcpPort`), and pruning old launch
+//! template versions.
 
 mod act;
 pub mod cloud_init;
@@ -43,6 +46,7 @@ use stagehand_crds::{DeletionPolicy, SpotFleet};
 use self::round::{Round, RoundOptions, round};
 use crate::aws::tags::{self, OWNER_TAG, Ownership};
 use crate::base::{ActGate, may_act};
+use crate::feed::EventQueue;
 use crate::runtime::requeue::resync_action;
 use crate::runtime::round::{
     RefreshTracker, RoundEnd, fail_early, owner_of, paused_status, requeue_after, write_status,
@@ -75,8 +79,55 @@ fn record_metrics(ctx: &Context, round: &Round) {
     }
 }
 
+/// An Event and `stagehand_spot_interruptions_total{fleet}` for every interruption warning the
+/// round saw for the first time (status counts them).
+async fn report_interruptions(ctx: &Context, fleet: &SpotFleet, round: &Round) {
+    let before = fleet.status.as_ref().map_or(0, |s| s.interruptions);
+    let new = round.status.interruptions.saturating_sub(before);
+    if new <= 0 {
+        return;
+    }
+    let name = format!(
+        "{}/{}",
+        fleet.namespace().unwrap_or_default(),
+        fleet.name_any()
+    );
+    ctx.metrics
+        .spot_interruptions_total
+        .with_label_values(&[name.as_str()])
+        .inc_by(u64::try_from(new).unwrap_or(0));
+    let ids: Vec<&str> = round
+        .observed
+        .interruption_notices
+        .iter()
+        .map(String::as_str)
+        .collect();
+    ctx.events()
+        .action(
+            fleet,
+            "SpotInterruption",
+            "Interrupt",
+            &format!(
+                "spot interruption warning for {}: replacing it before EC2 takes it",
+                ids.join(", ")
+            ),
+        )
+        .await;
+}
+
 impl Reconciler<SpotFleet> for SpotFleetReconciler {
     type Error = SpotFleetError;
+
+    /// `interruptionQueue`, in the fleet's region: the event feed polls it while a fleet names
+    /// it and records what it hears about the fleet's instances for observe.
+    fn event_queues(&self, fleet: &SpotFleet) -> Vec<EventQueue> {
+        fleet
+            .spec
+            .interruption_queue
+            .iter()
+            .map(|queue| EventQueue::new(&fleet.spec.region, queue))
+            .collect()
+    }
 
     async fn apply(
         &self,
@@ -114,6 +165,7 @@ impl Reconciler<SpotFleet> for SpotFleetReconciler {
             }
         };
         record_metrics(&ctx, &round);
+        report_interruptions(&ctx, &fleet, &round).await;
         for action in &round.report.done {
             let facts = action.facts();
             ctx.events()

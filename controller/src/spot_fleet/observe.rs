@@ -4,6 +4,8 @@
 //! of this fleet's last launch (for `CapacityReady`) and, only when the plan needs them, the
 //! zones of the spec's subnets. The clock is read here, never in
 //! the plan: whether an instance is past its grace period is decided now and stored as a fact.
+//! What the event feed heard (interruption warnings, rebalance recommendations for the fleet's
+//! live instances) and how its poll of the fleet's queue stands come from the inventory too.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,10 +13,11 @@ use jiff::{SignedDuration, Timestamp};
 use stagehand_crds::{SpotFleetSpec, SpotFleetStatus};
 
 use super::observed::{
-    Ec2Checks, InstanceState, LaunchError, Observed, ObservedInstance, Offering,
+    Ec2Checks, InstanceState, LaunchError, Observed, ObservedInstance, Offering, QueueFeedState,
 };
 use crate::aws::AwsError;
 use crate::inventory::Inventory;
+use crate::inventory::sqs::QueueFeed;
 
 /// Observes the fleet owned by `owner`. `status` is what the previous round wrote: an instance
 /// it recorded healthy and that is still running is not asked about again.
@@ -70,13 +73,41 @@ pub async fn observe(
             message: e.message,
         })
         .collect();
-    Ok(Observed {
+    let mut observed = Observed {
         instances,
         unavailable_offerings,
         subnet_zones,
         launch_errors,
         ..Observed::default()
-    })
+    };
+    fill_notices(inventory, spec, &mut observed);
+    Ok(observed)
+}
+
+/// The notices the event feed recorded for the fleet's live instances (a terminated one has
+/// nothing left to replace), and how the feed's poll of the fleet's queue stands.
+fn fill_notices(inventory: &Inventory, spec: &SpotFleetSpec, observed: &mut Observed) {
+    let ec2 = inventory.ec2(&spec.region);
+    for instance in observed.instances.iter().filter(|i| i.state.is_live()) {
+        let notices = ec2.notices(&instance.id);
+        if notices.interruption {
+            observed.interruption_notices.insert(instance.id.clone());
+        }
+        if notices.rebalance {
+            observed
+                .rebalance_recommendations
+                .insert(instance.id.clone());
+        }
+    }
+    observed.interruption_queue = spec.interruption_queue.as_deref().map(|queue| {
+        match inventory.sqs(&spec.region).feed(queue) {
+            None => QueueFeedState::Starting,
+            Some(QueueFeed::Polling) => QueueFeedState::Polling,
+            Some(QueueFeed::Failing { reason, message }) => {
+                QueueFeedState::Failing { reason, message }
+            }
+        }
+    });
 }
 
 /// Launched `grace` or longer before `now`. An instance without a launch time (launched this

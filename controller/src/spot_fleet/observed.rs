@@ -30,6 +30,19 @@ pub struct Observed {
     /// up: the plan waits instead of launching, so a dead offering or a broken image is not
     /// retried in a loop.
     pub launch_backoff_seconds: Option<u64>,
+    /// How the event feed's poll of `spec.interruptionQueue` stands; `None` without one.
+    pub interruption_queue: Option<QueueFeedState>,
+}
+
+/// How the event feed's poll of the fleet's interruption queue stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueueFeedState {
+    /// Not polled yet (the feed starts a poller when the first fleet names the queue).
+    Starting,
+    /// The last poll answered.
+    Polling,
+    /// It did not: why (`QueueNotFound`, `AccessDenied`, `PollFailed`) and what to fix.
+    Failing { reason: String, message: String },
 }
 
 impl Observed {

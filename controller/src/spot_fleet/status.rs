@@ -3,15 +3,18 @@
 //! conditions. Pure: the caller passes the clock. Nothing in it changes while the fleet is
 //! converged, so a stable fleet produces no watch traffic.
 
+use std::collections::BTreeSet;
+
 use jiff::Timestamp;
 use stagehand_crds::CommonStatus;
+use stagehand_crds::condition::INTERRUPTION_QUEUE_READY;
 use stagehand_crds::spot_fleet::{InstanceStatus, SpotFleetStatus};
 
 use super::act::ActReport;
-use super::observed::Observed;
-use super::plan::Plan;
+use super::observed::{Observed, QueueFeedState};
+use super::plan::{Plan, ReplacementReason};
 use super::spec_hash::SPEC_HASH_VERSION;
-use crate::base::conditions::{ReconcileOutcome, set_condition};
+use crate::base::conditions::{ConditionStatus, ReconcileOutcome, set_condition};
 use crate::runtime::round::KindStatus;
 use crate::runtime::status::next_common_status;
 
@@ -63,6 +66,22 @@ pub fn next_status(inputs: &StatusInputs<'_>) -> SpotFleetStatus {
             now,
         );
     }
+    match interruption_queue_condition(observed) {
+        Some((status, reason, message)) => {
+            set_condition(
+                &mut common.conditions,
+                INTERRUPTION_QUEUE_READY,
+                status,
+                reason,
+                &message,
+                generation,
+                now,
+            );
+        }
+        None => common
+            .conditions
+            .retain(|c| c.type_ != INTERRUPTION_QUEUE_READY),
+    }
     if let Some(message) = &common.message
         && !report.launched.is_empty()
     {
@@ -83,8 +102,50 @@ pub fn next_status(inputs: &StatusInputs<'_>) -> SpotFleetStatus {
         spec_hash: Some(spec_hash.to_owned()),
         spec_hash_version: Some(SPEC_HASH_VERSION.to_owned()),
         instances: instance_rows(observed, plan),
-        interruptions: previous.map_or(0, |p| p.interruptions),
+        interruptions: interruptions_seen(previous, observed),
     }
+}
+
+/// `InterruptionQueueReady` of a fleet naming a queue: whether the event feed polls it, or why
+/// it cannot (the queue is missing, access is denied): a fleet that counts on reacting to
+/// interruptions says so when it cannot. `None` without a queue.
+fn interruption_queue_condition(observed: &Observed) -> Option<(ConditionStatus, &str, String)> {
+    Some(match observed.interruption_queue.as_ref()? {
+        QueueFeedState::Starting => (
+            ConditionStatus::Unknown,
+            "Starting",
+            "the interruption queue has not been polled yet".to_owned(),
+        ),
+        QueueFeedState::Polling => (
+            ConditionStatus::True,
+            "Polling",
+            "interruption events are received from the queue".to_owned(),
+        ),
+        QueueFeedState::Failing { reason, message } => {
+            (ConditionStatus::False, reason.as_str(), message.clone())
+        }
+    })
+}
+
+/// Interruptions seen since the fleet was created: the previous count plus the warnings for
+/// instances the previous status did not already show as interrupted.
+fn interruptions_seen(previous: Option<&SpotFleetStatus>, observed: &Observed) -> i64 {
+    let interrupted = ReplacementReason::InterruptionNotice.as_str();
+    let known: BTreeSet<&str> = previous
+        .map(|p| {
+            p.instances
+                .iter()
+                .filter(|i| i.replacement.as_deref() == Some(interrupted))
+                .map(|i| i.instance_id.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    let new = observed
+        .interruption_notices
+        .iter()
+        .filter(|id| !known.contains(id.as_str()))
+        .count();
+    previous.map_or(0, |p| p.interruptions) + i64::try_from(new).unwrap_or(0)
 }
 
 /// One row per live instance the plan judged, in the order observed.
@@ -108,7 +169,7 @@ fn instance_rows(observed: &Observed, plan: &Plan) -> Vec<InstanceStatus> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
 
     use serde_json::json;
     use stagehand_crds::SpotFleetSpec;
@@ -149,6 +210,11 @@ mod tests {
     }
 
     fn status_of(observed: &Observed) -> SpotFleetStatus {
+        status_after(None, observed)
+    }
+
+    /// The status after `previous` of a round that observed `observed`.
+    fn status_after(previous: Option<&SpotFleetStatus>, observed: &Observed) -> SpotFleetStatus {
         let context = PlanContext {
             owner: OWNER.into(),
             cluster_id: "c1".into(),
@@ -159,7 +225,7 @@ mod tests {
         };
         let plan = plan(&spec(), &context, observed);
         next_status(&StatusInputs {
-            previous: None,
+            previous,
             observed,
             plan: &plan,
             report: &ActReport::default(),
@@ -222,5 +288,46 @@ mod tests {
         assert_eq!(ready.as_deref(), Some("True"));
         // The same round again writes the same status.
         assert_eq!(status_of(&observed), status);
+    }
+
+    #[test]
+    fn the_interruption_queue_and_interruptions_show_in_status() {
+        let condition = |status: &SpotFleetStatus| {
+            status
+                .common
+                .conditions
+                .iter()
+                .find(|c| c.type_ == INTERRUPTION_QUEUE_READY)
+                .map(|c| (c.status.clone(), c.reason.clone()))
+        };
+        let mut observed = Observed {
+            instances: vec![instance("i-1", "new"), instance("i-2", "new")],
+            ..Observed::default()
+        };
+        assert_eq!(condition(&status_of(&observed)), None, "no queue named");
+        for (state, want) in [
+            (QueueFeedState::Starting, ("Unknown", "Starting")),
+            (QueueFeedState::Polling, ("True", "Polling")),
+            (
+                QueueFeedState::Failing {
+                    reason: "QueueNotFound".into(),
+                    message: "SQS queue spot-events does not exist in us-east-1".into(),
+                },
+                ("False", "QueueNotFound"),
+            ),
+        ] {
+            observed.interruption_queue = Some(state);
+            assert_eq!(
+                condition(&status_of(&observed)),
+                Some((want.0.to_owned(), want.1.to_owned()))
+            );
+        }
+
+        // A warning counts once, however many rounds show it.
+        observed.interruption_notices = BTreeSet::from(["i-2".to_owned()]);
+        let first = status_of(&observed);
+        assert_eq!(first.interruptions, 1);
+        let second = status_after(Some(&first), &observed);
+        assert_eq!(second.interruptions, 1);
     }
 }

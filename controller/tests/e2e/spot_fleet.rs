@@ -25,7 +25,7 @@ use crate::support::{Env, NAMESPACE, REGION, TIMEOUT};
 
 const OWNER: &str = "shop/SpotFleet/workers";
 
-fn fleet(name: &str, spec: &serde_json::Value) -> SpotFleet {
+pub fn fleet(name: &str, spec: &serde_json::Value) -> SpotFleet {
     serde_json::from_value(json!({
         "apiVersion": "stagehand.dev/v1alpha1",
         "kind": "SpotFleet",
@@ -43,11 +43,21 @@ fn ready(fleet: &SpotFleet) -> bool {
 }
 
 /// Polls (bounded) until `name` is Ready at its generation; returns it.
-async fn wait_ready(fleets: &Api<SpotFleet>, name: &str) -> SpotFleet {
+pub async fn wait_ready(fleets: &Api<SpotFleet>, name: &str) -> SpotFleet {
+    wait_fleet(fleets, name, "became Ready", ready).await
+}
+
+/// Polls (bounded) until `check` holds for fleet `name`; returns it.
+pub async fn wait_fleet(
+    fleets: &Api<SpotFleet>,
+    name: &str,
+    what: &str,
+    check: impl Fn(&SpotFleet) -> bool,
+) -> SpotFleet {
     tokio::time::timeout(TIMEOUT, async {
         loop {
             if let Some(fleet) = fleets.get_opt(name).await.unwrap()
-                && ready(&fleet)
+                && check(&fleet)
             {
                 return fleet;
             }
@@ -55,7 +65,7 @@ async fn wait_ready(fleets: &Api<SpotFleet>, name: &str) -> SpotFleet {
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("{name} never became Ready"))
+    .unwrap_or_else(|_| panic!("{name} never {what}"))
 }
 
 /// Polls (bounded) until `name` is gone.
@@ -70,7 +80,7 @@ async fn wait_gone(fleets: &Api<SpotFleet>, name: &str) {
 }
 
 /// The reasons of the Events about `name`.
-async fn event_reasons(env: &Env, name: &str) -> Vec<String> {
+pub async fn event_reasons(env: &Env, name: &str) -> Vec<String> {
     let events: Api<Event> = Api::namespaced(env.ctx.client.clone(), NAMESPACE);
     events
         .list(&ListParams::default())

@@ -1,0 +1,230 @@
+//! One message at a time: parse, decide ([`effect`]), map the instances to their owners through
+//! the shared EC2 inventory, record the notices, ask the owners' controllers to reconcile now.
+//! Says what became of the message: everything but a failure is deleted.
+
+use std::time::Duration;
+
+use super::effect::{EventKind, InstanceEffect, effect};
+use super::event::{ParseError, parse};
+use super::metrics::FeedMetrics;
+use super::trigger::{Target, Triggers};
+use crate::aws::AwsError;
+use crate::inventory::Inventory;
+
+/// A listing younger than this is not read again for an instance it does not show. An event
+/// about an instance Stagehand launched a moment ago may arrive before a listing shows it, so an
+/// unknown instance makes the feed list its region again; but most instances of an account are
+/// not Stagehand's, and their state changes arrive too (EventBridge cannot filter EC2 events
+/// by tag): one listing per region per ten seconds at most answers all of them.
+pub const UNKNOWN_INSTANCE_REFRESH_FLOOR: Duration = Duration::from_secs(10);
+
+/// What became of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// An event about Stagehand's instances, acted on. Deleted.
+    Handled,
+    /// A well-formed event about nothing Stagehand owns or acts on. Deleted.
+    Ignored,
+    /// A well-formed event of a kind this build does not handle. Deleted, logged.
+    UnknownKind,
+    /// Not an event at all. Deleted, logged.
+    Unparsable,
+    /// Handling failed (EC2 could not be read): left on the queue to be delivered again.
+    Failed,
+}
+
+impl Disposition {
+    /// The `result` label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Handled => "handled",
+            Self::Ignored => "ignored",
+            Self::UnknownKind => "deleted_unknown",
+            Self::Unparsable => "deleted_unparsable",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Whether the message is deleted: all but a failure, which a retry may fix.
+    pub const fn deletes(self) -> bool {
+        !matches!(self, Self::Failed)
+    }
+}
+
+/// Handles messages against the shared inventory.
+#[derive(Clone, Debug)]
+pub struct Consumer {
+    pub inventory: Inventory,
+    pub triggers: Triggers,
+    pub metrics: FeedMetrics,
+}
+
+impl Consumer {
+    /// Handles one message body; `queue` names where it came from, for the logs.
+    pub async fn handle(&self, queue: &str, message_id: &str, body: &str) -> Disposition {
+        let (kind, disposition) = match parse(body) {
+            Err(ParseError::Unparsable(why)) => {
+                tracing::warn!(queue, message_id, %why, "deleting an unparsable message");
+                ("unparsable", Disposition::Unparsable)
+            }
+            Err(error @ ParseError::UnknownKind { .. }) => {
+                tracing::warn!(queue, message_id, %error, "deleting an event of a kind Stagehand does not handle");
+                ("unknown", Disposition::UnknownKind)
+            }
+            Ok(event) => {
+                let kind = EventKind::of(&event.detail);
+                let disposition = match effect(&event) {
+                    None => Disposition::Ignored,
+                    Some(effect) => match self.apply(&effect).await {
+                        Ok(0) => Disposition::Ignored,
+                        Ok(_) => {
+                            self.metrics.interruption(kind);
+                            Disposition::Handled
+                        }
+                        Err(error) => {
+                            tracing::warn!(queue, message_id, event = %event.envelope.id, %error, "event handling failed; left for redelivery");
+                            Disposition::Failed
+                        }
+                    },
+                };
+                tracing::debug!(queue, message_id, event = %event.envelope.id, kind = kind.as_str(), result = disposition.as_str(), "event");
+                (kind.as_str(), disposition)
+            }
+        };
+        self.metrics.message(kind, disposition);
+        disposition
+    }
+
+    /// Carries out `effect`; returns how many of its instances have an owner (each asked to
+    /// reconcile now).
+    async fn apply(&self, effect: &InstanceEffect) -> Result<usize, AwsError> {
+        let ec2 = self.inventory.ec2(&effect.region);
+        if effect.listing_stale {
+            ec2.forget_older_than(Duration::ZERO);
+        }
+        let mut owned = 0;
+        for id in &effect.instance_ids {
+            if effect.gone {
+                ec2.instance_gone(id);
+            }
+            let mut owner = ec2.owner_of(id).await?;
+            if owner.is_none() {
+                ec2.forget_older_than(UNKNOWN_INSTANCE_REFRESH_FLOOR);
+                owner = ec2.owner_of(id).await?;
+            }
+            let Some(target) = owner.as_deref().and_then(Target::from_owner) else {
+                tracing::debug!(instance = %id, "not an instance of Stagehand's");
+                continue;
+            };
+            if let Some(notice) = effect.notice {
+                ec2.notice(id, notice);
+            }
+            tracing::info!(instance = %id, owner = %target, kind = effect.kind.as_str(), "EC2 event: reconciling the owner now");
+            self.triggers.send(target);
+            owned += 1;
+        }
+        Ok(owned)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use prometheus::{IntCounterVec, IntGaugeVec, Opts};
+    use serde_json::json;
+
+    use super::*;
+    use crate::aws::ec2::InstanceInfo;
+    use crate::aws::tags::OWNER_TAG;
+    use crate::feed::event::tests::interruption_warning;
+    use crate::inventory::tests::provider;
+
+    const OURS: &str = "i-0123456789abcdef0";
+
+    fn metrics() -> FeedMetrics {
+        let counter = |labels: &[&str]| {
+            IntCounterVec::new(Opts::new("c", "c"), labels).unwrap_or_else(|e| panic!("{e}"))
+        };
+        FeedMetrics {
+            messages: counter(&["kind", "result"]),
+            interruptions: counter(&["kind"]),
+            poll_errors: counter(&["queue", "reason"]),
+            queue_up: IntGaugeVec::new(Opts::new("g", "g"), &["queue"])
+                .unwrap_or_else(|e| panic!("{e}")),
+        }
+    }
+
+    /// A consumer whose region `us-east-2` lists one instance of `shop/SpotFleet/workers`: no
+    /// AWS call is made (the provider points nowhere).
+    fn consumer() -> Consumer {
+        let inventory = Inventory::new(provider(), Duration::from_secs(30));
+        inventory
+            .ec2("us-east-2")
+            .remember_instances(vec![InstanceInfo {
+                id: OURS.into(),
+                state: "running".into(),
+                tags: BTreeMap::from([(OWNER_TAG.to_owned(), "shop/SpotFleet/workers".to_owned())]),
+                ..InstanceInfo::default()
+            }]);
+        Consumer {
+            inventory,
+            triggers: Triggers::default(),
+            metrics: metrics(),
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_are_handled_ignored_or_deleted_by_what_they_are() {
+        let consumer = consumer();
+        let mut fleets = consumer.triggers.subscribe("SpotFleet");
+        let body = |instance: &str| interruption_warning(instance).to_string();
+        let mut rebalance = interruption_warning(OURS);
+        rebalance["detail-type"] = json!("EC2 Instance Rebalance Recommendation");
+        let mut starting = interruption_warning(OURS);
+        starting["detail-type"] = json!("EC2 Instance State-change Notification");
+        starting["detail"] = json!({"instance-id": OURS, "state": "running"});
+        let mut unknown = interruption_warning(OURS);
+        unknown["detail-type"] = json!("EC2 AMI State Change");
+        let rows = [
+            (body(OURS), Disposition::Handled, "interruption_warning"),
+            (
+                rebalance.to_string(),
+                Disposition::Handled,
+                "rebalance_recommendation",
+            ),
+            // Fresh listing, instance not in it: not Stagehand's.
+            (
+                body("i-0fffffffffffffff0"),
+                Disposition::Ignored,
+                "interruption_warning",
+            ),
+            (starting.to_string(), Disposition::Ignored, "state_change"),
+            (unknown.to_string(), Disposition::UnknownKind, "unknown"),
+            ("{".to_owned(), Disposition::Unparsable, "unparsable"),
+        ];
+        for (body, want, kind) in rows {
+            assert_eq!(consumer.handle("q", "m", &body).await, want, "{body}");
+            assert!(want.deletes());
+            assert_eq!(
+                consumer
+                    .metrics
+                    .messages
+                    .with_label_values(&[kind, want.as_str()])
+                    .get(),
+                1,
+                "{kind}"
+            );
+        }
+        assert!(
+            !Disposition::Failed.deletes(),
+            "a failure is delivered again"
+        );
+        let notices = consumer.inventory.ec2("us-east-2").notices(OURS);
+        assert!(notices.interruption && notices.rebalance);
+        let workers = Target::new("SpotFleet", "shop", "workers");
+        assert_eq!(fleets.recv().await, Some(workers.clone()));
+        assert_eq!(fleets.recv().await, Some(workers));
+        assert!(fleets.try_recv().is_err(), "told once per handled event");
+    }
+}

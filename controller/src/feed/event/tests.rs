@@ -1,0 +1,226 @@
+//! The parser against AWS's documented sample events (EC2 User Guide, "Spot Instance
+//! interruption notices", "EC2 instance rebalance recommendations", "Amazon EventBridge events
+//! for Amazon EC2"; AWS Health User Guide, "Monitoring AWS Health events with Amazon
+//! EventBridge"), with the placeholders of the samples filled in, and against what must be
+//! refused.
+
+use serde_json::json;
+
+use super::*;
+
+/// AWS's sample interruption warning.
+pub(crate) fn interruption_warning(instance_id: &str) -> serde_json::Value {
+    json!({
+        "version": "0",
+        "id": "12345678-1234-1234-1234-123456789012",
+        "detail-type": "EC2 Spot Instance Interruption Warning",
+        "source": "aws.ec2",
+        "account": "123456789012",
+        "time": "2026-11-30T21:29:54Z",
+        "region": "us-east-2",
+        "resources": [format!("arn:aws:ec2:us-east-2a:instance/{instance_id}")],
+        "detail": {"instance-id": instance_id, "instance-action": "terminate"}
+    })
+}
+
+fn rebalance() -> serde_json::Value {
+    json!({
+        "version": "0",
+        "id": "12345678-1234-1234-1234-123456789012",
+        "detail-type": "EC2 Instance Rebalance Recommendation",
+        "source": "aws.ec2",
+        "account": "123456789012",
+        "time": "2026-11-30T21:29:54Z",
+        "region": "us-east-2",
+        "resources": ["arn:aws:ec2:us-east-2:123456789012:instance/i-1234567890abcdef0"],
+        "detail": {"instance-id": "i-1234567890abcdef0"}
+    })
+}
+
+/// The state-change sample (AWS's sample omits `version`; every delivered event has it).
+fn state_change(state: &str) -> serde_json::Value {
+    json!({
+        "version": "0",
+        "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+        "detail-type": "EC2 Instance State-change Notification",
+        "source": "aws.ec2",
+        "account": "123456789012",
+        "time": "2021-11-11T21:29:54Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-abcd1111"],
+        "detail": {"instance-id": "i-abcd1111", "state": state}
+    })
+}
+
+/// AWS Health's sample of a scheduled change for an EC2 instance.
+fn health_scheduled_change() -> serde_json::Value {
+    json!({
+        "version": "0",
+        "id": "7fb65329-1628-4cf3-a740-95fg457h1402",
+        "detail-type": "AWS Health Event",
+        "source": "aws.health",
+        "account": "123456789012",
+        "time": "2016-06-05T06:27:57Z",
+        "region": "us-east-1",
+        "resources": ["i-abcd1111"],
+        "detail": {
+            "eventArn": "arn:aws:health:us-east-1::event/EC2/AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED/AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED_1",
+            "service": "EC2",
+            "eventTypeCode": "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED",
+            "eventTypeCategory": "scheduledChange",
+            "startTime": "Sat, 05 Jun 2016 15:10:09 GMT",
+            "eventDescription": [{"language": "en_US", "latestDescription": "A description of the event will be provided here"}],
+            "affectedEntities": [
+                {"entityValue": "i-abcd1111", "tags": {"stage": "prod", "app": "my-app"}},
+                {"entityValue": "i-abcd2222"}
+            ]
+        }
+    })
+}
+
+fn parsed(value: &serde_json::Value) -> Result<Event, ParseError> {
+    parse(&value.to_string())
+}
+
+#[test]
+fn the_documented_ec2_events_parse() {
+    let warning = parsed(&interruption_warning("i-1234567890abcdef0")).unwrap();
+    assert_eq!(
+        warning.detail,
+        Detail::SpotInterruptionWarning {
+            instance_id: "i-1234567890abcdef0".into(),
+            action: "terminate".into()
+        }
+    );
+    assert_eq!(warning.envelope.region, "us-east-2");
+    assert_eq!(warning.envelope.account, "123456789012");
+    assert_eq!(
+        warning.envelope.time,
+        "2026-11-30T21:29:54Z".parse::<Timestamp>().unwrap()
+    );
+    assert_eq!(
+        parsed(&rebalance()).unwrap().detail,
+        Detail::RebalanceRecommendation {
+            instance_id: "i-1234567890abcdef0".into()
+        }
+    );
+    for (name, state, stops) in [
+        ("pending", InstanceState::Pending, false),
+        ("running", InstanceState::Running, false),
+        ("stopping", InstanceState::Stopping, true),
+        ("stopped", InstanceState::Stopped, true),
+        ("shutting-down", InstanceState::ShuttingDown, true),
+        ("terminated", InstanceState::Terminated, true),
+    ] {
+        let event = parsed(&state_change(name)).unwrap();
+        assert_eq!(
+            event.detail,
+            Detail::StateChange {
+                instance_id: "i-abcd1111".into(),
+                state
+            }
+        );
+        assert_eq!(state.stops_serving(), stops, "{name}");
+    }
+}
+
+#[test]
+fn a_health_event_names_its_instances() {
+    assert_eq!(
+        parsed(&health_scheduled_change()).unwrap().detail,
+        Detail::Health {
+            service: "EC2".into(),
+            event_type_code: "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED".into(),
+            category: "scheduledChange".into(),
+            instance_ids: vec!["i-abcd1111".into(), "i-abcd2222".into()],
+        }
+    );
+    // Not about instances (an account notification): parsed, names none.
+    let mut notice = health_scheduled_change();
+    notice["resources"] = json!([]);
+    notice["detail"]["affectedEntities"] =
+        json!([{"entityValue": "arn:aws:lambda:us-east-1:123456789012:function:f"}]);
+    notice["detail"]["service"] = json!("LAMBDA");
+    let Detail::Health { instance_ids, .. } = parsed(&notice).unwrap().detail else {
+        panic!("a health event")
+    };
+    assert_eq!(instance_ids, Vec::<String>::new());
+}
+
+#[test]
+fn other_kinds_are_unknown_not_unparsable() {
+    let mut s3 = rebalance();
+    s3["source"] = json!("aws.s3");
+    s3["detail-type"] = json!("Object Created");
+    s3["detail"] = json!({"bucket": {"name": "b"}, "object": {"key": "k"}});
+    assert_eq!(
+        parsed(&s3),
+        Err(ParseError::UnknownKind {
+            event_source: "aws.s3".into(),
+            detail_type: "Object Created".into()
+        })
+    );
+}
+
+#[test]
+fn what_is_not_a_documented_event_is_unparsable() {
+    let unparsable = |value: serde_json::Value, why: &str| {
+        let result = parsed(&value);
+        assert!(
+            matches!(result, Err(ParseError::Unparsable(_))),
+            "{why}: {result:?}"
+        );
+    };
+    assert!(matches!(parse("garbage {"), Err(ParseError::Unparsable(_))));
+    assert!(matches!(parse(""), Err(ParseError::Unparsable(_))));
+    unparsable(
+        json!({"Records": []}),
+        "an S3 notification, not EventBridge",
+    );
+    for field in [
+        "version",
+        "id",
+        "detail-type",
+        "source",
+        "account",
+        "time",
+        "region",
+        "resources",
+        "detail",
+    ] {
+        let mut missing = rebalance();
+        missing.as_object_mut().unwrap().remove(field);
+        unparsable(missing, field);
+    }
+    let mut version = rebalance();
+    version["version"] = json!("1");
+    unparsable(version, "another envelope version");
+    let mut time = rebalance();
+    time["time"] = json!("yesterday");
+    unparsable(time, "a time that is not one");
+    let mut resources = rebalance();
+    resources["resources"] = json!("i-1234567890abcdef0");
+    unparsable(resources, "resources not a list");
+    let mut no_id = interruption_warning("i-1234567890abcdef0");
+    no_id["detail"]
+        .as_object_mut()
+        .unwrap()
+        .remove("instance-id");
+    unparsable(no_id, "an interruption without its instance");
+    unparsable(
+        interruption_warning("sir-12345678"),
+        "a spot request id, not an instance id",
+    );
+    unparsable(state_change("rebooting"), "a state EC2 does not have");
+    let mut numeric = state_change("running");
+    numeric["detail"]["instance-id"] = json!(12);
+    unparsable(numeric, "an id of the wrong type");
+}
+
+#[test]
+fn fields_aws_adds_later_are_ignored() {
+    let mut newer = interruption_warning("i-1234567890abcdef0");
+    newer["detail"]["instance-lifecycle"] = json!("spot");
+    newer["replay-name"] = json!("r");
+    assert!(parsed(&newer).is_ok());
+}
