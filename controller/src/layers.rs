@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     ("base", &[]),
     ("aws", &["base"]),
+    ("probe", &["base"]),
     ("inventory", &["base", "aws"]),
-    ("settings", &["base", "aws"]),
+    ("settings", &["base", "aws", "probe"]),
     (
         "runtime",
-        &["base", "aws", "inventory", "settings", "telemetry"],
+        &["base", "aws", "probe", "inventory", "settings", "telemetry"],
     ),
 ];
 
@@ -22,6 +23,7 @@ const KINDS: &[&str] = &["lambda_stage", "spot_fleet"];
 const MODULES: &[&str] = &[
     "base",
     "aws",
+    "probe",
     "inventory",
     "settings",
     "telemetry",
@@ -37,6 +39,7 @@ const MODULES: &[&str] = &[
 const NOT_IN_A_PLAN: &[&str] = &[
     "crate::runtime",
     "crate::inventory",
+    "crate::probe",
     "crate::cli",
     "crate::kinds",
     "crate::lambda_stage::observe",
@@ -232,7 +235,7 @@ fn every_layer_imports_only_from_the_layers_below() {
     for kind in KINDS {
         violations.extend(upward_imports(
             kind,
-            &["base", "aws", "inventory", "settings", "runtime"],
+            &["base", "aws", "probe", "inventory", "settings", "runtime"],
         ));
     }
     assert!(violations.is_empty(), "{violations:#?}");

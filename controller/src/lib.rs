@@ -6,6 +6,8 @@
 //!   finalizer, events, metrics, HTTP server, controller wiring).
 //! - [`kinds`]: which kinds this build serves.
 //! - [`lambda_stage`]: the LambdaStage decision core (observed facts → plan).
+//! - [`spot_fleet`]: SpotFleet, the same shape.
+//! - [`probe`]: TCP health probes of the instances a kind runs (loopback-only guard, dial log).
 //! - [`cli`]: `stagehand plan -f` / `apply -f`: the LambdaStage reconcile without a cluster.
 
 pub mod aws;
@@ -14,6 +16,7 @@ pub mod cli;
 pub mod inventory;
 pub mod kinds;
 pub mod lambda_stage;
+pub mod probe;
 pub mod runtime;
 pub mod settings;
 pub mod spot_fleet;

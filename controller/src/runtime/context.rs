@@ -9,6 +9,7 @@ use aws_config::SdkConfig;
 use crate::aws::AwsProvider;
 use crate::aws::config::load_sdk_config;
 use crate::inventory::Inventory;
+use crate::probe::TcpProber;
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::{Recorder, Reporter};
@@ -54,6 +55,9 @@ pub struct Context {
     /// What every kind reads AWS through: listings shared by every object of a region, kept
     /// for `--inventory-max-age`.
     pub inventory: Inventory,
+    /// Health probes of instances (SpotFleet `healthCheck.tcpPort`): one for every object, so
+    /// its record of dials covers them all.
+    pub prober: TcpProber,
     pub metrics: Metrics,
     pub settings: Settings,
     pub readiness: Readiness,
@@ -78,10 +82,12 @@ impl Context {
         let recorder = Recorder::new(client.clone(), Reporter::from(EVENT_REPORTER));
         let aws = AwsProvider::new(aws, metrics.aws.clone(), settings.aws_settings());
         let inventory = Inventory::new(aws.clone(), settings.inventory_max_age);
+        let prober = TcpProber::new(settings.probe.probe_settings());
         Self {
             client,
             aws,
             inventory,
+            prober,
             metrics,
             settings,
             readiness: Readiness::default(),

@@ -11,6 +11,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use super::fleet_metrics::FleetMetrics;
 use crate::aws::AwsMetrics;
 use crate::base::ErrorClass;
 
@@ -72,6 +73,8 @@ pub struct Metrics {
     pub resources: IntGaugeVec,
     pub queue_backlog_messages: IntGaugeVec,
     pub spot_interruptions_total: IntCounterVec,
+    /// SpotFleet's own metrics (instances by state, capacity, replacements, launch errors).
+    pub fleet: FleetMetrics,
     pub site_revision_info: IntGaugeVec,
     pub build_info: IntGaugeVec,
     pub leader_election_master_status: IntGaugeVec,
@@ -193,6 +196,7 @@ impl Metrics {
                 "Spot interruption notices handled, by fleet",
                 &["fleet"],
             )?,
+            fleet: FleetMetrics::register(&r)?,
             site_revision_info: gauge(
                 &r,
                 "stagehand_site_revision_info",

@@ -6,8 +6,9 @@
 //!   checked against EC2's 16 KB limit;
 //! - `spec_hash`: the versioned hash of what defines an instance, and `desired()` (render, then
 //!   hash) — the one way to the hash the plan compares and a launch tags;
-//! - `observe`: the fleet's instances from the shared EC2 inventory, status checks while they
-//!   prove health, the grace period decided against the clock, unavailable offerings;
+//! - `observe`: the fleet's instances from the shared EC2 inventory, status checks and the TCP
+//!   port (through the runtime's [`crate::probe::TcpProber`]) while they prove health, the
+//!   grace period decided against the clock, unavailable offerings;
 //! - `observed`: the plain data observe gathers, clock-dependent facts precomputed;
 //! - `plan/`: `plan(spec, context, observed) -> Plan` with its tables and a multi-round
 //!   simulator;
@@ -17,8 +18,8 @@
 //! - this module: the [`SpotFleetReconciler`] (gate, events, metrics, status write, requeue,
 //!   verified teardown on deletion).
 //!
-//! Not built yet: the spot interruption queue consumer (`interruptionQueue` is not read), the
-//! TCP health check (`healthCheck.tcpPort`), and pruning old launch template versions.
+//! Not built yet: the spot interruption queue consumer (`interruptionQueue` is not read) and
+//! pruning old launch template versions.
 
 mod act;
 pub mod cloud_init;
@@ -40,9 +41,11 @@ use kube::runtime::controller::Action as Requeue;
 use kube::{Resource, ResourceExt};
 use stagehand_crds::{DeletionPolicy, SpotFleet};
 
+use self::plan::{Action, TerminateReason};
 use self::round::{Round, RoundOptions, round};
 use crate::aws::tags::{self, OWNER_TAG, Ownership};
 use crate::base::{ActGate, may_act};
+use crate::runtime::fleet_metrics::FleetSnapshot;
 use crate::runtime::requeue::resync_action;
 use crate::runtime::round::{
     RefreshTracker, RoundEnd, fail_early, owner_of, paused_status, requeue_after, write_status,
@@ -65,14 +68,51 @@ impl SpotFleetReconciler {
     }
 }
 
-/// Metrics of one round: the drift found and the actions done.
-fn record_metrics(ctx: &Context, round: &Round) {
+/// Metrics of one round: the drift found, the actions done, and the fleet's own (instances by
+/// state, capacity, replacements by reason, launch errors by AWS code).
+fn record_metrics(ctx: &Context, fleet: &SpotFleet, round: &Round) {
     for drift in &round.plan.drift {
         ctx.metrics.record_drift(KIND, drift.field.as_str());
     }
     for action in &round.report.done {
         ctx.metrics.record_action(KIND, action.facts().metric_label);
     }
+    let label = fleet_label(fleet);
+    let metrics = &ctx.metrics.fleet;
+    metrics.set(
+        &label,
+        &FleetSnapshot {
+            states: round
+                .observed
+                .instances
+                .iter()
+                .map(|i| i.state.as_str())
+                .collect(),
+            desired_capacity: i64::from(round.plan.desired_capacity),
+            ready_capacity: i64::from(round.plan.ready_capacity),
+        },
+    );
+    for action in &round.report.done {
+        if let Action::Terminate {
+            ids,
+            reason: TerminateReason::Replaced(reason),
+        } = action
+        {
+            metrics.record_replacements(&label, reason.as_str(), ids.len());
+        }
+    }
+    for code in &round.report.launch_errors {
+        metrics.record_launch_error(&label, code);
+    }
+}
+
+/// The `fleet` label of the fleet metrics: `<namespace>/<name>`.
+fn fleet_label(fleet: &SpotFleet) -> String {
+    format!(
+        "{}/{}",
+        fleet.namespace().unwrap_or_default(),
+        fleet.name_any()
+    )
 }
 
 impl Reconciler<SpotFleet> for SpotFleetReconciler {
@@ -98,6 +138,8 @@ impl Reconciler<SpotFleet> for SpotFleetReconciler {
             cluster_id: &ctx.settings.cluster_id,
             gate,
             refresh: self.refreshes.requested(fleet.as_ref()),
+            prober: &ctx.prober,
+            now: Timestamp::now(),
         };
         let round = match round(
             &ctx.inventory,
@@ -113,7 +155,7 @@ impl Reconciler<SpotFleet> for SpotFleetReconciler {
                 return Err(fail_early(&ctx, fleet.as_ref(), fleet.status.as_ref(), error).await);
             }
         };
-        record_metrics(&ctx, &round);
+        record_metrics(&ctx, &fleet, &round);
         for action in &round.report.done {
             let facts = action.facts();
             ctx.events()
@@ -186,6 +228,7 @@ impl Reconciler<SpotFleet> for SpotFleetReconciler {
             None
         };
         if let Some(why) = retained {
+            ctx.metrics.fleet.forget(&fleet_label(&fleet));
             ctx.events()
                 .action(
                     fleet.as_ref(),
@@ -198,6 +241,7 @@ impl Reconciler<SpotFleet> for SpotFleetReconciler {
         }
         terminate_every_instance(&ctx, &fleet, &owner).await?;
         delete_launch_templates(&ctx, &fleet, &owner).await?;
+        ctx.metrics.fleet.forget(&fleet_label(&fleet));
         Ok(Requeue::await_change())
     }
 }
