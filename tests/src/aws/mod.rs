@@ -13,7 +13,9 @@
 //! - [`proxy::FaultProxy`] identifies each call ([`classify`]), counts it, and applies the fault
 //!   rules ([`faults`]): throttling in each service's own format, 4xx/5xx, latency, connection
 //!   resets, and rewrites of states moto never produces (stack rollbacks, Lambda updates and
-//!   CloudFront invalidations in progress). The admin API is documented in [`proxy`].
+//!   CloudFront invalidations in progress, refused fleet pools) and of instance addresses
+//!   (`loopback_addresses`, [`addresses`]: every instance on a 127.0.0.x of its own, so health
+//!   probes never leave the machine). The admin API is documented in [`proxy`].
 //! - [`AwsFloor`] starts both; [`AdminClient`] drives the admin API over HTTP, as an external
 //!   process would. With `STAGEHAND_AWS_CALLS_SUMMARY=1` a floor prints its call counts to stderr
 //!   when dropped (for suite-level call budgets).
@@ -26,6 +28,7 @@
 //! `AWS_SECRET_ACCESS_KEY`, `STAGEHAND_TESTENV_ADMIN`) to `DIR/env`, and keep `aws` alive until
 //! the signal; dropping it stops the proxy and kills moto.
 
+pub mod addresses;
 pub mod classify;
 pub mod faults;
 pub mod moto;
