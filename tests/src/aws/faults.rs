@@ -995,6 +995,36 @@ mod tests {
     }
 
     #[test]
+    fn loopback_addresses_edit_describe_instances_with_one_book_per_rule() {
+        let mut set = FaultSet::default();
+        set.add(FaultRule::new(FaultAction::loopback_addresses()))
+            .unwrap();
+        let run = id("ec2", "RunInstances", Protocol::Ec2Query);
+        assert!(set.decide(&run, false, &[""]).rewrites.is_empty());
+        let describe = id("ec2", "DescribeInstances", Protocol::Ec2Query);
+        let body = "<DescribeInstancesResponse><reservationSet><item><instancesSet><item>\
+            <instanceId>i-1</instanceId><privateIpAddress>10.0.0.9</privateIpAddress>\
+            </item></instancesSet></item></reservationSet></DescribeInstancesResponse>";
+        for _ in 0..2 {
+            let rewrites = set.decide(&describe, false, &[""]).rewrites;
+            let edited = String::from_utf8(apply_rewrite(&rewrites[0], body.as_bytes()).unwrap())
+                .unwrap();
+            assert!(
+                edited.contains("<privateIpAddress>127.0.0.2</privateIpAddress>"),
+                "{edited}"
+            );
+        }
+        let listed = set.list();
+        assert_eq!(
+            listed[0].addresses,
+            BTreeMap::from([("i-1".to_owned(), Ipv4Addr::new(127, 0, 0, 2))])
+        );
+        let json: FaultRule =
+            serde_json::from_str(r#"{"action":{"kind":"loopback_addresses"}}"#).unwrap();
+        assert_eq!(json, FaultRule::new(FaultAction::loopback_addresses()));
+    }
+
+    #[test]
     fn rewrites_default_to_their_operation_and_resource_matches() {
         let mut set = FaultSet::default();
         set.add(FaultRule::new(FaultAction::lambda_in_progress()).resource("api-dev"))
