@@ -18,4 +18,5 @@ mod lambda_stage_stack;
 mod leader_election;
 mod runtime;
 mod spot_fleet;
+mod spot_fleet_health;
 mod spot_fleet_round;

@@ -25,7 +25,7 @@ use crate::support::{Env, NAMESPACE, REGION, TIMEOUT};
 
 const OWNER: &str = "shop/SpotFleet/workers";
 
-fn fleet(name: &str, spec: &serde_json::Value) -> SpotFleet {
+pub fn fleet(name: &str, spec: &serde_json::Value) -> SpotFleet {
     serde_json::from_value(json!({
         "apiVersion": "stagehand.dev/v1alpha1",
         "kind": "SpotFleet",
@@ -35,7 +35,7 @@ fn fleet(name: &str, spec: &serde_json::Value) -> SpotFleet {
     .unwrap()
 }
 
-fn ready(fleet: &SpotFleet) -> bool {
+pub fn ready(fleet: &SpotFleet) -> bool {
     fleet.status.as_ref().is_some_and(|s| {
         s.common.observed_generation == fleet.metadata.generation
             && find_condition(&s.common.conditions, "Ready").is_some_and(|c| c.status == "True")
@@ -43,7 +43,7 @@ fn ready(fleet: &SpotFleet) -> bool {
 }
 
 /// Polls (bounded) until `name` is Ready at its generation; returns it.
-async fn wait_ready(fleets: &Api<SpotFleet>, name: &str) -> SpotFleet {
+pub async fn wait_ready(fleets: &Api<SpotFleet>, name: &str) -> SpotFleet {
     tokio::time::timeout(TIMEOUT, async {
         loop {
             if let Some(fleet) = fleets.get_opt(name).await.unwrap()
@@ -59,7 +59,7 @@ async fn wait_ready(fleets: &Api<SpotFleet>, name: &str) -> SpotFleet {
 }
 
 /// Polls (bounded) until `name` is gone.
-async fn wait_gone(fleets: &Api<SpotFleet>, name: &str) {
+pub async fn wait_gone(fleets: &Api<SpotFleet>, name: &str) {
     tokio::time::timeout(TIMEOUT, async {
         while fleets.get_opt(name).await.unwrap().is_some() {
             tokio::time::sleep(Duration::from_millis(100)).await;

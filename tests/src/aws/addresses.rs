@@ -239,7 +239,8 @@ mod tests {
         let empty = "<DescribeInstancesResponse><reservationSet/></DescribeInstancesResponse>";
         assert_eq!(rewrite_describe_instances(&book, empty), None);
         // An instance without a public address keeps none.
-        let body = response(&[instance("i-a", "10.0.1.5", "x")]).replace("<ipAddress>x</ipAddress>", "");
+        let body =
+            response(&[instance("i-a", "10.0.1.5", "x")]).replace("<ipAddress>x</ipAddress>", "");
         let out = rewrite_describe_instances(&book, &body).unwrap();
         assert!(!out.contains("<ipAddress>"), "{out}");
     }

@@ -1007,8 +1007,8 @@ mod tests {
             </item></instancesSet></item></reservationSet></DescribeInstancesResponse>";
         for _ in 0..2 {
             let rewrites = set.decide(&describe, false, &[""]).rewrites;
-            let edited = String::from_utf8(apply_rewrite(&rewrites[0], body.as_bytes()).unwrap())
-                .unwrap();
+            let edited =
+                String::from_utf8(apply_rewrite(&rewrites[0], body.as_bytes()).unwrap()).unwrap();
             assert!(
                 edited.contains("<privateIpAddress>127.0.0.2</privateIpAddress>"),
                 "{edited}"
