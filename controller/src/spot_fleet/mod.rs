@@ -140,6 +140,7 @@ impl Reconciler<SpotFleet> for SpotFleetReconciler {
             refresh: self.refreshes.requested(fleet.as_ref()),
             prober: &ctx.prober,
             now: Timestamp::now(),
+            dry_run: false,
         };
         let round = match round(
             &ctx.inventory,

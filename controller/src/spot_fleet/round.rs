@@ -31,6 +31,9 @@ pub struct RoundOptions<'a> {
     /// When the round runs: the reconciler passes the clock; tests move it past a grace period
     /// instead of waiting for it.
     pub now: Timestamp,
+    /// Plan without acting (`stagehand plan`): the plan keeps the actions the gate allows,
+    /// none is run.
+    pub dry_run: bool,
 }
 
 /// What one round saw, decided, did, and the status that follows.
@@ -71,7 +74,10 @@ pub async fn round(
     let observed = observe(observer, spec, &owner, options.now)
         .await
         .map_err(|source| SpotFleetError::Observe { source })?;
-    refuse_undialled(&observed)?;
+    let undialled = undialled(&observed);
+    if !undialled.is_empty() {
+        return Err(SpotFleetError::ProbeNotAllowed { targets: undialled });
+    }
     let context = PlanContext {
         owner: owner.clone(),
         cluster_id: options.cluster_id.to_owned(),
@@ -81,7 +87,7 @@ pub async fn round(
         hash_version: SPEC_HASH_VERSION.to_owned(),
     };
     let plan = plan(spec, &context, &observed);
-    let report = if options.gate.may_act() && !plan.actions.is_empty() {
+    let report = if options.gate.may_act() && !options.dry_run && !plan.actions.is_empty() {
         Actor {
             inventory,
             spec,
@@ -118,19 +124,14 @@ pub async fn round(
 }
 
 /// Instances the TCP check may not dial (outside loopback while the controller runs
-/// loopback-only) cannot be judged: nothing is planned on their account, the fleet is reported
-/// stalled with their addresses. Replacing them instead would only launch more instances that
-/// cannot be dialled either.
-fn refuse_undialled(observed: &Observed) -> Result<(), SpotFleetError> {
-    let targets: Vec<String> = observed
+/// loopback-only), with their addresses. They cannot be judged: the round plans nothing on
+/// their account and reports the fleet stalled. Replacing them instead would only launch more
+/// instances that cannot be dialled either.
+fn undialled(observed: &Observed) -> Vec<String> {
+    observed
         .instances
         .iter()
         .filter(|i| i.tcp == TcpCheck::NotAllowed)
         .map(|i| format!("{} at {}", i.id, i.private_ip.as_deref().unwrap_or("?")))
-        .collect();
-    if targets.is_empty() {
-        Ok(())
-    } else {
-        Err(SpotFleetError::ProbeNotAllowed { targets })
-    }
+        .collect()
 }

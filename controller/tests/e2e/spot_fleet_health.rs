@@ -39,14 +39,14 @@ use crate::support::{Env, NAMESPACE, REGION, TIMEOUT};
 
 /// The instances' service: listens on `port` at the addresses it is told to serve. The port is
 /// reserved on 127.0.0.1 for the test's life, so that no concurrent test picks the same one.
-struct Service {
-    port: u16,
+pub struct Service {
+    pub port: u16,
     _reservation: TcpListener,
     listeners: Vec<JoinHandle<()>>,
 }
 
 impl Service {
-    async fn reserve() -> Self {
+    pub async fn reserve() -> Self {
         let reservation = TcpListener::bind("127.0.0.1:0").await.unwrap();
         Self {
             port: reservation.local_addr().unwrap().port(),
@@ -56,7 +56,7 @@ impl Service {
     }
 
     /// Accepts (and closes) every connection to `address:port` from now on.
-    async fn serve(&mut self, address: Ipv4Addr) {
+    pub async fn serve(&mut self, address: Ipv4Addr) {
         let listener = TcpListener::bind((address, self.port)).await.unwrap();
         self.listeners.push(tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {

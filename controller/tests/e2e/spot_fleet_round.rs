@@ -225,6 +225,7 @@ impl World {
             refresh: false,
             prober: &self.prober,
             now,
+            dry_run: false,
         };
         let round = round(
             &self.inventory,
