@@ -5,7 +5,7 @@
 //!
 //! Every child runs with a cleared environment: only the floor's endpoint, region and dummy
 //! credentials reach it, and `STAGEHAND_LOOPBACK_ONLY=1` (a fleet's health probes never leave
-//! the machine).
+//! the machine), all from the floor's `env()`.
 
 #![allow(
     clippy::unwrap_used,
@@ -42,7 +42,6 @@ async fn stagehand(aws: &Aws, args: &[&str]) -> (i32, String, String) {
         .env("AWS_SHARED_CREDENTIALS_FILE", home.join("aws-credentials"))
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("RUST_BACKTRACE", "1")
-        .env("STAGEHAND_LOOPBACK_ONLY", "1")
         .envs(aws.floor.env())
         .args(args);
     let output = tokio::task::spawn_blocking(move || command.output())

@@ -53,6 +53,8 @@ pub const ACCESS_KEY_ID: &str = "testing";
 pub const SECRET_ACCESS_KEY: &str = "testing";
 /// The environment variable that carries the proxy's admin URL to other processes.
 pub const ADMIN_ENV: &str = "STAGEHAND_TESTENV_ADMIN";
+/// Stagehand's `--loopback-only` setting: every process run against the floor gets it.
+pub const LOOPBACK_ONLY_ENV: &str = "STAGEHAND_LOOPBACK_ONLY";
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AwsFloorError {
@@ -116,8 +118,11 @@ impl AwsFloor {
         &self.admin
     }
 
-    /// `AWS_ENDPOINT_URL`, `AWS_REGION`, dummy credentials and `STAGEHAND_TESTENV_ADMIN`, for
-    /// child processes or an env file.
+    /// `AWS_ENDPOINT_URL`, `AWS_REGION`, dummy credentials, `STAGEHAND_TESTENV_ADMIN` and
+    /// `STAGEHAND_LOOPBACK_ONLY=1`, for child processes or an env file. The last keeps a
+    /// controller run against moto from dialling the made-up addresses moto gives instances:
+    /// health probes of instances not rewritten to loopback (the proxy's `loopback_addresses`
+    /// rule) are refused and reported instead.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL", self.endpoint_url()),
@@ -126,6 +131,7 @@ impl AwsFloor {
             ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_owned()),
             ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.to_owned()),
             (ADMIN_ENV, self.admin_url()),
+            (LOOPBACK_ONLY_ENV, "1".to_owned()),
         ]
     }
 
