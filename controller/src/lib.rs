@@ -8,7 +8,8 @@
 //! - [`lambda_stage`]: the LambdaStage decision core (observed facts → plan).
 //! - [`spot_fleet`]: SpotFleet, the same shape.
 //! - [`probe`]: TCP health probes of the instances a kind runs (loopback-only guard, dial log).
-//! - [`cli`]: `stagehand plan -f` / `apply -f`: the LambdaStage reconcile without a cluster.
+//! - [`cli`]: `stagehand plan -f` / `apply -f`: the LambdaStage and SpotFleet reconcile without
+//!   a cluster.
 
 pub mod aws;
 pub mod base;
