@@ -156,24 +156,33 @@ async fn a_fleet_is_ready_once_every_port_accepts_and_its_metrics_follow_it() {
     let owner = "shop/SpotFleet/web";
     let ec2 = env.ctx.aws.ec2(REGION);
 
-    // Launched, running, EC2 checks ok, probed: closed, nothing listens yet. Not Ready.
+    // Launched, running, EC2 checks ok, probed: closed, nothing listens yet. Not Ready, and
+    // status says so (read once it reports the round that probed them).
     let first = env
-        .wait_aws("both instances probed and found closed", || async {
-            let found = addresses(&ec2, owner).await;
-            let closed: BTreeSet<IpAddr> = env
-                .ctx
-                .prober
-                .recent()
-                .iter()
-                .filter(|d| d.outcome == ProbeOutcome::Closed)
-                .map(|d| d.address.ip())
-                .collect();
-            (found.len() == 2
-                && found
-                    .values()
-                    .all(|(_, ip)| ip.is_some_and(|ip| closed.contains(&ip))))
-            .then_some(found)
-        })
+        .wait_aws(
+            "both instances probed closed and status waiting for health",
+            || async {
+                let found = addresses(&ec2, owner).await;
+                let closed: BTreeSet<IpAddr> = env
+                    .ctx
+                    .prober
+                    .recent()
+                    .iter()
+                    .filter(|d| d.outcome == ProbeOutcome::Closed)
+                    .map(|d| d.address.ip())
+                    .collect();
+                let probed = found.len() == 2
+                    && found
+                        .values()
+                        .all(|(_, ip)| ip.is_some_and(|ip| closed.contains(&ip)));
+                let status = fleets.get("web").await.unwrap().status?;
+                let waiting = status.phase.as_deref() == Some("WaitingForHealth")
+                    && status.instances.len() == 2
+                    && status.instances.iter().all(|i| !i.healthy)
+                    && status.ready_capacity == 0;
+                (probed && waiting).then_some(found)
+            },
+        )
         .await;
     let first_ips: BTreeSet<Ipv4Addr> = first.values().map(|(_, ip)| v4(*ip)).collect();
     assert_eq!(first_ips.len(), 2, "distinct addresses: {first:?}");
@@ -182,10 +191,6 @@ async fn a_fleet_is_ready_once_every_port_accepts_and_its_metrics_follow_it() {
             .iter()
             .all(|ip| ip.is_loopback() && *ip != Ipv4Addr::LOCALHOST)
     );
-    let status = fleets.get("web").await.unwrap().status.unwrap();
-    assert_eq!(status.ready_capacity, 0, "{status:?}");
-    assert!(status.instances.iter().all(|i| !i.healthy), "{status:?}");
-    assert_eq!(status.phase.as_deref(), Some("WaitingForHealth"));
 
     // The service comes up on them (and on the next addresses the proxy will hand out, for
     // the replacements below). A refresh asks for a round now instead of after the wait.
