@@ -13,7 +13,7 @@ use stagehand_crds::{SpotFleet, SpotFleetStatus};
 
 use super::fleet_report::FleetReport;
 use super::plan::{RoundView, Rounds, Session, converge, plan_verdict};
-use super::report::Printer;
+use super::report::{ObjectReport, Printer, conclude};
 use super::{exit, one_line};
 use crate::base::{ActGate, Classify, ErrorClass, may_act};
 use crate::inventory::Inventory;
@@ -34,7 +34,7 @@ fn options(session: &Session, gate: ActGate, dry_run: bool) -> RoundOptions<'_> 
     }
 }
 
-/// The report of `fleet` before any round, with its gate; `None` report means go on.
+/// The report of `fleet` before any round, and its gate.
 fn start(fleet: &SpotFleet, show_user_data: bool) -> (FleetReport, ActGate) {
     let mut report = FleetReport::new(fleet, &owner_of(fleet), show_user_data);
     let gate = may_act(fleet.annotations(), fleet.spec.lifecycle.management);
@@ -50,8 +50,7 @@ pub(super) async fn plan_fleet(
 ) -> FleetReport {
     let (mut report, gate) = start(fleet, show_user_data);
     if gate == ActGate::Paused {
-        report.exit_code = exit::IN_SYNC;
-        report.result = "Paused";
+        report.settle(exit::IN_SYNC, "Paused", None);
         return report;
     }
     let inventory = session.inventory();
@@ -66,21 +65,22 @@ pub(super) async fn plan_fleet(
     {
         Ok(round) => {
             let plan = &round.plan;
-            let (exit_code, result) = plan_verdict(
-                plan.stalled.is_some(),
-                !plan.actions.is_empty() || !plan.waits.is_empty() || !plan.drift.is_empty(),
+            conclude(
+                &mut report,
+                Ok(plan_verdict(
+                    plan.stalled.is_some(),
+                    !plan.actions.is_empty() || !plan.waits.is_empty() || !plan.drift.is_empty(),
+                )),
             );
-            report.exit_code = exit_code;
-            report.result = result;
             report.set_round(&round);
-            report
         }
-        Err(error) if error.class() == ErrorClass::Stalled => {
-            report.set_stall(&error);
-            report
-        }
-        Err(error) => report.failed(format!("cannot observe AWS: {}", one_line(&error))),
+        Err(error) if error.class() == ErrorClass::Stalled => report.set_stall(&error),
+        Err(error) => conclude(
+            &mut report,
+            Err(format!("cannot observe AWS: {}", one_line(&error))),
+        ),
     }
+    report
 }
 
 /// A SpotFleet's rounds for `apply`.
@@ -149,8 +149,7 @@ pub(super) async fn apply_fleet(
 ) -> FleetReport {
     let (mut report, gate) = start(fleet, show_user_data);
     if gate == ActGate::Paused {
-        report.exit_code = exit::NOT_READY;
-        report.result = "Paused";
+        report.settle(exit::NOT_READY, "Paused", None);
         return report;
     }
     printer.progress(&format!("SpotFleet {}: applying", report.id()));
@@ -163,13 +162,6 @@ pub(super) async fn apply_fleet(
         report,
     };
     let outcome = converge(&mut rounds, gate, deadline, printer).await;
-    let mut report = rounds.report;
-    match outcome {
-        Ok((exit_code, result)) => {
-            report.exit_code = exit_code;
-            report.result = result;
-            report
-        }
-        Err(error) => report.failed(error),
-    }
+    conclude(&mut rounds.report, outcome);
+    rounds.report
 }

@@ -107,18 +107,9 @@ impl FleetReport {
         format!("{}/{}", self.namespace, self.name)
     }
 
-    #[must_use]
-    pub fn failed(mut self, error: String) -> Self {
-        self.exit_code = exit::ERROR;
-        self.result = "Error";
-        self.error = Some(error);
-        self
-    }
-
     /// A round refused to run for a reason only a human can fix.
     pub fn set_stall(&mut self, error: &SpotFleetError) {
-        self.exit_code = exit::NOT_READY;
-        self.result = "Stalled";
+        self.settle(exit::NOT_READY, "Stalled", None);
         self.stalled = Some(Stall {
             reason: error.reason(),
             message: error.to_string(),
@@ -248,6 +239,12 @@ impl ObjectReport for FleetReport {
 
     fn exit_code(&self) -> u8 {
         self.exit_code
+    }
+
+    fn settle(&mut self, exit_code: u8, result: &'static str, error: Option<String>) {
+        self.exit_code = exit_code;
+        self.result = result;
+        self.error = error;
     }
 
     fn error(&self) -> Option<&str> {

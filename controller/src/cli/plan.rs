@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use stagehand_crds::{LambdaStage, LambdaStageStatus};
 
 use super::manifest::Document;
-use super::report::{Printer, StageReport};
+use super::report::{Printer, StageReport, conclude};
 use super::{ApplyArgs, PlanArgs, exit, one_line};
 use crate::aws::{AwsMetrics, AwsProvider};
 use crate::base::plan::{Wait, requeue_after_seconds};
@@ -132,12 +132,13 @@ async fn plan_stage(session: &Session, stage: &LambdaStage) -> StageReport {
         Ok(round) => round,
         Err(error) => return report.failed(error),
     };
-    let (exit_code, result) = plan_verdict(
-        plan.stalled.is_some(),
-        !plan.actions.is_empty() || !plan.waits.is_empty() || !plan.drift.is_empty(),
+    conclude(
+        &mut report,
+        Ok(plan_verdict(
+            plan.stalled.is_some(),
+            !plan.actions.is_empty() || !plan.waits.is_empty() || !plan.drift.is_empty(),
+        )),
     );
-    report.exit_code = exit_code;
-    report.result = result;
     report.set_plan(&plan, &status);
     report
 }
@@ -321,15 +322,8 @@ async fn apply_stage(
         report,
     };
     let outcome = converge(&mut rounds, gate, deadline, printer).await;
-    let mut report = rounds.report;
-    match outcome {
-        Ok((exit_code, result)) => {
-            report.exit_code = exit_code;
-            report.result = result;
-            report
-        }
-        Err(error) => report.failed(error),
-    }
+    conclude(&mut rounds.report, outcome);
+    rounds.report
 }
 
 /// What `apply` does after a round that did not fail.

@@ -24,6 +24,8 @@ pub trait ObjectReport: std::fmt::Debug {
     fn id(&self) -> String;
     /// This object's exit code (see [`exit`]).
     fn exit_code(&self) -> u8;
+    /// Records the verdict: exit code, result, and the error behind it if any.
+    fn settle(&mut self, exit_code: u8, result: &'static str, error: Option<String>);
     fn error(&self) -> Option<&str>;
     fn stall(&self) -> Option<&Stall>;
     /// Actions the plan would still take.
@@ -32,6 +34,15 @@ pub trait ObjectReport: std::fmt::Debug {
     fn json_section(&self) -> &'static str;
     fn to_json(&self) -> Value;
     fn to_text(&self, applying: bool) -> String;
+}
+
+/// Writes what `apply` (or `plan`) concluded into `report`: an exit code and result, or the
+/// error it gave up on.
+pub fn conclude(report: &mut impl ObjectReport, outcome: Result<(u8, &'static str), String>) {
+    match outcome {
+        Ok((exit_code, result)) => report.settle(exit_code, result, None),
+        Err(error) => report.settle(exit::ERROR, "Error", Some(error)),
+    }
 }
 
 /// `  Waiting for AWS:` and `  Stalled:` lines, as every kind prints them.
@@ -149,9 +160,7 @@ impl StageReport {
 
     #[must_use]
     pub fn failed(mut self, error: String) -> Self {
-        self.exit_code = exit::ERROR;
-        self.result = "Error";
-        self.error = Some(error);
+        conclude(&mut self, Err(error));
         self
     }
 
@@ -259,6 +268,12 @@ impl ObjectReport for StageReport {
 
     fn exit_code(&self) -> u8 {
         self.exit_code
+    }
+
+    fn settle(&mut self, exit_code: u8, result: &'static str, error: Option<String>) {
+        self.exit_code = exit_code;
+        self.result = result;
+        self.error = error;
     }
 
     fn error(&self) -> Option<&str> {
