@@ -437,4 +437,18 @@ async fn a_fleet_is_planned_with_its_cloud_init_applied_until_ready_and_a_change
         Vec::<String>::new(),
         "plan must not write"
     );
+
+    // (5) Without the address rewrite the instances are on moto's own addresses: the loopback
+    // guard (from the floor's env) refuses to dial them, and plan says the fleet is stalled.
+    aws.floor.clear_faults().await.unwrap();
+    let (code, stdout, stderr) = stagehand(&aws, &["plan", "-f", &file]).await;
+    assert_eq!(code, 4, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Stalled: ProbeNotAllowed: healthCheck.tcpPort: not dialling"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("SpotFleet default/web stalled: ProbeNotAllowed"),
+        "{stderr}"
+    );
 }
