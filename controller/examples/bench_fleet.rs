@@ -32,6 +32,7 @@ use serde_json::json;
 use stagehand::aws::AwsProvider;
 use stagehand::base::ActGate;
 use stagehand::inventory::Inventory;
+use stagehand::probe::{ProbeSettings, TcpProber};
 use stagehand::spot_fleet::plan::Action;
 use stagehand::spot_fleet::round::{RoundOptions, round};
 use stagehand_crds::{OWNER_TAG, SpotFleet, SpotFleetSpec, SpotFleetStatus};
@@ -90,6 +91,8 @@ struct Bench {
     inventory: Inventory,
     subnets: Vec<String>,
     security_group: String,
+    /// Never used (the fleets have no `tcpPort`), and never dials outside loopback.
+    prober: TcpProber,
 }
 
 impl Bench {
@@ -104,6 +107,10 @@ impl Bench {
             aws,
             subnets: Vec::new(),
             security_group: String::new(),
+            prober: TcpProber::new(ProbeSettings {
+                loopback_only: true,
+                ..ProbeSettings::default()
+            }),
         }
     }
 
@@ -171,6 +178,9 @@ impl Bench {
             cluster_id: "bench",
             gate: ActGate::Act,
             refresh: false,
+            prober: &self.prober,
+            now: jiff::Timestamp::now(),
+            dry_run: false,
         };
         let round = round(
             &self.inventory,

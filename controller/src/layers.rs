@@ -7,12 +7,21 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     ("base", &[]),
     ("aws", &["base"]),
+    ("probe", &["base"]),
     ("inventory", &["base", "aws"]),
-    ("settings", &["base", "aws"]),
+    ("settings", &["base", "aws", "probe"]),
     ("feed", &["base", "aws", "inventory"]),
     (
         "runtime",
-        &["base", "aws", "inventory", "settings", "telemetry", "feed"],
+        &[
+            "base",
+            "aws",
+            "probe",
+            "inventory",
+            "settings",
+            "telemetry",
+            "feed",
+        ],
     ),
 ];
 
@@ -23,6 +32,7 @@ const KINDS: &[&str] = &["lambda_stage", "spot_fleet"];
 const MODULES: &[&str] = &[
     "base",
     "aws",
+    "probe",
     "inventory",
     "settings",
     "telemetry",
@@ -39,6 +49,7 @@ const MODULES: &[&str] = &[
 const NOT_IN_A_PLAN: &[&str] = &[
     "crate::runtime",
     "crate::inventory",
+    "crate::probe",
     "crate::cli",
     "crate::kinds",
     "crate::lambda_stage::observe",
@@ -234,7 +245,15 @@ fn every_layer_imports_only_from_the_layers_below() {
     for kind in KINDS {
         violations.extend(upward_imports(
             kind,
-            &["base", "aws", "inventory", "settings", "feed", "runtime"],
+            &[
+                "base",
+                "aws",
+                "probe",
+                "inventory",
+                "settings",
+                "feed",
+                "runtime",
+            ],
         ));
     }
     assert!(violations.is_empty(), "{violations:#?}");

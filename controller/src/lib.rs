@@ -6,7 +6,10 @@
 //!   finalizer, events, metrics, HTTP server, controller wiring).
 //! - [`kinds`]: which kinds this build serves.
 //! - [`lambda_stage`]: the LambdaStage decision core (observed facts → plan).
-//! - [`cli`]: `stagehand plan -f` / `apply -f`: the LambdaStage reconcile without a cluster.
+//! - [`spot_fleet`]: SpotFleet, the same shape.
+//! - [`probe`]: TCP health probes of the instances a kind runs (loopback-only guard, dial log).
+//! - [`cli`]: `stagehand plan -f` / `apply -f`: the LambdaStage and SpotFleet reconcile without
+//!   a cluster.
 
 pub mod aws;
 pub mod base;
@@ -15,6 +18,7 @@ pub mod feed;
 pub mod inventory;
 pub mod kinds;
 pub mod lambda_stage;
+pub mod probe;
 pub mod runtime;
 pub mod settings;
 pub mod spot_fleet;

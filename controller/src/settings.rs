@@ -11,6 +11,7 @@ use clap::{Args, ValueEnum};
 
 use crate::aws::{AwsSettings, RateLimitOverride};
 use crate::base::duration::{DurationError, parse_go_duration};
+use crate::probe::ProbeSettings;
 
 /// Shortest resync interval accepted, from the flag or from `spec.resyncInterval`: re-reading
 /// AWS more often than this spends the account's shared API rate for no benefit.
@@ -94,6 +95,10 @@ pub struct Settings {
     #[command(flatten)]
     pub aws: AwsFlags,
 
+    /// Where health probes may connect.
+    #[command(flatten)]
+    pub probe: ProbeFlags,
+
     /// Kubeconfig file to use. Without it Stagehand uses the in-cluster service account or
     /// ~/.kube/config.
     #[arg(long, env = "KUBECONFIG", value_name = "PATH")]
@@ -143,6 +148,7 @@ impl Default for Settings {
             metrics_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             log_format: LogFormat::Text,
             aws: AwsFlags::default(),
+            probe: ProbeFlags::default(),
             kubeconfig: None,
             leader_election: false,
             leader_election_namespace: None,
@@ -232,6 +238,36 @@ impl AwsFlags {
             aws.rate_limits.services.insert(limit.service, limit.limit);
         }
         aws
+    }
+}
+
+/// Where health probes may connect: the same flag for `run` and `apply`.
+#[derive(Args, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProbeFlags {
+    /// Never open a health-check connection (SpotFleet `healthCheck.tcpPort`) to an address
+    /// outside 127.0.0.0/8. For tests, demos and CI against an AWS emulator, whose instances
+    /// have made-up VPC addresses: a fleet whose instances are not on loopback is reported
+    /// Stalled (reason ProbeNotAllowed) instead of dialled.
+    #[arg(
+        long,
+        env = "STAGEHAND_LOOPBACK_ONLY",
+        default_value_t = false,
+        value_parser = clap::builder::BoolishValueParser::new(),
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
+    pub loopback_only: bool,
+}
+
+impl ProbeFlags {
+    /// How the prober dials: the default timeout and concurrency, the guard from the flag.
+    pub fn probe_settings(&self) -> ProbeSettings {
+        ProbeSettings {
+            loopback_only: self.loopback_only,
+            ..ProbeSettings::default()
+        }
     }
 }
 

@@ -90,6 +90,8 @@ async fn up_serves_kubectl_and_stops_on_sigterm() {
     ] {
         assert!(exports.contains_key(key), "{key} missing from env: {env}");
     }
+    // A controller started from this env file never dials outside loopback.
+    assert_eq!(exports["STAGEHAND_LOOPBACK_ONLY"], "1", "{env}");
     // The AWS side answers through the proxy, which counts the call: a real S3 request by the
     // AWS CLI from the venv moto was installed into, configured only by the env file. (AWS CLI
     // v1 ignores AWS_ENDPOINT_URL for SQS, which it sends to queue.amazonaws.com; S3 honours it.)

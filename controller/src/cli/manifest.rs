@@ -1,13 +1,15 @@
-//! Reads the LambdaStage documents of a manifest file (`kubectl apply -f` style: YAML, one or
-//! more documents separated by `---`).
+//! Reads the LambdaStage and SpotFleet documents of a manifest file (`kubectl apply -f` style:
+//! YAML, one or more documents separated by `---`), each admitted as the API server would
+//! admit it (schema, CEL rules, defaults).
 
 use std::io::Read;
 use std::path::Path;
 use std::sync::OnceLock;
 
 use kube::CustomResourceExt;
-use stagehand_crds::LambdaStage;
+use serde::de::DeserializeOwned;
 use stagehand_crds::validation::{self, CelRules};
+use stagehand_crds::{LambdaStage, SpotFleet};
 
 /// Namespace of a manifest without `metadata.namespace` (as kubectl's default context).
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -28,14 +30,25 @@ pub enum ManifestError {
         index: usize,
         message: String,
     },
-    #[error("{path} has no LambdaStage document")]
+    #[error("{path} has no LambdaStage or SpotFleet document")]
     Empty { path: String },
 }
 
-/// The LambdaStages of the file at `path` (`-`: stdin), in file order, each with a namespace
-/// (`default` when the document has none). Other Stagehand kinds are refused as not supported
-/// yet, anything else as not a Stagehand kind.
-pub fn read_stages(path: &Path) -> Result<Vec<LambdaStage>, ManifestError> {
+/// The schema and CEL rules of each kind, compiled once for every document of the run.
+static STAGE_RULES: OnceLock<Option<CelRules>> = OnceLock::new();
+static FLEET_RULES: OnceLock<Option<CelRules>> = OnceLock::new();
+
+/// One object of the manifest, of a kind `plan` and `apply` handle.
+#[derive(Clone, Debug)]
+pub enum Document {
+    LambdaStage(Box<LambdaStage>),
+    SpotFleet(Box<SpotFleet>),
+}
+
+/// The LambdaStages and SpotFleets of the file at `path` (`-`: stdin), in file order, each
+/// with a namespace (`default` when the document has none). Other Stagehand kinds are refused
+/// as not supported yet, anything else as not a Stagehand kind.
+pub fn read_documents(path: &Path) -> Result<Vec<Document>, ManifestError> {
     let shown = path.display().to_string();
     let text = if path.as_os_str() == "-" {
         let mut text = String::new();
@@ -52,17 +65,17 @@ pub fn read_stages(path: &Path) -> Result<Vec<LambdaStage>, ManifestError> {
             source,
         })?
     };
-    parse_stages(&shown, &text)
+    parse_documents(&shown, &text)
 }
 
-/// [`read_stages`] on text already read.
-pub fn parse_stages(path: &str, text: &str) -> Result<Vec<LambdaStage>, ManifestError> {
+/// [`read_documents`] on text already read.
+pub fn parse_documents(path: &str, text: &str) -> Result<Vec<Document>, ManifestError> {
     let documents: Vec<serde_json::Value> =
         serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
-    let mut stages = Vec::new();
+    let mut objects = Vec::new();
     for (index, document) in documents.into_iter().enumerate() {
         let index = index + 1;
         let refuse = |message: String| ManifestError::Document {
@@ -79,70 +92,89 @@ pub fn parse_stages(path: &str, text: &str) -> Result<Vec<LambdaStage>, Manifest
             .unwrap_or_default()
             .to_owned();
         let stagehand_api = api_version.starts_with("stagehand.dev/");
-        match kind.as_str() {
-            "LambdaStage" if stagehand_api => {}
-            "SpotFleet" | "StaticSite" if stagehand_api => {
+        let object = match kind.as_str() {
+            "LambdaStage" if stagehand_api => Document::LambdaStage(Box::new(
+                admit_as::<LambdaStage>(&STAGE_RULES, &kind, &document).map_err(refuse)?,
+            )),
+            "SpotFleet" if stagehand_api => Document::SpotFleet(Box::new(
+                admit_as::<SpotFleet>(&FLEET_RULES, &kind, &document).map_err(refuse)?,
+            )),
+            "StaticSite" if stagehand_api => {
                 return Err(refuse(format!(
-                    "kind {kind} is not supported by plan/apply yet (only LambdaStage is); \
-                     apply it to a cluster running `stagehand run`"
+                    "kind {kind} is not supported by plan/apply yet (LambdaStage and SpotFleet \
+                     are); apply it to a cluster running `stagehand run`"
                 )));
             }
-            "" => return Err(refuse("no kind: expected kind: LambdaStage".to_owned())),
+            "" => {
+                return Err(refuse(
+                    "no kind: expected kind: LambdaStage or SpotFleet".to_owned(),
+                ));
+            }
             _ => {
                 return Err(refuse(format!(
                     "{kind} ({api_version}) is not a Stagehand kind: expected \
-                     apiVersion: stagehand.dev/v1alpha1, kind: LambdaStage"
+                     apiVersion: stagehand.dev/v1alpha1, kind: LambdaStage or SpotFleet"
                 )));
             }
-        }
-        let name = document["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        if name.is_empty() {
-            return Err(refuse("LambdaStage without metadata.name".to_owned()));
-        }
-        // Refused here exactly as the API server would refuse it (schema and CEL rules), and
-        // read with the defaults it would apply.
-        let document = admit(&name, &document).map_err(refuse)?;
-        let mut stage: LambdaStage =
-            serde_json::from_value(document).map_err(|e| refuse(format!("LambdaStage: {e}")))?;
-        stage
-            .metadata
-            .namespace
-            .get_or_insert_with(|| DEFAULT_NAMESPACE.to_owned());
-        stages.push(stage);
+        };
+        objects.push(object);
     }
-    if stages.is_empty() {
+    if objects.is_empty() {
         return Err(ManifestError::Empty {
             path: path.to_owned(),
         });
     }
-    Ok(stages)
+    Ok(objects)
+}
+
+/// A document of kind `K` as the API server would store and serve it, in namespace `default`
+/// when it names none: refused here exactly as the API server would refuse it (schema and CEL
+/// rules, `rules` compiled once per run), read with the defaults it would apply.
+fn admit_as<K>(
+    rules: &OnceLock<Option<CelRules>>,
+    kind: &str,
+    document: &serde_json::Value,
+) -> Result<K, String>
+where
+    K: CustomResourceExt + DeserializeOwned + kube::ResourceExt,
+{
+    let name = document["metadata"]["name"].as_str().unwrap_or_default();
+    if name.is_empty() {
+        return Err(format!("{kind} without metadata.name"));
+    }
+    let rules = rules.get_or_init(|| validation::schema_of(&K::crd()).map(|s| CelRules::new(&s)));
+    let admitted = admit(rules.as_ref(), kind, name, document)?;
+    let mut object: K = serde_json::from_value(admitted).map_err(|e| format!("{kind}: {e}"))?;
+    object
+        .meta_mut()
+        .namespace
+        .get_or_insert_with(|| DEFAULT_NAMESPACE.to_owned());
+    Ok(object)
 }
 
 /// `document` as the API server would store it, or its field errors as `kubectl apply` prints
 /// them (`The LambdaStage "x" is invalid: ...`).
-fn admit(name: &str, document: &serde_json::Value) -> Result<serde_json::Value, String> {
-    // The schema and its CEL rules, compiled once for every document of the run.
-    static RULES: OnceLock<Option<CelRules>> = OnceLock::new();
-    let Some(rules) =
-        RULES.get_or_init(|| validation::schema_of(&LambdaStage::crd()).map(|s| CelRules::new(&s)))
-    else {
+fn admit(
+    rules: Option<&CelRules>,
+    kind: &str,
+    name: &str,
+    document: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    let Some(rules) = rules else {
         return Ok(document.clone());
     };
     let root = kube::core::cel::RootContext {
         api_version: "stagehand.dev/v1alpha1".to_owned(),
         api_group: "stagehand.dev".to_owned(),
-        kind: "LambdaStage".to_owned(),
+        kind: kind.to_owned(),
     };
     let (admitted, mut errors) = rules.check_object(document, None, &root);
     validation::validate_name(name, false, "metadata.name", &mut errors);
     match errors.as_slice() {
         [] => Ok(admitted),
-        [one] => Err(format!("The LambdaStage {name:?} is invalid: {one}")),
+        [one] => Err(format!("The {kind} {name:?} is invalid: {one}")),
         many => Err(format!(
-            "The LambdaStage {name:?} is invalid:\n{}",
+            "The {kind} {name:?} is invalid:\n{}",
             many.iter()
                 .map(|e| format!("* {e}"))
                 .collect::<Vec<_>>()
@@ -164,6 +196,56 @@ spec:
   functions:
     - name: shop-api
 ";
+
+    fn stages(documents: Vec<Document>) -> Vec<LambdaStage> {
+        documents
+            .into_iter()
+            .filter_map(|d| match d {
+                Document::LambdaStage(stage) => Some(*stage),
+                Document::SpotFleet(_) => None,
+            })
+            .collect()
+    }
+
+    fn parse_stages(path: &str, text: &str) -> Result<Vec<LambdaStage>, ManifestError> {
+        parse_documents(path, text).map(stages)
+    }
+
+    const FLEET: &str = "apiVersion: stagehand.dev/v1alpha1
+kind: SpotFleet
+metadata:
+  name: workers
+  namespace: ml
+spec:
+  region: us-east-1
+  capacity: 2
+  instanceTypes: [t3.small]
+  imageId: ami-12345678
+  subnetIds: [subnet-0000000a]
+";
+
+    #[test]
+    fn fleets_and_stages_in_file_order_with_the_api_servers_defaults() {
+        let documents = parse_documents("m.yaml", &format!("{STAGE}---\n{FLEET}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(documents[0], Document::LambdaStage(_)));
+        let Document::SpotFleet(fleet) = &documents[1] else {
+            panic!("{documents:?}")
+        };
+        assert_eq!(fleet.metadata.namespace.as_deref(), Some("ml"));
+        assert_eq!(fleet.spec.replacement.max_surge, 1);
+        assert_eq!(fleet.spec.health_check.grace_period_seconds, 300);
+        let error = parse_documents("m.yaml", &FLEET.replace("capacity: 2", "capacity: -1"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.starts_with(
+                "m.yaml, document 1: The SpotFleet \"workers\" is invalid: spec.capacity"
+            ),
+            "{error}"
+        );
+    }
 
     #[test]
     fn several_documents_with_the_default_namespace() {
@@ -187,15 +269,15 @@ spec:
 
     #[test]
     fn other_kinds_are_refused_clearly() {
-        let spot =
-            "apiVersion: stagehand.dev/v1alpha1\nkind: SpotFleet\nmetadata: {name: x}\nspec: {}\n";
-        let error = parse_stages("s.yaml", &format!("{STAGE}---\n{spot}"))
+        let site =
+            "apiVersion: stagehand.dev/v1alpha1\nkind: StaticSite\nmetadata: {name: x}\nspec: {}\n";
+        let error = parse_stages("s.yaml", &format!("{STAGE}---\n{site}"))
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(
             error.starts_with(
-                "s.yaml, document 2: kind SpotFleet is not supported by plan/apply yet"
+                "s.yaml, document 2: kind StaticSite is not supported by plan/apply yet"
             ),
             "{error}"
         );
@@ -211,7 +293,7 @@ spec:
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert_eq!(error, "s.yaml has no LambdaStage document");
+        assert_eq!(error, "s.yaml has no LambdaStage or SpotFleet document");
         let error = parse_stages("s.yaml", &STAGE.replace("region", "regoin"))
             .err()
             .map(|e| e.to_string())
@@ -235,8 +317,9 @@ spec:
         );
     }
 
-    /// Every invalid LambdaStage of the repository's corpus (`examples/invalid/ls-*.yaml`) is
-    /// refused offline with the message the API server gives (its `# expect:` line).
+    /// Every invalid LambdaStage and SpotFleet of the repository's corpus
+    /// (`examples/invalid/{ls,sf}-*.yaml`) is refused offline with the message the API server
+    /// gives (its `# expect:` line).
     #[test]
     fn the_invalid_corpus_is_refused_with_the_api_servers_messages() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/invalid");
@@ -249,7 +332,7 @@ spec:
                 p.extension().is_some_and(|e| e == "yaml")
                     && p.file_name()
                         .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("ls-"))
+                        .is_some_and(|n| n.starts_with("ls-") || n.starts_with("sf-"))
             })
             .collect();
         entries.sort();
@@ -263,7 +346,7 @@ spec:
                     || panic!("{}: no # expect: line", path.display()),
                     str::trim,
                 );
-            let error = parse_stages("m.yaml", &text).err().map_or_else(
+            let error = parse_documents("m.yaml", &text).err().map_or_else(
                 || panic!("{} was accepted", path.display()),
                 |e| e.to_string(),
             );
@@ -297,6 +380,9 @@ spec:
             );
             checked += 1;
         }
-        assert!(checked >= 28, "{checked} invalid LambdaStages checked");
+        assert!(
+            checked >= 38,
+            "{checked} invalid LambdaStages and SpotFleets checked"
+        );
     }
 }

@@ -1,26 +1,30 @@
-//! `stagehand plan -f` and `stagehand apply -f`: the LambdaStage reconcile without a cluster.
+//! `stagehand plan -f` and `stagehand apply -f`: the LambdaStage and SpotFleet reconcile
+//! without a cluster.
 //!
-//! Both read LambdaStage manifests from a file and talk only to AWS, through the same
-//! observe → plan (→ act) functions the controller runs ([`crate::lambda_stage`]), so a CI
-//! pipeline sees exactly what the controller would decide.
+//! Both read manifests from a file and talk only to AWS (and, for a SpotFleet's TCP health
+//! check, to its instances), through the same rounds the controller runs
+//! ([`crate::lambda_stage::round`], [`crate::spot_fleet::round`]), so a CI pipeline sees exactly
+//! what the controller would decide.
 //!
 //! - [`manifest`]: reading the YAML documents.
-//! - [`plan`]: the two commands.
-//! - [`report`]: what they print (text or JSON).
+//! - [`plan`]: the two commands, and the LambdaStage side of them; [`fleet`]: the SpotFleet side.
+//! - [`report`], [`fleet_report`]: what they print (text or JSON).
 //!
 //! Exit codes (like `terraform plan -detailed-exitcode`):
 //!
 //! | code | `plan`                                  | `apply`                                       |
 //! |------|-----------------------------------------|-----------------------------------------------|
-//! | 0    | no changes: every stage in sync         | every stage Ready                             |
+//! | 0    | no changes: every object in sync        | every object Ready                            |
 //! | 1    | error (file, manifest, AWS unreachable) | error (file, manifest, AWS failing repeatedly) |
 //! | 2    | usage error                             | usage error                                   |
 //! | 3    | changes pending (actions, waits, drift) | —                                             |
-//! | 4    | a stage is stalled (would not converge) | a stage is not Ready: Stalled, validation failed, paused, ObserveOnly drift |
-//! | 5    | —                                       | `--timeout` reached before the stages settled  |
+//! | 4    | an object is stalled (would not converge) | an object is not Ready: Stalled, validation failed, paused, ObserveOnly drift |
+//! | 5    | —                                       | `--timeout` reached before the objects settled |
 //!
-//! With several stages the most severe code wins (1, then 5, 4, 3, 0).
+//! With several objects the most severe code wins (1, then 5, 4, 3, 0).
 
+pub mod fleet;
+pub mod fleet_report;
 pub mod manifest;
 pub mod plan;
 pub mod report;
@@ -31,7 +35,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use crate::base::duration::parse_go_duration;
-use crate::settings::{AwsFlags, Settings};
+use crate::settings::{AwsFlags, ProbeFlags, Settings};
 
 /// Exit codes of `plan` and `apply` (see the module documentation).
 pub mod exit {
@@ -80,6 +84,10 @@ pub struct AwsArgs {
         value_name = "ID"
     )]
     pub cluster_id: String,
+
+    /// Where SpotFleet health probes may connect.
+    #[command(flatten)]
+    pub probe: ProbeFlags,
 }
 
 impl AwsArgs {
@@ -88,6 +96,7 @@ impl AwsArgs {
         Settings {
             aws: self.aws.clone(),
             cluster_id: self.cluster_id.clone(),
+            probe: self.probe.clone(),
             ..Settings::default()
         }
     }
@@ -96,13 +105,19 @@ impl AwsArgs {
 /// Flags of `stagehand plan`.
 #[derive(Args, Clone, Debug, PartialEq)]
 pub struct PlanArgs {
-    /// Manifest file with one or more LambdaStage documents (`-` reads stdin).
+    /// Manifest file with one or more LambdaStage and SpotFleet documents (`-` reads stdin).
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     pub file: PathBuf,
 
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
     pub output: OutputFormat,
+
+    /// Print each SpotFleet's rendered cloud-init document in full. Without it, text output
+    /// shows the document only for fleets whose plan launches instances (what they will boot
+    /// with) and a one-line summary otherwise; JSON output always holds it.
+    #[arg(long)]
+    pub show_user_data: bool,
 
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -114,8 +129,9 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
 
-    /// Give up (exit 5) when the stages have not settled after this long, as a Go-style
-    /// duration. Waits AWS asks for (a function update, a stack operation) are honoured.
+    /// Give up (exit 5) when the objects have not settled after this long, as a Go-style
+    /// duration. Waits AWS asks for (a function update, a stack operation, instances proving
+    /// healthy) are honoured.
     #[arg(long, default_value = "10m", value_parser = parse_go_duration, value_name = "DURATION")]
     pub timeout: Duration,
 }

@@ -1,17 +1,22 @@
 //! `stagehand plan` (observe + plan, never act) and `stagehand apply` (reconcile rounds until
-//! settled), per LambdaStage of the manifest, with the controller's own functions.
+//! settled), per object of the manifest, with the controller's own functions. LambdaStages are
+//! handled here, SpotFleets in [`super::fleet`]; both share the [`Session`] and `apply`'s round
+//! loop ([`converge`]).
 
 use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 use stagehand_crds::{LambdaStage, LambdaStageStatus};
 
-use super::report::{Printer, StageReport};
+use super::manifest::Document;
+use super::report::{Printer, StageReport, conclude};
 use super::{ApplyArgs, PlanArgs, exit, one_line};
 use crate::aws::{AwsMetrics, AwsProvider};
+use crate::base::plan::{Wait, requeue_after_seconds};
 use crate::base::{ActGate, may_act};
 use crate::inventory::Inventory;
 use crate::lambda_stage::round::{ActScope, Round, RoundOptions, round};
+use crate::probe::TcpProber;
 use crate::runtime::round::{AFTER_ACTIONS, owner_of};
 
 /// At most this many hashing rounds before a plan is printed (one per artifact suffices).
@@ -21,10 +26,12 @@ const RETRY_BASE: Duration = Duration::from_secs(2);
 /// ... at most this many times in a row before `apply` gives up with exit code 1.
 const MAX_CONSECUTIVE_FAILURES: u32 = 5;
 
-/// What both commands share: the AWS adapters and the settings they came from.
-struct Session {
+/// What both commands share: the AWS adapters, the health prober and the settings they came
+/// from.
+pub(super) struct Session {
     aws: AwsProvider,
-    cluster_id: String,
+    pub(super) cluster_id: String,
+    pub(super) prober: TcpProber,
 }
 
 impl Session {
@@ -44,12 +51,13 @@ impl Session {
             .map_err(|e| format!("cannot set up metrics: {e}"))?;
         Ok(Self {
             aws: AwsProvider::new(sdk, metrics, settings.aws_settings()),
+            prober: TcpProber::new(settings.probe.probe_settings()),
             cluster_id: settings.cluster_id,
         })
     }
 
-    /// A fresh inventory per stage: each stage is planned against AWS as it is now.
-    fn inventory(&self) -> Inventory {
+    /// A fresh inventory per object: each is planned against AWS as it is now.
+    pub(super) fn inventory(&self) -> Inventory {
         Inventory::new(self.aws.clone(), Duration::ZERO)
     }
 
@@ -91,17 +99,22 @@ impl Session {
 /// `stagehand plan -f`.
 pub async fn plan(args: &PlanArgs) -> u8 {
     let mut printer = Printer::new(args.output);
-    let stages = match super::manifest::read_stages(&args.file) {
-        Ok(stages) => stages,
+    let documents = match super::manifest::read_documents(&args.file) {
+        Ok(documents) => documents,
         Err(error) => return printer.fatal(&error.to_string()),
     };
     let session = match Session::start(&args.aws).await {
         Ok(session) => session,
         Err(error) => return printer.fatal(&error),
     };
-    for stage in &stages {
-        let report = plan_stage(&session, stage).await;
-        printer.stage(report);
+    for document in &documents {
+        match document {
+            Document::LambdaStage(stage) => printer.report(plan_stage(&session, stage).await),
+            Document::SpotFleet(fleet) => {
+                printer
+                    .report(super::fleet::plan_fleet(&session, fleet, args.show_user_data).await);
+            }
+        }
     }
     printer.finish_plan()
 }
@@ -119,24 +132,33 @@ async fn plan_stage(session: &Session, stage: &LambdaStage) -> StageReport {
         Ok(round) => round,
         Err(error) => return report.failed(error),
     };
-    let (exit_code, result) = if plan.stalled.is_some() {
+    conclude(
+        &mut report,
+        Ok(plan_verdict(
+            plan.stalled.is_some(),
+            !plan.actions.is_empty() || !plan.waits.is_empty() || !plan.drift.is_empty(),
+        )),
+    );
+    report.set_plan(&plan, &status);
+    report
+}
+
+/// What `plan` says of an object: stalled, changes pending, or in sync.
+pub(super) fn plan_verdict(stalled: bool, pending: bool) -> (u8, &'static str) {
+    if stalled {
         (exit::NOT_READY, "Stalled")
-    } else if !plan.actions.is_empty() || !plan.waits.is_empty() || !plan.drift.is_empty() {
+    } else if pending {
         (exit::CHANGES_PENDING, "ChangesPending")
     } else {
         (exit::IN_SYNC, "InSync")
-    };
-    report.exit_code = exit_code;
-    report.result = result;
-    report.set_plan(&plan, &status);
-    report
+    }
 }
 
 /// `stagehand apply -f`.
 pub async fn apply(args: &ApplyArgs) -> u8 {
     let mut printer = Printer::new(args.plan.output);
-    let stages = match super::manifest::read_stages(&args.plan.file) {
-        Ok(stages) => stages,
+    let documents = match super::manifest::read_documents(&args.plan.file) {
+        Ok(documents) => documents,
         Err(error) => return printer.fatal(&error.to_string()),
     };
     let session = match Session::start(&args.plan.aws).await {
@@ -144,18 +166,143 @@ pub async fn apply(args: &ApplyArgs) -> u8 {
         Err(error) => return printer.fatal(&error),
     };
     let deadline = Instant::now() + args.timeout;
-    for stage in &stages {
-        let report = apply_stage(&session, stage, deadline, &mut printer).await;
-        printer.stage(report);
+    for document in &documents {
+        match document {
+            Document::LambdaStage(stage) => {
+                let report = apply_stage(&session, stage, deadline, &printer).await;
+                printer.report(report);
+            }
+            Document::SpotFleet(fleet) => {
+                let report = super::fleet::apply_fleet(
+                    &session,
+                    fleet,
+                    deadline,
+                    &printer,
+                    args.plan.show_user_data,
+                )
+                .await;
+                printer.report(report);
+            }
+        }
     }
     printer.finish_apply()
+}
+
+/// What `apply` needs to know of one round, whatever the kind.
+#[derive(Debug, Default)]
+pub(super) struct RoundView {
+    /// The action that failed, with why.
+    pub failure: Option<String>,
+    pub stalled: bool,
+    /// Some action ran.
+    pub acted: bool,
+    /// What AWS is still doing.
+    pub waits: Vec<Wait>,
+    /// The plan found drift (under ObserveOnly it stays).
+    pub drift: bool,
+}
+
+/// One object's rounds, as `apply` runs them.
+pub(super) trait Rounds {
+    /// Runs the next round, printing each action as it starts; what it came to, or why it could
+    /// not run at all (AWS could not be read).
+    async fn next(&mut self, printer: &Printer) -> Result<RoundView, String>;
+}
+
+/// Runs rounds until the object settles: the exit code and result, or the error `apply` gave up
+/// on (too many failures in a row, or the deadline).
+pub(super) async fn converge(
+    rounds: &mut impl Rounds,
+    gate: ActGate,
+    deadline: Instant,
+    printer: &Printer,
+) -> Result<(u8, &'static str), String> {
+    let mut failures = 0_u32;
+    loop {
+        let error = match rounds.next(printer).await {
+            Ok(view) => match view.failure {
+                Some(failure) => failure,
+                None => match next_step(&view, gate, deadline) {
+                    Step::Done(exit_code, result) => return Ok((exit_code, result)),
+                    Step::LookAgain(wait) => {
+                        failures = 0;
+                        // The wait actually taken: right after actions it is shorter than
+                        // what the plan asks for while waiting on AWS.
+                        for w in &view.waits {
+                            printer.progress(&format!(
+                                "  waiting for {} ({}), looking again in {}s",
+                                w.subject,
+                                w.reason,
+                                wait.as_secs()
+                            ));
+                        }
+                        // The product's pacing between rounds (Lambda allows one update per
+                        // function at a time; CloudFormation takes minutes; instances take
+                        // a while to prove healthy), as the controller's requeue does.
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                },
+            },
+            Err(error) => error,
+        };
+        failures += 1;
+        match retry_after(failures, deadline) {
+            Some(delay) => {
+                printer.progress(&format!("  {error}; retrying in {}s", delay.as_secs()));
+                tokio::time::sleep(delay).await;
+            }
+            None => return Err(error),
+        }
+    }
+}
+
+/// A LambdaStage's rounds for `apply`.
+struct StageRounds<'a> {
+    session: &'a Session,
+    stage: &'a LambdaStage,
+    gate: ActGate,
+    inventory: Inventory,
+    status: Option<LambdaStageStatus>,
+    report: StageReport,
+}
+
+impl Rounds for StageRounds<'_> {
+    async fn next(&mut self, printer: &Printer) -> Result<RoundView, String> {
+        self.report.rounds += 1;
+        let round = round(
+            &self.inventory,
+            self.stage,
+            self.status.as_ref(),
+            self.session.options(self.gate, ActScope::Gated),
+            |action| printer.progress(&format!("  → {}: {action}", action.kind())),
+        )
+        .await
+        .map_err(|error| format!("cannot observe AWS: {}", one_line(&error)))?;
+        self.report
+            .applied
+            .extend(round.report.done.iter().cloned());
+        self.report.set_plan(&round.plan, &round.status);
+        self.status = Some(round.status.clone());
+        Ok(RoundView {
+            failure: round
+                .report
+                .failure
+                .as_ref()
+                .map(|(action, error)| format!("{} failed: {}", action.kind(), one_line(error))),
+            stalled: round.plan.stalled.is_some(),
+            acted: !round.report.done.is_empty(),
+            waits: round.plan.waits.clone(),
+            drift: !round.plan.drift.is_empty(),
+        })
+    }
 }
 
 async fn apply_stage(
     session: &Session,
     stage: &LambdaStage,
     deadline: Instant,
-    printer: &mut Printer,
+    printer: &Printer,
 ) -> StageReport {
     let mut report = StageReport::new(stage, &owner_of(stage));
     let gate = may_act(stage.annotations(), stage.spec.lifecycle.management);
@@ -166,62 +313,17 @@ async fn apply_stage(
         return report;
     }
     printer.progress(&format!("LambdaStage {}: applying", report.id()));
-    let inventory = session.inventory();
-    let mut status: Option<LambdaStageStatus> = None;
-    let mut failures = 0_u32;
-    loop {
-        report.rounds += 1;
-        let round = round(
-            &inventory,
-            stage,
-            status.as_ref(),
-            session.options(gate, ActScope::Gated),
-            |action| printer.progress(&format!("  → {}: {action}", action.kind())),
-        )
-        .await;
-        let error = match round {
-            Ok(round) => {
-                report.applied.extend(round.report.done.iter().cloned());
-                report.set_plan(&round.plan, &round.status);
-                status = Some(round.status.clone());
-                match &round.report.failure {
-                    Some((action, error)) => {
-                        format!("{} failed: {}", action.kind(), one_line(error))
-                    }
-                    None => match next_step(&round, gate, deadline) {
-                        Step::Done(exit_code, result) => {
-                            report.exit_code = exit_code;
-                            report.result = result;
-                            return report;
-                        }
-                        Step::LookAgain(wait) => {
-                            failures = 0;
-                            for w in &round.plan.waits {
-                                printer.progress(&format!(
-                                    "  waiting for {} ({}), looking again in {}s",
-                                    w.subject, w.reason, w.requeue_after_seconds
-                                ));
-                            }
-                            // The product's pacing between rounds (Lambda allows one update
-                            // per function at a time; CloudFormation takes minutes), as the
-                            // controller's requeue does.
-                            tokio::time::sleep(wait).await;
-                            continue;
-                        }
-                    },
-                }
-            }
-            Err(error) => format!("cannot observe AWS: {}", one_line(&error)),
-        };
-        failures += 1;
-        match retry_after(failures, deadline) {
-            Some(delay) => {
-                printer.progress(&format!("  {error}; retrying in {}s", delay.as_secs()));
-                tokio::time::sleep(delay).await;
-            }
-            None => return report.failed(error),
-        }
-    }
+    let mut rounds = StageRounds {
+        session,
+        stage,
+        gate,
+        inventory: session.inventory(),
+        status: None,
+        report,
+    };
+    let outcome = converge(&mut rounds, gate, deadline, printer).await;
+    conclude(&mut rounds.report, outcome);
+    rounds.report
 }
 
 /// What `apply` does after a round that did not fail.
@@ -232,17 +334,17 @@ enum Step {
     LookAgain(Duration),
 }
 
-fn next_step(round: &Round, gate: ActGate, deadline: Instant) -> Step {
-    if round.plan.stalled.is_some() {
+fn next_step(view: &RoundView, gate: ActGate, deadline: Instant) -> Step {
+    if view.stalled {
         return Step::Done(exit::NOT_READY, "Stalled");
     }
-    let wait = if round.report.done.is_empty() {
-        round.plan.requeue_after_seconds().map(Duration::from_secs)
-    } else {
+    let wait = if view.acted {
         Some(AFTER_ACTIONS)
+    } else {
+        requeue_after_seconds(&view.waits).map(Duration::from_secs)
     };
     let Some(wait) = wait else {
-        return if gate == ActGate::ObserveOnly && !round.plan.drift.is_empty() {
+        return if gate == ActGate::ObserveOnly && view.drift {
             Step::Done(exit::NOT_READY, "ObserveOnlyDrift")
         } else {
             Step::Done(exit::IN_SYNC, "Ready")

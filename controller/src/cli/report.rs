@@ -1,5 +1,7 @@
-//! What `plan` and `apply` print: per stage the drift, the ordered actions, the waits, the stall
-//! and the conditions; as text for humans or as one JSON document for machines.
+//! What `plan` and `apply` print: per object the drift, the ordered actions, the waits, the
+//! stall and the conditions; as text for humans or as one JSON document for machines. Each kind
+//! writes its own report ([`StageReport`] here, `FleetReport` in `fleet_report`); the
+//! [`Printer`] orders them, picks the exit code and writes the summary.
 
 use std::fmt::Write as _;
 
@@ -11,7 +13,96 @@ use stagehand_crds::{LambdaStage, LambdaStageStatus};
 
 use super::{OutputFormat, exit};
 use crate::base::gates::ActGate;
-use crate::lambda_stage::plan::{Action, Drift, Plan, Stall, Wait};
+use crate::base::plan::Stall;
+use crate::lambda_stage::plan::{Action, Drift, Plan, Wait};
+
+/// What the [`Printer`] needs of one object's report, whatever its kind.
+pub trait ObjectReport: std::fmt::Debug {
+    /// `LambdaStage`, `SpotFleet`.
+    fn kind(&self) -> &'static str;
+    /// `<namespace>/<name>`.
+    fn id(&self) -> String;
+    /// This object's exit code (see [`exit`]).
+    fn exit_code(&self) -> u8;
+    /// Records the verdict: exit code, result, and the error behind it if any.
+    fn settle(&mut self, exit_code: u8, result: &'static str, error: Option<String>);
+    fn error(&self) -> Option<&str>;
+    fn stall(&self) -> Option<&Stall>;
+    /// Actions the plan would still take.
+    fn pending_actions(&self) -> usize;
+    /// The key of the JSON document's list this report goes in (`stages`, `fleets`).
+    fn json_section(&self) -> &'static str;
+    fn to_json(&self) -> Value;
+    fn to_text(&self, applying: bool) -> String;
+}
+
+/// Writes what `apply` (or `plan`) concluded into `report`: an exit code and result, or the
+/// error it gave up on.
+pub fn conclude(report: &mut impl ObjectReport, outcome: Result<(u8, &'static str), String>) {
+    match outcome {
+        Ok((exit_code, result)) => report.settle(exit_code, result, None),
+        Err(error) => report.settle(exit::ERROR, "Error", Some(error)),
+    }
+}
+
+/// `  Waiting for AWS:` and `  Stalled:` lines, as every kind prints them.
+pub fn write_waits_and_stall(
+    out: &mut String,
+    waits: &[crate::base::plan::Wait],
+    stall: Option<&Stall>,
+) {
+    if !waits.is_empty() {
+        let _ = writeln!(out, "  Waiting for AWS:");
+        for w in waits {
+            let _ = writeln!(
+                out,
+                "    {} {} (look again in {}s)",
+                w.reason, w.subject, w.requeue_after_seconds
+            );
+        }
+    }
+    if let Some(stall) = stall {
+        let _ = writeln!(out, "  Stalled: {}: {}", stall.reason, stall.message);
+    }
+}
+
+/// The `  Conditions:` lines; a condition whose reason is `quiet_reason` is printed without its
+/// message (while applying, that message repeats the actions listed above).
+pub fn write_conditions(out: &mut String, conditions: &[Condition], quiet_reason: &str) {
+    if conditions.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "  Conditions:");
+    for c in conditions {
+        let _ = write!(out, "    {}={} ({})", c.type_, c.status, c.reason);
+        if !c.message.is_empty() && c.reason != quiet_reason {
+            let _ = write!(out, ": {}", c.message);
+        }
+        out.push('\n');
+    }
+}
+
+/// The JSON form of conditions, waits and a stall, as every kind reports them.
+pub fn conditions_json(conditions: &[Condition]) -> Vec<Value> {
+    conditions
+        .iter()
+        .map(|c| json!({"type": c.type_, "status": c.status, "reason": c.reason, "message": c.message}))
+        .collect()
+}
+
+pub fn waits_json(waits: &[crate::base::plan::Wait]) -> Vec<Value> {
+    waits
+        .iter()
+        .map(|w| json!({"reason": w.reason, "subject": w.subject, "requeueAfterSeconds": w.requeue_after_seconds}))
+        .collect()
+}
+
+pub fn stall_json(stall: Option<&Stall>) -> Value {
+    stall.map_or(
+        Value::Null,
+        |s| json!({"reason": s.reason, "message": s.message}),
+    )
+}
 
 /// The result for one stage.
 #[derive(Debug)]
@@ -69,9 +160,7 @@ impl StageReport {
 
     #[must_use]
     pub fn failed(mut self, error: String) -> Self {
-        self.exit_code = exit::ERROR;
-        self.result = "Error";
-        self.error = Some(error);
+        conclude(&mut self, Err(error));
         self
     }
 
@@ -101,14 +190,9 @@ impl StageReport {
                 "field": d.field.as_str(), "subject": d.subject, "detail": d.detail,
             })).collect::<Vec<_>>(),
             "actions": self.actions.iter().map(action).collect::<Vec<_>>(),
-            "waits": self.waits.iter().map(|w| json!({
-                "reason": w.reason, "subject": w.subject,
-                "requeueAfterSeconds": w.requeue_after_seconds,
-            })).collect::<Vec<_>>(),
-            "stalled": self.stalled.as_ref().map(|s| json!({"reason": s.reason, "message": s.message})),
-            "conditions": self.conditions.iter().map(|c| json!({
-                "type": c.type_, "status": c.status, "reason": c.reason, "message": c.message,
-            })).collect::<Vec<_>>(),
+            "waits": waits_json(&self.waits),
+            "stalled": stall_json(self.stalled.as_ref()),
+            "conditions": conditions_json(&self.conditions),
             "message": self.message,
             "validation": self.validation,
             "applied": self.applied.iter().map(action).collect::<Vec<_>>(),
@@ -162,48 +246,73 @@ impl StageReport {
                 let _ = writeln!(out, "    {}. {}: {a}", i + 1, a.kind());
             }
         }
-        if !self.waits.is_empty() {
-            let _ = writeln!(out, "  Waiting for AWS:");
-            for w in &self.waits {
-                let _ = writeln!(
-                    out,
-                    "    {} {} (look again in {}s)",
-                    w.reason, w.subject, w.requeue_after_seconds
-                );
-            }
-        }
-        if let Some(stall) = &self.stalled {
-            let _ = writeln!(out, "  Stalled: {}: {}", stall.reason, stall.message);
-        }
-        if !self.conditions.is_empty() {
-            let _ = writeln!(out, "  Conditions:");
-            for c in &self.conditions {
-                let _ = write!(out, "    {}={} ({})", c.type_, c.status, c.reason);
-                // While applying, the message repeats the actions listed above.
-                if !c.message.is_empty() && c.reason != crate::lambda_stage::plan::reason::APPLYING
-                {
-                    let _ = write!(out, ": {}", c.message);
-                }
-                out.push('\n');
-            }
-        }
+        write_waits_and_stall(&mut out, &self.waits, self.stalled.as_ref());
+        write_conditions(
+            &mut out,
+            &self.conditions,
+            crate::lambda_stage::plan::reason::APPLYING,
+        );
         let _ = writeln!(out, "  Result: {}", self.result);
         out
     }
 }
 
-/// Prints the reports as they come (text) or all at the end (JSON).
+impl ObjectReport for StageReport {
+    fn kind(&self) -> &'static str {
+        "LambdaStage"
+    }
+
+    fn id(&self) -> String {
+        StageReport::id(self)
+    }
+
+    fn exit_code(&self) -> u8 {
+        self.exit_code
+    }
+
+    fn settle(&mut self, exit_code: u8, result: &'static str, error: Option<String>) {
+        self.exit_code = exit_code;
+        self.result = result;
+        self.error = error;
+    }
+
+    fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    fn stall(&self) -> Option<&Stall> {
+        self.stalled.as_ref()
+    }
+
+    fn pending_actions(&self) -> usize {
+        self.actions.len()
+    }
+
+    fn json_section(&self) -> &'static str {
+        "stages"
+    }
+
+    fn to_json(&self) -> Value {
+        StageReport::to_json(self)
+    }
+
+    fn to_text(&self, applying: bool) -> String {
+        StageReport::to_text(self, applying)
+    }
+}
+
+/// Prints the reports at the end, as text or as one JSON document.
 #[derive(Debug)]
 pub struct Printer {
     format: OutputFormat,
-    stages: Vec<StageReport>,
+    reports: Vec<Box<dyn ObjectReport>>,
 }
 
 impl Printer {
     pub fn new(format: OutputFormat) -> Self {
         Self {
             format,
-            stages: Vec::new(),
+            reports: Vec::new(),
         }
     }
 
@@ -222,20 +331,21 @@ impl Printer {
         if self.format == OutputFormat::Json {
             println!(
                 "{}",
-                json!({"stages": [], "error": message, "exitCode": exit::ERROR})
+                json!({"stages": [], "fleets": [], "error": message, "exitCode": exit::ERROR})
             );
         }
         exit::ERROR
     }
 
-    pub fn stage(&mut self, report: StageReport) {
-        self.stages.push(report);
+    /// Adds one object's report, printed in the order added.
+    pub fn report(&mut self, report: impl ObjectReport + 'static) {
+        self.reports.push(Box::new(report));
     }
 
     fn exit_code(&self) -> u8 {
-        self.stages
+        self.reports
             .iter()
-            .map(|s| s.exit_code)
+            .map(|r| r.exit_code())
             .max_by_key(|c| exit::severity(*c))
             .unwrap_or(exit::IN_SYNC)
     }
@@ -244,28 +354,34 @@ impl Printer {
         let code = self.exit_code();
         match self.format {
             OutputFormat::Json => {
-                let stages: Vec<Value> = self.stages.iter().map(StageReport::to_json).collect();
+                // Every list is present (possibly empty), so consumers need no existence checks.
+                let mut document = json!({"stages": [], "fleets": [], "exitCode": code});
+                for report in &self.reports {
+                    if let Some(list) = document[report.json_section()].as_array_mut() {
+                        list.push(report.to_json());
+                    }
+                }
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&json!({"stages": stages, "exitCode": code}))
-                        .unwrap_or_default()
+                    serde_json::to_string_pretty(&document).unwrap_or_default()
                 );
             }
             OutputFormat::Text => {
-                for stage in &self.stages {
-                    println!("{}", stage.to_text(applying));
+                for report in &self.reports {
+                    println!("{}", report.to_text(applying));
                 }
                 println!("{summary}");
             }
         }
-        for stage in &self.stages {
-            if let Some(error) = &stage.error {
-                eprintln!("error: LambdaStage {}: {error}", stage.id());
+        for report in &self.reports {
+            if let Some(error) = report.error() {
+                eprintln!("error: {} {}: {error}", report.kind(), report.id());
             }
-            if let Some(stall) = &stage.stalled {
+            if let Some(stall) = report.stall() {
                 eprintln!(
-                    "LambdaStage {} stalled: {}: {}",
-                    stage.id(),
+                    "{} {} stalled: {}: {}",
+                    report.kind(),
+                    report.id(),
                     stall.reason,
                     stall.message
                 );
@@ -276,20 +392,20 @@ impl Printer {
 
     /// Prints the plan; returns the exit code.
     pub fn finish_plan(&self) -> u8 {
-        let pending: usize = self.stages.iter().map(|s| s.actions.len()).sum();
+        let pending: usize = self.reports.iter().map(|r| r.pending_actions()).sum();
         let summary = match self.exit_code() {
-            exit::IN_SYNC => "No changes: AWS matches every stage.".to_owned(),
+            exit::IN_SYNC => "No changes: AWS matches every object.".to_owned(),
             exit::CHANGES_PENDING => format!(
-                "Changes pending: {pending} action(s) in {} stage(s).",
-                self.stages
+                "Changes pending: {pending} action(s) in {} object(s).",
+                self.reports
                     .iter()
-                    .filter(|s| s.exit_code == exit::CHANGES_PENDING)
+                    .filter(|r| r.exit_code() == exit::CHANGES_PENDING)
                     .count()
             ),
             exit::NOT_READY => {
-                "Stalled: at least one stage cannot converge as declared.".to_owned()
+                "Stalled: at least one object cannot converge as declared.".to_owned()
             }
-            _ => "Error: at least one stage could not be planned.".to_owned(),
+            _ => "Error: at least one object could not be planned.".to_owned(),
         };
         self.finish(false, &summary)
     }
@@ -297,14 +413,14 @@ impl Printer {
     /// Prints the outcome of `apply`; returns the exit code.
     pub fn finish_apply(&self) -> u8 {
         let summary = match self.exit_code() {
-            exit::IN_SYNC => format!("Applied: {} stage(s) Ready.", self.stages.len()),
+            exit::IN_SYNC => format!("Applied: {} object(s) Ready.", self.reports.len()),
             exit::NOT_READY => {
-                "Not Ready: at least one stage is stalled or failed validation.".to_owned()
+                "Not Ready: at least one object is stalled or failed validation.".to_owned()
             }
             exit::TIMED_OUT => {
-                "Timed out: at least one stage did not settle within --timeout.".to_owned()
+                "Timed out: at least one object did not settle within --timeout.".to_owned()
             }
-            _ => "Error: at least one stage could not be applied.".to_owned(),
+            _ => "Error: at least one object could not be applied.".to_owned(),
         };
         self.finish(true, &summary)
     }

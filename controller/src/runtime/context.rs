@@ -10,6 +10,7 @@ use crate::aws::AwsProvider;
 use crate::aws::config::load_sdk_config;
 use crate::feed::FeedHub;
 use crate::inventory::Inventory;
+use crate::probe::TcpProber;
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::{Recorder, Reporter};
@@ -57,6 +58,9 @@ pub struct Context {
     pub inventory: Inventory,
     /// The AWS event feed's reconcile-now requests and the queues objects name.
     pub feed: FeedHub,
+    /// Health probes of instances (SpotFleet `healthCheck.tcpPort`): one for every object, so
+    /// its record of dials covers them all.
+    pub prober: TcpProber,
     pub metrics: Metrics,
     pub settings: Settings,
     pub readiness: Readiness,
@@ -81,11 +85,13 @@ impl Context {
         let recorder = Recorder::new(client.clone(), Reporter::from(EVENT_REPORTER));
         let aws = AwsProvider::new(aws, metrics.aws.clone(), settings.aws_settings());
         let inventory = Inventory::new(aws.clone(), settings.inventory_max_age);
+        let prober = TcpProber::new(settings.probe.probe_settings());
         Self {
             client,
             aws,
             inventory,
             feed: FeedHub::default(),
+            prober,
             metrics,
             settings,
             readiness: Readiness::default(),

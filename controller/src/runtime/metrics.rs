@@ -11,6 +11,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use super::fleet_metrics::FleetMetrics;
 use crate::aws::AwsMetrics;
 use crate::base::ErrorClass;
 use crate::feed::FeedMetrics;
@@ -75,6 +76,8 @@ pub struct Metrics {
     pub spot_interruptions_total: IntCounterVec,
     /// The AWS event feed's counters (`stagehand_feed_*`).
     pub feed: FeedMetrics,
+    /// SpotFleet's own metrics (instances by state, capacity, replacements, launch errors).
+    pub fleet: FleetMetrics,
     pub site_revision_info: IntGaugeVec,
     pub build_info: IntGaugeVec,
     pub leader_election_master_status: IntGaugeVec,
@@ -222,6 +225,7 @@ impl Metrics {
                     &["queue"],
                 )?,
             },
+            fleet: FleetMetrics::register(&r)?,
             site_revision_info: gauge(
                 &r,
                 "stagehand_site_revision_info",

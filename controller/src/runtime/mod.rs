@@ -7,6 +7,7 @@ pub mod controller;
 pub mod error;
 pub mod events;
 pub mod finalizer;
+pub mod fleet_metrics;
 pub mod leader;
 pub mod manager;
 pub mod metrics;

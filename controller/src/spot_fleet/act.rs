@@ -46,6 +46,8 @@ pub struct ActReport {
     pub launched: Vec<String>,
     /// The launch template version launched from, when a launch ran.
     pub template_version: Option<i64>,
+    /// The AWS error code of every pool the launch's `CreateFleet` refused (for the metric).
+    pub launch_errors: Vec<String>,
     /// The action that failed (nothing after it ran).
     pub failure: Option<(Action, SpotFleetError)>,
 }
@@ -247,6 +249,9 @@ impl Actor<'_> {
         inventory.launch_finished(self.owner, &launch.errors);
         inventory.instances_launched(&launch.instances, &tags);
         report.launched.extend(launch.instance_ids());
+        report
+            .launch_errors
+            .extend(launch.errors.iter().map(|e| e.code.clone()));
         if launch.instances.is_empty() && !launch.errors.is_empty() {
             let codes: BTreeSet<String> = launch
                 .errors

@@ -31,11 +31,16 @@ pub enum SpotFleetError {
     /// the spec changes.
     #[error("user data: {0}")]
     UserData(#[from] CloudInitError),
-    /// The spec asks for something this build does not do yet: nothing is done rather than
-    /// half of it (a TCP check never run would leave every instance unhealthy, replaced after
-    /// its grace period, forever).
-    #[error("{0} is not supported yet; remove it from the spec")]
-    Unsupported(&'static str),
+    /// The TCP health check would dial addresses outside 127.0.0.0/8 while the controller runs
+    /// loopback-only (tests, demo, CI against an AWS emulator): nothing is dialled, nothing is
+    /// planned. Fixed by rewriting the instances' addresses to loopback, or by running without
+    /// `--loopback-only` where the addresses are real.
+    #[error(
+        "healthCheck.tcpPort: not dialling {}: outside 127.0.0.0/8 and --loopback-only \
+         (STAGEHAND_LOOPBACK_ONLY) is set",
+        targets.join(", ")
+    )]
+    ProbeNotAllowed { targets: Vec<String> },
     /// The plan needs a human or a change (in the spec or in EC2).
     #[error("{message}")]
     Stalled {
@@ -63,7 +68,7 @@ impl Classify for SpotFleetError {
             }
             Self::TemplateNotOurs { .. }
             | Self::UserData(_)
-            | Self::Unsupported(_)
+            | Self::ProbeNotAllowed { .. }
             | Self::Stalled { .. } => ErrorClass::Stalled,
             Self::Runtime(e) => e.class(),
         }
@@ -76,7 +81,7 @@ impl Classify for SpotFleetError {
             Self::TeardownPending { .. } => "WaitingForTermination",
             Self::TemplateNotOurs { .. } => "OwnershipConflict",
             Self::UserData(_) => "InvalidUserData",
-            Self::Unsupported(_) => "Unsupported",
+            Self::ProbeNotAllowed { .. } => "ProbeNotAllowed",
             Self::Stalled { reason, .. } => reason,
             Self::Paused => "Paused",
             Self::Runtime(e) => e.reason(),

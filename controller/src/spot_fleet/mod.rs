@@ -6,8 +6,9 @@
 //!   checked against EC2's 16 KB limit;
 //! - `spec_hash`: the versioned hash of what defines an instance, and `desired()` (render, then
 //!   hash) — the one way to the hash the plan compares and a launch tags;
-//! - `observe`: the fleet's instances from the shared EC2 inventory, status checks while they
-//!   prove health, the grace period decided against the clock, unavailable offerings;
+//! - `observe`: the fleet's instances from the shared EC2 inventory, status checks and the TCP
+//!   port (through the runtime's [`crate::probe::TcpProber`]) while they prove health, the
+//!   grace period decided against the clock, unavailable offerings;
 //! - `observed`: the plain data observe gathers, clock-dependent facts precomputed;
 //! - `plan/`: `plan(spec, context, observed) -> Plan` with its tables and a multi-round
 //!   simulator;
@@ -20,8 +21,7 @@
 //! `interruptionQueue` is polled by the AWS event feed (`crate::feed`), which records the
 //! notices observe reads and asks for a reconcile at once.
 //!
-//! Not built yet: the TCP health check (`healthCheck.tcpPort`), and pruning old launch
-//! template versions.
+//! Not built yet: pruning old launch template versions.
 
 mod act;
 pub mod cloud_init;
@@ -43,10 +43,12 @@ use kube::runtime::controller::Action as Requeue;
 use kube::{Resource, ResourceExt};
 use stagehand_crds::{DeletionPolicy, SpotFleet};
 
+use self::plan::{Action, TerminateReason};
 use self::round::{Round, RoundOptions, round};
 use crate::aws::tags::{self, OWNER_TAG, Ownership};
 use crate::base::{ActGate, may_act};
 use crate::feed::EventQueue;
+use crate::runtime::fleet_metrics::FleetSnapshot;
 use crate::runtime::requeue::resync_action;
 use crate::runtime::round::{
     RefreshTracker, RoundEnd, fail_early, owner_of, paused_status, requeue_after, write_status,
@@ -69,14 +71,51 @@ impl SpotFleetReconciler {
     }
 }
 
-/// Metrics of one round: the drift found and the actions done.
-fn record_metrics(ctx: &Context, round: &Round) {
+/// Metrics of one round: the drift found, the actions done, and the fleet's own (instances by
+/// state, capacity, replacements by reason, launch errors by AWS code).
+fn record_metrics(ctx: &Context, fleet: &SpotFleet, round: &Round) {
     for drift in &round.plan.drift {
         ctx.metrics.record_drift(KIND, drift.field.as_str());
     }
     for action in &round.report.done {
         ctx.metrics.record_action(KIND, action.facts().metric_label);
     }
+    let label = fleet_label(fleet);
+    let metrics = &ctx.metrics.fleet;
+    metrics.set(
+        &label,
+        &FleetSnapshot {
+            states: round
+                .observed
+                .instances
+                .iter()
+                .map(|i| i.state.as_str())
+                .collect(),
+            desired_capacity: i64::from(round.plan.desired_capacity),
+            ready_capacity: i64::from(round.plan.ready_capacity),
+        },
+    );
+    for action in &round.report.done {
+        if let Action::Terminate {
+            ids,
+            reason: TerminateReason::Replaced(reason),
+        } = action
+        {
+            metrics.record_replacements(&label, reason.as_str(), ids.len());
+        }
+    }
+    for code in &round.report.launch_errors {
+        metrics.record_launch_error(&label, code);
+    }
+}
+
+/// The `fleet` label of the fleet metrics: `<namespace>/<name>`.
+fn fleet_label(fleet: &SpotFleet) -> String {
+    format!(
+        "{}/{}",
+        fleet.namespace().unwrap_or_default(),
+        fleet.name_any()
+    )
 }
 
 /// An Event and `stagehand_spot_interruptions_total{fleet}` for every interruption warning the
@@ -149,6 +188,9 @@ impl Reconciler<SpotFleet> for SpotFleetReconciler {
             cluster_id: &ctx.settings.cluster_id,
             gate,
             refresh: self.refreshes.requested(fleet.as_ref()),
+            prober: &ctx.prober,
+            now: Timestamp::now(),
+            dry_run: false,
         };
         let round = match round(
             &ctx.inventory,
@@ -164,7 +206,7 @@ impl Reconciler<SpotFleet> for SpotFleetReconciler {
                 return Err(fail_early(&ctx, fleet.as_ref(), fleet.status.as_ref(), error).await);
             }
         };
-        record_metrics(&ctx, &round);
+        record_metrics(&ctx, &fleet, &round);
         report_interruptions(&ctx, &fleet, &round).await;
         for action in &round.report.done {
             let facts = action.facts();
@@ -238,6 +280,7 @@ impl Reconciler<SpotFleet> for SpotFleetReconciler {
             None
         };
         if let Some(why) = retained {
+            ctx.metrics.fleet.forget(&fleet_label(&fleet));
             ctx.events()
                 .action(
                     fleet.as_ref(),
@@ -250,6 +293,7 @@ impl Reconciler<SpotFleet> for SpotFleetReconciler {
         }
         terminate_every_instance(&ctx, &fleet, &owner).await?;
         delete_launch_templates(&ctx, &fleet, &owner).await?;
+        ctx.metrics.fleet.forget(&fleet_label(&fleet));
         Ok(Requeue::await_change())
     }
 }

@@ -1,33 +1,49 @@
 //! The reads of one SpotFleet round, through the shared EC2 inventory: the fleet's instances
-//! (one region-wide `DescribeInstances` serves every fleet), their status checks while they
-//! are still proving health, the offerings a recent launch found without capacity, the errors
-//! of this fleet's last launch (for `CapacityReady`) and, only when the plan needs them, the
-//! zones of the spec's subnets. The clock is read here, never in
+//! (one region-wide `DescribeInstances` serves every fleet), their status checks and TCP port
+//! while they are still proving health, the offerings a recent launch found without capacity,
+//! the errors of this fleet's last launch (for `CapacityReady`) and, only when the plan needs
+//! them, the zones of the spec's subnets. The clock is read here, never in
 //! the plan: whether an instance is past its grace period is decided now and stored as a fact.
 //! What the event feed heard (interruption warnings, rebalance recommendations for the fleet's
 //! live instances) and how its poll of the fleet's queue stands come from the inventory too.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
 
 use jiff::{SignedDuration, Timestamp};
 use stagehand_crds::{SpotFleetSpec, SpotFleetStatus};
 
 use super::observed::{
     Ec2Checks, InstanceState, LaunchError, Observed, ObservedInstance, Offering, QueueFeedState,
+    TcpCheck,
 };
 use crate::aws::AwsError;
 use crate::inventory::Inventory;
 use crate::inventory::sqs::QueueFeed;
+use crate::probe::{ProbeOutcome, TcpProber};
 
-/// Observes the fleet owned by `owner`. `status` is what the previous round wrote: an instance
-/// it recorded healthy and that is still running is not asked about again.
+/// What a round observes with besides the spec: the shared inventory and prober, and the
+/// previous round's verdicts.
+#[derive(Clone, Copy, Debug)]
+pub struct Observer<'a> {
+    pub inventory: &'a Inventory,
+    pub prober: &'a TcpProber,
+    /// What the previous round wrote: an instance it recorded healthy and that is still running
+    /// is not asked about again.
+    pub status: Option<&'a SpotFleetStatus>,
+    /// The generation being reconciled: a previous TCP verdict counts only for the same one
+    /// (the port may just have been declared or changed).
+    pub generation: Option<i64>,
+}
+
+/// Observes the fleet owned by `owner` at `now`.
 pub async fn observe(
-    inventory: &Inventory,
+    observer: Observer<'_>,
     spec: &SpotFleetSpec,
     owner: &str,
-    status: Option<&SpotFleetStatus>,
     now: Timestamp,
 ) -> Result<Observed, AwsError> {
+    let inventory = observer.inventory;
     let ec2 = inventory.ec2(&spec.region);
     // Only instances carrying this fleet's owner tag value are read: the listing is filtered
     // by the owner tag key, so an untagged instance is never seen and adoption has nothing to
@@ -46,7 +62,7 @@ pub async fn observe(
             instance
         })
         .collect();
-    check_health(inventory, spec, status, &mut instances).await?;
+    check_health(observer, spec, &mut instances).await?;
     let unavailable_offerings: BTreeSet<Offering> = ec2
         .unavailable_offerings()
         .into_keys()
@@ -116,16 +132,17 @@ fn is_past_grace(launched_at: Option<Timestamp>, grace: SignedDuration, now: Tim
     launched_at.is_some_and(|launched| now.duration_since(launched) >= grace)
 }
 
-/// EC2 status checks of the running instances still proving health, in one
-/// `DescribeInstanceStatus`. An instance the previous status recorded healthy and that is
-/// still running keeps that verdict: status checks are read while an instance comes up, not
-/// every round for the life of the fleet.
+/// The health of the running instances still proving it: EC2 status checks in one
+/// `DescribeInstanceStatus`, then the TCP port of those whose checks passed (or are not asked
+/// for). An instance the previous status recorded healthy and that is still running keeps that
+/// verdict: health is read while an instance comes up, not every round for the life of the
+/// fleet.
 async fn check_health(
-    inventory: &Inventory,
+    observer: Observer<'_>,
     spec: &SpotFleetSpec,
-    status: Option<&SpotFleetStatus>,
     instances: &mut [ObservedInstance],
 ) -> Result<(), AwsError> {
+    let status = observer.status;
     let healthy_before: BTreeSet<&str> = status
         .map(|s| {
             s.instances
@@ -135,6 +152,9 @@ async fn check_health(
                 .collect()
         })
         .unwrap_or_default();
+    let same_generation =
+        status.is_some_and(|s| s.common.observed_generation == observer.generation);
+    let tcp_port = spec.health_check.tcp_port;
     let mut ask = Vec::new();
     for instance in instances.iter_mut() {
         if instance.state != InstanceState::Running {
@@ -142,24 +162,67 @@ async fn check_health(
         }
         if healthy_before.contains(instance.id.as_str()) {
             instance.ec2_checks = Ec2Checks::Ok;
+            if tcp_port.is_some() && same_generation {
+                instance.tcp = TcpCheck::Open;
+            }
         } else if spec.health_check.ec2_status_checks {
             ask.push(instance.id.clone());
         }
     }
-    if ask.is_empty() {
-        return Ok(());
-    }
-    let health = inventory
-        .aws()
-        .ec2(&spec.region)
-        .instance_status(&ask)
-        .await?;
-    for checked in &health {
-        if let Some(instance) = instances.iter_mut().find(|i| i.id == checked.id) {
-            instance.ec2_checks = Ec2Checks::from_health(checked);
+    if !ask.is_empty() {
+        let health = observer
+            .inventory
+            .aws()
+            .ec2(&spec.region)
+            .instance_status(&ask)
+            .await?;
+        for checked in &health {
+            if let Some(instance) = instances.iter_mut().find(|i| i.id == checked.id) {
+                instance.ec2_checks = Ec2Checks::from_health(checked);
+            }
         }
     }
+    if let Some(port) = tcp_port.and_then(|p| u16::try_from(p).ok()) {
+        let ec2_checks_pass = |i: &ObservedInstance| {
+            !spec.health_check.ec2_status_checks || i.ec2_checks == Ec2Checks::Ok
+        };
+        probe_ports(observer.prober, port, instances, ec2_checks_pass).await;
+    }
     Ok(())
+}
+
+/// Dials `port` on every running instance whose verdict is still open and whose EC2 checks
+/// pass, concurrently (bounded by the prober). An instance without a readable private address
+/// stays [`TcpCheck::NotChecked`]: not yet.
+async fn probe_ports(
+    prober: &TcpProber,
+    port: u16,
+    instances: &mut [ObservedInstance],
+    ec2_checks_pass: impl Fn(&ObservedInstance) -> bool,
+) {
+    let due: Vec<(usize, SocketAddr)> = instances
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| {
+            i.state == InstanceState::Running && i.tcp == TcpCheck::NotChecked && ec2_checks_pass(i)
+        })
+        .filter_map(|(at, i)| {
+            let ip: IpAddr = i.private_ip.as_deref()?.parse().ok()?;
+            Some((at, SocketAddr::new(ip, port)))
+        })
+        .collect();
+    if due.is_empty() {
+        return;
+    }
+    let targets: Vec<SocketAddr> = due.iter().map(|(_, target)| *target).collect();
+    let outcomes = prober.probe(&targets).await;
+    for ((at, _), outcome) in due.iter().zip(outcomes) {
+        instances[*at].tcp = match outcome {
+            ProbeOutcome::Open => TcpCheck::Open,
+            ProbeOutcome::Closed => TcpCheck::Closed,
+            ProbeOutcome::NotAllowed => TcpCheck::NotAllowed,
+        };
+    }
 }
 
 #[cfg(test)]
@@ -174,5 +237,81 @@ mod tests {
         assert!(!is_past_grace(Some(launched), grace, at(299)));
         assert!(is_past_grace(Some(launched), grace, at(300)));
         assert!(!is_past_grace(None, grace, at(10_000)), "not listed yet");
+    }
+
+    #[tokio::test]
+    async fn ports_are_probed_only_on_running_instances_whose_ec2_checks_passed() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let instance = |id: &str, ip: Option<&str>, state, checks| ObservedInstance {
+            id: id.into(),
+            state,
+            private_ip: ip.map(str::to_owned),
+            ec2_checks: checks,
+            ..ObservedInstance::default()
+        };
+        let mut instances = [
+            instance(
+                "open",
+                Some("127.0.0.1"),
+                InstanceState::Running,
+                Ec2Checks::Ok,
+            ),
+            // Nobody listens on 127.0.0.2 at that port: refused.
+            instance(
+                "closed",
+                Some("127.0.0.2"),
+                InstanceState::Running,
+                Ec2Checks::Ok,
+            ),
+            instance(
+                "booting",
+                Some("127.0.0.1"),
+                InstanceState::Running,
+                Ec2Checks::Initializing,
+            ),
+            instance(
+                "pending",
+                Some("127.0.0.1"),
+                InstanceState::Pending,
+                Ec2Checks::Ok,
+            ),
+            instance("no-address", None, InstanceState::Running, Ec2Checks::Ok),
+            instance(
+                "vpc",
+                Some("10.0.0.5"),
+                InstanceState::Running,
+                Ec2Checks::Ok,
+            ),
+        ];
+        let prober = TcpProber::new(crate::probe::ProbeSettings {
+            loopback_only: true,
+            ..crate::probe::ProbeSettings::default()
+        });
+        probe_ports(&prober, port, &mut instances, |i| {
+            i.ec2_checks == Ec2Checks::Ok
+        })
+        .await;
+        let verdicts: Vec<(&str, TcpCheck)> =
+            instances.iter().map(|i| (i.id.as_str(), i.tcp)).collect();
+        assert_eq!(
+            verdicts,
+            [
+                ("open", TcpCheck::Open),
+                ("closed", TcpCheck::Closed),
+                ("booting", TcpCheck::NotChecked),
+                ("pending", TcpCheck::NotChecked),
+                ("no-address", TcpCheck::NotChecked),
+                ("vpc", TcpCheck::NotAllowed),
+            ]
+        );
+        // Three probes, and the one outside loopback was not dialled.
+        let dialled: Vec<String> = prober
+            .recent()
+            .iter()
+            .filter(|d| d.dialled())
+            .map(|d| d.address.ip().to_string())
+            .collect();
+        assert_eq!(dialled, ["127.0.0.1", "127.0.0.2"]);
     }
 }

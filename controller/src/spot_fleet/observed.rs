@@ -149,11 +149,18 @@ impl Ec2Checks {
 /// The TCP health check (`healthCheck.tcpPort`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TcpCheck {
-    /// No port declared, or not probed this round.
+    /// Not yet: no port declared, not running, EC2 checks not passed yet, no address, or not
+    /// probed this round.
     #[default]
     NotChecked,
+    /// The port accepted a connection.
     Open,
+    /// Refused, or no answer within the connect timeout: not healthy (yet; within the grace
+    /// period the instance is given time).
     Closed,
+    /// Not dialled: the address is outside 127.0.0.0/8 and the controller runs loopback-only
+    /// (tests, demo, CI). The round reports it instead of judging the instance.
+    NotAllowed,
 }
 
 /// The instance profile EC2 reports for an instance.
@@ -174,6 +181,8 @@ pub struct ObservedInstance {
     /// `None`: not reported by observe (never read as a hand edit).
     pub subnet_id: Option<String>,
     pub zone: Option<String>,
+    /// The private IPv4 address, where the TCP health check connects.
+    pub private_ip: Option<String>,
     /// `None`: not reported by observe (never read as a hand edit).
     pub security_group_ids: Option<BTreeSet<String>>,
     /// `None`: not reported by observe (never read as a hand edit).
@@ -200,6 +209,7 @@ impl ObservedInstance {
             image_id: info.image_id.clone(),
             subnet_id: info.subnet_id.clone(),
             zone: info.availability_zone.clone(),
+            private_ip: info.private_ip.clone(),
             tags: info.tags.clone(),
             launched_at: info.launch_time,
             // Security groups and the instance profile are compared once observe decides how
@@ -275,6 +285,7 @@ mod tests {
             image_id: Some("ami-0123456789abcdef0".into()),
             subnet_id: Some("subnet-0123456789abcdef0".into()),
             availability_zone: Some("eu-west-1a".into()),
+            private_ip: Some("10.0.1.7".into()),
             tags: BTreeMap::from([("team".into(), "shop".into())]),
             ..InstanceInfo::default()
         };
@@ -284,6 +295,7 @@ mod tests {
             Some("subnet-0123456789abcdef0")
         );
         assert_eq!(observed.zone.as_deref(), Some("eu-west-1a"));
+        assert_eq!(observed.private_ip.as_deref(), Some("10.0.1.7"));
         assert_eq!(observed.id, "i-1");
         assert_eq!(observed.state, InstanceState::Running);
         assert_eq!(observed.instance_type.as_deref(), Some("t3.small"));

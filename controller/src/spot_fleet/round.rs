@@ -8,13 +8,14 @@ use stagehand_crds::{SpotFleet, SpotFleetStatus};
 
 use super::act::{ActReport, Actor};
 use super::error::SpotFleetError;
-use super::observe::observe;
-use super::observed::Observed;
+use super::observe::{Observer, observe};
+use super::observed::{Observed, TcpCheck};
 use super::plan::{Action, Plan, PlanContext, plan};
 use super::spec_hash::{SPEC_HASH_VERSION, desired};
 use super::status::{StatusInputs, next_status};
 use crate::base::{ActGate, ReconcileOutcome};
 use crate::inventory::Inventory;
+use crate::probe::TcpProber;
 use crate::runtime::round::{owner_of, spec_changed};
 
 /// How one round is run.
@@ -25,6 +26,14 @@ pub struct RoundOptions<'a> {
     pub gate: ActGate,
     /// A `stagehand.dev/refresh` value not acted on yet: list EC2 afresh, as for a spec change.
     pub refresh: bool,
+    /// Dials `healthCheck.tcpPort` (shared: its record of dials covers every fleet).
+    pub prober: &'a TcpProber,
+    /// When the round runs: the reconciler passes the clock; tests move it past a grace period
+    /// instead of waiting for it.
+    pub now: Timestamp,
+    /// Plan without acting (`stagehand plan`): the plan keeps the actions the gate allows,
+    /// none is run.
+    pub dry_run: bool,
 }
 
 /// What one round saw, decided, did, and the status that follows.
@@ -38,9 +47,9 @@ pub struct Round {
 }
 
 /// Runs one round for `fleet`, whose status is `status`, calling `on_start` before each
-/// action. Fails only when the spec cannot be acted on (user data too large, a TCP health
-/// check, which this build does not run) or EC2 could not be read; a failed action is in the
-/// round's report.
+/// action. Fails only when the spec cannot be acted on (user data too large), EC2 could not be
+/// read, or the TCP health check may not dial the instances (loopback-only); a failed action is
+/// in the round's report.
 pub async fn round(
     inventory: &Inventory,
     fleet: &SpotFleet,
@@ -49,9 +58,6 @@ pub async fn round(
     on_start: impl FnMut(&Action),
 ) -> Result<Round, SpotFleetError> {
     let spec = &fleet.spec;
-    if spec.health_check.tcp_port.is_some() {
-        return Err(SpotFleetError::Unsupported("healthCheck.tcpPort"));
-    }
     let desired = desired(spec)?;
     if options.refresh || spec_changed(fleet, status) {
         // A spec change is acted on with a fresh view of EC2, not a listing up to the max age
@@ -59,9 +65,19 @@ pub async fn round(
         inventory.refresh(&spec.region);
     }
     let owner = owner_of(fleet);
-    let observed = observe(inventory, spec, &owner, status, Timestamp::now())
+    let observer = Observer {
+        inventory,
+        prober: options.prober,
+        status,
+        generation: fleet.meta().generation,
+    };
+    let observed = observe(observer, spec, &owner, options.now)
         .await
         .map_err(|source| SpotFleetError::Observe { source })?;
+    let undialled = undialled(&observed);
+    if !undialled.is_empty() {
+        return Err(SpotFleetError::ProbeNotAllowed { targets: undialled });
+    }
     let context = PlanContext {
         owner: owner.clone(),
         cluster_id: options.cluster_id.to_owned(),
@@ -71,7 +87,7 @@ pub async fn round(
         hash_version: SPEC_HASH_VERSION.to_owned(),
     };
     let plan = plan(spec, &context, &observed);
-    let report = if options.gate.may_act() && !plan.actions.is_empty() {
+    let report = if options.gate.may_act() && !options.dry_run && !plan.actions.is_empty() {
         Actor {
             inventory,
             spec,
@@ -96,7 +112,7 @@ pub async fn round(
         outcome: &outcome,
         spec_hash: &desired.hash,
         generation: fleet.meta().generation,
-        now: Timestamp::now(),
+        now: options.now,
     });
     Ok(Round {
         observed,
@@ -105,4 +121,17 @@ pub async fn round(
         outcome,
         status,
     })
+}
+
+/// Instances the TCP check may not dial (outside loopback while the controller runs
+/// loopback-only), with their addresses. They cannot be judged: the round plans nothing on
+/// their account and reports the fleet stalled. Replacing them instead would only launch more
+/// instances that cannot be dialled either.
+fn undialled(observed: &Observed) -> Vec<String> {
+    observed
+        .instances
+        .iter()
+        .filter(|i| i.tcp == TcpCheck::NotAllowed)
+        .map(|i| format!("{} at {}", i.id, i.private_ip.as_deref().unwrap_or("?")))
+        .collect()
 }

@@ -94,6 +94,8 @@ fn run_help_documents_flags_and_env_fallbacks() {
         "AWS_ENDPOINT_URL",
         "[default: 5m]",
         "[default: 8]",
+        "--loopback-only",
+        "STAGEHAND_LOOPBACK_ONLY",
     ] {
         assert!(stdout.contains(flag), "{flag} missing from:\n{stdout}");
     }

@@ -1,10 +1,11 @@
 //! `stagehand plan -f` and `stagehand apply -f` as a CI pipeline runs them: the real binary,
 //! no Kubernetes cluster, AWS = moto behind the counting proxy (`AwsFloor`), seeded like the
-//! LambdaStage end-to-end tests (`support`). What the binary did is read back from AWS and from
-//! the proxy's call counts.
+//! LambdaStage end-to-end tests (`support`) or with the SpotFleet network (`spot_fleet_round`).
+//! What the binary did is read back from AWS and from the proxy's call counts.
 //!
 //! Every child runs with a cleared environment: only the floor's endpoint, region and dummy
-//! credentials reach it.
+//! credentials reach it, and `STAGEHAND_LOOPBACK_ONLY=1` (a fleet's health probes never leave
+//! the machine), all from the floor's `env()`.
 
 #![allow(
     clippy::unwrap_used,
@@ -12,6 +13,8 @@
     reason = "a test module: a panic with its location is the failure report we want"
 )]
 
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -19,7 +22,10 @@ use axum::Router;
 use axum::routing::get;
 use serde_json::{Value, json};
 use stagehand::aws::s3::Sha256Digest;
+use stagehand_testenv::aws::{FaultAction, FaultRule};
 
+use crate::spot_fleet_health::Service;
+use crate::spot_fleet_round::{Network, fleet_spec, live_of, network};
 use crate::support::{API, Aws, CHAT, EVAL, b64, build};
 
 const STAGE: &str = "shop-api-dev";
@@ -90,7 +96,15 @@ async fn writes(aws: &Aws) -> Vec<String> {
         .into_iter()
         .filter(|(_, stats)| {
             [
-                "Update", "Create", "Tag", "Put", "Delete", "Publish", "Execute",
+                "Update",
+                "Create",
+                "Tag",
+                "Put",
+                "Delete",
+                "Publish",
+                "Execute",
+                "Run",
+                "Terminate",
             ]
             .iter()
             .any(|verb| stats.operation.starts_with(verb))
@@ -253,22 +267,22 @@ async fn pinned_mismatch_fails_apply_with_both_hashes_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_kinds_are_refused_before_aws_is_called() {
     let aws = Aws::start().await;
-    let spot = json!({
+    let site = json!({
         "apiVersion": "stagehand.dev/v1alpha1",
-        "kind": "SpotFleet",
-        "metadata": {"name": "batch"},
+        "kind": "StaticSite",
+        "metadata": {"name": "docs"},
         "spec": {},
     });
     let file = manifest(&[
         crate::support::chalice_manifest(STAGE, None, "Retain", None),
-        spot,
+        site,
     ]);
     aws.floor.reset_calls().await.unwrap();
     for command in ["plan", "apply"] {
         let (code, stdout, stderr) = stagehand(&aws, &[command, "-f", &file]).await;
         assert_eq!(code, 1, "{stdout}\n{stderr}");
         assert!(
-            stderr.contains("document 2: kind SpotFleet is not supported by plan/apply yet"),
+            stderr.contains("document 2: kind StaticSite is not supported by plan/apply yet"),
             "{stderr}"
         );
     }
@@ -279,4 +293,162 @@ async fn other_kinds_are_refused_before_aws_is_called() {
         "{stderr}"
     );
     assert_eq!(aws.floor.calls().await.unwrap().total, 0);
+}
+
+/// A fleet manifest over `network` whose instances run a service on `port` (files and a unit
+/// rendered into cloud-init) and must accept TCP connections there.
+fn fleet_manifest(network: &Network, port: u16, user_data: &str) -> Value {
+    let mut spec = fleet_spec(
+        network,
+        2,
+        &json!({
+            "userData": user_data,
+            "files": [{"path": "/etc/web/config.toml", "content": "port = 8080\n"}],
+            "services": [{"name": "web.service", "unit": "[Service]\nExecStart=/usr/bin/web\n"}],
+            "healthCheck": {"tcpPort": port, "gracePeriodSeconds": 300},
+            "deletionPolicy": "Delete",
+        }),
+    );
+    spec["tags"] = json!({"team": "web"});
+    json!({
+        "apiVersion": "stagehand.dev/v1alpha1",
+        "kind": "SpotFleet",
+        "metadata": {"name": "web"},
+        "spec": spec,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_is_planned_with_its_cloud_init_applied_until_ready_and_a_change_plans_replacements()
+ {
+    let aws = Aws::start().await;
+    let network = network(&aws).await;
+    aws.floor
+        .add_fault(&FaultRule::new(FaultAction::loopback_addresses()))
+        .await
+        .unwrap();
+    // The instances' service, on the addresses the proxy hands out first.
+    let mut service = Service::reserve().await;
+    for last in 2..=5 {
+        service.serve(Ipv4Addr::new(127, 0, 0, last)).await;
+    }
+    let owner = "default/SpotFleet/web";
+    let file = manifest(&[fleet_manifest(
+        &network,
+        service.port,
+        "#!/bin/sh\necho v1\n",
+    )]);
+
+    // (1) plan: two launches, the rendered cloud-init in full (they would boot from it),
+    // nothing written.
+    aws.floor.reset_calls().await.unwrap();
+    let (code, stdout, stderr) = stagehand(&aws, &["plan", "-f", &file]).await;
+    eprintln!("stagehand plan:\n{stdout}");
+    assert_eq!(code, 3, "changes pending\n{stdout}\n{stderr}");
+    for expected in [
+        "SpotFleet default/web (owner default/SpotFleet/web, region us-east-1)",
+        "Phase: Launching, 0/2 instances ready",
+        "1. Launch: launch 2 instance(s) (capacity)",
+        "User data (cloud-init,",
+        "| Content-Type: multipart/mixed",
+        "| write_files:",
+        "|   - path: \"/etc/web/config.toml\"",
+        "\"enable\", \"--now\", \"web.service\"",
+        "| echo v1",
+        "Result: ChangesPending",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} in\n{stdout}");
+    }
+    assert_eq!(
+        writes(&aws).await,
+        Vec::<String>::new(),
+        "plan must not write"
+    );
+
+    // (2) apply: launched, probed on loopback, Ready.
+    let (code, stdout, stderr) = stagehand(&aws, &["apply", "-f", &file]).await;
+    eprintln!("stagehand apply:\n{stdout}");
+    assert_eq!(code, 0, "apply must reach Ready\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("→ Launch: launch 2 instance(s) (capacity)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Phase: Stable, 2/2 instances ready"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Result: Ready"), "{stdout}");
+    let live = live_of(&aws, owner).await;
+    assert_eq!(live.len(), 2);
+    for id in &live {
+        assert!(
+            stdout.contains(&format!("{id}  t3.small")),
+            "{id} listed\n{stdout}"
+        );
+    }
+
+    // (3) In sync: exit 0, the document summed up in one line.
+    let (code, stdout, stderr) = stagehand(&aws, &["plan", "-f", &file]).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("No changes"), "{stdout}");
+    assert!(stdout.contains("--show-user-data prints it"), "{stdout}");
+    assert!(!stdout.contains("| write_files:"), "{stdout}");
+    let (_, stdout, _) = stagehand(&aws, &["plan", "-f", &file, "--show-user-data"]).await;
+    assert!(stdout.contains("| write_files:"), "{stdout}");
+
+    // (4) A new build of the user data: every instance would be replaced, and why; nothing
+    // written.
+    let file = manifest(&[fleet_manifest(
+        &network,
+        service.port,
+        "#!/bin/sh\necho v2\n",
+    )]);
+    aws.floor.reset_calls().await.unwrap();
+    let (code, stdout, stderr) = stagehand(&aws, &["plan", "-f", &file, "-o", "json"]).await;
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(plan["stages"], json!([]));
+    let fleet = &plan["fleets"][0];
+    assert_eq!(fleet["owner"], owner);
+    assert_eq!(fleet["phase"], "Replacing");
+    let replaced: BTreeSet<&str> = fleet["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["replacement"] == "spec_hash" && i["healthy"] == true)
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        replaced,
+        live.iter().map(String::as_str).collect(),
+        "{fleet:#}"
+    );
+    assert_eq!(
+        fleet["actions"],
+        json!([{"kind": "Launch", "description": "launch 1 instance(s) (replacement)"}]),
+        "Surge: one at a time"
+    );
+    assert!(
+        fleet["userData"].as_str().unwrap().contains("echo v2"),
+        "{fleet:#}"
+    );
+    assert_eq!(
+        writes(&aws).await,
+        Vec::<String>::new(),
+        "plan must not write"
+    );
+
+    // (5) Without the address rewrite the instances are on moto's own addresses: the loopback
+    // guard (from the floor's env) refuses to dial them, and plan says the fleet is stalled.
+    aws.floor.clear_faults().await.unwrap();
+    let (code, stdout, stderr) = stagehand(&aws, &["plan", "-f", &file]).await;
+    assert_eq!(code, 4, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Stalled: ProbeNotAllowed: healthCheck.tcpPort: not dialling"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("SpotFleet default/web stalled: ProbeNotAllowed"),
+        "{stderr}"
+    );
 }

@@ -20,5 +20,6 @@ mod lambda_stage_stack;
 mod leader_election;
 mod runtime;
 mod spot_fleet;
+mod spot_fleet_health;
 mod spot_fleet_interruption;
 mod spot_fleet_round;

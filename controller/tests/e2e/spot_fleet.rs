@@ -35,7 +35,7 @@ pub fn fleet(name: &str, spec: &serde_json::Value) -> SpotFleet {
     .unwrap()
 }
 
-fn ready(fleet: &SpotFleet) -> bool {
+pub fn ready(fleet: &SpotFleet) -> bool {
     fleet.status.as_ref().is_some_and(|s| {
         s.common.observed_generation == fleet.metadata.generation
             && find_condition(&s.common.conditions, "Ready").is_some_and(|c| c.status == "True")
@@ -69,7 +69,7 @@ pub async fn wait_fleet(
 }
 
 /// Polls (bounded) until `name` is gone.
-async fn wait_gone(fleets: &Api<SpotFleet>, name: &str) {
+pub async fn wait_gone(fleets: &Api<SpotFleet>, name: &str) {
     tokio::time::timeout(TIMEOUT, async {
         while fleets.get_opt(name).await.unwrap().is_some() {
             tokio::time::sleep(Duration::from_millis(100)).await;

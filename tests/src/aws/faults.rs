@@ -21,6 +21,8 @@
 //! and evaluation continues; the first `throttle` / `error` / `reset` that fires ends the request
 //! (later rules are not consulted); rewrite rules that fire edit moto's successful response.
 
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -29,6 +31,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use super::addresses::{self, SharedBook};
 use super::classify::{CallId, Protocol};
 
 /// A fault rule. See the module docs for the JSON form.
@@ -114,6 +117,11 @@ pub enum FaultAction {
     /// any). Only the response changes: the instances moto launched stay, and moto launches
     /// the whole target from the first override, so name pools other than the first.
     FleetErrors { errors: Vec<FleetError> },
+    /// EC2 `DescribeInstances` (default operation): every instance's private and public
+    /// addresses become a loopback address of its own (127.0.0.2, .3, ... in the order the rule
+    /// first sees them, stable for the rule's life), so health probes dial where a test can
+    /// listen. See [`super::addresses`].
+    LoopbackAddresses {},
 }
 
 /// One entry of a `fleet_errors` rewrite: a pool (instance type, subnet) and why it failed.
@@ -180,6 +188,11 @@ impl FaultAction {
         }
     }
 
+    /// `DescribeInstances` shows every instance on a loopback address of its own.
+    pub fn loopback_addresses() -> Self {
+        Self::LoopbackAddresses {}
+    }
+
     pub fn invalidation_in_progress() -> Self {
         Self::InvalidationStatus {
             status: "InProgress".to_owned(),
@@ -196,6 +209,7 @@ impl FaultAction {
             )),
             Self::InvalidationStatus { .. } => Some(("cloudfront", &["GetInvalidation"])),
             Self::FleetErrors { .. } => Some(("ec2", &["CreateFleet"])),
+            Self::LoopbackAddresses {} => Some(("ec2", &["DescribeInstances"])),
             _ => None,
         }
     }
@@ -322,6 +336,9 @@ pub struct FaultStatus {
     pub fired: u64,
     /// `times - fired`, or null for rules without `times`.
     pub remaining: Option<u64>,
+    /// `loopback_addresses` rules: instance id → the address it was given.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub addresses: BTreeMap<String, Ipv4Addr>,
 }
 
 #[derive(Debug)]
@@ -332,6 +349,8 @@ struct RuleState {
     rng: StdRng,
     matched: u64,
     fired: u64,
+    /// The addresses a `loopback_addresses` rule handed out.
+    addresses: SharedBook,
 }
 
 impl RuleState {
@@ -360,6 +379,9 @@ pub enum Rewrite {
     },
     FleetErrors {
         errors: Vec<FleetError>,
+    },
+    LoopbackAddresses {
+        book: SharedBook,
     },
 }
 
@@ -412,6 +434,7 @@ impl FaultSet {
             rule,
             matched: 0,
             fired: 0,
+            addresses: SharedBook::default(),
         });
         Ok(self.next_id)
     }
@@ -430,6 +453,7 @@ impl FaultSet {
                 matched: r.matched,
                 fired: r.fired,
                 remaining: r.remaining(),
+                addresses: r.addresses.assigned(),
             })
             .collect()
     }
@@ -508,6 +532,11 @@ impl FaultSet {
                 FaultAction::FleetErrors { errors } => {
                     decision.rewrites.push(Rewrite::FleetErrors {
                         errors: errors.clone(),
+                    });
+                }
+                FaultAction::LoopbackAddresses {} => {
+                    decision.rewrites.push(Rewrite::LoopbackAddresses {
+                        book: state.addresses.clone(),
                     });
                 }
             }
@@ -714,6 +743,10 @@ pub fn apply_rewrite(rewrite: &Rewrite, body: &[u8]) -> Option<Vec<u8>> {
         Rewrite::InvalidationStatus { status } => {
             let text = std::str::from_utf8(body).ok()?;
             xml_set_all(text, "Status", status).map(String::into_bytes)
+        }
+        Rewrite::LoopbackAddresses { book } => {
+            let text = std::str::from_utf8(body).ok()?;
+            addresses::rewrite_describe_instances(book, text).map(String::into_bytes)
         }
         Rewrite::FleetErrors { errors } => {
             let text = std::str::from_utf8(body).ok()?;
@@ -959,6 +992,36 @@ mod tests {
             edited.contains("</item><item>old</item></errorSet>"),
             "{edited}"
         );
+    }
+
+    #[test]
+    fn loopback_addresses_edit_describe_instances_with_one_book_per_rule() {
+        let mut set = FaultSet::default();
+        set.add(FaultRule::new(FaultAction::loopback_addresses()))
+            .unwrap();
+        let run = id("ec2", "RunInstances", Protocol::Ec2Query);
+        assert!(set.decide(&run, false, &[""]).rewrites.is_empty());
+        let describe = id("ec2", "DescribeInstances", Protocol::Ec2Query);
+        let body = "<DescribeInstancesResponse><reservationSet><item><instancesSet><item>\
+            <instanceId>i-1</instanceId><privateIpAddress>10.0.0.9</privateIpAddress>\
+            </item></instancesSet></item></reservationSet></DescribeInstancesResponse>";
+        for _ in 0..2 {
+            let rewrites = set.decide(&describe, false, &[""]).rewrites;
+            let edited =
+                String::from_utf8(apply_rewrite(&rewrites[0], body.as_bytes()).unwrap()).unwrap();
+            assert!(
+                edited.contains("<privateIpAddress>127.0.0.2</privateIpAddress>"),
+                "{edited}"
+            );
+        }
+        let listed = set.list();
+        assert_eq!(
+            listed[0].addresses,
+            BTreeMap::from([("i-1".to_owned(), Ipv4Addr::new(127, 0, 0, 2))])
+        );
+        let json: FaultRule =
+            serde_json::from_str(r#"{"action":{"kind":"loopback_addresses"}}"#).unwrap();
+        assert_eq!(json, FaultRule::new(FaultAction::loopback_addresses()));
     }
 
     #[test]

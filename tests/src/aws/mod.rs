@@ -13,7 +13,9 @@
 //! - [`proxy::FaultProxy`] identifies each call ([`classify`]), counts it, and applies the fault
 //!   rules ([`faults`]): throttling in each service's own format, 4xx/5xx, latency, connection
 //!   resets, and rewrites of states moto never produces (stack rollbacks, Lambda updates and
-//!   CloudFront invalidations in progress). The admin API is documented in [`proxy`].
+//!   CloudFront invalidations in progress, refused fleet pools) and of instance addresses
+//!   (`loopback_addresses`, [`addresses`]: every instance on a 127.0.0.x of its own, so health
+//!   probes never leave the machine). The admin API is documented in [`proxy`].
 //!   [`moto_fixes`] corrects, on every call, moto answers that break the wire protocol itself.
 //! - [`AwsFloor`] starts both; [`AdminClient`] drives the admin API over HTTP, as an external
 //!   process would. With `STAGEHAND_AWS_CALLS_SUMMARY=1` a floor prints its call counts to stderr
@@ -27,6 +29,7 @@
 //! `AWS_SECRET_ACCESS_KEY`, `STAGEHAND_TESTENV_ADMIN`) to `DIR/env`, and keep `aws` alive until
 //! the signal; dropping it stops the proxy and kills moto.
 
+pub mod addresses;
 pub mod classify;
 pub mod faults;
 pub mod moto;
@@ -52,6 +55,8 @@ pub const ACCESS_KEY_ID: &str = "testing";
 pub const SECRET_ACCESS_KEY: &str = "testing";
 /// The environment variable that carries the proxy's admin URL to other processes.
 pub const ADMIN_ENV: &str = "STAGEHAND_TESTENV_ADMIN";
+/// Stagehand's `--loopback-only` setting: every process run against the floor gets it.
+pub const LOOPBACK_ONLY_ENV: &str = "STAGEHAND_LOOPBACK_ONLY";
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AwsFloorError {
@@ -115,8 +120,11 @@ impl AwsFloor {
         &self.admin
     }
 
-    /// `AWS_ENDPOINT_URL`, `AWS_REGION`, dummy credentials and `STAGEHAND_TESTENV_ADMIN`, for
-    /// child processes or an env file.
+    /// `AWS_ENDPOINT_URL`, `AWS_REGION`, dummy credentials, `STAGEHAND_TESTENV_ADMIN` and
+    /// `STAGEHAND_LOOPBACK_ONLY=1`, for child processes or an env file. The last keeps a
+    /// controller run against moto from dialling the made-up addresses moto gives instances:
+    /// health probes of instances not rewritten to loopback (the proxy's `loopback_addresses`
+    /// rule) are refused and reported instead.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL", self.endpoint_url()),
@@ -125,6 +133,7 @@ impl AwsFloor {
             ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_owned()),
             ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.to_owned()),
             (ADMIN_ENV, self.admin_url()),
+            (LOOPBACK_ONLY_ENV, "1".to_owned()),
         ]
     }
 

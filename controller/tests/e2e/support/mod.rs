@@ -27,7 +27,7 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use stagehand::base::conditions::find_condition;
 use stagehand::runtime::{Context, Metrics, Shutdown};
-use stagehand::settings::{AwsFlags, Settings};
+use stagehand::settings::{AwsFlags, ProbeFlags, Settings};
 use stagehand_crds::LambdaStage;
 use stagehand_testenv::TestApiServer;
 use stagehand_testenv::aws::CallsReport;
@@ -81,6 +81,10 @@ impl Env {
             // rely on Stagehand's own writes being read back.
             inventory_max_age: max_age,
             cluster_id: "e2e".into(),
+            // Health probes never leave the machine (moto's instance addresses are made up).
+            probe: ProbeFlags {
+                loopback_only: true,
+            },
             ..Settings::default()
         };
         let ctx = Arc::new(Context::new(

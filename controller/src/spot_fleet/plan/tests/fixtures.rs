@@ -79,6 +79,7 @@ pub fn healthy(id: &str) -> ObservedInstance {
         image_id: Some("ami-0123456789abcdef0".to_owned()),
         subnet_id: Some("subnet-0aaaaaaaa".to_owned()),
         zone: Some("eu-west-1a".to_owned()),
+        private_ip: Some("10.0.1.7".to_owned()),
         security_group_ids: Some(BTreeSet::from(["sg-0aaaaaaaa".to_owned()])),
         iam_instance_profile: Some(ProfileAttachment::Arn(PROFILE_ARN.to_owned())),
         tags: current_tags(),

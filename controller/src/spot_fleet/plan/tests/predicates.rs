@@ -221,10 +221,40 @@ fn health_table() {
         ),
         (
             "tcp port open",
-            tcp,
+            tcp.clone(),
             healthy("i-1").edit(|i| i.tcp = TcpCheck::Open),
             true,
             false,
+        ),
+        (
+            "tcp port closed within grace: not yet",
+            tcp.clone(),
+            healthy("i-1")
+                .edit(|i| i.tcp = TcpCheck::Closed)
+                .within_grace(),
+            false,
+            false,
+        ),
+        (
+            "tcp port closed past grace",
+            tcp.clone(),
+            healthy("i-1").edit(|i| i.tcp = TcpCheck::Closed),
+            false,
+            true,
+        ),
+        (
+            "tcp port open but ec2 checks impaired",
+            tcp.clone(),
+            healthy("i-1").impaired().edit(|i| i.tcp = TcpCheck::Open),
+            false,
+            true,
+        ),
+        (
+            "tcp probe not allowed: never healthy",
+            tcp,
+            healthy("i-1").edit(|i| i.tcp = TcpCheck::NotAllowed),
+            false,
+            true,
         ),
         (
             "ec2 checks not required",
