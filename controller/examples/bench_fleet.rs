@@ -1,7 +1,9 @@
 //! SpotFleet reconcile benchmark: AWS calls, counted by the test floor's proxy, for F fleets of
 //! 4 instances (default F = 100) — (a) first converge, (b) a resync with no change, (c) a spec
 //! change on k = 1 and k = 10 fleets (Surge, `maxSurge: 1`), (d) one instance terminated by
-//! someone else — side by side with the team's script, which on every change destroys every
+//! someone else, (e) one spot interruption warning (recorded in the inventory as the event feed
+//! does when the queue delivers it; the feed's own `ReceiveMessage` and `DeleteMessageBatch` are
+//! not counted) — side by side with the team's script, which on every change destroys every
 //! instance of a fleet, lists until none is left, creates all of them again and checks them.
 //!
 //! Not a test and not timed: `make bench` (or `cargo run -p stagehand --example bench_fleet
@@ -32,6 +34,7 @@ use serde_json::json;
 use stagehand::aws::AwsProvider;
 use stagehand::base::ActGate;
 use stagehand::inventory::Inventory;
+use stagehand::inventory::ec2::Notice;
 use stagehand::probe::{ProbeSettings, TcpProber};
 use stagehand::spot_fleet::plan::Action;
 use stagehand::spot_fleet::round::{RoundOptions, round};
@@ -259,6 +262,13 @@ impl Bench {
             .unwrap();
     }
 
+    /// The event feed heard a spot interruption warning for one instance of the first fleet.
+    fn interruption_warning(&self, fleet: &Fleet) {
+        let status = fleet.status.as_ref().unwrap();
+        let id = &status.instances[0].instance_id;
+        self.inventory.ec2(REGION).notice(id, Notice::Interruption);
+    }
+
     /// The team's script for the first `k` fleets: destroy every instance, list until none is
     /// left, create all of them again, then the debug script's status check.
     async fn scripted(&self, fleets: &[Fleet], k: usize) -> Cost {
@@ -395,6 +405,8 @@ async fn main() {
         let k10 = bench.converge(&mut fleets).await;
         bench.terminate_one_by_hand(&fleets[0]).await;
         let lost = bench.converge(&mut fleets).await;
+        bench.interruption_warning(&fleets[0]);
+        let interrupted = bench.converge(&mut fleets).await;
         let script_all = bench.scripted(&fleets, f).await;
         let script_k1 = bench.scripted(&fleets, 1).await;
         let script_k10 = bench.scripted(&fleets, 10).await;
@@ -404,6 +416,7 @@ async fn main() {
             ("(c) spec change, k = 1", &k1, Some(&script_k1)),
             ("(c) spec change, k = 10", &k10, Some(&script_k10)),
             ("(d) one instance terminated by hand", &lost, None),
+            ("(e) one spot interruption warning", &interrupted, None),
         ];
         for (phase, cost, script) in rows {
             row(&mut table, f, phase, cost, script);
