@@ -8,16 +8,65 @@
 //!   by the launch when EC2 refuses it (a template or version deleted by hand is then found or
 //!   created again on the next launch, never used blindly twice).
 //!
+//! - **Launch failures**: per fleet, how many launches in a row failed (EC2 refused every pool,
+//!   or the instances never became healthy within their grace period) and when the last did.
+//!   The next launch waits [`LAUNCH_BACKOFF_BASE`] doubled per failure, at most
+//!   [`LAUNCH_BACKOFF_MAX`], so a broken image or a dead spec is not relaunched in a loop; an
+//!   instance launched after the last failure that proves healthy clears the record, and a
+//!   record with no new failure for [`LAUNCH_FAILURE_MEMORY`] is forgotten.
+//!
 //! Measured in `make bench` (docs/benchmarks.md): without this, every Surge step of a fleet
 //! cost `DescribeSubnets`, `DescribeLaunchTemplates` and `DescribeLaunchTemplateVersions` on
 //! top of its `CreateFleet`.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
 
 use super::IDENTITY_RECHECK;
 use super::cached::Cached;
 use crate::aws::AwsError;
 use crate::aws::ec2::{Ec2, LaunchTemplateInfo};
+
+/// The first launch backoff after a failure. Short enough that a transient failure costs
+/// little; a failed replacement already waited its grace period before it counted.
+pub const LAUNCH_BACKOFF_BASE: Duration = Duration::from_secs(30);
+
+/// The longest launch backoff: a fleet that keeps failing still tries every ten minutes, so a
+/// fix (a new image, capacity back) is picked up without anyone nudging it.
+pub const LAUNCH_BACKOFF_MAX: Duration = Duration::from_secs(10 * 60);
+
+/// How long a fleet's failures are remembered without a new one.
+pub const LAUNCH_FAILURE_MEMORY: Duration = Duration::from_secs(60 * 60);
+
+/// Failed launches of one fleet in a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaunchFailures {
+    pub count: u32,
+    /// When the last one failed (the round's clock).
+    pub last: Timestamp,
+}
+
+impl LaunchFailures {
+    /// How long after the last failure the next launch waits.
+    pub fn backoff(&self) -> Duration {
+        let doublings = self.count.saturating_sub(1).min(16);
+        LAUNCH_BACKOFF_BASE
+            .saturating_mul(1 << doublings)
+            .min(LAUNCH_BACKOFF_MAX)
+    }
+
+    /// Seconds still to wait at `now`, if any.
+    pub fn remaining_at(&self, now: Timestamp) -> Option<u64> {
+        let until = self
+            .last
+            .checked_add(SignedDuration::try_from(self.backoff()).ok()?)
+            .ok()?;
+        let left = until.duration_since(now).as_secs();
+        (left > 0).then(|| left.unsigned_abs())
+    }
+}
 
 /// A fleet's launch template and the version numbers written for spec hashes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +83,8 @@ pub struct LaunchCache {
     subnet_zones: Cached<String, String>,
     /// By owner (`<namespace>/SpotFleet/<name>`).
     templates: Cached<String, FleetTemplate>,
+    /// By owner: launches that failed in a row.
+    failures: Cached<String, LaunchFailures>,
 }
 
 impl LaunchCache {
@@ -42,6 +93,7 @@ impl LaunchCache {
             ec2,
             subnet_zones: Cached::new(IDENTITY_RECHECK),
             templates: Cached::new(IDENTITY_RECHECK),
+            failures: Cached::new(LAUNCH_FAILURE_MEMORY),
         }
     }
 
@@ -95,6 +147,35 @@ impl LaunchCache {
         }
     }
 
+    /// A launch of `owner` failed at `at`: EC2 refused it, or its instance was terminated for
+    /// never becoming healthy.
+    pub fn launch_failed(&self, owner: &str, at: Timestamp) {
+        let count = self.failures.get(&owner.to_owned()).map_or(0, |f| f.count);
+        self.failures.insert(
+            owner.to_owned(),
+            LaunchFailures {
+                count: count.saturating_add(1),
+                last: at,
+            },
+        );
+    }
+
+    /// `owner`'s failures in a row, if any are remembered.
+    pub fn launch_failures(&self, owner: &str) -> Option<LaunchFailures> {
+        self.failures.get(&owner.to_owned())
+    }
+
+    /// An instance of `owner` launched at `launched_at` is healthy: if it was launched after the
+    /// last failure, launching works again and the record goes.
+    pub fn launch_proved(&self, owner: &str, launched_at: Timestamp) {
+        if self
+            .launch_failures(owner)
+            .is_some_and(|f| launched_at >= f.last)
+        {
+            self.failures.invalidate(&owner.to_owned());
+        }
+    }
+
     /// `owner`'s fleet is gone with its template.
     pub fn forget_template(&self, owner: &str) {
         self.templates.invalidate(&owner.to_owned());
@@ -137,6 +218,42 @@ mod tests {
             None,
             "rechecked after an hour"
         );
+    }
+
+    #[test]
+    fn the_backoff_doubles_per_failure_up_to_ten_minutes() {
+        let at = |count| LaunchFailures {
+            count,
+            last: Timestamp::UNIX_EPOCH,
+        };
+        let secs: Vec<u64> = [1, 2, 3, 5, 6, 40]
+            .map(|n| at(n).backoff().as_secs())
+            .to_vec();
+        assert_eq!(secs, [30, 60, 120, 480, 600, 600]);
+        let later = |secs| Timestamp::UNIX_EPOCH + SignedDuration::from_secs(secs);
+        assert_eq!(at(2).remaining_at(later(0)), Some(60));
+        assert_eq!(at(2).remaining_at(later(45)), Some(15));
+        assert_eq!(at(2).remaining_at(later(60)), None);
+        assert_eq!(at(2).remaining_at(later(600)), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_count_until_a_later_launch_proves_healthy() {
+        let cache = LaunchCache::new(provider().ec2("r"));
+        let t = |secs| Timestamp::UNIX_EPOCH + SignedDuration::from_secs(secs);
+        cache.launch_failed("o", t(100));
+        cache.launch_failed("o", t(200));
+        assert_eq!(cache.launch_failures("o").map(|f| f.count), Some(2));
+        assert_eq!(cache.launch_failures("other"), None);
+        // An instance launched before the last failure proves nothing.
+        cache.launch_proved("o", t(150));
+        assert_eq!(cache.launch_failures("o").map(|f| f.count), Some(2));
+        cache.launch_proved("o", t(250));
+        assert_eq!(cache.launch_failures("o"), None);
+        // Forgotten after an hour without a new failure.
+        cache.launch_failed("o", t(300));
+        tokio::time::advance(LAUNCH_FAILURE_MEMORY).await;
+        assert_eq!(cache.launch_failures("o"), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -12,7 +12,7 @@ use stagehand_crds::SpotFleetSpec;
 
 use super::error::SpotFleetError;
 use super::observed::Offering;
-use super::plan::{Action, Written};
+use super::plan::{Action, ReplacementReason, TerminateReason, Written};
 use super::spec_hash::{Desired, spec_hash_tags};
 use crate::aws::AwsError;
 use crate::aws::ec2::{
@@ -35,6 +35,8 @@ pub struct Actor<'a> {
     /// `stagehand.dev/owner` value of the object.
     pub owner: &'a str,
     pub cluster_id: &'a str,
+    /// The round's clock: when a failed launch is recorded as failed.
+    pub now: jiff::Timestamp,
 }
 
 /// What the executed actions did.
@@ -110,6 +112,7 @@ impl Actor<'_> {
             let result = self.run(action, &mut report).await;
             // Also after a failure: a call that timed out may still have happened.
             self.mark_written(action);
+            self.count_failed_launch(action, result.is_ok());
             match result {
                 Ok(()) => report.done.push(action.clone()),
                 Err(error) => {
@@ -119,6 +122,25 @@ impl Actor<'_> {
             }
         }
         report
+    }
+
+    /// A launch EC2 refused, or the termination of a replacement that never became healthy,
+    /// counts as a failed launch: the next one backs off (`inventory::launch`).
+    fn count_failed_launch(&self, action: &Action, succeeded: bool) {
+        let failed = match action {
+            Action::Launch { .. } => !succeeded,
+            Action::Terminate {
+                reason: TerminateReason::Replaced(ReplacementReason::UnhealthyPastGrace),
+                ..
+            } => succeeded,
+            _ => false,
+        };
+        if failed {
+            self.inventory
+                .ec2(&self.spec.region)
+                .launch()
+                .launch_failed(self.owner, self.now);
+        }
     }
 
     /// Tells the inventory what `action` wrote. The listing is region-wide and read in one

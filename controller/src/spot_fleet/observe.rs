@@ -17,6 +17,7 @@ use super::observed::{
     Ec2Checks, InstanceState, LaunchError, Observed, ObservedInstance, Offering, QueueFeedState,
     TcpCheck,
 };
+use super::plan::is_healthy;
 use crate::aws::AwsError;
 use crate::inventory::Inventory;
 use crate::inventory::sqs::QueueFeed;
@@ -89,15 +90,40 @@ pub async fn observe(
             message: e.message,
         })
         .collect();
+    let launch_backoff_seconds = launch_backoff(inventory, spec, owner, &instances, now);
     let mut observed = Observed {
         instances,
         unavailable_offerings,
         subnet_zones,
         launch_errors,
+        launch_backoff_seconds,
         ..Observed::default()
     };
     fill_notices(inventory, spec, &mut observed);
     Ok(observed)
+}
+
+/// Seconds the next launch of the fleet waits after launches that failed in a row, if any. A
+/// healthy instance launched after the last failure shows launching works again: the record
+/// goes.
+fn launch_backoff(
+    inventory: &Inventory,
+    spec: &SpotFleetSpec,
+    owner: &str,
+    instances: &[ObservedInstance],
+    now: Timestamp,
+) -> Option<u64> {
+    let ec2 = inventory.ec2(&spec.region);
+    let launches = ec2.launch();
+    launches.launch_failures(owner)?;
+    for instance in instances {
+        if let Some(launched_at) = instance.launched_at
+            && is_healthy(&spec.health_check, instance)
+        {
+            launches.launch_proved(owner, launched_at);
+        }
+    }
+    launches.launch_failures(owner)?.remaining_at(now)
 }
 
 /// The notices the event feed recorded for the fleet's live instances (a terminated one has

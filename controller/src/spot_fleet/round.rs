@@ -94,6 +94,7 @@ pub async fn round(
             desired: &desired,
             owner: &owner,
             cluster_id: options.cluster_id,
+            now: options.now,
         }
         .execute_reporting(&plan.actions, on_start)
         .await

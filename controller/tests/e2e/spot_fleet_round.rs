@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{Filter, Tag};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use stagehand::aws::AwsProvider;
 use stagehand::base::ActGate;
@@ -663,8 +663,35 @@ async fn launches_reuse_the_remembered_template_and_a_template_deleted_by_hand_i
     fleet.change(spec(&world, "3"));
     let failed = world.try_round(&mut fleet).await;
     assert!(failed.report.failure.is_some(), "{:?}", failed.plan);
-    let plans = world.converge(&mut fleet).await;
+    // A failed launch backs off (30 s after the first failure) instead of retrying at once.
+    let waiting = world.round(&mut fleet).await;
+    assert!(
+        waiting
+            .actions
+            .iter()
+            .all(|a| !matches!(a, Action::Launch { .. })),
+        "{waiting:?}"
+    );
+    assert!(
+        waiting.waits.iter().any(|w| w.reason == "LaunchBackoff"),
+        "{waiting:?}"
+    );
+    let later = Timestamp::now() + SignedDuration::from_secs(31);
+    let mut plans = Vec::new();
+    for _ in 0..10 {
+        let plan = world.round_checked_at(&mut fleet, later).await;
+        let done = plan.actions.is_empty() && plan.waits.is_empty();
+        plans.push(plan);
+        if done {
+            break;
+        }
+    }
     assert_eq!(launched(&plans), 2, "{plans:?}");
+    // The healthy replacements prove launching works again: no backoff is left.
+    assert!(
+        plans.last().is_some_and(|p| p.waits.is_empty()),
+        "{plans:?}"
+    );
     let templates = client.describe_launch_templates().send().await.unwrap();
     assert_eq!(templates.launch_templates().len(), 1);
     let status = fleet.status.clone().unwrap();
