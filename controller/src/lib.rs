@@ -6,6 +6,7 @@
 //!   finalizer, events, metrics, HTTP server, controller wiring).
 //! - [`kinds`]: which kinds this build serves.
 //! - [`lambda_stage`]: the LambdaStage decision core (observed facts → plan).
+//! - [`static_site`]: the StaticSite decision core (build reading, manifests, the plan).
 //! - [`cli`]: `stagehand plan -f` / `apply -f`: the LambdaStage reconcile without a cluster.
 
 pub mod aws;
@@ -17,6 +18,7 @@ pub mod lambda_stage;
 pub mod runtime;
 pub mod settings;
 pub mod spot_fleet;
+pub mod static_site;
 pub mod telemetry;
 
 #[cfg(test)]
