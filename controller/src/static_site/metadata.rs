@@ -182,8 +182,8 @@ mod tests {
 
     #[test]
     fn an_invalid_glob_names_its_rule() {
-        let error = MetadataRules::compile(&[rule("**", "a"), rule("assets/[a-", "b")])
-            .unwrap_err();
+        let error =
+            MetadataRules::compile(&[rule("**", "a"), rule("assets/[a-", "b")]).unwrap_err();
         assert_eq!(error.index, 1);
         let message = error.to_string();
         assert!(

@@ -12,10 +12,10 @@
 //! - `error`: the kind's error enum.
 
 pub mod build;
-// pub mod error;
-// pub mod manifest;
-// pub mod metadata;
-// pub mod observed;
-// pub mod plan;
+pub mod error;
+pub mod manifest;
+pub mod metadata;
+pub mod observed;
+pub mod plan;
 
-// pub use self::error::StaticSiteError;
+pub use self::error::StaticSiteError;

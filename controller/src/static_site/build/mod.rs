@@ -121,7 +121,9 @@ pub enum BuildError {
         "archive entry {entry:?} refused: only regular files and directories are allowed, this is a {kind}"
     )]
     NotAFile { entry: String, kind: &'static str },
-    #[error("archive entry {entry:?} refused: it is the same object key {key:?} as entry {first:?}")]
+    #[error(
+        "archive entry {entry:?} refused: it is the same object key {key:?} as entry {first:?}"
+    )]
     Duplicate {
         entry: String,
         first: String,
@@ -356,7 +358,10 @@ struct HashingReader<R> {
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf).inspect_err(|_| self.read_failed = true)?;
+        let n = self
+            .inner
+            .read(buf)
+            .inspect_err(|_| self.read_failed = true)?;
         self.hasher.update(&buf[..n]);
         self.count += n as u64;
         Ok(n)

@@ -144,7 +144,10 @@ mod tests {
             (b"a\0b", Err(NameRule::ControlCharacter)),
             (b"a\nb", Err(NameRule::ControlCharacter)),
             (b"\xff.html", Err(NameRule::NotUtf8)),
-            (b".stagehand/revisions/x.json", Err(NameRule::ReservedPrefix)),
+            (
+                b".stagehand/revisions/x.json",
+                Err(NameRule::ReservedPrefix),
+            ),
             (b"./.stagehand//served.json", Err(NameRule::ReservedPrefix)),
             (b".stagehandx/ok.txt", file(".stagehandx/ok.txt")),
         ];

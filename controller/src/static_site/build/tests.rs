@@ -226,8 +226,13 @@ fn a_bomb_by_ratio_stops_one_byte_past_the_limit() {
         max_total_bytes: 1 << 20,
     };
     let mut counting = Counting::default();
-    let error =
-        read_archive(Cursor::new(&archive), ArchiveFormat::Zip, limits, &mut counting).unwrap_err();
+    let error = read_archive(
+        Cursor::new(&archive),
+        ArchiveFormat::Zip,
+        limits,
+        &mut counting,
+    )
+    .unwrap_err();
     assert!(
         matches!(&error, BuildError::TooLarge { entry, limit } if entry == "bomb.bin" && *limit == 1 << 20),
         "{error:?}"

@@ -1,0 +1,6 @@
+//! Tables of (spec, observed) → plan, split by concern over one fixtures module.
+
+mod content;
+mod fixtures;
+mod infrastructure;
+mod rollback;
