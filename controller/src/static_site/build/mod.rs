@@ -81,6 +81,10 @@ pub enum ArchiveFormat {
 
 impl ArchiveFormat {
     /// From the archive's key, as the CRD allows it (`.zip`, `.tar.gz`, `.tgz`).
+    #[expect(
+        clippy::case_sensitive_file_extension_comparisons,
+        reason = "the CRD's CEL rule admits exactly these lower-case suffixes"
+    )]
     pub fn of_key(key: &str) -> Option<Self> {
         if key.ends_with(".zip") {
             Some(Self::Zip)

@@ -45,8 +45,8 @@ fn read_entries<R: Read>(
     last_entry: &mut String,
 ) -> Result<(), BuildError> {
     let mut archive = Archive::new(reader);
-    for entry in archive.entries().map_err(unreadable)? {
-        let mut entry = entry.map_err(unreadable)?;
+    for entry in archive.entries().map_err(|e| unreadable(&e))? {
+        let mut entry = entry.map_err(|e| unreadable(&e))?;
         let raw = entry.path_bytes().into_owned();
         *last_entry = String::from_utf8_lossy(&raw).into_owned();
         let kind = entry.header().entry_type();
@@ -95,7 +95,7 @@ fn refuse_special(kind: EntryType, entry: &str) -> Result<(), BuildError> {
     })
 }
 
-fn unreadable(error: io::Error) -> BuildError {
+fn unreadable(error: &io::Error) -> BuildError {
     BuildError::Unreadable {
         message: error.to_string(),
     }
