@@ -86,6 +86,17 @@ pub enum Action {
     /// Delete object versions no kept manifest references, at most 1,000 (one
     /// `DeleteObjects` call).
     PruneVersions { versions: Vec<(String, String)> },
+    /// Deletion: delete every version and delete marker of the bucket, at most 1,000 a call.
+    EmptyBucket {
+        bucket: String,
+        versions: Vec<(String, String)>,
+    },
+    /// Deletion: delete the emptied bucket.
+    DeleteBucket { bucket: String },
+    /// Deletion: delete the disabled, deployed distribution, `If-Match` its ETag.
+    DeleteDistribution { id: String, if_match: String },
+    /// Deletion: delete the site's OAC once no distribution uses it.
+    DeleteOriginAccessControl { id: String },
 }
 
 /// A bucket setting the site depends on.
@@ -376,6 +387,34 @@ impl Action {
                 "DeleteObjects",
                 Objects,
             ),
+            Self::EmptyBucket { .. } => (
+                "EmptyBucket",
+                "bucket_empty",
+                "BucketEmptied",
+                "DeleteObjects",
+                Objects,
+            ),
+            Self::DeleteBucket { .. } => (
+                "DeleteBucket",
+                "bucket_delete",
+                "BucketDeleted",
+                "DeleteBucket",
+                Bucket,
+            ),
+            Self::DeleteDistribution { .. } => (
+                "DeleteDistribution",
+                "distribution_delete",
+                "DistributionDeleted",
+                "DeleteDistribution",
+                Distribution,
+            ),
+            Self::DeleteOriginAccessControl { .. } => (
+                "DeleteOriginAccessControl",
+                "oac_delete",
+                "OriginAccessControlDeleted",
+                "DeleteOriginAccessControl",
+                Distribution,
+            ),
         };
         ActionFacts {
             kind,
@@ -488,6 +527,18 @@ impl fmt::Display for Action {
             ),
             Self::PruneVersions { versions } => {
                 write!(f, "prune {} unreferenced object version(s)", versions.len())
+            }
+            Self::EmptyBucket { bucket, versions } => {
+                write!(
+                    f,
+                    "delete {} version(s) from bucket {bucket}",
+                    versions.len()
+                )
+            }
+            Self::DeleteBucket { bucket } => write!(f, "delete bucket {bucket}"),
+            Self::DeleteDistribution { id, .. } => write!(f, "delete distribution {id}"),
+            Self::DeleteOriginAccessControl { id } => {
+                write!(f, "delete origin access control {id}")
             }
         }
     }

@@ -4,7 +4,8 @@
 //! predicates live with their concern: `ownership.rs` (whose bucket and distribution these
 //! are), `infrastructure.rs` (bucket settings, OAC, policy, distribution), `content.rs` (the
 //! revision to serve and how each key gets there), `invalidation.rs` (which paths),
-//! `revisions.rs` (what `keepRevisions` lets go); `conditions.rs` sums them up.
+//! `revisions.rs` (what `keepRevisions` lets go); `conditions.rs` sums them up. Deletion of
+//! the object is `teardown.rs`'s, a plan of its own.
 //!
 //! Rules that shape the order:
 //! - A stall stops everything: another owner's bucket or distribution, one to adopt without
@@ -43,6 +44,7 @@ pub mod invalidation;
 mod ownership;
 pub mod reason;
 mod revisions;
+mod teardown;
 
 pub use self::action::{
     Action, ActionFacts, BucketSetting, Copy, PlannedManifest, PlannedObject, PlannedServed,
@@ -53,6 +55,7 @@ pub use self::infrastructure::{
     bucket_policy, distribution_caller_reference, oac_name, site_statement,
 };
 pub use self::revisions::{PRUNE_BATCH, kept_revisions};
+pub use self::teardown::{TeardownScope, teardown};
 
 /// How long to wait before looking again, per thing being waited for.
 pub mod requeue {

@@ -18,3 +18,5 @@ pub const CONTENT_DRIFT: &str = "ContentDrift";
 pub const SOURCE_HASH_PENDING: &str = "SourceHashPending";
 pub const DISTRIBUTION_DEPLOYING: &str = "DistributionDeploying";
 pub const INVALIDATION_IN_PROGRESS: &str = "InvalidationInProgress";
+/// Deletion: the distribution is being disabled (CloudFront deletes only disabled ones).
+pub const DISTRIBUTION_DISABLING: &str = "DistributionDisabling";

@@ -4,3 +4,4 @@ mod content;
 mod fixtures;
 mod infrastructure;
 mod rollback;
+mod teardown;
