@@ -43,6 +43,14 @@ pub(super) enum Origin {
     Version(String),
 }
 
+/// This round's transfers, by kind.
+#[derive(Default)]
+struct Transfers {
+    uploads: Vec<Transfer>,
+    updates: Vec<Copy>,
+    restores: Vec<Copy>,
+}
+
 /// What one key needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyVerdict {
@@ -256,67 +264,80 @@ impl Planner<'_> {
         self.plan
             .rolled_back_from
             .clone_from(&desired.rolled_back_from);
-        let (mut uploads, mut updates, mut restores) = (Vec::new(), Vec::new(), Vec::new());
-        let mut planned = BTreeMap::new();
-        for (key, want) in &desired.objects {
-            let live = self.observed.live.get(key);
-            let facts = live.and_then(|l| self.live_facts(key, l));
-            let verdict = key_verdict(&want.sha256, &want.metadata, facts.as_ref());
-            let copy = |from_version_id: String| Copy {
-                key: key.clone(),
-                from_version_id,
-                sha256: want.sha256,
-                size: want.size,
-                metadata: want.metadata.clone(),
-            };
-            let version = match (verdict, live) {
-                (KeyVerdict::InSync, Some(live)) => VersionRef::Known(live.version_id.clone()),
-                (KeyVerdict::MetadataOnly, Some(live)) => {
-                    updates.push(copy(live.version_id.clone()));
-                    VersionRef::WrittenThisRound
-                }
-                _ => {
-                    // A version that holds the content is restored (a server-side copy);
-                    // only content no version holds is uploaded.
-                    let from = match &want.origin {
-                        Origin::Version(version) => Ok(version.clone()),
-                        Origin::Source(origin) => {
-                            self.version_holding(key, &want.sha256).ok_or(origin)
-                        }
-                    };
-                    match from {
-                        Ok(version) => restores.push(copy(version)),
-                        Err(origin) => uploads.push(Transfer {
-                            key: key.clone(),
-                            sha256: want.sha256,
-                            size: want.size,
-                            metadata: want.metadata.clone(),
-                            origin: origin.clone(),
-                        }),
-                    }
-                    VersionRef::WrittenThisRound
-                }
-            };
-            if verdict != KeyVerdict::InSync {
-                let detail = match verdict {
-                    KeyVerdict::MetadataOnly => "metadata differs",
-                    _ if live.is_none() => "missing",
-                    _ => "content differs",
-                };
-                self.drift(DriftField::Content, key, detail.to_owned());
-            }
-            planned.insert(
-                key.clone(),
-                PlannedObject {
-                    version,
-                    sha256: want.sha256,
-                    size: want.size,
-                    metadata: want.metadata.clone(),
-                },
-            );
-        }
-        self.record_sync(&uploads, &updates, &restores);
+        let mut transfers = Transfers::default();
+        let planned: BTreeMap<String, PlannedObject> = desired
+            .objects
+            .iter()
+            .map(|(key, want)| (key.clone(), self.sync_key(key, want, &mut transfers)))
+            .collect();
+        self.record_sync(transfers);
         let manifest_version = self.plan_manifest(desired, &planned);
+        let removed = self.delete_removed(desired);
+        self.plan_served(desired, manifest_version, &planned, &removed);
+    }
+
+    /// How `key` gets its wanted content: the version that holds it once this round is done.
+    fn sync_key(
+        &mut self,
+        key: &str,
+        want: &DesiredObject,
+        transfers: &mut Transfers,
+    ) -> PlannedObject {
+        let live = self.observed.live.get(key);
+        let facts = live.and_then(|l| self.live_facts(key, l));
+        let verdict = key_verdict(&want.sha256, &want.metadata, facts.as_ref());
+        let copy = |from_version_id: String| Copy {
+            key: key.to_owned(),
+            from_version_id,
+            sha256: want.sha256,
+            size: want.size,
+            metadata: want.metadata.clone(),
+        };
+        let version = match (verdict, live) {
+            (KeyVerdict::InSync, Some(live)) => VersionRef::Known(live.version_id.clone()),
+            (KeyVerdict::MetadataOnly, Some(live)) => {
+                transfers.updates.push(copy(live.version_id.clone()));
+                VersionRef::WrittenThisRound
+            }
+            _ => {
+                // A version that holds the content is restored (a server-side copy); only
+                // content no version holds is uploaded.
+                let from = match &want.origin {
+                    Origin::Version(version) => Ok(version.clone()),
+                    Origin::Source(origin) => self.version_holding(key, &want.sha256).ok_or(origin),
+                };
+                match from {
+                    Ok(version) => transfers.restores.push(copy(version)),
+                    Err(origin) => transfers.uploads.push(Transfer {
+                        key: key.to_owned(),
+                        sha256: want.sha256,
+                        size: want.size,
+                        metadata: want.metadata.clone(),
+                        origin: origin.clone(),
+                    }),
+                }
+                VersionRef::WrittenThisRound
+            }
+        };
+        if verdict != KeyVerdict::InSync {
+            let detail = match verdict {
+                KeyVerdict::MetadataOnly => "metadata differs",
+                _ if live.is_none() => "missing",
+                _ => "content differs",
+            };
+            self.drift(DriftField::Content, key, detail.to_owned());
+        }
+        PlannedObject {
+            version,
+            sha256: want.sha256,
+            size: want.size,
+            metadata: want.metadata.clone(),
+        }
+    }
+
+    /// Deletes the live keys the revision does not have (after its manifest: the caller's
+    /// order). Returns them.
+    fn delete_removed(&mut self, desired: &DesiredRevision) -> Vec<String> {
         let removed: Vec<String> = self
             .observed
             .live
@@ -333,33 +354,37 @@ impl Planner<'_> {
                 keys: removed.clone(),
             });
         }
+        removed
+    }
+
+    /// The invalidation and the served record, unless the record already names this revision
+    /// with this manifest version.
+    fn plan_served(
+        &mut self,
+        desired: &DesiredRevision,
+        manifest_version: VersionRef,
+        planned: &BTreeMap<String, PlannedObject>,
+        removed: &[String],
+    ) {
+        let previous = self.observed.served.as_ref().map(|s| &s.record);
         let served = PlannedServed {
             revision: desired.revision.clone(),
             manifest_version,
-            sequence: self
-                .observed
-                .served
-                .as_ref()
-                .map_or(0, |s| s.record.sequence)
-                + 1,
+            sequence: previous.map_or(0, |s| s.sequence) + 1,
             rolled_back_from: desired.rolled_back_from.clone(),
         };
-        let served_current = self.observed.served.as_ref().is_some_and(|s| {
-            s.record.revision == served.revision
-                && served.manifest_version
-                    == VersionRef::Known(s.record.manifest_version_id.clone())
-                && s.record.rolled_back_from == served.rolled_back_from
+        let served_current = previous.is_some_and(|s| {
+            s.revision == served.revision
+                && served.manifest_version == VersionRef::Known(s.manifest_version_id.clone())
+                && s.rolled_back_from == served.rolled_back_from
         });
         if !served_current || !removed.is_empty() {
-            self.plan_invalidation(&served, &planned, &removed);
+            self.plan_invalidation(&served, planned, removed);
         }
         if !served_current {
             let detail = format!(
                 "serving {}",
-                self.observed
-                    .served
-                    .as_ref()
-                    .map_or("nothing", |s| s.record.revision.as_str())
+                previous.map_or("nothing", |s| s.revision.as_str())
             );
             self.drift(DriftField::Revision, &desired.revision, detail);
             self.act(Action::RecordServed { served });
@@ -367,25 +392,24 @@ impl Planner<'_> {
     }
 
     /// The transfers, as actions and as the sync summary.
-    fn record_sync(&mut self, uploads: &[Transfer], updates: &[Copy], restores: &[Copy]) {
+    fn record_sync(&mut self, transfers: Transfers) {
+        let Transfers {
+            uploads,
+            updates,
+            restores,
+        } = transfers;
         self.plan.sync.uploaded = uploads.len();
         self.plan.sync.uploaded_bytes = uploads.iter().map(|t| t.size).sum();
         self.plan.sync.metadata_updated = updates.len();
         self.plan.sync.restored = restores.len();
         if !uploads.is_empty() {
-            self.act(Action::UploadObjects {
-                objects: uploads.to_vec(),
-            });
+            self.act(Action::UploadObjects { objects: uploads });
         }
         if !updates.is_empty() {
-            self.act(Action::UpdateMetadata {
-                objects: updates.to_vec(),
-            });
+            self.act(Action::UpdateMetadata { objects: updates });
         }
         if !restores.is_empty() {
-            self.act(Action::RestoreVersions {
-                objects: restores.to_vec(),
-            });
+            self.act(Action::RestoreVersions { objects: restores });
         }
     }
 

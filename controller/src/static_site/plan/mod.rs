@@ -146,6 +146,21 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// A plan with nothing in it yet.
+    pub(crate) fn empty(gate: ActGate) -> Self {
+        Self {
+            actions: Vec::new(),
+            drift: Vec::new(),
+            conditions: Vec::new(),
+            waits: Vec::new(),
+            stalled: None,
+            revision: None,
+            rolled_back_from: None,
+            sync: SyncSummary::default(),
+            gate,
+        }
+    }
+
     pub fn requeue_after_seconds(&self) -> Option<u64> {
         requeue_after_seconds(&self.waits)
     }
@@ -190,17 +205,7 @@ pub fn plan(
         context,
         rules,
         observed,
-        plan: Plan {
-            actions: Vec::new(),
-            drift: Vec::new(),
-            conditions: Vec::new(),
-            waits: Vec::new(),
-            stalled: None,
-            revision: None,
-            rolled_back_from: None,
-            sync: SyncSummary::default(),
-            gate: context.gate,
-        },
+        plan: Plan::empty(context.gate),
         hash_pending: false,
         distribution_created_now: false,
     };

@@ -12,7 +12,7 @@ use stagehand_crds::StaticSiteSpec;
 
 use super::action::Action;
 use super::revisions::PRUNE_BATCH;
-use super::{Plan, PlanContext, SyncSummary, Wait, reason, requeue};
+use super::{Plan, PlanContext, Wait, reason, requeue};
 use crate::aws::tags::{self, Ownership};
 use crate::static_site::observed::Observed;
 
@@ -32,17 +32,7 @@ pub fn teardown(
     scope: TeardownScope,
     observed: &Observed,
 ) -> Plan {
-    let mut plan = Plan {
-        actions: Vec::new(),
-        drift: Vec::new(),
-        conditions: Vec::new(),
-        waits: Vec::new(),
-        stalled: None,
-        revision: None,
-        rolled_back_from: None,
-        sync: SyncSummary::default(),
-        gate: context.gate,
-    };
+    let mut plan = Plan::empty(context.gate);
     if !context.gate.may_act() {
         return plan;
     }

@@ -10,7 +10,7 @@ use crate::aws::s3::Sha256Digest;
 use crate::aws::tags::ownership_tags;
 use crate::base::gates::ActGate;
 use crate::static_site::manifest::{FORMAT, Manifest, ManifestObject, ManifestSource, Served};
-use crate::static_site::metadata::MetadataRules;
+use crate::static_site::metadata::{MetadataRules, ObjectMetadata};
 use crate::static_site::observed::{
     ContentOrigin, DistributionConfig, LiveObject, ObjectFacts, Observed, ObservedBucket,
     ObservedDistribution, ObservedOac, ServedRevision, SourceBuild, SourceFile, SourceState,
@@ -223,34 +223,37 @@ impl Site {
         self
     }
 
-    /// Someone wrote `content` to `key` by hand (a HEAD told observe what it holds).
-    pub fn hand_edit(mut self, key: &str, content: &str) -> Self {
-        self.observed.live.insert(
-            key.into(),
-            LiveObject {
-                version_id: format!("v-hand-{key}"),
-                size: content.len() as u64,
-                facts: Some(ObjectFacts {
-                    sha256: Some(sha(content)),
-                    metadata: MetadataRules::compile(&[]).unwrap().for_key(key),
-                }),
-            },
-        );
-        self
+    /// Someone wrote `content` to `key` by hand, without the site's metadata (a HEAD told
+    /// observe what it holds).
+    pub fn hand_edit(self, key: &str, content: &str) -> Self {
+        let metadata = MetadataRules::compile(&[]).unwrap().for_key(key);
+        self.live_unrecorded(key, &format!("v-hand-{key}"), content, metadata)
     }
 
     /// `key`'s live object is a version this round's plan did not record, holding `content`
     /// with the spec's metadata: an upload done before a crash.
-    pub fn uploaded_before_crash(mut self, key: &str, content: &str) -> Self {
+    pub fn uploaded_before_crash(self, key: &str, content: &str) -> Self {
         let rules = MetadataRules::compile(&self.spec.cache_control).unwrap();
+        let metadata = rules.for_key(key);
+        self.live_unrecorded(key, &format!("v-crashed-{key}"), content, metadata)
+    }
+
+    /// A live version no manifest records, with what observe's HEAD found in it.
+    pub fn live_unrecorded(
+        mut self,
+        key: &str,
+        version_id: &str,
+        content: &str,
+        metadata: ObjectMetadata,
+    ) -> Self {
         self.observed.live.insert(
             key.into(),
             LiveObject {
-                version_id: format!("v-crashed-{key}"),
+                version_id: version_id.into(),
                 size: content.len() as u64,
                 facts: Some(ObjectFacts {
                     sha256: Some(sha(content)),
-                    metadata: rules.for_key(key),
+                    metadata,
                 }),
             },
         );

@@ -1,7 +1,8 @@
 //! `rollbackTo`: exactly the manifest's versions come back; and `keepRevisions`: what is let go.
 
 use super::fixtures::*;
-use crate::static_site::observed::{LiveObject, ObjectFacts};
+use crate::static_site::metadata::MetadataRules;
+use crate::static_site::observed::LiveObject;
 use crate::static_site::plan::{Action, PRUNE_BATCH, VersionRef};
 
 const BUILD_2: &[(&str, &str)] = &[
@@ -206,20 +207,10 @@ fn pruning_is_batched_and_waits_for_a_round_with_nothing_else_to_do() {
 fn a_live_version_unknown_to_every_manifest_is_compared_by_its_facts() {
     // The object was rewritten with the same bytes and metadata (a no-op copy by a tool):
     // nothing to do but record the new version.
-    let mut site = Site::converged();
-    let rules =
-        crate::static_site::metadata::MetadataRules::compile(&site.spec.cache_control).unwrap();
-    site.observed.live.insert(
-        "robots.txt".into(),
-        LiveObject {
-            version_id: "v-rewritten".into(),
-            size: 13,
-            facts: Some(ObjectFacts {
-                sha256: Some(sha("User-agent: *")),
-                metadata: rules.for_key("robots.txt"),
-            }),
-        },
-    );
+    let site = Site::converged();
+    let rules = MetadataRules::compile(&site.spec.cache_control).unwrap();
+    let metadata = rules.for_key("robots.txt");
+    let site = site.live_unrecorded("robots.txt", "v-rewritten", "User-agent: *", metadata);
     let plan = site.plan();
     assert_eq!(
         plan.sync.uploaded + plan.sync.restored + plan.sync.metadata_updated,
