@@ -10,13 +10,16 @@
 //! them). Each refusal is a [`BuildError`] naming the entry and the rule; the whole build is
 //! refused, so the live site is never half-updated from a bad archive.
 //!
+//! The archive itself is bounded too ([`ArchiveLimits::max_archive_bytes`]): a stream longer
+//! than the content limit plus every entry's headers is refused before it costs time or memory.
+//!
 //! Memory does not grow with content: each entry is streamed through a SHA-256 hasher into a
-//! [`ContentSink`], and only the per-entry result (key, size, hash) is kept — about 150 bytes
-//! an entry. The intended use is two passes: observe reads the archive with [`Discard`] (hash
-//! and validate; nothing is stored), the plan decides which keys need uploading, and act reads
-//! the archive again into a [`SpillDir`] restricted to those keys, then uploads each file from
-//! disk. A resync with an unchanged archive reads it not at all (the build is cached by the
-//! archive's version).
+//! [`ContentSink`], and only the per-entry result (key, size, hash) and the zip reader's header
+//! records are kept — about 0.6 KB an entry at peak (measured in `docs/architecture.md`). The
+//! intended use is two passes: observe reads the archive with [`Discard`] (hash and validate;
+//! nothing is stored) and caches the checked build by the archive's version, so a resync of an
+//! unchanged archive reads nothing; the plan decides which keys need uploading; act reads the
+//! archive again into a [`SpillDir`] restricted to those keys and uploads each file from disk.
 //!
 //! Zip archives are read with the `zip` crate's streaming reader, which compares every local
 //! header with the central directory at the end of the stream (a "cloaked" archive that shows
@@ -60,6 +63,23 @@ impl ArchiveLimits {
     /// 2 GiB of content: far above any site, small enough that a spill directory fits on a
     /// node's ephemeral storage.
     pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 2 << 30;
+}
+
+impl ArchiveLimits {
+    /// Archive bytes allowed per entry on top of the content: headers, names, the central
+    /// directory record (zip) or the 512-byte header and long-name records (tar).
+    pub const OVERHEAD_PER_ENTRY: u64 = 4 * 1024;
+
+    /// The longest archive read: the content limit plus every entry's overhead. Longer is not a
+    /// site but an attack on the reader (a central directory of millions of records, gzip
+    /// members that decompress to nothing), refused before it costs memory or time.
+    pub const fn max_archive_bytes(&self) -> u64 {
+        self.max_total_bytes.saturating_add(
+            self.max_entries
+                .saturating_add(1)
+                .saturating_mul(Self::OVERHEAD_PER_ENTRY),
+        )
+    }
 }
 
 impl Default for ArchiveLimits {
@@ -137,6 +157,8 @@ pub enum BuildError {
     TooManyEntries { entry: String, limit: u64 },
     #[error("archive refused at entry {entry:?}: more than {limit} bytes of content decompressed")]
     TooLarge { entry: String, limit: u64 },
+    #[error("archive refused: longer than {limit} bytes (the content limit plus headers)")]
+    TooLong { limit: u64 },
     #[error("archive entry {entry:?} refused: encrypted entries are not allowed")]
     Encrypted { entry: String },
     /// Not a valid archive of its format (truncated, corrupt, cloaked, unsupported).
@@ -169,7 +191,7 @@ impl Classify for BuildError {
             Self::NotAFile { .. } => "UnsupportedEntryType",
             Self::Duplicate { .. } => "DuplicateEntry",
             Self::TooManyEntries { .. } => "TooManyEntries",
-            Self::TooLarge { .. } => "ArchiveTooLarge",
+            Self::TooLarge { .. } | Self::TooLong { .. } => "ArchiveTooLarge",
             Self::Encrypted { .. } => "EncryptedEntry",
             Self::Unreadable { .. } => "ArchiveUnreadable",
             Self::Source(_) => "SourceReadFailed",
@@ -186,9 +208,12 @@ pub fn read_archive<R: Read>(
     sink: &mut dyn ContentSink,
 ) -> Result<Build, BuildError> {
     let source_failed = Arc::new(AtomicBool::new(false));
+    let too_long = Arc::new(AtomicBool::new(false));
     let reader = SourceReader {
         inner: reader,
+        remaining: limits.max_archive_bytes(),
         failed: Arc::clone(&source_failed),
+        too_long: Arc::clone(&too_long),
     };
     let mut checker = Checker::new(limits, sink);
     let result = match format {
@@ -197,6 +222,9 @@ pub fn read_archive<R: Read>(
     };
     match result {
         Ok(()) => Ok(checker.finish()),
+        Err(_) if too_long.load(Ordering::Relaxed) => Err(BuildError::TooLong {
+            limit: limits.max_archive_bytes(),
+        }),
         // A broken download surfaces as whatever the decoder made of it: the source's own
         // failure is what to report (and retry), not a corrupt archive.
         Err(BuildError::Unreadable { message }) if source_failed.load(Ordering::Relaxed) => Err(
@@ -226,17 +254,27 @@ where
     .map_err(|e| BuildError::Source(io::Error::other(e)))?
 }
 
-/// The archive's bytes, remembering whether reading them failed.
+/// The archive's bytes, failing past the archive limit, and remembering whether the stream
+/// itself failed (a broken download) or was too long.
 struct SourceReader<R> {
     inner: R,
+    remaining: u64,
     failed: Arc<AtomicBool>,
+    too_long: Arc<AtomicBool>,
 }
 
 impl<R: Read> Read for SourceReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf).inspect_err(|_| {
+        let n = self.inner.read(buf).inspect_err(|_| {
             self.failed.store(true, Ordering::Relaxed);
-        })
+        })?;
+        let n64 = n as u64;
+        if n64 > self.remaining {
+            self.too_long.store(true, Ordering::Relaxed);
+            return Err(io::Error::other("the archive is longer than its limit"));
+        }
+        self.remaining -= n64;
+        Ok(n)
     }
 }
 

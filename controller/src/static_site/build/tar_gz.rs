@@ -1,6 +1,7 @@
 //! Gzipped tar archives, read as a stream. The `tar` crate folds GNU long names and pax
 //! headers into the entries it yields; the headers themselves are bounded by capping the
-//! whole decompressed stream, not only the file contents the checker counts.
+//! whole decompressed stream (the archive limit), not only the file contents the checker
+//! counts.
 
 use std::io::{self, Read};
 
@@ -9,23 +10,14 @@ use tar::{Archive, EntryType};
 
 use super::{BuildError, Checker, EntryName};
 
-/// Header bytes allowed per entry on top of the content limit: a 512-byte header plus a long
-/// name or pax record of a few KiB. A stream that decompresses to more is a bomb made of
-/// headers.
-const HEADER_ALLOWANCE_PER_ENTRY: u64 = 8 * 1024;
-
 /// Reads every entry of the `.tar.gz` stream `reader` into `checker`.
 pub(super) fn read<R: Read>(reader: R, checker: &mut Checker<'_>) -> Result<(), BuildError> {
     let limits = checker.limits;
-    let cap = limits.max_total_bytes.saturating_add(
-        limits
-            .max_entries
-            .saturating_add(1)
-            .saturating_mul(HEADER_ALLOWANCE_PER_ENTRY),
-    );
+    // Headers decompress too: the tar stream gets the same allowance as the archive, so a bomb
+    // made of headers is bounded like one made of content.
     let mut capped = Capped {
         inner: MultiGzDecoder::new(reader),
-        remaining: cap,
+        remaining: limits.max_archive_bytes(),
         exceeded: false,
     };
     let mut last_entry = String::from("(first entry)");

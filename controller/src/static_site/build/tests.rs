@@ -344,3 +344,28 @@ fn a_spill_dir_keeps_only_the_wanted_files_byte_for_byte() {
     drop(spill);
     assert!(!path.exists(), "the spill directory goes with its owner");
 }
+
+#[test]
+fn an_archive_longer_than_its_limit_is_refused_even_if_it_holds_nothing() {
+    // Gzip members that decompress to nothing: the decoder would read them forever.
+    let mut empty_member = GzEncoder::new(Vec::new(), Compression::fast());
+    empty_member.write_all(b"").unwrap();
+    let member = empty_member.finish().unwrap();
+    let stream: Vec<u8> = member
+        .iter()
+        .copied()
+        .cycle()
+        .take(member.len() * 2_000)
+        .collect();
+    let limits = ArchiveLimits {
+        max_entries: 2,
+        max_total_bytes: 1024,
+    };
+    assert!(stream.len() as u64 > limits.max_archive_bytes());
+    let error = read(&stream, ArchiveFormat::TarGz, limits).unwrap_err();
+    assert!(
+        matches!(error, BuildError::TooLong { limit } if limit == limits.max_archive_bytes()),
+        "{error:?}"
+    );
+    assert_eq!(error.reason(), "ArchiveTooLarge");
+}
