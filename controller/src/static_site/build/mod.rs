@@ -30,6 +30,7 @@
 
 mod names;
 mod sink;
+mod source;
 mod tar_gz;
 mod zip_stream;
 
@@ -46,6 +47,7 @@ use crate::base::{Classify, ErrorClass};
 
 pub use self::names::{EntryName, MAX_KEY_BYTES, NameRule, RESERVED_PREFIX, normalise};
 pub use self::sink::{ContentSink, Discard, SpillDir};
+pub use self::source::{PrefixObject, prefix_build};
 
 /// Bounds on what one archive may hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -385,3 +385,42 @@ fn unhashed_prefix_objects_are_hashed_before_anything_else_of_the_content() {
         "SourceHashPending"
     );
 }
+
+/// `BUILD_1` zipped with every entry stamped `year`, read back through the archive reader.
+fn zipped_build_1(year: u16) -> crate::static_site::observed::SourceState {
+    use std::io::Write as _;
+    use zip::write::SimpleFileOptions;
+    let options = SimpleFileOptions::default()
+        .last_modified_time(zip::DateTime::from_date_and_time(year, 6, 1, 12, 0, 0).unwrap());
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (key, content) in BUILD_1 {
+        writer.start_file(*key, options).unwrap();
+        writer.write_all(content.as_bytes()).unwrap();
+    }
+    let bytes = writer.finish().unwrap().into_inner();
+    let build = crate::static_site::build::read_archive(
+        bytes.as_slice(),
+        crate::static_site::build::ArchiveFormat::Zip,
+        crate::static_site::build::ArchiveLimits::default(),
+        &mut crate::static_site::build::Discard,
+    )
+    .unwrap();
+    crate::static_site::observed::SourceState::Read(
+        build.into_source(crate::static_site::manifest::ManifestSource::default()),
+    )
+}
+
+#[test]
+fn a_rebuilt_archive_with_new_timestamps_is_the_same_revision_and_uploads_nothing() {
+    let mut first = Site::new();
+    first.spec.revision = None;
+    first.observed.source = zipped_build_1(2025);
+    let label = first.plan().revision.unwrap();
+
+    let mut rebuilt = Site::converged().deployed(&label, BUILD_1, 2);
+    rebuilt.spec.revision = None;
+    rebuilt.observed.source = zipped_build_1(2026);
+    let plan = rebuilt.plan();
+    assert_eq!(plan.revision, Some(label));
+    assert!(plan.actions.is_empty(), "{:#?}", plan.actions);
+}
