@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::manifest::{Manifest, ManifestSource, Served};
 use super::metadata::ObjectMetadata;
-use crate::aws::s3::Sha256Digest;
+use crate::aws::s3::{ObjectVersion, Sha256Digest};
 
 /// The site as observed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,8 +32,9 @@ pub struct Observed {
     /// The current object of every key outside `.stagehand/` (keys whose latest version is a
     /// delete marker are absent).
     pub live: BTreeMap<String, LiveObject>,
-    /// Every version of the bucket, listed only when pruning may be due (`None` otherwise).
-    pub versions: Option<Vec<StoredVersion>>,
+    /// Every version of the bucket (`ListObjectVersions`: objects and delete markers), listed
+    /// only when pruning may be due or the bucket is being emptied (`None` otherwise).
+    pub versions: Option<Vec<ObjectVersion>>,
     /// The last invalidation Stagehand created (from status), as CloudFront reports it now.
     pub invalidation: Option<ObservedInvalidation>,
 }
@@ -193,15 +194,6 @@ pub struct ObjectFacts {
     /// `None` when S3 has no whole-object SHA-256 for it (uploaded without, or multipart).
     pub sha256: Option<Sha256Digest>,
     pub metadata: ObjectMetadata,
-}
-
-/// One version of a key (object or delete marker).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct StoredVersion {
-    pub key: String,
-    pub version_id: String,
-    pub is_latest: bool,
-    pub delete_marker: bool,
 }
 
 /// An invalidation.

@@ -10,8 +10,9 @@ use std::collections::BTreeSet;
 
 use super::Planner;
 use super::action::Action;
+use crate::aws::s3::ObjectVersion;
 use crate::static_site::manifest::manifest_key;
-use crate::static_site::observed::{Observed, StoredVersion};
+use crate::static_site::observed::Observed;
 
 /// S3's `DeleteObjects` takes at most 1,000 keys.
 pub const PRUNE_BATCH: usize = 1000;
@@ -64,14 +65,12 @@ fn referenced<'a>(observed: &'a Observed, kept: &BTreeSet<&str>) -> BTreeSet<(St
 }
 
 /// Versions that nothing kept references and that are not current.
-fn prunable<'a>(
-    versions: &'a [StoredVersion],
-    refs: &BTreeSet<(String, &str)>,
-) -> Vec<&'a StoredVersion> {
+fn prunable(versions: &[ObjectVersion], refs: &BTreeSet<(String, &str)>) -> Vec<(String, String)> {
     versions
         .iter()
         .filter(|v| !v.is_latest)
-        .filter(|v| !refs.contains(&(v.key.clone(), v.version_id.as_str())))
+        .filter_map(|v| Some((v.key.clone(), v.version_id.clone()?)))
+        .filter(|(key, version)| !refs.contains(&(key.clone(), version.as_str())))
         .collect()
 }
 
@@ -105,12 +104,7 @@ impl Planner<'_> {
         let batches: Vec<Vec<(String, String)>> = match &self.observed.versions {
             Some(versions) => prunable(versions, &refs)
                 .chunks(PRUNE_BATCH)
-                .map(|chunk| {
-                    chunk
-                        .iter()
-                        .map(|v| (v.key.clone(), v.version_id.clone()))
-                        .collect()
-                })
+                .map(<[(String, String)]>::to_vec)
                 .collect(),
             None => Vec::new(),
         };

@@ -84,7 +84,12 @@ pub fn teardown(
                     bucket: name.clone(),
                     versions: chunk
                         .iter()
-                        .map(|v| (v.key.clone(), v.version_id.clone()))
+                        .map(|v| {
+                            // An object written before versioning was enabled has version
+                            // `null`, which is how S3 names it in a delete too.
+                            let version = v.version_id.clone().unwrap_or_else(|| "null".to_owned());
+                            (v.key.clone(), version)
+                        })
                         .collect(),
                 });
             }

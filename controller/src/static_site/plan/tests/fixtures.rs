@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 use stagehand_crds::StaticSiteSpec;
 
-use crate::aws::s3::Sha256Digest;
+use crate::aws::s3::{ObjectVersion, Sha256Digest};
 use crate::aws::tags::ownership_tags;
 use crate::base::gates::ActGate;
 use crate::static_site::manifest::{FORMAT, Manifest, ManifestObject, ManifestSource, Served};
@@ -14,7 +14,7 @@ use crate::static_site::metadata::{MetadataRules, ObjectMetadata};
 use crate::static_site::observed::{
     ContentOrigin, DistributionConfig, LiveObject, ObjectFacts, Observed, ObservedBucket,
     ObservedDistribution, ObservedOac, ServedRevision, SourceBuild, SourceFile, SourceState,
-    StoredManifest, StoredVersion,
+    StoredManifest,
 };
 use crate::static_site::plan::{Action, Plan, PlanContext, bucket_policy, plan};
 
@@ -275,10 +275,12 @@ impl Site {
         self.observed.versions = Some(
             versions
                 .iter()
-                .map(|(key, version_id, is_latest)| StoredVersion {
+                .map(|(key, version_id, is_latest)| ObjectVersion {
                     key: (*key).into(),
-                    version_id: (*version_id).into(),
+                    version_id: Some((*version_id).into()),
                     is_latest: *is_latest,
+                    e_tag: None,
+                    size: None,
                     delete_marker: false,
                 })
                 .collect(),
