@@ -697,3 +697,47 @@ async fn launches_reuse_the_remembered_template_and_a_template_deleted_by_hand_i
     let status = fleet.status.clone().unwrap();
     assert_eq!(status.ready_capacity, 2, "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_lost_between_launch_and_status_write_leaves_no_orphan_and_no_extra_instance()
+{
+    let mut world = World::start().await;
+    let mut fleet = Fleet::new("gpu", &world.spec(3, &json!({})));
+    // The first round launches all three, then the process dies before its status is written:
+    // the next process starts with no status and an empty inventory.
+    let first = world.try_round(&mut fleet).await;
+    assert_eq!(first.report.launched.len(), 3, "{:?}", first.plan);
+    fleet.status = None;
+    world.inventory = Inventory::new(world.inventory.aws().clone(), Duration::from_secs(600))
+        .with_fresh_floor(Duration::ZERO);
+    world.aws.floor.reset_calls().await.unwrap();
+
+    // The instances were tagged at launch: the new process finds them as the fleet's and
+    // launches nothing more.
+    let plans = world.converge(&mut fleet).await;
+    assert_eq!(launched(&plans), 0, "{plans:?}");
+    assert_eq!(terminated(&plans), 0, "{plans:?}");
+    let calls = world.aws.floor.calls().await.unwrap();
+    assert_eq!(calls.count("ec2", "CreateFleet"), 0, "{calls:?}");
+    let live = live_of(&world.aws, &fleet.owner()).await;
+    let launched_first: BTreeSet<String> = first.report.launched.iter().cloned().collect();
+    assert_eq!(
+        live, launched_first,
+        "the same three, none orphaned, none extra"
+    );
+    let status = fleet.status.clone().unwrap();
+    assert_eq!(status.ready_capacity, 3, "{status:?}");
+    // Every instance EC2 lists carries the owner tag: nothing was launched untagged.
+    let all = aws_sdk_ec2::Client::new(&world.aws.sdk)
+        .describe_instances()
+        .send()
+        .await
+        .unwrap();
+    let untagged = all
+        .reservations()
+        .iter()
+        .flat_map(aws_sdk_ec2::types::Reservation::instances)
+        .filter(|i| !i.tags().iter().any(|t| t.key() == Some(OWNER_TAG)))
+        .count();
+    assert_eq!(untagged, 0);
+}
