@@ -26,7 +26,7 @@ const LAYERS: &[(&str, &[&str])] = &[
 ];
 
 /// The kinds: each sits on the runtime and imports no other kind, nor the CLI or the registry.
-const KINDS: &[&str] = &["lambda_stage", "spot_fleet"];
+const KINDS: &[&str] = &["lambda_stage", "spot_fleet", "static_site"];
 
 /// The crate's top-level modules a layer could import (`crate::<name>`).
 const MODULES: &[&str] = &[
@@ -40,6 +40,7 @@ const MODULES: &[&str] = &[
     "runtime",
     "lambda_stage",
     "spot_fleet",
+    "static_site",
     "kinds",
     "cli",
 ];
@@ -70,6 +71,14 @@ const NOT_IN_A_PLAN: &[&str] = &[
     "crate::spot_fleet::observe",
     "crate::spot_fleet::act",
     "crate::spot_fleet::round",
+    "crate::static_site::observe",
+    "crate::static_site::act",
+    "crate::static_site::round",
+    // The archive reader streams and spills to disk: observe and act use it, a plan reads the
+    // entries it produced.
+    "crate::static_site::build",
+    "super::build",
+    "super::super::build",
     "crate::aws::AwsProvider",
     "crate::aws::call",
     "crate::aws::config",

@@ -7,6 +7,7 @@
 //! - [`kinds`]: which kinds this build serves.
 //! - [`lambda_stage`]: the LambdaStage decision core (observed facts → plan).
 //! - [`spot_fleet`]: SpotFleet, the same shape.
+//! - [`static_site`]: the StaticSite decision core (build reading, manifests, the plan).
 //! - [`probe`]: TCP health probes of the instances a kind runs (loopback-only guard, dial log).
 //! - [`cli`]: `stagehand plan -f` / `apply -f`: the LambdaStage and SpotFleet reconcile without
 //!   a cluster.
@@ -22,6 +23,7 @@ pub mod probe;
 pub mod runtime;
 pub mod settings;
 pub mod spot_fleet;
+pub mod static_site;
 pub mod telemetry;
 
 #[cfg(test)]

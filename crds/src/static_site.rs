@@ -232,6 +232,9 @@ pub struct StaticSiteStatus {
     /// The revision currently served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    /// Set while `rollbackTo` is in effect: the revision it replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_from: Option<String>,
     /// The distribution.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distribution: Option<DistributionStatus>,
@@ -241,6 +244,25 @@ pub struct StaticSiteStatus {
     /// The last invalidation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_invalidation: Option<InvalidationStatus>,
+    /// What the last deploy, rollback or repair changed in the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync: Option<SyncStatus>,
+}
+
+/// What one deploy, rollback or repair changed in the bucket.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncStatus {
+    /// Objects uploaded (new or changed content).
+    pub uploaded: i64,
+    /// Bytes uploaded.
+    pub uploaded_bytes: i64,
+    /// Objects copied in place for a metadata-only change (no upload).
+    pub metadata_updated: i64,
+    /// Objects restored from a stored version (rollback, hand-edit repair).
+    pub restored: i64,
+    /// Objects deleted (not in the revision).
+    pub deleted: i64,
 }
 
 /// Observed distribution.
@@ -270,6 +292,9 @@ pub struct RevisionStatus {
     pub manifest_key: String,
     /// Number of objects.
     pub objects: i64,
+    /// Total bytes of the objects.
+    #[serde(default)]
+    pub bytes: i64,
     /// When it was deployed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployed_at: Option<String>,
