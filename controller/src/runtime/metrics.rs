@@ -518,6 +518,9 @@ mod tests {
             ),
             ("stagehand_spot_interruptions_total", &["fleet"]),
             ("stagehand_site_revision_info", &["revision", "site"]),
+            // Not per site (see `site_metrics`): exported from the start, without labels.
+            ("stagehand_site_sync_duration_seconds_count", &[]),
+            ("stagehand_site_sync_duration_seconds_bucket", &["le"]),
             ("stagehand_build_info", &["version"]),
         ];
         for (name, label_names) in expected {
