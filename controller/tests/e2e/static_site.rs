@@ -46,7 +46,10 @@ async fn the_controller_serves_a_site_to_ready_and_deletion_removes_it() {
         "spec": site_spec(&json!({"deletionPolicy": "Delete"})),
     }))
     .unwrap();
-    sites.create(&PostParams::default(), &manifest).await.unwrap();
+    sites
+        .create(&PostParams::default(), &manifest)
+        .await
+        .unwrap();
 
     let site = tokio::time::timeout(TIMEOUT, async {
         loop {
@@ -72,8 +75,16 @@ async fn the_controller_serves_a_site_to_ready_and_deletion_removes_it() {
     let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
     assert!(keys.contains(&"index.html"), "{keys:?}");
     let reasons = event_reasons(&env, "storefront").await;
-    for reason in ["BucketCreated", "ObjectsUploaded", "DistributionCreated", "RevisionServed"] {
-        assert!(reasons.iter().any(|r| r == reason), "{reason} in {reasons:?}");
+    for reason in [
+        "BucketCreated",
+        "ObjectsUploaded",
+        "DistributionCreated",
+        "RevisionServed",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "{reason} in {reasons:?}"
+        );
     }
 
     sites

@@ -45,7 +45,10 @@ pub const SITE_BUCKET: &str = "shop-site";
 /// A small React-like build: `(key, content)`.
 pub fn build_files(app_js: &str) -> Vec<(String, Vec<u8>)> {
     vec![
-        ("index.html".into(), b"<!doctype html><div id=root></div>".to_vec()),
+        (
+            "index.html".into(),
+            b"<!doctype html><div id=root></div>".to_vec(),
+        ),
         ("about/index.html".into(), b"<h1>About</h1>".to_vec()),
         ("assets/app.js".into(), app_js.as_bytes().to_vec()),
         ("assets/app.css".into(), b"body{margin:0}".to_vec()),
@@ -200,7 +203,10 @@ impl World {
                 return rounds;
             }
         }
-        panic!("no convergence in 8 rounds: {:#?}", rounds.last().map(|r| &r.plan));
+        panic!(
+            "no convergence in 8 rounds: {:#?}",
+            rounds.last().map(|r| &r.plan)
+        );
     }
 
     /// The current object of `key`: (version id, content type, cache control, body).
@@ -288,7 +294,9 @@ fn ready(site: &Site) -> bool {
 /// Deploys the first build and returns the world and the converged site.
 async fn deployed() -> (World, Site) {
     let world = World::start().await;
-    world.publish(&zip_of(&build_files("console.log(1)"), 2024)).await;
+    world
+        .publish(&zip_of(&build_files("console.log(1)"), 2024))
+        .await;
     let mut site = Site::new("shop", &site_spec(&json!({})));
     world.converge(&mut site).await;
     (world, site)
@@ -297,7 +305,9 @@ async fn deployed() -> (World, Site) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_deploy_serves_the_archive_privately_with_its_metadata_and_is_ready() {
     let world = World::start().await;
-    world.publish(&zip_of(&build_files("console.log(1)"), 2024)).await;
+    world
+        .publish(&zip_of(&build_files("console.log(1)"), 2024))
+        .await;
     let mut site = Site::new("shop", &site_spec(&json!({})));
     let rounds = world.converge(&mut site).await;
     assert!(ready(&site), "{:#?}", site.status);
@@ -305,11 +315,19 @@ async fn a_first_deploy_serves_the_archive_privately_with_its_metadata_and_is_re
     for (key, content_type, cache_control) in [
         ("index.html", "text/html; charset=utf-8", "no-cache"),
         ("about/index.html", "text/html; charset=utf-8", ""),
-        ("assets/app.css", "text/css; charset=utf-8", "public, max-age=31536000, immutable"),
+        (
+            "assets/app.css",
+            "text/css; charset=utf-8",
+            "public, max-age=31536000, immutable",
+        ),
         ("favicon.ico", "image/x-icon", ""),
     ] {
         let (_, got_type, got_cache, _) = world.object(key).await.unwrap();
-        assert_eq!((got_type.as_str(), got_cache.as_str()), (content_type, cache_control), "{key}");
+        assert_eq!(
+            (got_type.as_str(), got_cache.as_str()),
+            (content_type, cache_control),
+            "{key}"
+        );
     }
     let (_, js_type, _, body) = world.object("assets/app.js").await.unwrap();
     assert!(js_type.contains("javascript"), "{js_type}");
@@ -325,12 +343,20 @@ async fn a_first_deploy_serves_the_archive_privately_with_its_metadata_and_is_re
         .unwrap();
     let block = block.public_access_block_configuration().unwrap();
     assert_eq!(block.block_public_policy(), Some(true));
-    let policy = s3.get_bucket_policy().bucket(SITE_BUCKET).send().await.unwrap();
+    let policy = s3
+        .get_bucket_policy()
+        .bucket(SITE_BUCKET)
+        .send()
+        .await
+        .unwrap();
     let policy: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
     let status = site.status.clone().unwrap();
     let distribution = status.distribution.clone().unwrap();
     let statement = &policy["Statement"][0];
-    assert_eq!(statement["Principal"]["Service"], "cloudfront.amazonaws.com");
+    assert_eq!(
+        statement["Principal"]["Service"],
+        "cloudfront.amazonaws.com"
+    );
     assert!(
         statement["Condition"]["StringEquals"]["AWS:SourceArn"]
             .as_str()
@@ -353,10 +379,18 @@ async fn a_first_deploy_serves_the_archive_privately_with_its_metadata_and_is_re
     let resync = world.round(&mut site).await;
     assert!(resync.plan.actions.is_empty(), "{:?}", resync.plan.actions);
     let calls = world.aws.floor.calls().await.unwrap();
-    assert_eq!(calls.count("s3", "HeadObject"), 1, "the archive only: {calls:?}");
+    assert_eq!(
+        calls.count("s3", "HeadObject"),
+        1,
+        "the archive only: {calls:?}"
+    );
     assert_eq!(calls.count("s3", "ListObjectVersions"), 1, "{calls:?}");
     assert!(calls.total <= 16, "{} calls: {calls:?}", calls.total);
-    println!("no-change resync: {} calls {:?}", calls.total, crate::support::summary(&calls));
+    println!(
+        "no-change resync: {} calls {:?}",
+        calls.total,
+        crate::support::summary(&calls)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,21 +398,31 @@ async fn one_changed_file_is_one_upload_and_one_invalidation_path_and_a_rebuild_
     let (world, mut site) = deployed().await;
     let first = site.status.clone().unwrap().revision.unwrap();
 
-    world.publish(&zip_of(&build_files("console.log(2)"), 2024)).await;
+    world
+        .publish(&zip_of(&build_files("console.log(2)"), 2024))
+        .await;
     world.aws.floor.reset_calls().await.unwrap();
     let rounds = world.converge(&mut site).await;
-    assert_eq!(world.content_puts().await, [format!("/{SITE_BUCKET}/assets/app.js")]);
+    assert_eq!(
+        world.content_puts().await,
+        [format!("/{SITE_BUCKET}/assets/app.js")]
+    );
     assert_eq!(invalidated(&rounds), ["/assets/app.js"]);
     let calls = world.aws.floor.calls().await.unwrap();
     assert_eq!(calls.count("cloudfront", "CreateInvalidation"), 1);
     let status = site.status.clone().unwrap();
     assert_ne!(status.revision.as_deref(), Some(first.as_str()));
     assert_eq!(status.last_sync.unwrap().uploaded, 1);
-    assert_eq!(world.object("assets/app.js").await.unwrap().3, b"console.log(2)");
+    assert_eq!(
+        world.object("assets/app.js").await.unwrap().3,
+        b"console.log(2)"
+    );
 
     // The same files rebuilt later (new timestamps, new archive bytes): nothing uploaded.
     let served = status.revision.clone();
-    world.publish(&zip_of(&build_files("console.log(2)"), 2026)).await;
+    world
+        .publish(&zip_of(&build_files("console.log(2)"), 2026))
+        .await;
     world.aws.floor.reset_calls().await.unwrap();
     let rounds = world.converge(&mut site).await;
     assert!(world.content_puts().await.is_empty());
@@ -401,7 +445,15 @@ async fn a_new_cache_rule_copies_in_place_and_uploads_nothing() {
     assert_eq!(kinds(&rounds).get("UpdateMetadata"), Some(&1));
     let (_, _, cache, _) = world.object("assets/app.js").await.unwrap();
     assert_eq!(cache, "public, max-age=600");
-    assert_eq!(site.status.clone().unwrap().last_sync.unwrap().metadata_updated, 2);
+    assert_eq!(
+        site.status
+            .clone()
+            .unwrap()
+            .last_sync
+            .unwrap()
+            .metadata_updated,
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -417,17 +469,27 @@ async fn a_rollback_restores_every_key_of_the_manifest_and_hand_edits_are_repair
     site.change(&site_spec(&json!({"rollbackTo": first})));
     world.aws.floor.reset_calls().await.unwrap();
     let rounds = world.converge(&mut site).await;
-    assert!(world.content_puts().await.is_empty(), "a rollback copies, never uploads");
+    assert!(
+        world.content_puts().await.is_empty(),
+        "a rollback copies, never uploads"
+    );
     let status = site.status.clone().unwrap();
     assert_eq!(status.revision.as_deref(), Some(first.as_str()));
     assert_eq!(status.rolled_back_from.as_deref(), Some(second.as_str()));
-    assert!(invalidated(&rounds).contains(&"/new.txt".to_owned()), "{:?}", invalidated(&rounds));
+    assert!(
+        invalidated(&rounds).contains(&"/new.txt".to_owned()),
+        "{:?}",
+        invalidated(&rounds)
+    );
     let manifest = world.manifest(&first).await;
     for (key, object) in &manifest.objects {
         let (version, ..) = world.object(key).await.unwrap();
         assert_eq!(version, object.version_id, "{key}");
     }
-    assert!(world.object("new.txt").await.is_none(), "not in the first revision");
+    assert!(
+        world.object("new.txt").await.is_none(),
+        "not in the first revision"
+    );
 
     // A live object overwritten and another deleted by hand: restored from the revision.
     let s3 = world.aws.s3();
@@ -447,8 +509,14 @@ async fn a_rollback_restores_every_key_of_the_manifest_and_hand_edits_are_repair
     world.aws.floor.reset_calls().await.unwrap();
     world.converge(&mut site).await;
     assert!(world.content_puts().await.is_empty(), "restored by copies");
-    assert_eq!(world.object("index.html").await.unwrap().3, b"<!doctype html><div id=root></div>");
-    assert_eq!(world.object("assets/app.css").await.unwrap().3, b"body{margin:0}");
+    assert_eq!(
+        world.object("index.html").await.unwrap().3,
+        b"<!doctype html><div id=root></div>"
+    );
+    assert_eq!(
+        world.object("assets/app.css").await.unwrap().3,
+        b"body{margin:0}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -461,13 +529,23 @@ async fn hostile_and_oversized_archives_are_refused_and_the_site_is_untouched() 
         let options = SimpleFileOptions::default();
         writer.start_file("index.html", options).unwrap();
         writer.write_all(b"<html>evil</html>").unwrap();
-        writer.add_symlink("secrets.txt", "/etc/shadow", options).unwrap();
+        writer
+            .add_symlink("secrets.txt", "/etc/shadow", options)
+            .unwrap();
         writer.finish().unwrap().into_inner()
     };
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("zip slip", deterministic_zip(&[("../../etc/passwd", b"root")]), "UnsafeEntryName"),
+        (
+            "zip slip",
+            deterministic_zip(&[("../../etc/passwd", b"root")]),
+            "UnsafeEntryName",
+        ),
         ("symlink", symlink, "SymlinkEntry"),
-        ("oversized", deterministic_zip(&[("big.bin", &[7_u8; 4096])]), "ArchiveTooLarge"),
+        (
+            "oversized",
+            deterministic_zip(&[("big.bin", &[7_u8; 4096])]),
+            "ArchiveTooLarge",
+        ),
     ];
     world.limits = ArchiveLimits {
         max_entries: 100,
@@ -477,9 +555,17 @@ async fn hostile_and_oversized_archives_are_refused_and_the_site_is_untouched() 
         world.publish(&archive).await;
         world.aws.floor.reset_calls().await.unwrap();
         let round = world.round(&mut site).await;
-        let stall = round.plan.stalled.clone().unwrap_or_else(|| panic!("{what} not refused"));
+        let stall = round
+            .plan
+            .stalled
+            .clone()
+            .unwrap_or_else(|| panic!("{what} not refused"));
         assert_eq!(stall.reason, reason, "{what}: {}", stall.message);
-        assert!(stall.message.contains("refused"), "{what}: {}", stall.message);
+        assert!(
+            stall.message.contains("refused"),
+            "{what}: {}",
+            stall.message
+        );
         assert!(round.report.done.is_empty(), "{what}");
         let status = site.status.clone().unwrap();
         assert!(
@@ -510,10 +596,17 @@ async fn a_second_site_cannot_take_over_the_first_ones_bucket() {
     let round = world.round(&mut intruder).await;
     let stall = round.plan.stalled.clone().unwrap();
     assert_eq!(stall.reason, "OwnershipConflict", "{}", stall.message);
-    assert!(stall.message.contains("web/StaticSite/shop"), "{}", stall.message);
+    assert!(
+        stall.message.contains("web/StaticSite/shop"),
+        "{}",
+        stall.message
+    );
     assert!(round.report.done.is_empty());
     let calls = world.aws.floor.calls().await.unwrap();
-    assert_eq!(calls.count("s3", "PutObject") + calls.count("s3", "PutBucketPolicy"), 0);
+    assert_eq!(
+        calls.count("s3", "PutObject") + calls.count("s3", "PutBucketPolicy"),
+        0
+    );
     assert!(site.status.unwrap().revision.is_some());
 }
 
@@ -546,7 +639,10 @@ async fn pruning_keeps_every_version_a_kept_manifest_references() {
         .filter(|v| v.key() == Some("assets/app.js"))
         .filter_map(|v| v.version_id().map(str::to_owned))
         .collect();
-    assert_eq!(app_versions, [manifest.objects["assets/app.js"].version_id.clone()]);
+    assert_eq!(
+        app_versions,
+        [manifest.objects["assets/app.js"].version_id.clone()]
+    );
     for (key, object) in &manifest.objects {
         let (version, ..) = world.object(key).await.unwrap();
         assert_eq!(version, object.version_id, "{key} still served");
@@ -565,9 +661,10 @@ async fn deletion_disables_and_deletes_the_distribution_and_empties_and_deletes_
     };
     let mut done = false;
     for _ in 0..8 {
-        let (plan, report) = teardown_round(&world.inventory, &object, scope, world.options(), |_| {})
-            .await
-            .unwrap();
+        let (plan, report) =
+            teardown_round(&world.inventory, &object, scope, world.options(), |_| {})
+                .await
+                .unwrap();
         assert!(report.failure.is_none(), "{:?}", report.failure);
         if plan.actions.is_empty() && plan.waits.is_empty() {
             done = true;
@@ -578,6 +675,16 @@ async fn deletion_disables_and_deletes_the_distribution_and_empties_and_deletes_
     let s3 = world.aws.s3();
     assert!(s3.head_bucket().bucket(SITE_BUCKET).send().await.is_err());
     let cloudfront = aws_sdk_cloudfront::Client::new(&world.aws.sdk);
-    assert!(cloudfront.get_distribution().id(&distribution).send().await.is_err());
-    assert!(s3.head_bucket().bucket(BUILDS).send().await.is_ok(), "the source stays");
+    assert!(
+        cloudfront
+            .get_distribution()
+            .id(&distribution)
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(
+        s3.head_bucket().bucket(BUILDS).send().await.is_ok(),
+        "the source stays"
+    );
 }

@@ -40,7 +40,10 @@ impl OriginAccessControls {
         let Ok(text) = std::str::from_utf8(request) else {
             return;
         };
-        let mut known = self.by_domain.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut known = self
+            .by_domain
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for origin in elements(text, "Origin") {
             if let (Some(domain), Some(oac)) = (
                 inner(origin, "DomainName"),
@@ -58,7 +61,10 @@ impl OriginAccessControls {
             return None;
         }
         let text = std::str::from_utf8(response).ok()?;
-        let known = self.by_domain.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let known = self
+            .by_domain
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut fixed = String::with_capacity(text.len() + 64);
         let mut rest = text;
         let mut changed = false;
@@ -71,7 +77,9 @@ impl OriginAccessControls {
             if inner(origin, "OriginAccessControlId").is_none()
                 && let Some(oac) = inner(origin, "DomainName").and_then(|d| known.get(d))
             {
-                fixed.push_str(&format!("<OriginAccessControlId>{oac}</OriginAccessControlId>"));
+                fixed.push_str(&format!(
+                    "<OriginAccessControlId>{oac}</OriginAccessControlId>"
+                ));
                 changed = true;
             }
             rest = &rest[start + len..];
@@ -127,10 +135,15 @@ mod tests {
         let moto = origin("");
         assert_eq!(oacs.restore(&id("GetDistribution"), moto.as_bytes()), None);
         oacs.remember(&id("CreateDistributionWithTags"), sent.as_bytes());
-        let fixed = oacs.restore(&id("GetDistribution"), moto.as_bytes()).unwrap();
+        let fixed = oacs
+            .restore(&id("GetDistribution"), moto.as_bytes())
+            .unwrap();
         assert_eq!(String::from_utf8(fixed).unwrap(), sent);
         // An answer that has it, or another operation, is left alone.
         assert_eq!(oacs.restore(&id("GetDistribution"), sent.as_bytes()), None);
-        assert_eq!(oacs.restore(&id("ListDistributions"), moto.as_bytes()), None);
+        assert_eq!(
+            oacs.restore(&id("ListDistributions"), moto.as_bytes()),
+            None
+        );
     }
 }
