@@ -341,10 +341,7 @@ impl Actor<'_> {
             .iter()
             .map(|object| put_one(&s3, bucket, action, object, spill.path(&object.key)))
             .collect();
-        let results = futures::stream::iter(pending)
-            .buffer_unordered(TRANSFER_CONCURRENCY)
-            .collect::<Vec<_>>()
-            .await;
+        let results = bounded(pending).await;
         let written = results
             .into_iter()
             .map(|r| r.map(|(o, w)| (o.key.as_str(), o.sha256, o.size, &o.metadata, w)));
@@ -364,10 +361,7 @@ impl Actor<'_> {
             .iter()
             .map(|object| copy_one(&s3, bucket, action, object))
             .collect();
-        let results = futures::stream::iter(pending)
-            .buffer_unordered(TRANSFER_CONCURRENCY)
-            .collect::<Vec<_>>()
-            .await;
+        let results = bounded(pending).await;
         let written = results
             .into_iter()
             .map(|r| r.map(|(o, w)| (o.key.as_str(), o.sha256, o.size, &o.metadata, w)));
@@ -568,6 +562,15 @@ impl Spill {
             Self::Downloaded { files, .. } => files.get(key).cloned(),
         }
     }
+}
+
+/// Runs `pending` at most [`TRANSFER_CONCURRENCY`] at a time; every result, in completion
+/// order.
+async fn bounded<F: std::future::Future>(pending: Vec<F>) -> Vec<F::Output> {
+    futures::stream::iter(pending)
+        .buffer_unordered(TRANSFER_CONCURRENCY)
+        .collect()
+        .await
 }
 
 /// One upload of a file's content.
