@@ -77,9 +77,9 @@ impl OriginAccessControls {
             if inner(origin, "OriginAccessControlId").is_none()
                 && let Some(oac) = inner(origin, "DomainName").and_then(|d| known.get(d))
             {
-                fixed.push_str(&format!(
-                    "<OriginAccessControlId>{oac}</OriginAccessControlId>"
-                ));
+                fixed.push_str("<OriginAccessControlId>");
+                fixed.push_str(oac);
+                fixed.push_str("</OriginAccessControlId>");
                 changed = true;
             }
             rest = &rest[start + len..];
