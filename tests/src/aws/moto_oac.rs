@@ -9,10 +9,11 @@ use std::sync::Mutex;
 
 use super::classify::CallId;
 
-/// The OAC id last sent for each origin domain name.
+/// The OAC id last sent for each origin, by the distribution's `CallerReference` (in every
+/// configuration, sent and answered) and the origin's domain name.
 #[derive(Debug, Default)]
 pub struct OriginAccessControls {
-    by_domain: Mutex<HashMap<String, String>>,
+    by_domain: Mutex<HashMap<(String, String), String>>,
 }
 
 /// The operations whose request carries a distribution configuration.
@@ -40,6 +41,9 @@ impl OriginAccessControls {
         let Ok(text) = std::str::from_utf8(request) else {
             return;
         };
+        let reference = inner(text, "CallerReference")
+            .unwrap_or_default()
+            .to_owned();
         let mut known = self
             .by_domain
             .lock()
@@ -49,7 +53,7 @@ impl OriginAccessControls {
                 inner(origin, "DomainName"),
                 inner(origin, "OriginAccessControlId").filter(|o| !o.is_empty()),
             ) {
-                known.insert(domain.to_owned(), oac.to_owned());
+                known.insert((reference.clone(), domain.to_owned()), oac.to_owned());
             }
         }
     }
@@ -61,6 +65,9 @@ impl OriginAccessControls {
             return None;
         }
         let text = std::str::from_utf8(response).ok()?;
+        let reference = inner(text, "CallerReference")
+            .unwrap_or_default()
+            .to_owned();
         let known = self
             .by_domain
             .lock()
@@ -75,7 +82,8 @@ impl OriginAccessControls {
             let origin = &rest[start..start + len];
             fixed.push_str(&rest[..start + len]);
             if inner(origin, "OriginAccessControlId").is_none()
-                && let Some(oac) = inner(origin, "DomainName").and_then(|d| known.get(d))
+                && let Some(oac) = inner(origin, "DomainName")
+                    .and_then(|d| known.get(&(reference.clone(), d.to_owned())))
             {
                 fixed.push_str("<OriginAccessControlId>");
                 fixed.push_str(oac);
@@ -128,7 +136,7 @@ mod tests {
         let oacs = OriginAccessControls::default();
         let origin = |oac: &str| {
             format!(
-                "<Origins><Quantity>1</Quantity><Items><Origin><Id>site</Id><DomainName>b.s3.us-east-1.amazonaws.com</DomainName>{oac}</Origin></Items></Origins>"
+                "<CallerReference>r1</CallerReference><Origins><Quantity>1</Quantity><Items><Origin><Id>site</Id><DomainName>b.s3.us-east-1.amazonaws.com</DomainName>{oac}</Origin></Items></Origins>"
             )
         };
         let sent = origin("<OriginAccessControlId>E2OAC</OriginAccessControlId>");
