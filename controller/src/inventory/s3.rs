@@ -123,6 +123,15 @@ impl S3Inventory {
         Ok(head)
     }
 
+    /// A version this controller just wrote, with what it holds: a later
+    /// [`S3Inventory::object_version_head`] of it needs no HEAD (versions never change).
+    pub fn object_version_written(&self, bucket: &str, key: &str, head: ObjectHead) {
+        if let Some(version_id) = head.version_id.clone() {
+            self.heads
+                .insert((bucket.to_owned(), key.to_owned(), Some(version_id)), head);
+        }
+    }
+
     /// The SHA-256 of this content, if it was streamed before.
     pub fn known_sha256(&self, artifact: &ArtifactKey) -> Option<Sha256Digest> {
         self.hashes.get(artifact)

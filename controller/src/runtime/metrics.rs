@@ -12,6 +12,7 @@ use prometheus::{
 };
 
 use super::fleet_metrics::FleetMetrics;
+use super::site_metrics::SiteMetrics;
 use crate::aws::AwsMetrics;
 use crate::base::ErrorClass;
 use crate::feed::FeedMetrics;
@@ -78,6 +79,8 @@ pub struct Metrics {
     pub feed: FeedMetrics,
     /// SpotFleet's own metrics (instances by state, capacity, replacements, launch errors).
     pub fleet: FleetMetrics,
+    /// StaticSite's own metrics (uploads, invalidation paths, sync duration, rollbacks).
+    pub site: SiteMetrics,
     pub site_revision_info: IntGaugeVec,
     pub build_info: IntGaugeVec,
     pub leader_election_master_status: IntGaugeVec,
@@ -226,6 +229,7 @@ impl Metrics {
                 )?,
             },
             fleet: FleetMetrics::register(&r)?,
+            site: SiteMetrics::register(&r)?,
             site_revision_info: gauge(
                 &r,
                 "stagehand_site_revision_info",
@@ -514,6 +518,9 @@ mod tests {
             ),
             ("stagehand_spot_interruptions_total", &["fleet"]),
             ("stagehand_site_revision_info", &["revision", "site"]),
+            // Not per site (see `site_metrics`): exported from the start, without labels.
+            ("stagehand_site_sync_duration_seconds_count", &[]),
+            ("stagehand_site_sync_duration_seconds_bucket", &["le"]),
             ("stagehand_build_info", &["version"]),
         ];
         for (name, label_names) in expected {

@@ -16,6 +16,7 @@ pub mod requeue;
 pub mod round;
 pub mod server;
 pub mod shutdown;
+pub mod site_metrics;
 pub mod status;
 
 pub use context::{Context, Readiness};

@@ -20,8 +20,9 @@ pub enum StaticSiteError {
     #[error("{action}: {source}")]
     Action {
         action: String,
+        /// Boxed: an AWS error is large, and every result of act carries this type.
         #[source]
-        source: AwsError,
+        source: Box<AwsError>,
     },
     /// The source archive was refused or could not be read.
     #[error("source archive {archive}: {source}")]
@@ -45,6 +46,13 @@ pub enum StaticSiteError {
         reason: &'static str,
         message: String,
     },
+    /// Deletion is not finished: the finalizer stays until a round plans nothing and waits on
+    /// nothing (a distribution being disabled takes minutes on AWS).
+    #[error("deletion in progress: {pending}")]
+    TeardownPending { pending: String },
+    /// Deletion waits while the object is paused.
+    #[error("paused: the object keeps its finalizer until stagehand.dev/paused is removed")]
+    Paused,
     /// Writing status failed.
     #[error(transparent)]
     Runtime(#[from] crate::runtime::Error),
@@ -53,11 +61,14 @@ pub enum StaticSiteError {
 impl Classify for StaticSiteError {
     fn class(&self) -> ErrorClass {
         match self {
-            Self::Observe { source } | Self::Action { source, .. } => source.class(),
+            Self::Observe { source } => source.class(),
+            Self::Action { source, .. } => source.class(),
             Self::Build { source, .. } => source.class(),
             Self::Metadata(e) => e.class(),
             Self::Manifest(e) => e.class(),
-            Self::Inconsistent { .. } => ErrorClass::Recoverable,
+            Self::Inconsistent { .. } | Self::TeardownPending { .. } | Self::Paused => {
+                ErrorClass::Recoverable
+            }
             Self::Stalled { .. } => ErrorClass::Stalled,
             Self::Runtime(e) => e.class(),
         }
@@ -65,12 +76,15 @@ impl Classify for StaticSiteError {
 
     fn reason(&self) -> &'static str {
         match self {
-            Self::Observe { source } | Self::Action { source, .. } => source.reason(),
+            Self::Observe { source } => source.reason(),
+            Self::Action { source, .. } => source.reason(),
             Self::Build { source, .. } => source.reason(),
             Self::Metadata(e) => e.reason(),
             Self::Manifest(e) => e.reason(),
             Self::Inconsistent { .. } => "InconsistentWrite",
             Self::Stalled { reason, .. } => reason,
+            Self::TeardownPending { .. } => "TeardownPending",
+            Self::Paused => "Paused",
             Self::Runtime(e) => e.reason(),
         }
     }

@@ -370,7 +370,10 @@ fn run_serves_health_and_metrics_then_stops_on_sigterm() {
 
     let serving_kinds = logs.wait_for("serving kinds");
     assert_eq!(serving_kinds["level"], "INFO");
-    assert_eq!(serving_kinds["kinds"], r#"["LambdaStage", "SpotFleet"]"#);
+    assert_eq!(
+        serving_kinds["kinds"],
+        r#"["LambdaStage", "SpotFleet", "StaticSite"]"#
+    );
     let serving = logs.wait_for("serving /metrics, /healthz and /readyz");
     let addr: SocketAddr = serving["addr"].as_str().unwrap().parse().unwrap();
     let connected = logs.wait_for("connected");

@@ -23,3 +23,5 @@ mod spot_fleet;
 mod spot_fleet_health;
 mod spot_fleet_interruption;
 mod spot_fleet_round;
+mod static_site;
+mod static_site_round;

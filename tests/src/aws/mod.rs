@@ -34,6 +34,7 @@ pub mod classify;
 pub mod faults;
 pub mod moto;
 pub mod moto_fixes;
+pub mod moto_oac;
 pub mod proxy;
 pub mod seed;
 pub mod zip;

@@ -136,6 +136,8 @@ struct ProxyState {
     client: HttpClient,
     stats: Mutex<Stats>,
     faults: Mutex<FaultSet>,
+    /// What moto forgets of CloudFront origins (see [`super::moto_oac`]).
+    origin_access_controls: super::moto_oac::OriginAccessControls,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -207,6 +209,7 @@ impl FaultProxy {
             client: http_client(),
             stats: Mutex::default(),
             faults: Mutex::default(),
+            origin_access_controls: super::moto_oac::OriginAccessControls::default(),
         });
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(serve(listener, state.clone(), rx));
@@ -451,13 +454,17 @@ async fn handle(
         None => {}
     }
 
+    state.origin_access_controls.remember(&id, &body);
     match forward(&state, &parts.method, &path_and_query, &parts.headers, body).await {
         Ok((mut resp, resp_body)) => {
             let mut len = resp_body.len();
             let fixed = resp
                 .status()
                 .is_success()
-                .then(|| moto_fixes::correct(&id, &resp_body))
+                .then(|| {
+                    moto_fixes::correct(&id, &resp_body)
+                        .or_else(|| state.origin_access_controls.restore(&id, &resp_body))
+                })
                 .flatten();
             // Bodies are copied only when something edits them (object downloads pass as is).
             if fixed.is_some() || (resp.status().is_success() && !decision.rewrites.is_empty()) {

@@ -151,4 +151,23 @@ impl CloudFront {
         )?;
         Ok(Some(info(id, config, output.e_tag())))
     }
+
+    /// Deletes the OAC at its current ETag; `false` when it did not exist. One a distribution
+    /// still uses is `OriginAccessControlInUse`, a `Conflict`: delete the distribution first.
+    pub async fn delete_origin_access_control(&self, id: &str) -> Result<bool, AwsError> {
+        let Some(current) = self.get_origin_access_control(id).await? else {
+            return Ok(false);
+        };
+        let request = self
+            .client
+            .delete_origin_access_control()
+            .id(id)
+            .set_if_match(current.e_tag)
+            .send();
+        let deleted = self
+            .caller
+            .call_optional("DeleteOriginAccessControl", Some(id), request)
+            .await?;
+        Ok(deleted.is_some())
+    }
 }

@@ -1,0 +1,115 @@
+//! StaticSite's own metrics: what deploys move (objects and bytes uploaded, invalidation
+//! paths), how long a content sync takes, and how often sites roll back. The `site` label is
+//! `<namespace>/<name>`: one series set per site, never per object.
+
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
+
+/// The metrics, registered once in the runtime's registry.
+#[derive(Clone, Debug)]
+pub struct SiteMetrics {
+    /// `stagehand_site_objects_uploaded_total{site}`: `PutObject`s of content.
+    pub objects_uploaded_total: IntCounterVec,
+    /// `stagehand_site_bytes_uploaded_total{site}`.
+    pub bytes_uploaded_total: IntCounterVec,
+    /// `stagehand_site_invalidation_paths_total{site}`: paths sent to CloudFront (`/*` is one).
+    pub invalidation_paths_total: IntCounterVec,
+    /// `stagehand_site_rollbacks_total{site}`: rounds that recorded a `rollbackTo` revision
+    /// as served.
+    pub rollbacks_total: IntCounterVec,
+    /// `stagehand_site_sync_duration_seconds`: rounds that changed content, observe to served
+    /// record (not per site: a histogram per site would be hundreds of series).
+    pub sync_duration_seconds: Histogram,
+}
+
+impl SiteMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let counter = |name: &str, help: &str| -> prometheus::Result<IntCounterVec> {
+            let metric = IntCounterVec::new(Opts::new(name, help), &["site"])?;
+            registry.register(Box::new(metric.clone()))?;
+            Ok(metric)
+        };
+        let sync_duration_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "stagehand_site_sync_duration_seconds",
+                "Duration of StaticSite rounds that changed content",
+            )
+            .buckets(vec![
+                0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 180.0, 600.0,
+            ]),
+        )?;
+        registry.register(Box::new(sync_duration_seconds.clone()))?;
+        Ok(Self {
+            objects_uploaded_total: counter(
+                "stagehand_site_objects_uploaded_total",
+                "Objects of content uploaded to StaticSite buckets, by site",
+            )?,
+            bytes_uploaded_total: counter(
+                "stagehand_site_bytes_uploaded_total",
+                "Bytes of content uploaded to StaticSite buckets, by site",
+            )?,
+            invalidation_paths_total: counter(
+                "stagehand_site_invalidation_paths_total",
+                "CloudFront invalidation paths created for StaticSites, by site",
+            )?,
+            rollbacks_total: counter(
+                "stagehand_site_rollbacks_total",
+                "StaticSite rollbacks completed (rollbackTo recorded as served), by site",
+            )?,
+            sync_duration_seconds,
+        })
+    }
+
+    /// Counts one round's uploads.
+    pub fn record_uploads(&self, site: &str, objects: usize, bytes: u64) {
+        self.objects_uploaded_total
+            .with_label_values(&[site])
+            .inc_by(u64::try_from(objects).unwrap_or(u64::MAX));
+        self.bytes_uploaded_total
+            .with_label_values(&[site])
+            .inc_by(bytes);
+    }
+
+    pub fn record_invalidation(&self, site: &str, paths: usize) {
+        self.invalidation_paths_total
+            .with_label_values(&[site])
+            .inc_by(u64::try_from(paths).unwrap_or(u64::MAX));
+    }
+
+    pub fn record_rollback(&self, site: &str) {
+        self.rollbacks_total.with_label_values(&[site]).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_per_site() {
+        let registry = Registry::new();
+        let metrics = SiteMetrics::register(&registry).unwrap();
+        metrics.record_uploads("web/shop", 3, 1200);
+        metrics.record_uploads("web/shop", 1, 100);
+        metrics.record_invalidation("web/shop", 2);
+        metrics.record_rollback("web/blog");
+        metrics.sync_duration_seconds.observe(0.7);
+        let mut buffer = Vec::new();
+        prometheus::Encoder::encode(
+            &prometheus::TextEncoder::new(),
+            &registry.gather(),
+            &mut buffer,
+        )
+        .unwrap();
+        let text = String::from_utf8(buffer).unwrap();
+        for expected in [
+            r#"stagehand_site_objects_uploaded_total{site="web/shop"} 4"#,
+            r#"stagehand_site_bytes_uploaded_total{site="web/shop"} 1300"#,
+            r#"stagehand_site_invalidation_paths_total{site="web/shop"} 2"#,
+            r#"stagehand_site_rollbacks_total{site="web/blog"} 1"#,
+            "stagehand_site_sync_duration_seconds_count 1",
+        ] {
+            assert!(text.lines().any(|l| l == expected), "{expected} in {text}");
+        }
+    }
+}
