@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/stagehand/target
 CARGO ?= cargo
 
-.PHONY: test fmt lint unit moto crds build dev demo bench help
+.PHONY: test fmt lint unit moto prometheus crds build dev demo bench help
 
 help:
 	@echo "make demo   - the main job end to end: emulators, seed, controller, Chalice stage, a new build, metrics; stops it all"
@@ -27,7 +27,11 @@ lint:
 moto:
 	scripts/ensure-moto
 
-unit: moto
+# promtool (the alert rules' unit tests) from Debian's `prometheus` package, when missing.
+prometheus:
+	scripts/ensure-prometheus >/dev/null
+
+unit: moto prometheus
 	$(CARGO) test --workspace --locked --no-fail-fast
 
 crds:
