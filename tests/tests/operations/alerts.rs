@@ -16,7 +16,7 @@ fn rules_dir() -> PathBuf {
 }
 
 /// promtool's path, installing it first when missing.
-fn promtool() -> PathBuf {
+pub fn promtool() -> PathBuf {
     let output = Command::new(repo_root().join("scripts/ensure-prometheus"))
         .output()
         .expect("scripts/ensure-prometheus runs");
@@ -88,7 +88,10 @@ fn every_alert_fires_in_a_unit_test_and_has_a_runbook_entry() {
         .collect();
     let runbook = std::fs::read_to_string(repo_root().join("docs/operations.md")).unwrap();
     for (alert, _) in alerts() {
-        assert!(fired.contains(alert.as_str()), "{alert}: no test shows it firing");
+        assert!(
+            fired.contains(alert.as_str()),
+            "{alert}: no test shows it firing"
+        );
         assert!(
             runbook.contains(&format!("\n### {alert}\n")),
             "{alert}: no `### {alert}` runbook entry in docs/operations.md"
@@ -100,8 +103,14 @@ fn every_alert_fires_in_a_unit_test_and_has_a_runbook_entry() {
 fn alerts_read_only_metrics_the_controller_exports() {
     for (alert, expr) in alerts() {
         let used = metrics_in(&expr);
-        assert!(!used.is_empty(), "{alert} reads no Stagehand metric: {expr}");
+        assert!(
+            !used.is_empty(),
+            "{alert} reads no Stagehand metric: {expr}"
+        );
         let unknown = unknown_metrics(&used);
-        assert!(unknown.is_empty(), "{alert} reads {unknown:?}, not exported");
+        assert!(
+            unknown.is_empty(),
+            "{alert} reads {unknown:?}, not exported"
+        );
     }
 }

@@ -41,12 +41,13 @@ pub fn exported_metrics() -> BTreeSet<String> {
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
             if is_name {
-                names.insert(literal.to_owned());
+                names.extend(metrics_in(literal));
             }
         }
     }
     assert!(
-        names.contains("stagehand_resources") && names.contains("controller_runtime_reconcile_total"),
+        names.contains("stagehand_resources")
+            && names.contains("controller_runtime_reconcile_total"),
         "the controller's metric names were not found: {names:?}"
     );
     names

@@ -5,5 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod alerts;
+mod chart;
+mod dashboard;
 
 mod exported;
