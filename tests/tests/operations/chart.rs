@@ -22,8 +22,8 @@ fn cases() -> Value {
         "kube-prometheus-stack": {
             "clusterId": "prod-eu",
             "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/stagehand"}},
-            "metrics": {"serviceMonitor": {"labels": {"release": "kube-prometheus-stack"}, "interval": "15s"}},
-            "prometheusRule": {"labels": {"release": "kube-prometheus-stack"}},
+            "metrics": {"serviceMonitor": {"enabled": true, "labels": {"release": "kube-prometheus-stack"}, "interval": "15s"}},
+            "prometheusRule": {"enabled": true, "labels": {"release": "kube-prometheus-stack"}},
             "dashboard": {"namespace": "monitoring", "annotations": {"grafana_folder": "Platform"}}
         },
         "no-operator": {
@@ -44,6 +44,7 @@ fn cases() -> Value {
             "nodeSelector": {"kubernetes.io/os": "linux"}
         },
         "typo-top-level": {"replica": 3},
+        "not-a-switch": {"prometheusRule": {"enabled": "yes"}},
         "typo-nested": {"metrics": {"serviceMonitor": {"enable": true}}},
         "wrong-type": {"concurrency": "eight"}
     })
@@ -143,6 +144,7 @@ fn a_typo_or_a_wrong_type_in_values_fails_the_install() {
         ),
         ("typo-nested", "additional properties 'enable' not allowed"),
         ("wrong-type", "got string, want integer"),
+        ("not-a-switch", "/prometheusRule/enabled"),
     ] {
         let error = case(name)["error"].as_str().unwrap_or_default();
         assert!(error.contains(message), "{name}: {error:?}");
@@ -150,7 +152,7 @@ fn a_typo_or_a_wrong_type_in_values_fails_the_install() {
 }
 
 #[test]
-fn defaults_install_probes_a_disruption_budget_and_the_monitoring() {
+fn defaults_install_probes_a_disruption_budget_and_the_dashboard() {
     let objects = objects("default");
     let deployment = find(objects, "Deployment").unwrap();
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
@@ -169,6 +171,30 @@ fn defaults_install_probes_a_disruption_budget_and_the_monitoring() {
         deployment["spec"]["selector"]["matchLabels"]
     );
 
+    // `auto`: a render without a cluster (like this one) knows no Prometheus Operator API.
+    for kind in OPERATOR_KINDS {
+        assert!(
+            find(objects, kind).is_none(),
+            "{kind} rendered without the API"
+        );
+    }
+
+    let dashboard = objects
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "stagehand-dashboard")
+        .unwrap();
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    let json_file =
+        std::fs::read_to_string(repo_root().join("charts/stagehand/dashboards/stagehand.json"))
+            .unwrap();
+    let embedded: Value =
+        serde_json::from_str(dashboard["data"]["stagehand.json"].as_str().unwrap()).unwrap();
+    assert_eq!(embedded, serde_json::from_str::<Value>(&json_file).unwrap());
+}
+
+#[test]
+fn kube_prometheus_stack_values_render_the_monitoring() {
+    let objects = objects("kube-prometheus-stack");
     let service = find(objects, "Service").unwrap();
     let monitor = find(objects, "ServiceMonitor").unwrap();
     for (key, value) in monitor["spec"]["selector"]["matchLabels"]
@@ -188,18 +214,6 @@ fn defaults_install_probes_a_disruption_budget_and_the_monitoring() {
         rule["spec"], rules,
         "the PrometheusRule embeds rules/alerts.yaml unchanged"
     );
-
-    let dashboard = objects
-        .iter()
-        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "stagehand-dashboard")
-        .unwrap();
-    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
-    let json_file =
-        std::fs::read_to_string(repo_root().join("charts/stagehand/dashboards/stagehand.json"))
-            .unwrap();
-    let embedded: Value =
-        serde_json::from_str(dashboard["data"]["stagehand.json"].as_str().unwrap()).unwrap();
-    assert_eq!(embedded, serde_json::from_str::<Value>(&json_file).unwrap());
 }
 
 #[test]
