@@ -9,3 +9,4 @@ mod chart;
 mod dashboard;
 
 mod exported;
+mod iam;
