@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/stagehand/target
 CARGO ?= cargo
 
-.PHONY: test fmt lint unit moto crds build dev demo bench help
+.PHONY: test fmt lint unit moto prometheus helm crds build dev demo bench help
 
 help:
 	@echo "make demo   - the main job end to end: emulators, seed, controller, Chalice stage, a new build, metrics; stops it all"
@@ -27,7 +27,16 @@ lint:
 moto:
 	scripts/ensure-moto
 
-unit: moto
+# promtool (the alert rules' unit tests) from Debian's `prometheus` package, when missing.
+prometheus:
+	scripts/ensure-prometheus >/dev/null
+
+# The Helm v4 library (helm-python-sdk) and kubernetes-validate render and check the chart in
+# the tests; pinned, from PyPI, into .venv/ (75 MB once, 0.3 s after).
+helm:
+	scripts/ensure-helm >/dev/null
+
+unit: moto prometheus helm
 	$(CARGO) test --workspace --locked --no-fail-fast
 
 crds:

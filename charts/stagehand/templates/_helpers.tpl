@@ -21,3 +21,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "stagehand.serviceAccountName" -}}
 {{- default (include "stagehand.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
+
+{{- /*
+"true" when an optional Prometheus Operator object should be rendered. Takes (list VALUE
+"group/version/Kind" .Capabilities): VALUE true or false decides; "auto" renders it when the
+cluster serves that API, so `helm install` works with and without kube-prometheus-stack.
+(`helm template` knows no cluster: pass `--api-versions monitoring.coreos.com/v1/ServiceMonitor`
+or set true.)
+*/ -}}
+{{- define "stagehand.wants" -}}
+{{- $value := index . 0 -}}
+{{- $api := index . 1 -}}
+{{- $capabilities := index . 2 -}}
+{{- if eq (toString $value) "auto" -}}
+{{- if $capabilities.APIVersions.Has $api }}true{{ end -}}
+{{- else if $value -}}
+true
+{{- end -}}
+{{- end -}}

@@ -18,6 +18,7 @@ mod lambda_stage_deploy;
 mod lambda_stage_restart;
 mod lambda_stage_stack;
 mod leader_election;
+mod prometheus;
 mod runtime;
 mod spot_fleet;
 mod spot_fleet_health;
