@@ -32,7 +32,7 @@ use super::metadata::{DEFAULT_CONTENT_TYPE, ObjectMetadata};
 use super::observed::{
     ContentOrigin, DistributionConfig, LiveObject, ObjectFacts, Observed, ObservedBucket,
     ObservedDistribution, ObservedInvalidation, ObservedOac, ServedRevision, SourceBuild,
-    SourceFile, SourceState, StoredManifest, StoredVersion,
+    SourceFile, SourceState, StoredManifest,
 };
 use super::plan::{distribution_caller_reference, oac_name};
 use crate::aws::AwsError;
@@ -435,17 +435,7 @@ async fn observe_content(
             },
         );
     }
-    observed.versions = Some(
-        versions
-            .iter()
-            .map(|v| StoredVersion {
-                key: v.key.clone(),
-                version_id: version_id(v),
-                is_latest: v.is_latest,
-                delete_marker: v.delete_marker,
-            })
-            .collect(),
-    );
+    observed.versions = Some(versions);
     Ok(())
 }
 
