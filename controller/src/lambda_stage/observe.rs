@@ -216,8 +216,17 @@ async fn observe_artifacts(
         }
     }
     let mut listed: BTreeMap<&str, BTreeMap<String, Option<ObjectHead>>> = BTreeMap::new();
+    let mut missing_buckets: Vec<&str> = Vec::new();
     for (bucket, keys) in unpinned {
-        listed.insert(bucket, s3.object_heads(bucket, &keys).await?);
+        match s3.object_heads(bucket, &keys).await {
+            Ok(heads) => {
+                listed.insert(bucket, heads);
+            }
+            // A bucket that does not exist is the user's to fix (a stall naming it, re-checked
+            // at the resync interval), not an AWS error to retry.
+            Err(error) if error.is_not_found() => missing_buckets.push(bucket),
+            Err(error) => return Err(error),
+        }
     }
     let mut artifacts = Vec::with_capacity(sources.len());
     for source in sources {
@@ -245,6 +254,7 @@ async fn observe_artifacts(
         artifacts.push(ObservedArtifact {
             source: source.clone(),
             head,
+            bucket_missing: missing_buckets.contains(&source.bucket.as_str()),
             cached_sha256,
         });
     }

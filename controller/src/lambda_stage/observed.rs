@@ -125,6 +125,9 @@ pub struct ObservedArtifact {
     pub source: S3ObjectRef,
     /// HeadObject's answer; `None` when the object (version) does not exist.
     pub head: Option<ObjectHead>,
+    /// S3 said the bucket itself does not exist (`NoSuchBucket`): the stall names the bucket,
+    /// not a key in it.
+    pub bucket_missing: bool,
     /// A SHA-256 streamed earlier for exactly this bucket/key/versionId/ETag (observe keeps the
     /// cache; the plan only reads it).
     pub cached_sha256: Option<Sha256Digest>,

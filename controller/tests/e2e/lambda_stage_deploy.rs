@@ -23,8 +23,8 @@ use stagehand_testenv::aws::{CallRecord, FaultAction, FaultRule};
 
 use crate::support::{
     API, BUCKET, CHAT, CHAT_QUEUE, EVAL, EVAL_QUEUE, Env, KEY, NAMESPACE, TIMEOUT, b64, build,
-    chalice_stage, code_updates, condition, is_lambda_write, ready, seed, stage, summary,
-    wait_ready_at,
+    chalice_stage, code_updates, condition, is_lambda_write, merge_spec, ready, seed, stage,
+    summary, wait_ready_at,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -399,6 +399,44 @@ async fn pinned_mismatch_stalls_without_deploying_and_retain_leaves_aws_alone() 
         env.mappings(CHAT).await[0].uuid(),
         Some(seeded.chat_mapping.as_str())
     );
+    env.stop().await;
+}
+
+/// A bucket that does not exist is the user's to fix: `Stalled` naming it (not a retried AWS
+/// error), nothing written, and the stage deploys once the spec names a bucket that exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_artifact_bucket_stalls_naming_the_bucket_until_the_spec_is_fixed() {
+    let mut env = Env::start().await;
+    seed(&env).await;
+    env.start_controllers().await;
+    let name = "shop-api-dev";
+    let mut stage = chalice_stage(name, "Retain", None);
+    if let Some(s3) = stage.spec.code.as_mut().and_then(|c| c.s3.as_mut()) {
+        s3.bucket = "no-such-bucket".into();
+    }
+    env.floor.reset_calls().await.unwrap();
+    env.create(&stage).await;
+    let stalled = env
+        .wait_for(name, "Stalled", |s| condition(s, "Stalled").0 == "True")
+        .await;
+    let (_, reason, message) = condition(&stalled, "Stalled");
+    assert_eq!(reason, "ArtifactNotFound");
+    assert!(
+        message.contains("\"no-such-bucket\" does not exist"),
+        "{message}"
+    );
+    assert_eq!(condition(&stalled, "Reconciling").0, "False");
+    let calls = env.calls().await;
+    for write in [
+        "UpdateFunctionCode",
+        "UpdateFunctionConfiguration",
+        "TagResource",
+    ] {
+        assert_eq!(calls.count("lambda", write), 0, "{write}");
+    }
+    merge_spec(&env, name, json!({"code": {"s3": {"bucket": BUCKET}}})).await;
+    env.wait_for(name, "Ready once the bucket exists", ready)
+        .await;
     env.stop().await;
 }
 

@@ -380,10 +380,17 @@ fn desired_code_of(
             ),
         })?),
     };
-    let head = artifacts
-        .iter()
-        .find(|a| a.source == *s3)
-        .and_then(|a| a.head.as_ref().map(|head| (a, head)));
+    let observed = artifacts.iter().find(|a| a.source == *s3);
+    if observed.is_some_and(|a| a.bucket_missing) {
+        return Err(Stall {
+            reason: reason::ARTIFACT_NOT_FOUND,
+            message: format!(
+                "artifact {location}: bucket {:?} does not exist (check code.s3.bucket and the region)",
+                s3.bucket
+            ),
+        });
+    }
+    let head = observed.and_then(|a| a.head.as_ref().map(|head| (a, head)));
     let Some((artifact, head)) = head else {
         return Err(Stall {
             reason: reason::ARTIFACT_NOT_FOUND,

@@ -108,6 +108,7 @@ pub(super) fn base_observed() -> Observed {
         artifacts: vec![ObservedArtifact {
             source: artifact_ref(),
             head: Some(head(Some("v1"))),
+            bucket_missing: false,
             cached_sha256: None,
         }],
         ..Observed::default()
@@ -426,7 +427,7 @@ pub(super) fn waiting(
     }
 }
 
-fn run(case: &Case) -> Plan {
+pub(super) fn run(case: &Case) -> Plan {
     let mut spec = base_spec();
     let mut observed = base_observed();
     (case.setup)(&mut spec, &mut observed);

@@ -148,6 +148,30 @@ fn code_drift_table() {
     ]);
 }
 
+/// A missing bucket is the user's to fix: a stall naming the bucket, not an AWS error.
+#[test]
+fn a_missing_artifact_bucket_stalls_naming_the_bucket() {
+    let plan = run(&stalled(
+        "missing bucket",
+        |_, o| {
+            let missing = artifact(o);
+            missing.head = None;
+            missing.bucket_missing = true;
+        },
+        reason::ARTIFACT_NOT_FOUND,
+    ));
+    let stall = plan.stalled.expect("stalled");
+    assert_eq!(stall.reason, reason::ARTIFACT_NOT_FOUND);
+    assert!(
+        stall
+            .message
+            .contains("bucket \"artifacts\" does not exist"),
+        "{}",
+        stall.message
+    );
+    assert!(plan.actions.is_empty());
+}
+
 #[test]
 fn image_functions_compare_digests() {
     check_table(&[
