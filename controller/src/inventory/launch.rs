@@ -15,6 +15,12 @@
 //!   instance launched after the last failure that proves healthy clears the record, and a
 //!   record with no new failure for [`LAUNCH_FAILURE_MEMORY`] is forgotten.
 //!
+//! - **Spec refusals**: per fleet, the last time EC2 refused something the spec names (an
+//!   image, subnet, security group, key pair or instance profile that does not exist), with the
+//!   spec hash it was for. The fleet stalls naming it instead of relaunching; the refusal is
+//!   trusted for [`SPEC_REFUSAL_RECHECK`] (the fix may be outside the spec: an image shared, a
+//!   subnet created) and ignored at once for any other spec hash.
+//!
 //! Measured in `make bench` (docs/benchmarks.md): without this, every Surge step of a fleet
 //! cost `DescribeSubnets`, `DescribeLaunchTemplates` and `DescribeLaunchTemplateVersions` on
 //! top of its `CreateFleet`.
@@ -27,7 +33,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::IDENTITY_RECHECK;
 use super::cached::Cached;
 use crate::aws::AwsError;
-use crate::aws::ec2::{Ec2, LaunchTemplateInfo};
+use crate::aws::ec2::{Ec2, LaunchTemplateInfo, SPEC_REFUSAL_RECHECK, SpecRefusal};
 
 /// The first launch backoff after a failure. Short enough that a transient failure costs
 /// little; a failed replacement already waited its grace period before it counted.
@@ -85,6 +91,8 @@ pub struct LaunchCache {
     templates: Cached<String, FleetTemplate>,
     /// By owner: launches that failed in a row.
     failures: Cached<String, LaunchFailures>,
+    /// By owner: the last refusal of the spec.
+    refusals: Cached<String, SpecRefusal>,
 }
 
 impl LaunchCache {
@@ -94,6 +102,7 @@ impl LaunchCache {
             subnet_zones: Cached::new(IDENTITY_RECHECK),
             templates: Cached::new(IDENTITY_RECHECK),
             failures: Cached::new(LAUNCH_FAILURE_MEMORY),
+            refusals: Cached::new(SPEC_REFUSAL_RECHECK),
         }
     }
 
@@ -180,6 +189,19 @@ impl LaunchCache {
     pub fn forget_template(&self, owner: &str) {
         self.templates.invalidate(&owner.to_owned());
     }
+
+    /// EC2 refused `owner`'s spec (or, with `None`, launched from it).
+    pub fn spec_refused(&self, owner: &str, refusal: Option<SpecRefusal>) {
+        match refusal {
+            Some(refusal) => self.refusals.insert(owner.to_owned(), refusal),
+            None => self.refusals.invalidate(&owner.to_owned()),
+        }
+    }
+
+    /// `owner`'s last refusal, if it is younger than [`SPEC_REFUSAL_RECHECK`].
+    pub fn spec_refusal(&self, owner: &str) -> Option<SpecRefusal> {
+        self.refusals.get(&owner.to_owned())
+    }
 }
 
 #[cfg(test)]
@@ -218,6 +240,32 @@ mod tests {
             None,
             "rechecked after an hour"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spec_refusal_stands_until_a_launch_works_or_the_recheck_is_due() {
+        let cache = LaunchCache::new(provider().ec2("r"));
+        let refusal = SpecRefusal {
+            spec_hash: "abc".into(),
+            field: "imageId",
+            code: "InvalidAMIID.NotFound".into(),
+            message: "The image id '[ami-1]' does not exist".into(),
+        };
+        cache.spec_refused("ml/SpotFleet/gpu", Some(refusal.clone()));
+        assert_eq!(
+            cache.spec_refusal("ml/SpotFleet/gpu"),
+            Some(refusal.clone())
+        );
+        assert_eq!(cache.spec_refusal("ml/SpotFleet/cpu"), None, "per owner");
+        cache.spec_refused("ml/SpotFleet/gpu", None);
+        assert_eq!(
+            cache.spec_refusal("ml/SpotFleet/gpu"),
+            None,
+            "a launch worked"
+        );
+        cache.spec_refused("ml/SpotFleet/gpu", Some(refusal));
+        tokio::time::advance(SPEC_REFUSAL_RECHECK).await;
+        assert_eq!(cache.spec_refusal("ml/SpotFleet/gpu"), None, "tried again");
     }
 
     #[test]

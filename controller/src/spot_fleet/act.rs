@@ -17,6 +17,7 @@ use super::spec_hash::{Desired, spec_hash_tags};
 use crate::aws::AwsError;
 use crate::aws::ec2::{
     Ec2, FleetLaunch, FleetOverride, FleetRequest, LaunchTemplateInfo, LaunchTemplateSpec,
+    SpecRefusal, refused_spec_field,
 };
 use crate::aws::tags::{self, OWNER_TAG, Ownership};
 use crate::inventory::Inventory;
@@ -112,7 +113,10 @@ impl Actor<'_> {
             let result = self.run(action, &mut report).await;
             // Also after a failure: a call that timed out may still have happened.
             self.mark_written(action);
-            self.count_failed_launch(action, result.is_ok());
+            // A refused spec is a stall, not a failed launch: it must not grow the backoff
+            // that would still hold the fixed spec back.
+            let refused = matches!(result, Err(SpotFleetError::SpecRefused { .. }));
+            self.count_failed_launch(action, result.is_ok() || refused);
             match result {
                 Ok(()) => report.done.push(action.clone()),
                 Err(error) => {
@@ -214,7 +218,7 @@ impl Actor<'_> {
             .launch()
             .subnet_zones(&self.spec.subnet_ids)
             .await
-            .map_err(|source| failed("subnet zones", source))?;
+            .map_err(|source| self.refused_or(source, |s| failed("subnet zones", s)))?;
         let pools = overrides(self.spec, &subnet_zones, avoid);
         if pools.is_empty() {
             // Every pool is out of capacity: EC2 would refuse a fleet without pools as invalid.
@@ -242,7 +246,9 @@ impl Actor<'_> {
                 inventory.launch().forget_template(self.owner);
             })
             .map_err(|e| match e {
-                TemplateError::Aws(source) => failed("launch template", source),
+                TemplateError::Aws(source) => {
+                    self.refused_or(source, |s| failed("launch template", s))
+                }
                 TemplateError::NotOurs(name) => SpotFleetError::TemplateNotOurs {
                     name,
                     owner: self.owner.to_owned(),
@@ -265,7 +271,7 @@ impl Actor<'_> {
             inventory
                 .launch()
                 .launch_refused(self.owner, &self.spec.subnet_ids);
-            failed("CreateFleet", source)
+            self.refused_or(source, |s| failed("CreateFleet", s))
         })?;
         inventory.launch_failed(&launch.errors);
         inventory.launch_finished(self.owner, &launch.errors);
@@ -274,6 +280,18 @@ impl Actor<'_> {
         report
             .launch_errors
             .extend(launch.errors.iter().map(|e| e.code.clone()));
+        let refusal = launch.errors.iter().find_map(|e| {
+            let field = e.refused_spec_field()?;
+            Some(self.refusal(field, &e.code, &e.message))
+        });
+        if launch.instances.is_empty()
+            && let Some(refusal) = refusal
+        {
+            return Err(self.refused(refusal));
+        }
+        if !launch.instances.is_empty() {
+            inventory.launch().spec_refused(self.owner, None);
+        }
         if launch.instances.is_empty() && !launch.errors.is_empty() {
             let codes: BTreeSet<String> = launch
                 .errors
@@ -289,6 +307,45 @@ impl Actor<'_> {
             });
         }
         Ok(())
+    }
+
+    /// `error` as a refusal of the spec when it blames a spec field (remembered for the plan to
+    /// stall on), else as `otherwise` makes it.
+    fn refused_or(
+        &self,
+        error: AwsError,
+        otherwise: impl FnOnce(AwsError) -> SpotFleetError,
+    ) -> SpotFleetError {
+        let field = error
+            .code
+            .as_deref()
+            .and_then(|code| refused_spec_field(code, &error.message));
+        match (field, &error.code) {
+            (Some(field), Some(code)) => self.refused(self.refusal(field, code, &error.message)),
+            _ => otherwise(error),
+        }
+    }
+
+    fn refusal(&self, field: &'static str, code: &str, message: &str) -> SpecRefusal {
+        SpecRefusal {
+            spec_hash: self.desired.hash.clone(),
+            field,
+            code: code.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+
+    /// Remembers `refusal` for the fleet's plan and reports it.
+    fn refused(&self, refusal: SpecRefusal) -> SpotFleetError {
+        self.inventory
+            .ec2(&self.spec.region)
+            .launch()
+            .spec_refused(self.owner, Some(refusal.clone()));
+        SpotFleetError::SpecRefused {
+            field: refusal.field,
+            code: refusal.code,
+            message: refusal.message,
+        }
     }
 
     /// The fleet's launch template and the number of its version for the desired spec hash:

@@ -24,6 +24,17 @@ pub enum SpotFleetError {
     /// parameter): retried on the next round, without the pools found without capacity.
     #[error("launch of {count} instance(s) launched none: {errors}")]
     LaunchFailed { count: u32, errors: String },
+    /// EC2 refused something the spec names (an image, subnet, security group, key pair or
+    /// instance profile that does not exist): nothing launches until the spec (or the account)
+    /// changes. Remembered, so the plan stalls on it instead of launching again.
+    #[error(
+        "EC2 refused spec.{field}: {code}: {message} (fix the spec: it is launched at once when it changes)"
+    )]
+    SpecRefused {
+        field: &'static str,
+        code: String,
+        message: String,
+    },
     /// A launch template carries this fleet's name but another owner's tags: never used.
     #[error("launch template {name} is not tagged as this fleet's ({owner})")]
     TemplateNotOurs { name: String, owner: String },
@@ -67,6 +78,7 @@ impl Classify for SpotFleetError {
                 ErrorClass::Recoverable
             }
             Self::TemplateNotOurs { .. }
+            | Self::SpecRefused { .. }
             | Self::UserData(_)
             | Self::ProbeNotAllowed { .. }
             | Self::Stalled { .. } => ErrorClass::Stalled,
@@ -80,6 +92,7 @@ impl Classify for SpotFleetError {
             Self::LaunchFailed { .. } => "LaunchFailed",
             Self::TeardownPending { .. } => "WaitingForTermination",
             Self::TemplateNotOurs { .. } => "OwnershipConflict",
+            Self::SpecRefused { .. } => super::plan::reason::LAUNCH_SPEC_REFUSED,
             Self::UserData(_) => "InvalidUserData",
             Self::ProbeNotAllowed { .. } => "ProbeNotAllowed",
             Self::Stalled { reason, .. } => reason,

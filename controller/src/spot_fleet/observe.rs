@@ -97,6 +97,7 @@ pub async fn observe(
         subnet_zones,
         launch_errors,
         launch_backoff_seconds,
+        spec_refusal: ec2.launch().spec_refusal(owner),
         ..Observed::default()
     };
     fill_notices(inventory, spec, &mut observed);

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::aws::ec2::{InstanceHealth, InstanceInfo};
+use crate::aws::ec2::{InstanceHealth, InstanceInfo, SpecRefusal};
 
 /// The fleet as observed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -30,6 +30,9 @@ pub struct Observed {
     /// up: the plan waits instead of launching, so a dead offering or a broken image is not
     /// retried in a loop.
     pub launch_backoff_seconds: Option<u64>,
+    /// The last time EC2 refused something the spec names, within the recheck period: the plan
+    /// stalls on it while the desired spec hash is the refused one.
+    pub spec_refusal: Option<SpecRefusal>,
     /// How the event feed's poll of `spec.interruptionQueue` stands; `None` without one.
     pub interruption_queue: Option<QueueFeedState>,
 }

@@ -215,10 +215,56 @@ pub const CAPACITY_ERROR_CODES: &[&str] = &[
     "InsufficientFreeAddressesInSubnet",
 ];
 
+/// The spec field a launch error blames, when EC2 refused something the spec names (an image,
+/// a subnet, a security group, a key pair, an instance profile) rather than capacity: nothing
+/// will launch until the spec or the account changes, so it is the user's to fix, not a retry.
+pub fn refused_spec_field(code: &str, message: &str) -> Option<&'static str> {
+    let field = if code.starts_with("InvalidAMIID.") {
+        "imageId"
+    } else if code.starts_with("InvalidSubnetID.") || code == "InvalidSubnet" {
+        "subnetIds"
+    } else if code.starts_with("InvalidGroup.")
+        || code.starts_with("InvalidGroupId.")
+        || code.starts_with("InvalidSecurityGroupID.")
+    {
+        "securityGroupIds"
+    } else if code.starts_with("InvalidKeyPair.") {
+        "keyName"
+    } else if code.starts_with("InvalidParameterValue")
+        && message.to_ascii_lowercase().contains("iaminstanceprofile")
+    {
+        "iamInstanceProfile"
+    } else {
+        return None;
+    };
+    Some(field)
+}
+
+/// How long a refusal of a fleet's spec stands before a launch tries the same spec again (the
+/// fix may be outside the spec: an image shared, a subnet created).
+pub const SPEC_REFUSAL_RECHECK: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// EC2 refused something a fleet's spec names (see [`refused_spec_field`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecRefusal {
+    /// The spec hash of the refused launch: a changed spec is launched at once.
+    pub spec_hash: String,
+    /// The spec field blamed (`imageId`, `subnetIds`, ...).
+    pub field: &'static str,
+    /// EC2's error code and message (which names the missing resource).
+    pub code: String,
+    pub message: String,
+}
+
 impl FleetLaunchError {
     /// The pool lacks capacity now (see [`CAPACITY_ERROR_CODES`]).
     pub fn is_capacity(&self) -> bool {
         CAPACITY_ERROR_CODES.contains(&self.code.as_str())
+    }
+
+    /// The spec field EC2 blamed, if any (see [`refused_spec_field`]).
+    pub fn refused_spec_field(&self) -> Option<&'static str> {
+        refused_spec_field(&self.code, &self.message)
     }
 
     /// The offering (instance type, zone) this error rules out, when it names both.

@@ -23,6 +23,7 @@ use stagehand_crds::spot_fleet::ReplacementStrategy;
 
 use super::observed::{InstanceState, Observed, ObservedInstance, Offering};
 use super::spec_hash::spec_hash_tags;
+use crate::aws::ec2::SPEC_REFUSAL_RECHECK;
 use crate::base::conditions::{DesiredCondition, ReconcileOutcome};
 use crate::base::gates::ActGate;
 pub use crate::base::plan::{Stall, Wait};
@@ -398,6 +399,25 @@ impl<'a> Planner<'a> {
                 reason::WAITING_FOR_CAPACITY,
                 format!("{count} launch(es): every instance type is out of spot capacity in every zone of the spec"),
                 requeue::CAPACITY_SECONDS,
+            );
+            return;
+        }
+        if let Some(refusal) = self
+            .observed
+            .spec_refusal
+            .as_ref()
+            .filter(|r| r.spec_hash == self.context.desired_hash)
+        {
+            self.stall(
+                reason::LAUNCH_SPEC_REFUSED,
+                format!(
+                    "EC2 refused spec.{}: {}: {} (fix the spec: it is launched at once when it \
+                     changes, and tried again as it is every {} minutes)",
+                    refusal.field,
+                    refusal.code,
+                    refusal.message,
+                    SPEC_REFUSAL_RECHECK.as_secs() / 60
+                ),
             );
             return;
         }

@@ -9,6 +9,9 @@ pub const CAPACITY_MET: &str = "CapacityMet";
 pub const CAPACITY_SHORTFALL: &str = "CapacityShortfall";
 /// `CapacityReady=False` and the last launch returned errors.
 pub const LAUNCH_ERRORS: &str = "LaunchErrors";
+/// EC2 refused something the spec names (an image, subnet, security group, key pair or
+/// instance profile that does not exist): a stall until the spec changes or the recheck.
+pub const LAUNCH_SPEC_REFUSED: &str = "LaunchSpecRefused";
 pub const WAITING_FOR_HEALTH: &str = "WaitingForHealth";
 pub const WAITING_FOR_TERMINATION: &str = "WaitingForTermination";
 pub const WAITING_FOR_CAPACITY: &str = "WaitingForCapacity";

@@ -446,3 +446,30 @@ fn no_launch_into_certain_failure() {
     );
     assert_eq!(plan.actions.len(), 1);
 }
+
+#[test]
+fn a_refused_spec_stalls_naming_the_field_until_the_spec_changes() {
+    let refusal = |hash: &str| crate::aws::ec2::SpecRefusal {
+        spec_hash: hash.to_owned(),
+        field: "imageId",
+        code: "InvalidAMIID.NotFound".to_owned(),
+        message: "The image id '[ami-gone]' does not exist".to_owned(),
+    };
+    let short = |hash: &str| Observed {
+        spec_refusal: Some(refusal(hash)),
+        ..fleet(vec![healthy("i-1")])
+    };
+    let plan = plan_for(&spec(), &short(HASH));
+    let stall = plan.stalled.expect("stalled on the refused spec");
+    assert_eq!(stall.reason, reason::LAUNCH_SPEC_REFUSED);
+    assert!(
+        stall.message.contains("spec.imageId") && stall.message.contains("ami-gone"),
+        "{}",
+        stall.message
+    );
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    // A refusal of an older spec says nothing about this one: launched at once.
+    let plan = plan_for(&spec(), &short(OLD_HASH));
+    assert_eq!(plan.stalled, None);
+    assert_eq!(plan.actions, vec![launch(2, Capacity)]);
+}
