@@ -42,6 +42,7 @@ use crate::runtime::round::{
     KindStatus, RefreshTracker, RoundEnd, fail_early, owner_of, paused_status, requeue_after,
     write_status,
 };
+use crate::runtime::series::ObjectSeries;
 use crate::runtime::{Context, Reconciler, effective_deletion_policy};
 
 /// The kind label of metrics.
@@ -52,6 +53,9 @@ const KIND: &str = "LambdaStage";
 #[derive(Debug, Default)]
 pub struct LambdaStageReconciler {
     refreshes: RefreshTracker,
+    /// Each stage's `stagehand_queue_backlog_messages` series, removed when a queue is no
+    /// longer measured or the stage goes.
+    backlog: ObjectSeries,
 }
 
 impl LambdaStageReconciler {
@@ -71,22 +75,24 @@ impl KindStatus for LambdaStageStatus {
 }
 
 /// Metrics of one round: the drift found, the actions done, the backlog validation measured.
-fn record_metrics(ctx: &Context, stage: &LambdaStage, round: &Round) {
+fn record_metrics(ctx: &Context, backlog: &ObjectSeries, stage: &LambdaStage, round: &Round) {
     for drift in &round.plan.drift {
         ctx.metrics.record_drift(KIND, drift.field.as_str());
     }
     for action in &round.report.done {
         ctx.metrics.record_action(KIND, action.metric_label());
     }
-    let stage_label = object_key(stage);
+    let mut series = Vec::new();
     for queue in &round.plan.validation.queues {
         for (kind, value) in [("visible", queue.visible), ("in_flight", queue.in_flight)] {
-            ctx.metrics
-                .queue_backlog_messages
-                .with_label_values(&[stage_label.as_str(), queue.queue.as_str(), kind])
-                .set(value);
+            series.push((vec![queue.queue.as_str(), kind], value));
         }
     }
+    backlog.set(
+        &ctx.metrics.queue_backlog_messages,
+        &object_key(stage),
+        &series,
+    );
 }
 
 impl Reconciler<LambdaStage> for LambdaStageReconciler {
@@ -128,7 +134,7 @@ impl Reconciler<LambdaStage> for LambdaStageReconciler {
                 return Err(fail_early(&ctx, stage.as_ref(), stage.status.as_ref(), error).await);
             }
         };
-        record_metrics(&ctx, &stage, &round);
+        record_metrics(&ctx, &self.backlog, &stage, &round);
         for action in &round.report.done {
             let (reason, verb) = action.event();
             ctx.events()
@@ -178,6 +184,10 @@ impl Reconciler<LambdaStage> for LambdaStageReconciler {
             return Err(LambdaStageError::Paused);
         }
         self.refreshes.forget(stage.as_ref());
+        self.backlog.forget(
+            &ctx.metrics.queue_backlog_messages,
+            &object_key(stage.as_ref()),
+        );
         let status = stage.status.clone().unwrap_or_default();
         let stack_created = status
             .stack

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod registry;
 pub mod requeue;
 pub mod round;
+pub mod series;
 pub mod server;
 pub mod shutdown;
 pub mod site_metrics;

@@ -305,6 +305,11 @@ async fn chalice_stage_converges_follows_new_builds_and_repairs_drift() {
     })
     .await
     .expect("the finalizer is removed");
+    let exported = env.ctx.metrics.render().unwrap();
+    assert!(
+        !exported.contains(&format!("stage=\"{NAMESPACE}/{name}\"")),
+        "a deleted stage's backlog series stay exported"
+    );
     assert!(
         env.mappings(EVAL).await.is_empty(),
         "created mapping deleted"
