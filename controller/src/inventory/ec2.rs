@@ -30,7 +30,7 @@ use std::time::Duration;
 use super::cached::Cached;
 use super::launch::LaunchCache;
 use crate::aws::AwsError;
-use crate::aws::ec2::{Ec2, FleetInstance, FleetLaunchError, InstanceInfo};
+use crate::aws::ec2::{Ec2, FleetInstance, FleetLaunchError, InstanceHealth, InstanceInfo};
 use crate::aws::tags::OWNER_TAG;
 
 /// How long a spot pool that refused a launch for lack of capacity is left out. Spot capacity
@@ -103,6 +103,8 @@ pub struct Ec2Inventory {
     launch: LaunchCache,
     /// By instance id: what the event feed heard about it.
     notices: Cached<String, Notices>,
+    /// The region's instances with an impaired status check, as old as the listing may be.
+    impaired: Cached<(), Arc<Vec<InstanceHealth>>>,
 }
 
 impl Ec2Inventory {
@@ -116,7 +118,20 @@ impl Ec2Inventory {
             launch: LaunchCache::new(ec2.clone()),
             ec2,
             notices: Cached::new(NOTICE_TTL),
+            impaired: Cached::new(max_age),
         }
+    }
+
+    /// The region's instances whose instance or system status check is impaired, from a
+    /// listing younger than `max_age` (two filtered `DescribeInstanceStatus` calls when there
+    /// is none): how a fleet sees an instance that was healthy go bad, without asking EC2 about
+    /// every instance every round.
+    pub async fn impaired_instances(&self) -> Result<Arc<Vec<InstanceHealth>>, AwsError> {
+        self.impaired
+            .get_or_load(&(), || async {
+                Ok(Arc::new(self.ec2.impaired_instances().await?))
+            })
+            .await
     }
 
     /// Every instance of the region that carries the owner tag (whatever owner it names), from
@@ -274,6 +289,7 @@ impl Ec2Inventory {
     /// are what AWS answered to a launch, which no listing can read again.
     pub fn forget_older_than(&self, age: Duration) {
         self.instances.forget_older_than(age);
+        self.impaired.forget_older_than(age);
     }
 }
 

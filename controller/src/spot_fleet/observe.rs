@@ -162,8 +162,9 @@ fn is_past_grace(launched_at: Option<Timestamp>, grace: SignedDuration, now: Tim
 /// The health of the running instances still proving it: EC2 status checks in one
 /// `DescribeInstanceStatus`, then the TCP port of those whose checks passed (or are not asked
 /// for). An instance the previous status recorded healthy and that is still running keeps that
-/// verdict: health is read while an instance comes up, not every round for the life of the
-/// fleet.
+/// verdict unless the region's listing of impaired instances (shared by every fleet, as old as
+/// the instance listing) names it: health is read while an instance comes up, not per instance
+/// every round for the life of the fleet.
 async fn check_health(
     observer: Observer<'_>,
     spec: &SpotFleetSpec,
@@ -182,12 +183,25 @@ async fn check_health(
     let same_generation =
         status.is_some_and(|s| s.common.observed_generation == observer.generation);
     let tcp_port = spec.health_check.tcp_port;
+    let ec2 = observer.inventory.ec2(&spec.region);
+    // A healthy instance can go bad (a host failure): the region's impaired instances, one
+    // shared listing, say which.
+    let keeps_verdict = instances
+        .iter()
+        .any(|i| i.state == InstanceState::Running && healthy_before.contains(i.id.as_str()));
+    let impaired = if keeps_verdict && spec.health_check.ec2_status_checks {
+        ec2.impaired_instances().await?
+    } else {
+        std::sync::Arc::default()
+    };
     let mut ask = Vec::new();
     for instance in instances.iter_mut() {
         if instance.state != InstanceState::Running {
             continue;
         }
-        if healthy_before.contains(instance.id.as_str()) {
+        if let Some(bad) = impaired.iter().find(|h| h.id == instance.id) {
+            instance.ec2_checks = Ec2Checks::from_health(bad);
+        } else if healthy_before.contains(instance.id.as_str()) {
             instance.ec2_checks = Ec2Checks::Ok;
             if tcp_port.is_some() && same_generation {
                 instance.tcp = TcpCheck::Open;

@@ -449,3 +449,60 @@ async fn a_port_closed_past_the_grace_period_is_replaced_while_the_healthy_insta
         .count();
     assert_eq!(healthy_probes, 1);
 }
+
+/// An instance that proved healthy and later has its EC2 status check impaired (a host gone
+/// bad) is replaced once past its grace period, surge-first; the region's impaired listing is
+/// what shows it, not a status read of every instance every round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_instance_whose_status_check_goes_impaired_is_replaced() {
+    let world = World::start().await;
+    let grace = 30;
+    let spec = json!({
+        "replacement": {"strategy": "Surge", "maxSurge": 1, "maxUnavailable": 0},
+        "healthCheck": {"gracePeriodSeconds": grace},
+    });
+    let mut fleet = Fleet::new("batch", &world.spec(2, &spec));
+    let owner = fleet.owner();
+    world.converge(&mut fleet).await;
+    world.inventory.forget(REGION);
+    let settled = world.round_checked_at(&mut fleet, Timestamp::now()).await;
+    assert!(settled.actions.is_empty(), "{settled:?}");
+    assert!(settled.instances.iter().all(|v| v.healthy), "{settled:?}");
+    let before = live_of(&world.aws, &owner).await;
+    let bad = before.iter().next().unwrap().clone();
+
+    world
+        .aws
+        .floor
+        .add_fault(&FaultRule::new(FaultAction::instance_impaired(&bad)))
+        .await
+        .unwrap();
+    // Until the listings are read again, the recorded verdict stands.
+    let cached = world.round_checked_at(&mut fleet, Timestamp::now()).await;
+    assert!(cached.actions.is_empty(), "{cached:?}");
+    world.inventory.forget(REGION);
+    let later = Timestamp::now() + SignedDuration::from_secs(i64::from(grace) + 30);
+    let seen = world.round_checked_at(&mut fleet, later).await;
+    assert!(
+        seen.actions.iter().any(|a| matches!(
+            a,
+            Action::Terminate {
+                ids,
+                reason: TerminateReason::Replaced(ReplacementReason::UnhealthyPastGrace),
+            } if *ids == [bad.clone()]
+        )),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.instances.iter().any(|v| v.id == bad && v.healthy),
+        "{seen:?}"
+    );
+    world.aws.floor.clear_faults().await.unwrap();
+    world.converge(&mut fleet).await;
+    let after = live_of(&world.aws, &owner).await;
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(
+        !after.contains(&bad),
+        "the impaired instance was replaced: {after:?}"
+    );
+}

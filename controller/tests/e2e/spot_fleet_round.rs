@@ -276,7 +276,7 @@ impl World {
         panic!("{} did not converge: {:?}", fleet.owner(), plans.last());
     }
 
-    async fn converge(&self, fleet: &mut Fleet) -> Vec<Plan> {
+    pub async fn converge(&self, fleet: &mut Fleet) -> Vec<Plan> {
         self.converge_checking(fleet, async |_| {}).await
     }
 }
@@ -389,8 +389,12 @@ async fn surge_replaces_every_instance_never_running_more_than_capacity_plus_max
     let old = live_of(&world.aws, &fleet.owner()).await;
     assert_eq!(old.len(), 3);
 
-    // Converged: a resync within the listing's age reads nothing; once the listing expired,
-    // one DescribeInstances serves both fleets (healthy instances' checks are not read again).
+    // Converged: a resync within the listings' age reads nothing; once they expired, one
+    // DescribeInstances and the two filtered listings of impaired instances serve both fleets
+    // (healthy instances' checks are not read one by one again).
+    for f in [&mut fleet, &mut other] {
+        world.round(f).await;
+    }
     world.aws.floor.reset_calls().await.unwrap();
     for f in [&mut fleet, &mut other] {
         let plan = world.round(f).await;
@@ -403,7 +407,8 @@ async fn surge_replaces_every_instance_never_running_more_than_capacity_plus_max
     }
     let calls = world.aws.floor.calls().await.unwrap();
     assert_eq!(calls.count("ec2", "DescribeInstances"), 1, "{calls:?}");
-    assert_eq!(calls.total, 1, "{calls:?}");
+    assert_eq!(calls.count("ec2", "DescribeInstanceStatus"), 2, "{calls:?}");
+    assert_eq!(calls.total, 3, "{calls:?}");
 
     // A spec change (the user's tags are part of what defines an instance).
     let mut changed = world.spec(3, &surge);

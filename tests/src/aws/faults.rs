@@ -117,6 +117,10 @@ pub enum FaultAction {
     /// any). Only the response changes: the instances moto launched stay, and moto launches
     /// the whole target from the first override, so name pools other than the first.
     FleetErrors { errors: Vec<FleetError> },
+    /// EC2 `DescribeInstanceStatus` (default operation): the instance status check of
+    /// `instance_id` reads `status` (`impaired`, ...), as EC2 reports a host gone bad (moto
+    /// reports every running instance `ok`, and ignores the status filters).
+    InstanceStatus { instance_id: String, status: String },
     /// EC2 `DescribeInstances` (default operation): every instance's private and public
     /// addresses become a loopback address of its own (127.0.0.2, .3, ... in the order the rule
     /// first sees them, stable for the rule's life), so health probes dial where a test can
@@ -188,6 +192,14 @@ impl FaultAction {
         }
     }
 
+    /// `DescribeInstanceStatus` reports `instance_id`'s instance status check `impaired`.
+    pub fn instance_impaired(instance_id: &str) -> Self {
+        Self::InstanceStatus {
+            instance_id: instance_id.to_owned(),
+            status: "impaired".to_owned(),
+        }
+    }
+
     /// `DescribeInstances` shows every instance on a loopback address of its own.
     pub fn loopback_addresses() -> Self {
         Self::LoopbackAddresses {}
@@ -210,6 +222,7 @@ impl FaultAction {
             Self::InvalidationStatus { .. } => Some(("cloudfront", &["GetInvalidation"])),
             Self::FleetErrors { .. } => Some(("ec2", &["CreateFleet"])),
             Self::LoopbackAddresses {} => Some(("ec2", &["DescribeInstances"])),
+            Self::InstanceStatus { .. } => Some(("ec2", &["DescribeInstanceStatus"])),
             _ => None,
         }
     }
@@ -383,6 +396,10 @@ pub enum Rewrite {
     LoopbackAddresses {
         book: SharedBook,
     },
+    InstanceStatus {
+        instance_id: String,
+        status: String,
+    },
 }
 
 /// A call's fate, decided before it is forwarded.
@@ -539,6 +556,13 @@ impl FaultSet {
                         book: state.addresses.clone(),
                     });
                 }
+                FaultAction::InstanceStatus {
+                    instance_id,
+                    status,
+                } => decision.rewrites.push(Rewrite::InstanceStatus {
+                    instance_id: instance_id.clone(),
+                    status: status.clone(),
+                }),
             }
         }
         decision
@@ -747,6 +771,18 @@ pub fn apply_rewrite(rewrite: &Rewrite, body: &[u8]) -> Option<Vec<u8>> {
         Rewrite::LoopbackAddresses { book } => {
             let text = std::str::from_utf8(body).ok()?;
             addresses::rewrite_describe_instances(book, text).map(String::into_bytes)
+        }
+        Rewrite::InstanceStatus {
+            instance_id,
+            status,
+        } => {
+            let text = std::str::from_utf8(body).ok()?;
+            let item = text.find(&format!("<instanceId>{instance_id}</instanceId>"))?;
+            let close = item + text[item..].find("</instanceStatus>")?;
+            // The check's summary is the last `<status>` of its block (after the details).
+            let open = text[..close].rfind("<status>")? + "<status>".len();
+            let end = open + text[open..].find("</status>")?;
+            Some(format!("{}{}{}", &text[..open], xml_escape(status), &text[end..]).into_bytes())
         }
         Rewrite::FleetErrors { errors } => {
             let text = std::str::from_utf8(body).ok()?;

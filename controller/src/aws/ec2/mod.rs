@@ -279,23 +279,53 @@ impl Ec2 {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        self.describe_status(Some(ids), None).await
+    }
+
+    /// Every instance of the region whose instance or system status check is `impaired`: two
+    /// filtered `DescribeInstanceStatus` listings (filters on two names would both have to
+    /// match), usually empty whatever the number of instances. Only the entries that say
+    /// `impaired` are kept, should a filter not be applied.
+    pub async fn impaired_instances(&self) -> Result<Vec<InstanceHealth>, AwsError> {
+        let mut impaired = Vec::new();
+        for check in ["instance-status.status", "system-status.status"] {
+            for health in self.describe_status(None, Some(check)).await? {
+                let says_impaired = [&health.instance_status, &health.system_status]
+                    .iter()
+                    .any(|s| s.as_deref() == Some("impaired"));
+                if says_impaired && !impaired.iter().any(|h: &InstanceHealth| h.id == health.id) {
+                    impaired.push(health);
+                }
+            }
+        }
+        Ok(impaired)
+    }
+
+    /// Paged `DescribeInstanceStatus` of `ids` (every instance when `None`), or of the running
+    /// instances whose `impaired_filter` check is impaired.
+    async fn describe_status(
+        &self,
+        ids: Option<&[String]>,
+        impaired_filter: Option<&str>,
+    ) -> Result<Vec<InstanceHealth>, AwsError> {
         let mut health = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let request = self
                 .client
                 .describe_instance_status()
-                .set_instance_ids(Some(ids.to_vec()))
-                .include_all_instances(true)
+                .set_instance_ids(ids.map(<[String]>::to_vec))
+                .include_all_instances(ids.is_some())
+                .set_filters(
+                    impaired_filter
+                        .map(|name| vec![Filter::builder().name(name).values("impaired").build()]),
+                )
                 .set_next_token(token.take())
                 .send();
+            let resource = ids.and_then(|ids| ids.first()).map(String::as_str);
             let page = self
                 .caller
-                .call(
-                    "DescribeInstanceStatus",
-                    ids.first().map(String::as_str),
-                    request,
-                )
+                .call("DescribeInstanceStatus", resource, request)
                 .await?;
             health.extend(page.instance_statuses().iter().filter_map(|s| {
                 Some(InstanceHealth {
