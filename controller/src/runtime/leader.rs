@@ -13,7 +13,7 @@
 //! people and for other clients.
 //!
 //! Behaviour: a replica waits (standby) until it holds the lease, then runs the controllers and
-//! renews every `renew_interval`. Every acquire and renew round trip is bounded by the renew
+//! renews every `renew_interval` (a third of the renew deadline). Every acquire and renew round trip is bounded by the renew
 //! deadline (kube's client has no read timeout: a hung request would otherwise hold the leader
 //! in place). A successful renewal opens the AWS write fence until its start plus the renew
 //! deadline ([`crate::aws::fence`]); if no renewal succeeds by then, or the lease is found held
@@ -67,20 +67,22 @@ pub struct LeaseTimings {
 }
 
 impl Default for LeaseTimings {
-    /// 15s leases renewed every 5s, given up after 10s without renewal; retries every 2s.
+    /// 15s leases renewed every 3⅓s, given up after 10s without renewal; retries every 2s.
     fn default() -> Self {
+        let renew_deadline = Duration::from_secs(10);
         Self {
             lease_duration: Duration::from_secs(15),
-            renew_interval: Duration::from_secs(5),
-            renew_deadline: Duration::from_secs(10),
+            renew_interval: renew_deadline / 3,
+            renew_deadline,
             retry_interval: Duration::from_secs(2),
         }
     }
 }
 
 impl LeaseTimings {
-    /// Timings from the three client-go knobs; the holder renews every third of the lease
-    /// (at most every half renew deadline, so two attempts fit before it).
+    /// Timings from the three client-go knobs. The holder renews every third of the renew
+    /// deadline, so a renewal that hangs or fails still leaves two thirds of it for retries
+    /// (client-go renews every retry period).
     pub fn new(
         lease_duration: Duration,
         renew_deadline: Duration,
@@ -101,7 +103,7 @@ impl LeaseTimings {
         }
         Ok(Self {
             lease_duration,
-            renew_interval: (lease_duration / 3).min(renew_deadline / 2),
+            renew_interval: renew_deadline / 3,
             renew_deadline,
             retry_interval,
         })
@@ -793,7 +795,7 @@ mod tests {
     fn default_timings_renew_well_within_the_lease() {
         let t = LeaseTimings::default();
         assert_eq!(t, LeaseTimings::new(secs(15), secs(10), secs(2)).unwrap());
-        assert_eq!(t.renew_interval, t.lease_duration / 3);
+        assert_eq!(t.renew_interval, t.renew_deadline / 3);
         assert!(t.renew_deadline < t.lease_duration);
         assert!(t.renew_interval < t.renew_deadline);
     }
@@ -807,7 +809,7 @@ mod tests {
                 "{lease} {deadline} {retry}: {error}"
             );
         }
-        let short = LeaseTimings::new(secs(3), secs(2), Duration::from_millis(250)).unwrap();
+        let short = LeaseTimings::new(secs(4), secs(3), Duration::from_millis(250)).unwrap();
         assert_eq!(short.renew_interval, secs(1));
     }
 

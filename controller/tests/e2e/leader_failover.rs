@@ -55,16 +55,8 @@ impl Replica {
         kubeconfig: &PathBuf,
         extra_env: &[(&str, &str)],
     ) -> Self {
-        let home = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("failover-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&home).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_stagehand"));
+        let mut command = Command::from(crate::cli::stagehand());
         command
-            .env_clear()
-            .env("HOME", &home)
-            .env("AWS_CONFIG_FILE", home.join("aws-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", home.join("aws-credentials"))
-            .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_SDK_UA_APP_ID", name)
