@@ -61,7 +61,10 @@ impl Replica {
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_SDK_UA_APP_ID", name)
             .env("POD_NAME", name)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                "warn,stagehand::runtime::leader=info,stagehand::runtime::manager=info",
+            )
             .envs(extra_env.iter().copied())
             .args([
                 "run",
@@ -171,6 +174,25 @@ impl Replica {
             .code()
     }
 }
+
+impl Drop for Replica {
+    /// A failing test shows what each replica logged last.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let logs = self
+                .logs
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let tail = &logs[logs.len().saturating_sub(30)..];
+            eprintln!("--- {} logged last:\n{tail:#?}", self.name);
+        }
+    }
+}
+
+/// The real-process suites run one at a time: each runs two controllers, moto and the
+/// stand-in, and on a loaded machine three at once starve the renewals they are timing.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The lease's holder and a version that changes with every renewal.
 async fn lease(env: &Env) -> (Option<String>, Option<String>) {
@@ -309,11 +331,12 @@ fn assert_no_overlap(log: &[CallRecord], first: &str, second: &str) {
 }
 
 /// The stand-in with the CRDs, moto seeded with the Chalice account, the stage created.
-async fn floor() -> Arc<Env> {
+async fn floor() -> (Arc<Env>, tokio::sync::MutexGuard<'static, ()>) {
+    let turn = ONE_AT_A_TIME.lock().await;
     let env = Env::start().await;
     seed(&env).await;
     env.create(&chalice_stage(STAGE, "Retain", None)).await;
-    Arc::new(env)
+    (Arc::new(env), turn)
 }
 
 fn kubeconfig(name: &str, yaml: &str) -> PathBuf {
@@ -363,7 +386,7 @@ async fn wait_writing(env: &Env, replica: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_leader_is_replaced_and_writes_nothing_once_thawed() {
-    let env = floor().await;
+    let (env, _turn) = floor().await;
     let (mut a, _door, mut b) = pair(&env, &[], &[]).await;
     let (driver, stop) = drive(&env);
     wait_writing(&env, "replica-a").await;
@@ -397,7 +420,7 @@ async fn a_frozen_leader_is_replaced_and_writes_nothing_once_thawed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_from_the_api_server_stops_before_the_standby_leads() {
-    let env = floor().await;
+    let (env, _turn) = floor().await;
     let (mut a, door, mut b) = pair(&env, &[], &[]).await;
     let (driver, stop) = drive(&env);
     wait_writing(&env, "replica-a").await;
@@ -438,7 +461,7 @@ async fn a_leader_cut_off_from_the_api_server_stops_before_the_standby_leads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skewed_clocks_never_let_a_standby_take_a_live_lease() {
-    let env = floor().await;
+    let (env, _turn) = floor().await;
     // replica-a's clock a minute behind, replica-b's a minute ahead: to a rule comparing wall
     // clocks, replica-a's fresh renewals look two minutes old.
     let offset = stagehand::runtime::leader::CLOCK_OFFSET_ENV;
