@@ -310,6 +310,9 @@ pub struct LeaderElector {
     fence: WriteFence,
     /// What this replica last saw of the lease, and since when.
     seen: Arc<Mutex<Option<Sighting>>>,
+    /// When the last successful round started (the fence is open until it plus the renew
+    /// deadline): where [`LeaderElector::hold`] counts its renew deadline from.
+    confirmed: Arc<Mutex<Option<Instant>>>,
 }
 
 impl LeaderElector {
@@ -326,6 +329,7 @@ impl LeaderElector {
             transitions: metrics.leader_transitions_total.clone(),
             fence: WriteFence::closed(),
             seen: Arc::default(),
+            confirmed: Arc::default(),
         }
     }
 
@@ -374,6 +378,10 @@ impl LeaderElector {
             // earlier, so it waits until at least `started + lease_duration`.
             self.fence
                 .open_until(started + self.config.timings.renew_deadline);
+            *self
+                .confirmed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(started);
         }
         Ok(round)
     }
@@ -495,7 +503,11 @@ impl LeaderElector {
     pub async fn hold(&self, stop: impl Future<Output = ()>) -> Ended {
         let timings = self.config.timings;
         tokio::pin!(stop);
-        let mut confirmed = Instant::now();
+        let mut confirmed = self
+            .confirmed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .unwrap_or_else(Instant::now);
         let mut wait = timings.renew_interval;
         loop {
             tokio::select! {

@@ -265,7 +265,7 @@ async fn losing_the_lease_stops_the_manager_with_an_error() {
     let events: Api<k8s_openapi::api::events::v1::Event> =
         Api::namespaced(server.client(), "default");
     let reasons: Vec<(Option<String>, Option<String>)> = events
-        .list(&Default::default())
+        .list(&kube::api::ListParams::default())
         .await
         .unwrap()
         .items

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stagehand::aws::fence::Refusal;
-use stagehand::aws::{AwsProvider, ErrorKind, WriteFence};
+use stagehand::aws::{AwsProvider, AwsSettings, ErrorKind, WriteFence};
 use stagehand::runtime::{Context, Metrics};
 use stagehand::settings::Settings;
 use stagehand_testenv::aws::{CallRecord, FaultAction, FaultRule};
@@ -45,7 +45,7 @@ async fn a_closed_fence_keeps_every_service_write_off_the_wire() {
     let aws = Aws::start().await;
     let metrics = Metrics::new().unwrap();
     let fence = WriteFence::closed();
-    let provider = AwsProvider::new(aws.sdk.clone(), metrics.aws.clone(), Default::default())
+    let provider = AwsProvider::new(aws.sdk.clone(), metrics.aws.clone(), AwsSettings::default())
         .with_write_fence(fence.clone());
     let tags = BTreeMap::from([("k".to_owned(), "v".to_owned())]);
     let ids = ["i-0123456789abcdef0".to_owned()];
@@ -125,7 +125,7 @@ async fn a_write_in_flight_when_the_fence_closes_is_abandoned() {
     let provider = AwsProvider::new(
         aws.sdk.clone(),
         Metrics::new().unwrap().aws.clone(),
-        Default::default(),
+        AwsSettings::default(),
     )
     .with_write_fence(fence.clone());
     let started = Instant::now();
