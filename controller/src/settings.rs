@@ -134,6 +134,41 @@ pub struct Settings {
         value_name = "NAME"
     )]
     pub leader_election_lease_name: String,
+
+    /// How long a standby waits, after it last saw the leader's Lease change, before taking it
+    /// over (Go-style duration). Longer rides out API server hiccups; shorter recovers faster
+    /// from a dead leader.
+    #[arg(
+        long,
+        env = "STAGEHAND_LEADER_ELECTION_LEASE_DURATION",
+        default_value = "15s",
+        value_parser = parse_election_duration,
+        value_name = "DURATION"
+    )]
+    pub leader_election_lease_duration: Duration,
+
+    /// How long the leader keeps acting without a successful renewal: after it, AWS writes are
+    /// refused and the controllers stop. Must be shorter than the lease duration (the gap is
+    /// the safety margin against a standby taking over while a write is sent).
+    #[arg(
+        long,
+        env = "STAGEHAND_LEADER_ELECTION_RENEW_DEADLINE",
+        default_value = "10s",
+        value_parser = parse_election_duration,
+        value_name = "DURATION"
+    )]
+    pub leader_election_renew_deadline: Duration,
+
+    /// How often a standby tries to acquire the Lease, and a leader retries a failed renewal.
+    /// Must be shorter than the renew deadline.
+    #[arg(
+        long,
+        env = "STAGEHAND_LEADER_ELECTION_RETRY_PERIOD",
+        default_value = "2s",
+        value_parser = parse_election_duration,
+        value_name = "DURATION"
+    )]
+    pub leader_election_retry_period: Duration,
 }
 
 impl Default for Settings {
@@ -153,6 +188,9 @@ impl Default for Settings {
             leader_election: false,
             leader_election_namespace: None,
             leader_election_lease_name: crate::runtime::leader::DEFAULT_LEASE_NAME.to_owned(),
+            leader_election_lease_duration: Duration::from_secs(15),
+            leader_election_renew_deadline: Duration::from_secs(10),
+            leader_election_retry_period: Duration::from_secs(2),
         }
     }
 }
@@ -307,6 +345,16 @@ pub fn parse_inventory_max_age(input: &str) -> Result<Duration, String> {
         ));
     }
     Ok(age)
+}
+
+/// A leader election timing: a positive Go-style duration (how they relate to each other is
+/// checked when the election starts).
+pub fn parse_election_duration(input: &str) -> Result<Duration, String> {
+    let duration = parse_go_duration(input).map_err(|e| e.to_string())?;
+    if duration.is_zero() {
+        return Err(format!("{input} must be longer than 0"));
+    }
+    Ok(duration)
 }
 
 /// The cluster id ends up in an AWS tag value, so it must be short and plain.

@@ -12,6 +12,7 @@
 
 pub mod aws;
 pub mod discovery;
+pub mod door;
 pub mod error;
 pub mod fieldmanager;
 pub mod http;
@@ -32,6 +33,13 @@ use tokio::task::JoinHandle;
 
 pub use error::{ApiError, FieldError, FieldErrorKind};
 use http::Shared;
+
+/// A kubeconfig whose current context points at the API server at `url` (namespace `default`).
+pub fn kubeconfig_yaml(url: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: stagehand-testenv\n  cluster:\n    server: {url}\ncontexts:\n- name: stagehand-testenv\n  context:\n    cluster: stagehand-testenv\n    user: stagehand-testenv\n    namespace: default\ncurrent-context: stagehand-testenv\nusers:\n- name: stagehand-testenv\n  user: {{}}\n"
+    )
+}
 
 /// Builder for [`TestApiServer`].
 #[derive(Debug, Clone)]
@@ -117,10 +125,13 @@ impl TestApiServer {
 
     /// A kubeconfig whose current context points at this server (namespace `default`).
     pub fn kubeconfig_yaml(&self) -> String {
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: stagehand-testenv\n  cluster:\n    server: {url}\ncontexts:\n- name: stagehand-testenv\n  context:\n    cluster: stagehand-testenv\n    user: stagehand-testenv\n    namespace: default\ncurrent-context: stagehand-testenv\nusers:\n- name: stagehand-testenv\n  user: {{}}\n",
-            url = self.url()
-        )
+        kubeconfig_yaml(&self.url())
+    }
+
+    /// A door to this server for one client, that a test can make slow or shut
+    /// ([`door::Door`]).
+    pub async fn door(&self) -> std::io::Result<door::Door> {
+        door::Door::open(self.addr).await
     }
 
     pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> std::io::Result<()> {

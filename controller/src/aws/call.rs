@@ -1,4 +1,5 @@
-//! The one path every AWS call takes: rate limit → call → metrics → error mapping.
+//! The one path every AWS call takes: rate limit → write fence → call → metrics → error
+//! mapping.
 
 use std::future::Future;
 
@@ -9,6 +10,7 @@ use tokio::time::Instant;
 
 use super::Service;
 use super::error::AwsError;
+use super::fence::{Refusal, WriteFence, is_write};
 use super::metrics::AwsMetrics;
 use super::rate_limit::RateLimiter;
 
@@ -19,6 +21,7 @@ pub struct Caller {
     service: Service,
     limiter: RateLimiter,
     metrics: AwsMetrics,
+    fence: WriteFence,
 }
 
 impl Caller {
@@ -27,12 +30,14 @@ impl Caller {
         service: Service,
         limiter: RateLimiter,
         metrics: AwsMetrics,
+        fence: WriteFence,
     ) -> Self {
         Self {
             region,
             service,
             limiter,
             metrics,
+            fence,
         }
     }
 
@@ -45,8 +50,11 @@ impl Caller {
     }
 
     /// Runs `request` (an SDK `send()` future: nothing is sent before it is polled) once the
-    /// rate limiter allows it. Records `stagehand_aws_api_requests_total{result=success|error|
-    /// throttled|not_found}` and the duration (SDK retries included, rate-limit wait excluded).
+    /// rate limiter allows it and, for a write, the write fence (checked after the rate-limit
+    /// wait, right before sending; a write still in flight when the fence closes is abandoned,
+    /// so no SDK retry goes out after it). Records `stagehand_aws_api_requests_total{result=
+    /// success|error|throttled|not_found|fenced}` and the duration (SDK retries included,
+    /// rate-limit wait excluded; none for a write never sent).
     ///
     /// SDK futures are large (~17 KB); the request is boxed before anything else so the
     /// adapters' own futures stay small.
@@ -66,8 +74,21 @@ impl Caller {
             self.limiter
                 .acquire(&self.region, self.service, operation)
                 .await;
+            let write = is_write(operation);
             let started = Instant::now();
-            let result = request.await;
+            if write && let Err(refusal) = self.fence.check(started) {
+                return Err(self.refused(operation, resource, refusal, false));
+            }
+            let result = if write {
+                tokio::select! {
+                    result = request => result,
+                    refusal = self.fence.refusing() => {
+                        return Err(self.refused(operation, resource, refusal, true));
+                    }
+                }
+            } else {
+                request.await
+            };
             let elapsed = started.elapsed();
             let service = self.service.as_str();
             match result {
@@ -97,6 +118,34 @@ impl Caller {
                 }
             }
         }
+    }
+
+    /// A write the fence refused (`in_flight`: abandoned after it was sent): counted as
+    /// `result="fenced"` and logged, so an operator sees a replica that acted on stale
+    /// leadership being stopped.
+    fn refused(
+        &self,
+        operation: &'static str,
+        resource: Option<&str>,
+        refusal: Refusal,
+        in_flight: bool,
+    ) -> AwsError {
+        let service = self.service.as_str();
+        self.metrics.record_refused(service, operation);
+        tracing::warn!(
+            service,
+            operation,
+            region = %self.region,
+            resource = resource.unwrap_or(""),
+            in_flight,
+            "AWS write refused by the leader fence: {refusal}; the object is requeued"
+        );
+        AwsError::fenced(
+            self.service,
+            operation,
+            resource.map(str::to_owned),
+            refusal,
+        )
     }
 
     /// Like [`Caller::call`], for calls whose "not found" answer is a normal result (`None`).

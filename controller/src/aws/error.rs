@@ -34,6 +34,10 @@ pub enum ErrorKind {
     /// The resource is busy or changed concurrently (`ResourceConflictException`, an update
     /// in progress, a revision or ETag mismatch).
     Conflict,
+    /// Not sent, or abandoned in flight: a write while this replica's leadership is not
+    /// confirmed (see [`super::fence`]). Retried: either the next renewal confirms it, or the
+    /// replica stops and the new leader does the work.
+    Fenced,
     /// Anything else (quota exceeded, an unknown code).
     Other,
 }
@@ -49,6 +53,7 @@ impl ErrorKind {
             Self::AccessDenied => "AccessDenied",
             Self::Validation => "Validation",
             Self::Conflict => "Conflict",
+            Self::Fenced => "Fenced",
             Self::Other => "Other",
         }
     }
@@ -185,6 +190,26 @@ impl AwsError {
         }
     }
 
+    /// A write the fence refused (or abandoned in flight): nothing reached AWS from this
+    /// attempt, or nothing more will.
+    pub fn fenced(
+        service: Service,
+        operation: &'static str,
+        resource: Option<String>,
+        refusal: super::fence::Refusal,
+    ) -> Self {
+        Self {
+            service,
+            operation,
+            resource,
+            kind: ErrorKind::Fenced,
+            code: None,
+            message: format!("write refused: {refusal}"),
+            http_status: None,
+            request_id: None,
+        }
+    }
+
     /// Whether the resource does not exist.
     pub fn is_not_found(&self) -> bool {
         self.kind == ErrorKind::NotFound
@@ -197,6 +222,7 @@ impl AwsError {
             // An answer, not a failure: probing for something that does not exist yet (an
             // alias, a stack, a queue) is routine and must not look like errors on a dashboard.
             ErrorKind::NotFound => "not_found",
+            ErrorKind::Fenced => "fenced",
             _ => "error",
         }
     }
@@ -214,6 +240,7 @@ impl Classify for AwsError {
             | ErrorKind::Transport
             | ErrorKind::Conflict
             | ErrorKind::NotFound
+            | ErrorKind::Fenced
             | ErrorKind::Other => ErrorClass::Recoverable,
         }
     }
@@ -227,6 +254,7 @@ impl Classify for AwsError {
             ErrorKind::AccessDenied => "AwsAccessDenied",
             ErrorKind::Validation => "AwsInvalidRequest",
             ErrorKind::Conflict => "AwsConflict",
+            ErrorKind::Fenced => "LeaderFenced",
             ErrorKind::Other => "AwsError",
         }
     }

@@ -24,7 +24,7 @@ impl AwsMetrics {
         let requests_total = IntCounterVec::new(
             Opts::new(
                 "stagehand_aws_api_requests_total",
-                "AWS API calls made, by service, operation and result (success, error, throttled, not_found)",
+                "AWS API calls made, by service, operation and result (success, error, throttled, not_found; fenced: a write refused by the leader fence)",
             ),
             &["service", "operation", "result"],
         )?;
@@ -53,5 +53,13 @@ impl AwsMetrics {
         self.request_duration_seconds
             .with_label_values(&[service, operation])
             .observe(duration.as_secs_f64());
+    }
+
+    /// Records a write the leader fence refused (not sent, or abandoned in flight):
+    /// `result="fenced"`, no duration.
+    pub fn record_refused(&self, service: &str, operation: &str) {
+        self.requests_total
+            .with_label_values(&[service, operation, "fenced"])
+            .inc();
     }
 }

@@ -17,6 +17,7 @@ pub mod cloudfront;
 pub mod config;
 pub mod ec2;
 pub mod error;
+pub mod fence;
 pub mod lambda;
 pub mod metrics;
 pub mod rate_limit;
@@ -34,6 +35,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{Region, SdkConfig};
 
 pub use error::{AwsError, ErrorKind};
+pub use fence::WriteFence;
 pub use metrics::AwsMetrics;
 pub use rate_limit::{Limit, RateLimitOverride, RateLimits};
 pub use tags::{Ownership, owner_tag_value, ownership};
@@ -144,6 +146,8 @@ pub struct AwsProvider {
     settings: Arc<AwsSettings>,
     metrics: AwsMetrics,
     limiter: RateLimiter,
+    /// Asked before every write (see [`fence`]); shared by every clone of the provider.
+    fence: WriteFence,
     clients: Arc<Mutex<HashMap<String, RegionClients>>>,
 }
 
@@ -167,8 +171,22 @@ impl AwsProvider {
             sdk,
             settings: Arc::new(settings),
             metrics,
+            fence: WriteFence::unfenced(),
             clients: Arc::default(),
         }
+    }
+
+    /// The provider with its writes behind `fence` (leader election: see [`fence`]). Set it
+    /// before the provider is cloned: clones made earlier keep the previous fence.
+    #[must_use]
+    pub fn with_write_fence(mut self, fence: WriteFence) -> Self {
+        self.fence = fence;
+        self
+    }
+
+    /// The fence every write of this provider asks.
+    pub fn write_fence(&self) -> &WriteFence {
+        &self.fence
     }
 
     /// The shared SDK configuration (region, endpoint override; credentials stay inside).
@@ -228,6 +246,7 @@ impl AwsProvider {
             service,
             self.limiter.clone(),
             self.metrics.clone(),
+            self.fence.clone(),
         )
     }
 

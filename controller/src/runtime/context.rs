@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_config::SdkConfig;
 
-use crate::aws::AwsProvider;
 use crate::aws::config::load_sdk_config;
+use crate::aws::{AwsProvider, WriteFence};
 use crate::feed::FeedHub;
 use crate::inventory::Inventory;
 use crate::probe::TcpProber;
@@ -83,7 +83,15 @@ impl Context {
     /// Assembles a context from parts already built (tests, and [`Context::from_settings`]).
     pub fn new(client: Client, aws: SdkConfig, metrics: Metrics, settings: Settings) -> Self {
         let recorder = Recorder::new(client.clone(), Reporter::from(EVENT_REPORTER));
-        let aws = AwsProvider::new(aws, metrics.aws.clone(), settings.aws_settings());
+        // With leader election nothing may be written to AWS before the first renewal
+        // confirms leadership (see `aws::fence`); the elector opens the fence.
+        let fence = if settings.leader_election {
+            WriteFence::closed()
+        } else {
+            WriteFence::unfenced()
+        };
+        let aws = AwsProvider::new(aws, metrics.aws.clone(), settings.aws_settings())
+            .with_write_fence(fence);
         let inventory = Inventory::new(aws.clone(), settings.inventory_max_age);
         let prober = TcpProber::new(settings.probe.probe_settings());
         Self {

@@ -125,6 +125,11 @@ pub enum Error {
     #[error("lost leadership of lease {namespace}/{name}")]
     LeadershipLost { namespace: String, name: String },
 
+    /// The leader election timings do not fit together (the renew deadline must be shorter
+    /// than the lease duration, the retry period shorter than the renew deadline).
+    #[error("invalid leader election timings: {message}")]
+    LeaderElectionTimings { message: String },
+
     /// A namespaced object without a namespace (only possible for objects not read from the
     /// API).
     #[error("{kind} {name} has no namespace")]
@@ -142,6 +147,9 @@ impl Error {
                 "hint: check that the cluster is up and that the current kubeconfig context points at it (kubectl cluster-info)",
             ),
             Self::AwsConfig(error) => Some(error.hint()),
+            Self::LeaderElectionTimings { .. } => Some(
+                "hint: e.g. --leader-election-lease-duration 15s --leader-election-renew-deadline 10s --leader-election-retry-period 2s",
+            ),
             Self::Bind { .. } => Some(
                 "hint: another process may use the port; choose another with --metrics-addr (STAGEHAND_METRICS_ADDR)",
             ),
@@ -168,6 +176,7 @@ impl Classify for Error {
             Self::Metrics(_) | Self::Bind { .. } | Self::Serve(_) => "MetricsServerFailed",
             Self::StatusPatch { .. } | Self::StatusNotAnObject { .. } => "StatusUpdateFailed",
             Self::LeadershipLost { .. } => "LeadershipLost",
+            Self::LeaderElectionTimings { .. } => "LeaderElectionInvalid",
             Self::Finalizer { .. }
             | Self::InvalidFinalizer
             | Self::UnnamedObject { .. }

@@ -84,6 +84,7 @@ pub struct Metrics {
     pub site_revision_info: IntGaugeVec,
     pub build_info: IntGaugeVec,
     pub leader_election_master_status: IntGaugeVec,
+    pub leader_transitions_total: IntCounterVec,
 }
 
 fn counter(
@@ -247,6 +248,12 @@ impl Metrics {
                 "leader_election_master_status",
                 "1 while this replica holds the leader lease `name`, 0 otherwise",
                 &["name"],
+            )?,
+            leader_transitions_total: counter(
+                &r,
+                "stagehand_leader_transitions_total",
+                "Changes of this replica's leadership of lease `name`: acquired, released (graceful shutdown), lost (taken over or not renewed within the renew deadline; the controllers were stopped)",
+                &["name", "transition"],
             )?,
             registry: r,
         };

@@ -15,7 +15,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 
-fn stagehand() -> Command {
+/// `stagehand` with a cleared environment and an empty HOME (also what `leader_failover` runs).
+pub(crate) fn stagehand() -> Command {
     let home = scratch_dir("home");
     let mut command = Command::new(env!("CARGO_BIN_EXE_stagehand"));
     command

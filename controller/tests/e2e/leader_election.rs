@@ -15,6 +15,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ObjectMeta, PostParams};
+use stagehand::aws::fence::Refusal;
 use stagehand::runtime::leader::{Ended, LeaderElector, LeaseConfig, LeaseTimings};
 use stagehand::runtime::{Context, Metrics, Registry, Shutdown, manager};
 use stagehand::settings::Settings;
@@ -40,6 +41,7 @@ fn elector(server: &TestApiServer, identity: &str, metrics: &Metrics) -> LeaderE
             name: LEASE.into(),
             identity: identity.into(),
             timings: timings(),
+            wall_clock_offset: SignedDuration::ZERO,
         },
         metrics,
     )
@@ -52,6 +54,13 @@ async fn holder(server: &TestApiServer) -> Option<String> {
         .unwrap()
         .and_then(|l| l.spec)
         .and_then(|s| s.holder_identity)
+}
+
+fn transitions(metrics: &Metrics, transition: &str) -> u64 {
+    metrics
+        .leader_transitions_total
+        .with_label_values(&[LEASE, transition])
+        .get()
 }
 
 fn leader_gauge(metrics: &Metrics) -> String {
@@ -90,7 +99,7 @@ async fn one_of_two_leads_and_the_other_takes_over_after_release() {
     let a_holds = tokio::spawn({
         let a = a.clone();
         let shutdown_a = shutdown_a.clone();
-        async move { a.hold(&shutdown_a).await }
+        async move { a.hold(shutdown_a.wait()).await }
     });
     // B has tried and lost at least once (a direct round shows the same).
     assert!(!b.try_acquire_or_renew().await.unwrap());
@@ -164,14 +173,27 @@ async fn seed_lease(server: &TestApiServer, holder: &str, renewed_ago: Duration)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_lease_is_taken_over_a_valid_one_is_not() {
+async fn a_lease_is_taken_one_duration_after_this_replica_last_saw_it_change() {
     let server = TestApiServer::start().await.unwrap();
     let metrics = Metrics::new().unwrap();
     let me = elector(&server, "replica-b", &metrics);
 
-    // A crashed holder renewed a minute ago: its 3s lease has expired.
+    // A crashed holder's renewTime says a minute ago (or its clock was a minute behind): the
+    // wall clock in the lease is not trusted, this replica has only just seen it.
     seed_lease(&server, "crashed", Duration::from_secs(60)).await;
-    assert!(me.try_acquire_or_renew().await.unwrap());
+    let first_sight = tokio::time::Instant::now();
+    assert!(!me.try_acquire_or_renew().await.unwrap());
+    within("b takes the unchanged lease", async {
+        while !me.try_acquire_or_renew().await.unwrap() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let waited = first_sight.elapsed();
+    assert!(
+        waited >= timings().lease_duration,
+        "taken after {waited:?}, before a lease duration without change"
+    );
     let lease = Api::<Lease>::namespaced(server.client(), "default")
         .get(LEASE)
         .await
@@ -180,13 +202,6 @@ async fn an_expired_lease_is_taken_over_a_valid_one_is_not() {
         .unwrap();
     assert_eq!(lease.holder_identity.as_deref(), Some("replica-b"));
     assert_eq!(lease.lease_transitions, Some(5));
-
-    // A fresh lease of another replica is respected.
-    let other = TestApiServer::start().await.unwrap();
-    seed_lease(&other, "alive", Duration::ZERO).await;
-    let me = elector(&other, "replica-b", &metrics);
-    assert!(!me.try_acquire_or_renew().await.unwrap());
-    assert_eq!(holder(&other).await.as_deref(), Some("alive"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,6 +254,30 @@ async fn losing_the_lease_stops_the_manager_with_an_error() {
     );
     assert!(shutdown.is_triggered(), "losing must stop everything");
     assert_eq!(leader_gauge(&metrics), "0");
+    assert_eq!(transitions(&metrics, "acquired"), 1);
+    assert_eq!(transitions(&metrics, "lost"), 1);
+    // The fence closed with the loss: this replica's AWS writes are refused.
+    assert_eq!(
+        ctx.aws.write_fence().check(tokio::time::Instant::now()),
+        Err(Refusal::NotLeading)
+    );
+    // Reported on the Lease, for `kubectl describe lease`.
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(server.client(), "default");
+    let reasons: Vec<(Option<String>, Option<String>)> = events
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(LEASE))
+        .map(|e| (e.reason, e.type_))
+        .collect();
+    assert!(
+        reasons.contains(&(Some("LeaderElected".into()), Some("Normal".into())))
+            && reasons.contains(&(Some("LeadershipLost".into()), Some("Warning".into()))),
+        "{reasons:?}"
+    );
     // It did not release a lease it no longer holds.
     assert_eq!(holder(&server).await.as_deref(), Some("usurper"));
 }

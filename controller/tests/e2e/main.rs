@@ -18,6 +18,8 @@ mod lambda_stage_deploy;
 mod lambda_stage_restart;
 mod lambda_stage_stack;
 mod leader_election;
+mod leader_failover;
+mod leader_fence;
 mod prometheus;
 mod runtime;
 mod spot_fleet;

@@ -121,6 +121,10 @@ pub struct CallRecord {
     pub latency_ms: f64,
     pub request_bytes: u64,
     pub response_bytes: u64,
+    /// The caller's application id (`app/<id>` of the SDK's user agent, set with
+    /// `AWS_SDK_UA_APP_ID`): tells which process made the call when several share the floor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -417,6 +421,7 @@ async fn handle(
         latency_ms: 0.0,
         request_bytes: body.len() as u64,
         response_bytes: 0,
+        client: app_id(&parts.headers),
     };
     if !decision.delay.is_zero() {
         // The delay is the injected fault itself, not synchronisation.
@@ -625,6 +630,16 @@ fn bad_request(e: &dyn std::fmt::Display) -> ProxyResponse {
         "text/plain",
         format!("invalid fault rule: {e}"),
     )
+}
+
+/// The `app/<id>` token of the SDK's user agent (`x-amz-user-agent`, else `user-agent`).
+fn app_id(headers: &HeaderMap) -> Option<String> {
+    ["x-amz-user-agent", "user-agent"]
+        .iter()
+        .filter_map(|name| headers.get(*name)?.to_str().ok())
+        .flat_map(str::split_whitespace)
+        .find_map(|token| token.strip_prefix("app/"))
+        .map(str::to_owned)
 }
 
 #[cfg(test)]
