@@ -6,6 +6,7 @@
 //! the same commit as the adapter call that needs it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
@@ -261,14 +262,16 @@ pub fn markdown_table(kinds: &[Kind]) -> String {
             .map(|g| format!("`{}` ({})", g.action, g.scope.sid))
             .collect();
         let used_by: Vec<&str> = op.kinds.iter().map(|k| k.as_str()).collect();
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
             op.service,
             op.name,
             grants.join(", "),
             used_by.join(", "),
             op.note
-        ));
+        );
     }
     out
 }

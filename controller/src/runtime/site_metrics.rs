@@ -168,7 +168,7 @@ mod tests {
             .gather()
             .iter()
             .filter(|family| family.name() == "stagehand_site_invalidation_in_progress")
-            .flat_map(|family| family.get_metric())
+            .flat_map(prometheus::proto::MetricFamily::get_metric)
             .map(|metric| metric.get_label()[0].value().to_owned())
             .collect();
         assert_eq!(sites, ["web/blog"]);
