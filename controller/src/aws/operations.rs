@@ -344,10 +344,15 @@ pub static OPERATIONS: &[Operation] = &[
     op(S3, "DeleteBucket", SITE, &[grant("s3:DeleteBucket", &SITE_BUCKETS)], "deletion"),
     op(S3, "PutBucketVersioning", SITE, &[grant("s3:PutBucketVersioning", &SITE_BUCKETS)], ""),
     op(S3, "GetBucketVersioning", SITE, &[grant("s3:GetBucketVersioning", &SITE_BUCKETS)], ""),
+    op(S3, "GetPublicAccessBlock", SITE, &[grant("s3:GetBucketPublicAccessBlock", &SITE_BUCKETS)], "bucket settings are read before they are written"),
     op(S3, "PutPublicAccessBlock", SITE, &[grant("s3:PutBucketPublicAccessBlock", &SITE_BUCKETS)], ""),
+    op(S3, "GetBucketOwnershipControls", SITE, &[grant("s3:GetBucketOwnershipControls", &SITE_BUCKETS)], ""),
     op(S3, "PutBucketOwnershipControls", SITE, &[grant("s3:PutBucketOwnershipControls", &SITE_BUCKETS)], ""),
+    op(S3, "GetBucketEncryption", SITE, &[grant("s3:GetEncryptionConfiguration", &SITE_BUCKETS)], ""),
     op(S3, "PutBucketEncryption", SITE, &[grant("s3:PutEncryptionConfiguration", &SITE_BUCKETS)], ""),
+    op(S3, "GetBucketTagging", SITE, &[grant("s3:GetBucketTagging", &SITE_BUCKETS)], "ownership tags"),
     op(S3, "PutBucketTagging", SITE, &[grant("s3:PutBucketTagging", &SITE_BUCKETS)], ""),
+    op(S3, "GetBucketPolicy", SITE, &[grant("s3:GetBucketPolicy", &SITE_BUCKETS)], ""),
     op(S3, "PutBucketPolicy", SITE, &[grant("s3:PutBucketPolicy", &SITE_BUCKETS)], "the CloudFront-only read policy"),
     op(S3, "GetBucketNotificationConfiguration", SITE, &[grant("s3:GetBucketNotification", &SITE_BUCKETS)], ""),
     op(S3, "PutBucketNotificationConfiguration", SITE, &[grant("s3:PutBucketNotification", &SITE_BUCKETS)], "EventBridge notifications"),
@@ -406,32 +411,69 @@ mod tests {
         }
     }
 
-    /// `service Operation` of every `call("Operation"` / `call_optional("Operation"` in the
-    /// adapters' source (the literal may start on the next line).
+    /// The functions that pass an `operation: &'static str` on to the caller (`call`,
+    /// `call_optional`, and adapter helpers such as S3's `setting`): their first literal
+    /// argument is an operation name.
+    fn operation_taking_functions(texts: &[String]) -> BTreeSet<String> {
+        let mut names = BTreeSet::from(["call".to_owned(), "call_optional".to_owned()]);
+        for text in texts {
+            for (at, _) in text.match_indices("fn ") {
+                let rest = &text[at + 3..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let signature = rest.split('{').next().unwrap_or_default();
+                if signature.contains("operation: &'static str") {
+                    names.insert(name);
+                }
+            }
+        }
+        names
+    }
+
+    /// `service Operation` of every string literal passed first to an operation-taking function
+    /// in an adapter's source (the literal may start on the next line).
     fn called_in_source() -> BTreeSet<String> {
         let aws = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/aws");
         let mut files = Vec::new();
         rust_files(&aws, &mut files);
+        let adapters: Vec<(Service, String)> = files
+            .iter()
+            .filter_map(|file| {
+                let service = file
+                    .strip_prefix(&aws)
+                    .ok()?
+                    .components()
+                    .next()?
+                    .as_os_str()
+                    .to_str()?
+                    .trim_end_matches(".rs")
+                    .parse::<Service>()
+                    .ok()?;
+                Some((service, std::fs::read_to_string(file).unwrap()))
+            })
+            .collect();
+        let texts: Vec<String> = adapters.iter().map(|(_, text)| text.clone()).collect();
+        let functions = operation_taking_functions(&texts);
         let mut called = BTreeSet::new();
-        for file in files {
-            let Some(service) = file
-                .strip_prefix(&aws)
-                .ok()
-                .and_then(|p| p.components().next())
-                .and_then(|c| c.as_os_str().to_str())
-                .and_then(|name| name.trim_end_matches(".rs").parse::<Service>().ok())
-            else {
-                continue;
-            };
-            let text = std::fs::read_to_string(&file).unwrap();
-            for marker in ["call(", "call_optional("] {
-                for (at, _) in text.match_indices(marker) {
+        for (service, text) in &adapters {
+            for function in &functions {
+                let marker = format!("{function}(");
+                for (at, _) in text.match_indices(&marker) {
+                    let preceded_by_name = text[..at]
+                        .chars()
+                        .next_back()
+                        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
                     let rest = text[at + marker.len()..].trim_start();
                     let Some(literal) = rest.strip_prefix('"') else {
                         continue;
                     };
                     let name: String = literal.chars().take_while(|c| *c != '"').collect();
-                    if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    if !preceded_by_name
+                        && !name.is_empty()
+                        && name.chars().all(|c| c.is_ascii_alphanumeric())
+                    {
                         called.insert(format!("{service} {name}"));
                     }
                 }
@@ -446,7 +488,8 @@ mod tests {
         assert!(
             called.contains("lambda UpdateFunctionCode")
                 && called.contains("ec2 TerminateInstances")
-                && called.contains("cloudfront DeleteOriginAccessControl"),
+                && called.contains("cloudfront DeleteOriginAccessControl")
+                && called.contains("s3 GetBucketPolicy"),
             "the adapters' calls were not found: {called:?}"
         );
         let listed: BTreeSet<String> = OPERATIONS
