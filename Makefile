@@ -36,8 +36,14 @@ prometheus:
 helm:
 	scripts/ensure-helm >/dev/null
 
+# Every operation the controller makes through the test proxy is appended to AWS_CALLS (the
+# proxy knows Stagehand's requests by their SDK app name); the IAM policy must grant them all.
+AWS_CALLS ?= $(CARGO_TARGET_DIR)/stagehand-aws-calls.txt
+
 unit: moto prometheus helm
-	$(CARGO) test --workspace --locked --no-fail-fast
+	rm -f $(AWS_CALLS)
+	STAGEHAND_TESTENV_CALLS_FILE=$(AWS_CALLS) $(CARGO) test --workspace --locked --no-fail-fast
+	$(CARGO) run --locked -q -p stagehand -- iam-policy --check-calls $(AWS_CALLS)
 
 crds:
 	STAGEHAND_UPDATE_CRDS=1 $(CARGO) test -p stagehand-crds --test generated_yaml --locked

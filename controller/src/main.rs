@@ -33,6 +33,9 @@ enum Command {
     /// round after round until they settle. Exit 0: Ready, 4: not Ready (stalled, validation
     /// failed), 5: timed out, 1: error.
     Apply(stagehand::cli::ApplyArgs),
+    /// Print the least-privilege IAM policy for the kinds this build serves (JSON, or the
+    /// operation table as Markdown), or check a list of calls against it.
+    IamPolicy(stagehand::cli::iam::IamPolicyArgs),
     /// Print the CustomResourceDefinitions as YAML (kubectl apply -f -).
     Crds,
     /// Print the version.
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Run(settings) => run(*settings),
         Command::Plan(args) => cli_command(|| stagehand::cli::plan::plan(&args)),
         Command::Apply(args) => cli_command(|| stagehand::cli::plan::apply(&args)),
+        Command::IamPolicy(args) => ExitCode::from(stagehand::cli::iam::run(&args)),
         Command::Crds => crds(),
         Command::Version => {
             println!("stagehand {}", stagehand::version_string());

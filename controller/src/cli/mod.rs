@@ -25,6 +25,7 @@
 
 pub mod fleet;
 pub mod fleet_report;
+pub mod iam;
 pub mod manifest;
 pub mod plan;
 pub mod report;

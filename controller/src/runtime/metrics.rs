@@ -6,6 +6,8 @@
 use std::time::Duration;
 
 use kube::runtime::controller::Action;
+use prometheus::core::Collector;
+use prometheus::proto::MetricType;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -54,6 +56,43 @@ impl ReconcileResult {
         } else {
             Self::RequeueAfter
         }
+    }
+}
+
+/// One metric family as `/metrics` would describe it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricInfo {
+    pub name: String,
+    /// `counter`, `gauge` or `histogram`, as in the exposition format's `# TYPE` line.
+    pub kind: &'static str,
+    pub labels: Vec<String>,
+    pub help: String,
+}
+
+impl MetricInfo {
+    fn of(collector: &dyn Collector) -> Vec<Self> {
+        let kinds = collector
+            .collect()
+            .iter()
+            .map(|family| match family.get_field_type() {
+                MetricType::COUNTER => "counter",
+                MetricType::GAUGE => "gauge",
+                MetricType::HISTOGRAM => "histogram",
+                MetricType::SUMMARY => "summary",
+                MetricType::UNTYPED => "untyped",
+            })
+            .collect::<Vec<_>>();
+        collector
+            .desc()
+            .into_iter()
+            .zip(kinds)
+            .map(|(desc, kind)| Self {
+                name: desc.fq_name.clone(),
+                kind,
+                labels: desc.variable_labels.clone(),
+                help: desc.help.clone(),
+            })
+            .collect()
     }
 }
 
@@ -267,6 +306,96 @@ impl Metrics {
     /// The registry, for gathering.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Every metric family this registry serves, with or without series yet: name, type,
+    /// labels, help. The registry's own `gather` leaves out families nobody has recorded into
+    /// (a SpotFleet metric before the first fleet), so `docs/metrics.md` is checked against
+    /// this instead. The exhaustive destructuring makes a new field that is left out of the
+    /// list a compile error.
+    pub fn catalog(&self) -> Vec<MetricInfo> {
+        let Self {
+            registry: _,
+            reconcile_total,
+            reconcile_errors_total,
+            terminal_reconcile_errors_total,
+            reconcile_time_seconds,
+            active_workers,
+            max_concurrent_reconciles,
+            reconcile_errors_by_reason_total,
+            aws:
+                AwsMetrics {
+                    requests_total,
+                    request_duration_seconds,
+                },
+            drift_detected_total,
+            actions_total,
+            resources,
+            queue_backlog_messages,
+            spot_interruptions_total,
+            feed:
+                FeedMetrics {
+                    messages,
+                    interruptions,
+                    poll_errors,
+                    queue_up,
+                },
+            fleet:
+                FleetMetrics {
+                    instances,
+                    desired_capacity,
+                    ready_capacity,
+                    replacements_total,
+                    launch_errors_total,
+                },
+            site:
+                SiteMetrics {
+                    objects_uploaded_total,
+                    bytes_uploaded_total,
+                    invalidation_paths_total,
+                    rollbacks_total,
+                    sync_duration_seconds,
+                    invalidation_in_progress,
+                },
+            site_revision_info,
+            build_info,
+            leader_election_master_status,
+        } = self;
+        let collectors: [&dyn Collector; 32] = [
+            reconcile_total,
+            reconcile_errors_total,
+            terminal_reconcile_errors_total,
+            reconcile_time_seconds,
+            active_workers,
+            max_concurrent_reconciles,
+            reconcile_errors_by_reason_total,
+            requests_total,
+            request_duration_seconds,
+            drift_detected_total,
+            actions_total,
+            resources,
+            queue_backlog_messages,
+            spot_interruptions_total,
+            messages,
+            interruptions,
+            poll_errors,
+            queue_up,
+            instances,
+            desired_capacity,
+            ready_capacity,
+            replacements_total,
+            launch_errors_total,
+            objects_uploaded_total,
+            bytes_uploaded_total,
+            invalidation_paths_total,
+            rollbacks_total,
+            sync_duration_seconds,
+            invalidation_in_progress,
+            site_revision_info,
+            build_info,
+            leader_election_master_status,
+        ];
+        collectors.into_iter().flat_map(MetricInfo::of).collect()
     }
 
     /// All metrics in the Prometheus text exposition format.

@@ -11,6 +11,8 @@ pub mod fleet_metrics;
 pub mod leader;
 pub mod manager;
 pub mod metrics;
+#[cfg(test)]
+mod metrics_doc;
 pub mod registry;
 pub mod requeue;
 pub mod round;

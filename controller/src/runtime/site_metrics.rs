@@ -1,8 +1,10 @@
 //! StaticSite's own metrics: what deploys move (objects and bytes uploaded, invalidation
-//! paths), how long a content sync takes, and how often sites roll back. The `site` label is
-//! `<namespace>/<name>`: one series set per site, never per object.
+//! paths), how long a content sync takes, how often sites roll back, and whether a site's
+//! CloudFront invalidation is still running. The `site` label is `<namespace>/<name>`: one
+//! series set per site, never per object.
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry};
+use stagehand_crds::static_site::InvalidationStatus;
 
 /// The metrics, registered once in the runtime's registry.
 #[derive(Clone, Debug)]
@@ -19,6 +21,11 @@ pub struct SiteMetrics {
     /// `stagehand_site_sync_duration_seconds`: rounds that changed content, observe to served
     /// record (not per site: a histogram per site would be hundreds of series).
     pub sync_duration_seconds: Histogram,
+    /// `stagehand_site_invalidation_in_progress{site}`: 1 while the site's last invalidation
+    /// (`status.lastInvalidation`) has not completed, 0 once it has. CloudFront finishes one in
+    /// minutes, so a site at 1 for half an hour is stuck (the `StagehandSiteInvalidationStuck`
+    /// alert); a per-site gauge says which site, where the `Reconciling` census cannot.
+    pub invalidation_in_progress: IntGaugeVec,
 }
 
 impl SiteMetrics {
@@ -39,6 +46,14 @@ impl SiteMetrics {
             ]),
         )?;
         registry.register(Box::new(sync_duration_seconds.clone()))?;
+        let invalidation_in_progress = IntGaugeVec::new(
+            Opts::new(
+                "stagehand_site_invalidation_in_progress",
+                "1 while a StaticSite's last CloudFront invalidation has not completed, by site",
+            ),
+            &["site"],
+        )?;
+        registry.register(Box::new(invalidation_in_progress.clone()))?;
         Ok(Self {
             objects_uploaded_total: counter(
                 "stagehand_site_objects_uploaded_total",
@@ -57,7 +72,29 @@ impl SiteMetrics {
                 "StaticSite rollbacks completed (rollbackTo recorded as served), by site",
             )?,
             sync_duration_seconds,
+            invalidation_in_progress,
         })
+    }
+
+    /// Sets the in-progress gauge from the status just written: CloudFront says `InProgress`
+    /// until `Completed` (moto: `COMPLETED`, hence the case-insensitive compare). A site that
+    /// never invalidated has no series.
+    pub fn record_last_invalidation(&self, site: &str, last: Option<&InvalidationStatus>) {
+        let Some(last) = last else {
+            return;
+        };
+        let completed = last
+            .status
+            .as_deref()
+            .is_some_and(|status| status.eq_ignore_ascii_case("Completed"));
+        self.invalidation_in_progress
+            .with_label_values(&[site])
+            .set(i64::from(!completed));
+    }
+
+    /// Drops the site's gauge (the site is being deleted: nothing of it is waited on any more).
+    pub fn forget(&self, site: &str) {
+        let _ = self.invalidation_in_progress.remove_label_values(&[site]);
     }
 
     /// Counts one round's uploads.
@@ -94,6 +131,15 @@ mod tests {
         metrics.record_invalidation("web/shop", 2);
         metrics.record_rollback("web/blog");
         metrics.sync_duration_seconds.observe(0.7);
+        let invalidation = |status: &str| InvalidationStatus {
+            id: "I1".to_owned(),
+            paths: 2,
+            status: Some(status.to_owned()),
+        };
+        metrics.record_last_invalidation("web/shop", Some(&invalidation("InProgress")));
+        metrics.record_last_invalidation("web/blog", Some(&invalidation("InProgress")));
+        metrics.record_last_invalidation("web/blog", Some(&invalidation("COMPLETED")));
+        metrics.record_last_invalidation("web/docs", None);
         let mut buffer = Vec::new();
         prometheus::Encoder::encode(
             &prometheus::TextEncoder::new(),
@@ -108,8 +154,23 @@ mod tests {
             r#"stagehand_site_invalidation_paths_total{site="web/shop"} 2"#,
             r#"stagehand_site_rollbacks_total{site="web/blog"} 1"#,
             "stagehand_site_sync_duration_seconds_count 1",
+            r#"stagehand_site_invalidation_in_progress{site="web/shop"} 1"#,
+            r#"stagehand_site_invalidation_in_progress{site="web/blog"} 0"#,
         ] {
             assert!(text.lines().any(|l| l == expected), "{expected} in {text}");
         }
+        assert!(
+            !text.contains(r#"site="web/docs""#),
+            "no invalidation, no series"
+        );
+        metrics.forget("web/shop");
+        let sites: Vec<String> = registry
+            .gather()
+            .iter()
+            .filter(|family| family.name() == "stagehand_site_invalidation_in_progress")
+            .flat_map(prometheus::proto::MetricFamily::get_metric)
+            .map(|metric| metric.get_label()[0].value().to_owned())
+            .collect();
+        assert_eq!(sites, ["web/blog"]);
     }
 }

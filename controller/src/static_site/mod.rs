@@ -138,6 +138,7 @@ fn record_metrics(ctx: &Context, site: &StaticSite, round: &Round, started: Inst
             .sync_duration_seconds
             .observe(started.elapsed().as_secs_f64());
     }
+    metrics.record_last_invalidation(&label, round.status.last_invalidation.as_ref());
     let before = site.status.as_ref().and_then(|s| s.revision.clone());
     if before != round.status.revision {
         if let Some(old) = &before {
@@ -249,6 +250,7 @@ impl Reconciler<StaticSite> for StaticSiteReconciler {
             return Err(StaticSiteError::Paused);
         }
         self.refreshes.forget(site.as_ref());
+        ctx.metrics.site.forget(&site_label(&site));
         let policy = spec.lifecycle.deletion_policy;
         let scope = TeardownScope {
             bucket: effective_deletion_policy(policy, spec.bucket.create) == DeletionPolicy::Delete,

@@ -59,7 +59,7 @@ impl Replica {
         command
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_SDK_UA_APP_ID", name)
+            .env("AWS_SDK_UA_APP_ID", app_id(name))
             .env("POD_NAME", name)
             .env(
                 "RUST_LOG",
@@ -297,10 +297,16 @@ fn drive(env: &Arc<Env>) -> (tokio::task::JoinHandle<u64>, Arc<Notify>) {
     (driver, stop)
 }
 
+/// The user agent's app id of replica `name`: the controller keeps an app id that names
+/// Stagehand, and replaces any other with `stagehand`.
+fn app_id(name: &str) -> String {
+    format!("stagehand.{name}")
+}
+
 /// AWS writes per replica, in the proxy's order.
 fn writes<'a>(log: &'a [CallRecord], replica: &str) -> Vec<&'a CallRecord> {
     log.iter()
-        .filter(|r| r.client.as_deref() == Some(replica))
+        .filter(|r| r.client.as_deref() == Some(app_id(replica).as_str()))
         .filter(|r| stagehand::aws::fence::is_write(&r.operation))
         .collect()
 }

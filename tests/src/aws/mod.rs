@@ -31,6 +31,7 @@
 
 pub mod addresses;
 pub mod classify;
+pub mod controller_calls;
 pub mod faults;
 pub mod moto;
 pub mod moto_fixes;

@@ -394,6 +394,7 @@ async fn handle(
     }
 
     let id = classify::identify(&parts.method, &parts.uri, &parts.headers, &body);
+    super::controller_calls::note(&id.service, &id.operation, &parts.headers);
     let decoded_pq = percent_encoding::percent_decode_str(&path_and_query)
         .decode_utf8_lossy()
         .into_owned();

@@ -9,4 +9,3 @@ mod chart;
 mod dashboard;
 
 mod exported;
-mod iam;
