@@ -1,7 +1,7 @@
 //! `stagehand plan` (observe + plan, never act) and `stagehand apply` (reconcile rounds until
 //! settled), per object of the manifest, with the controller's own functions. LambdaStages are
-//! handled here, SpotFleets in [`super::fleet`]; both share the [`Session`] and `apply`'s round
-//! loop ([`converge`]).
+//! handled here, SpotFleets in [`super::fleet`], StaticSites in [`super::site`]; all share the
+//! [`Session`] and `apply`'s round loop ([`converge`]).
 
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ use crate::probe::TcpProber;
 use crate::runtime::round::{AFTER_ACTIONS, owner_of};
 
 /// At most this many hashing rounds before a plan is printed (one per artifact suffices).
-const HASH_ROUNDS: usize = 3;
+pub(super) const HASH_ROUNDS: usize = 3;
 /// `apply`: a failed action or observation is retried after this (doubling) delay...
 const RETRY_BASE: Duration = Duration::from_secs(2);
 /// ... at most this many times in a row before `apply` gives up with exit code 1.
@@ -114,6 +114,9 @@ pub async fn plan(args: &PlanArgs) -> u8 {
                 printer
                     .report(super::fleet::plan_fleet(&session, fleet, args.show_user_data).await);
             }
+            Document::StaticSite(site) => {
+                printer.report(super::site::plan_site(&session, site).await);
+            }
         }
     }
     printer.finish_plan()
@@ -181,6 +184,10 @@ pub async fn apply(args: &ApplyArgs) -> u8 {
                     args.plan.show_user_data,
                 )
                 .await;
+                printer.report(report);
+            }
+            Document::StaticSite(site) => {
+                let report = super::site::apply_site(&session, site, deadline, &printer).await;
                 printer.report(report);
             }
         }

@@ -10,6 +10,7 @@ mod support;
 mod aws_adapters;
 mod cli;
 mod cli_plan_apply;
+mod cli_site;
 mod event_queue_template;
 mod feed;
 mod lambda_inventory;
