@@ -209,6 +209,34 @@ pub(super) struct RoundView {
     pub drift: bool,
 }
 
+impl RoundView {
+    /// A round that ran: the action that failed (its kind, and why) if any, whether it is
+    /// stalled, whether some action ran, the waits, whether drift was found.
+    pub(super) fn after(
+        failure: Option<(&str, &dyn std::error::Error)>,
+        stalled: bool,
+        acted: bool,
+        waits: &[Wait],
+        drift: bool,
+    ) -> Self {
+        Self {
+            failure: failure.map(|(kind, error)| format!("{kind} failed: {}", one_line(error))),
+            stalled,
+            acted,
+            waits: waits.to_vec(),
+            drift,
+        }
+    }
+
+    /// A round that refused to run for a reason only a human can fix.
+    pub(super) fn stalled() -> Self {
+        Self {
+            stalled: true,
+            ..Self::default()
+        }
+    }
+}
+
 /// One object's rounds, as `apply` runs them.
 pub(super) trait Rounds {
     /// Runs the next round, printing each action as it starts; what it came to, or why it could
@@ -291,17 +319,14 @@ impl Rounds for StageRounds<'_> {
             .extend(round.report.done.iter().cloned());
         self.report.set_plan(&round.plan, &round.status);
         self.status = Some(round.status.clone());
-        Ok(RoundView {
-            failure: round
-                .report
-                .failure
-                .as_ref()
-                .map(|(action, error)| format!("{} failed: {}", action.kind(), one_line(error))),
-            stalled: round.plan.stalled.is_some(),
-            acted: !round.report.done.is_empty(),
-            waits: round.plan.waits.clone(),
-            drift: !round.plan.drift.is_empty(),
-        })
+        let failure = round.report.failure.as_ref();
+        Ok(RoundView::after(
+            failure.map(|(action, error)| (action.kind(), error as &dyn std::error::Error)),
+            round.plan.stalled.is_some(),
+            !round.report.done.is_empty(),
+            &round.plan.waits,
+            !round.plan.drift.is_empty(),
+        ))
     }
 }
 

@@ -94,7 +94,8 @@ impl<'a> ContentChanges<'a> {
         let bytes: u64 = self.uploads.iter().map(|t| t.size).sum();
         write_list(
             out,
-            &format!("{} ({bytes} bytes)", title("Upload", "Uploaded")),
+            title("Upload", "Uploaded"),
+            &format!(", {bytes} bytes"),
             self.uploads.iter().map(|t| {
                 let cache = t.metadata.cache_control.as_deref().unwrap_or("-");
                 format!(
@@ -106,6 +107,7 @@ impl<'a> ContentChanges<'a> {
         write_list(
             out,
             title("Copy in place (metadata only)", "Copied in place"),
+            "",
             self.metadata.iter().map(|c| {
                 let cache = c.metadata.cache_control.as_deref().unwrap_or("-");
                 format!("{}  {}  {cache}", c.key, c.metadata.content_type)
@@ -114,6 +116,7 @@ impl<'a> ContentChanges<'a> {
         write_list(
             out,
             title("Restore from a stored version", "Restored"),
+            "",
             self.restores
                 .iter()
                 .map(|c| format!("{}  from version {}", c.key, c.from_version_id)),
@@ -121,23 +124,30 @@ impl<'a> ContentChanges<'a> {
         write_list(
             out,
             title("Delete", "Deleted"),
+            "",
             self.deletes.iter().map(|k| (*k).to_owned()),
         );
         write_list(
             out,
             title("Invalidate", "Invalidated"),
+            "",
             self.invalidation_paths.iter().map(|p| (*p).to_owned()),
         );
     }
 }
 
-/// `  <title>, N:` and the first [`TEXT_LIST_LIMIT`] lines.
-fn write_list(out: &mut String, title: &str, lines: impl ExactSizeIterator<Item = String>) {
+/// `  <title> (<count><detail>):` and the first [`TEXT_LIST_LIMIT`] lines.
+fn write_list(
+    out: &mut String,
+    title: &str,
+    detail: &str,
+    lines: impl ExactSizeIterator<Item = String>,
+) {
     let total = lines.len();
     if total == 0 {
         return;
     }
-    let _ = writeln!(out, "  {title}, {total}:");
+    let _ = writeln!(out, "  {title} ({total}{detail}):");
     for line in lines.take(TEXT_LIST_LIMIT) {
         let _ = writeln!(out, "    {line}");
     }
@@ -417,5 +427,70 @@ impl ObjectReport for SiteReport {
         write_conditions(&mut out, &self.conditions, reason::APPLYING);
         let _ = writeln!(out, "  Result: {}", self.result);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::s3::Sha256Digest;
+    use crate::static_site::metadata::ObjectMetadata;
+    use crate::static_site::observed::ContentOrigin;
+
+    fn upload(key: &str) -> Transfer {
+        Transfer {
+            key: key.to_owned(),
+            sha256: Sha256Digest::of(key.as_bytes()),
+            size: 3,
+            metadata: ObjectMetadata {
+                content_type: "text/html".to_owned(),
+                cache_control: None,
+            },
+            origin: ContentOrigin::ArchiveEntry,
+        }
+    }
+
+    #[test]
+    fn text_lists_at_most_twenty_keys_per_list_and_json_every_one() {
+        let actions = vec![
+            Action::UploadObjects {
+                objects: (0..25).map(|i| upload(&format!("p/{i:02}.html"))).collect(),
+            },
+            Action::DeleteObjects {
+                keys: vec!["old.html".to_owned()],
+            },
+            Action::Invalidate {
+                distribution_id: "E1".to_owned(),
+                caller_reference: "r".to_owned(),
+                paths: vec!["/p/*".to_owned(), "/old.html".to_owned()],
+            },
+        ];
+        let changes = ContentChanges::of(&actions);
+        let mut out = String::new();
+        changes.write(&mut out, false);
+        assert!(
+            out.starts_with("  Upload (25, 75 bytes):\n    p/00.html  3 B  text/html  -\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("    p/19.html") && !out.contains("p/20.html"),
+            "{out}"
+        );
+        assert!(
+            out.ends_with(
+                "    … and 5 more (-o json lists every one)\n  Delete (1):\n    old.html\n  \
+                 Invalidate (2):\n    /p/*\n    /old.html\n"
+            ),
+            "{out}"
+        );
+        let mut past = String::new();
+        changes.write(&mut past, true);
+        assert!(past.starts_with("  Uploaded (25, 75 bytes):"), "{past}");
+        let json = changes.to_json();
+        assert_eq!(json["uploads"].as_array().map(Vec::len), Some(25));
+        assert_eq!(json["uploads"][24]["key"], "p/24.html");
+        assert_eq!(json["deletes"], json!(["old.html"]));
+        assert_eq!(json["invalidationPaths"], json!(["/p/*", "/old.html"]));
+        assert_eq!(json["restores"], json!([]));
     }
 }
