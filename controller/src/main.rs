@@ -25,13 +25,13 @@ struct Cli {
 enum Command {
     /// Run the controller: reconcile Stagehand objects and serve /metrics, /healthz, /readyz.
     Run(Box<Settings>),
-    /// Print what Stagehand would change in AWS for the LambdaStages and SpotFleets of a file,
-    /// without a cluster and without changing anything. Exit 0: no changes, 3: changes
-    /// pending, 4: stalled, 1: error.
+    /// Print what Stagehand would change in AWS for the LambdaStages, SpotFleets and StaticSites
+    /// of a file, without a cluster and without changing anything. Exit 0: no changes, 3:
+    /// changes pending, 4: stalled, 1: error.
     Plan(stagehand::cli::PlanArgs),
-    /// Reconcile the LambdaStages and SpotFleets of a file against AWS without a cluster,
-    /// round after round until they settle. Exit 0: Ready, 4: not Ready (stalled, validation
-    /// failed), 5: timed out, 1: error.
+    /// Reconcile the LambdaStages, SpotFleets and StaticSites of a file against AWS without a
+    /// cluster, round after round until they settle. Exit 0: Ready, 4: not Ready (stalled,
+    /// validation failed), 5: timed out, 1: error.
     Apply(stagehand::cli::ApplyArgs),
     /// Print the least-privilege IAM policy for the kinds this build serves (JSON, or the
     /// operation table as Markdown), or check a list of calls against it.

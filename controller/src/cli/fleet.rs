@@ -100,23 +100,19 @@ impl FleetRounds<'_> {
             .extend(round.report.done.iter().cloned());
         self.report.set_round(round);
         self.status = Some(round.status.clone());
-        RoundView {
-            failure: round.report.failure.as_ref().map(|(action, error)| {
-                format!("{} failed: {}", action.facts().kind, one_line(error))
-            }),
-            stalled: round.plan.stalled.is_some(),
-            acted: !round.report.done.is_empty(),
-            waits: round.plan.waits.clone(),
-            drift: !round.plan.drift.is_empty(),
-        }
+        let failure = round.report.failure.as_ref();
+        RoundView::after(
+            failure.map(|(action, error)| (action.facts().kind, error as &dyn std::error::Error)),
+            round.plan.stalled.is_some(),
+            !round.report.done.is_empty(),
+            &round.plan.waits,
+            !round.plan.drift.is_empty(),
+        )
     }
 
     fn stalled(&mut self, error: &SpotFleetError) -> RoundView {
         self.report.set_stall(error);
-        RoundView {
-            stalled: true,
-            ..RoundView::default()
-        }
+        RoundView::stalled()
     }
 }
 

@@ -17,7 +17,8 @@ use stagehand_crds::SpotFleet;
 
 use super::exit;
 use super::report::{
-    ObjectReport, conditions_json, stall_json, waits_json, write_conditions, write_waits_and_stall,
+    DriftLine, ObjectReport, conditions_json, drift_json, stall_json, waits_json, write_actions,
+    write_conditions, write_drift, write_header, write_waits_and_stall,
 };
 use crate::base::plan::{Stall, Wait};
 use crate::base::{ActGate, Classify};
@@ -184,19 +185,10 @@ impl FleetReport {
         }
     }
 
-    fn write_actions(out: &mut String, title: &str, actions: &[Action], numbered: bool) {
-        if actions.is_empty() {
-            return;
-        }
-        let _ = writeln!(out, "  {title}:");
-        for (i, action) in actions.iter().enumerate() {
-            let kind = action.facts().kind;
-            if numbered {
-                let _ = writeln!(out, "    {}. {kind}: {action}", i + 1);
-            } else {
-                let _ = writeln!(out, "    {kind}: {action}");
-            }
-        }
+    fn drift_lines(&self) -> impl ExactSizeIterator<Item = DriftLine<'_>> {
+        self.drift
+            .iter()
+            .map(|d| (d.field.as_str(), d.subject.as_str(), d.detail.as_str()))
     }
 
     fn write_user_data(&self, out: &mut String) {
@@ -283,9 +275,7 @@ impl ObjectReport for FleetReport {
             "readyCapacity": self.ready_capacity,
             "specHash": self.spec_hash,
             "instances": self.instances.iter().map(Self::instance_json).collect::<Vec<_>>(),
-            "drift": self.drift.iter().map(|d| json!({
-                "field": d.field.as_str(), "subject": d.subject, "detail": d.detail,
-            })).collect::<Vec<_>>(),
+            "drift": drift_json(self.drift_lines()),
             "actions": self.actions.iter().map(action).collect::<Vec<_>>(),
             "waits": waits_json(&self.waits),
             "stalled": stall_json(self.stalled.as_ref()),
@@ -302,20 +292,14 @@ impl ObjectReport for FleetReport {
     fn to_text(&self, applying: bool) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
-        let _ = writeln!(
-            out,
-            "SpotFleet {} (owner {}, region {})",
-            self.id(),
-            self.owner,
-            self.region
+        write_header(
+            &mut out,
+            "SpotFleet",
+            &self.id(),
+            &self.owner,
+            &self.region,
+            self.gate,
         );
-        if self.gate != ActGate::Act {
-            let _ = writeln!(
-                out,
-                "  Management: {:?} — Stagehand changes nothing",
-                self.gate
-            );
-        }
         if let Some(error) = &self.error {
             let _ = writeln!(out, "  Error: {error}");
         }
@@ -329,17 +313,13 @@ impl ObjectReport for FleetReport {
             );
         }
         self.write_instances(&mut out);
-        if !self.drift.is_empty() {
-            let _ = writeln!(out, "  Drift:");
-            for d in &self.drift {
-                let _ = writeln!(out, "    {} {}: {}", d.field.as_str(), d.subject, d.detail);
-            }
-        }
+        write_drift(&mut out, self.drift_lines());
+        let kind = |a: &Action| a.facts().kind;
         if applying {
-            Self::write_actions(&mut out, "Applied, in order", &self.applied, true);
-            Self::write_actions(&mut out, "Still to do", &self.actions, false);
+            write_actions(&mut out, "Applied, in order", &self.applied, kind, true);
+            write_actions(&mut out, "Still to do", &self.actions, kind, false);
         } else {
-            Self::write_actions(&mut out, "Actions, in order", &self.actions, true);
+            write_actions(&mut out, "Actions, in order", &self.actions, kind, true);
         }
         write_waits_and_stall(&mut out, &self.waits, self.stalled.as_ref());
         write_conditions(&mut out, &self.conditions, reason::APPLYING);

@@ -1,6 +1,6 @@
-//! Reads the LambdaStage and SpotFleet documents of a manifest file (`kubectl apply -f` style:
-//! YAML, one or more documents separated by `---`), each admitted as the API server would
-//! admit it (schema, CEL rules, defaults).
+//! Reads the LambdaStage, SpotFleet and StaticSite documents of a manifest file (`kubectl
+//! apply -f` style: YAML, one or more documents separated by `---`), each admitted as the API
+//! server would admit it (schema, CEL rules, defaults).
 
 use std::io::Read;
 use std::path::Path;
@@ -9,10 +9,13 @@ use std::sync::OnceLock;
 use kube::CustomResourceExt;
 use serde::de::DeserializeOwned;
 use stagehand_crds::validation::{self, CelRules};
-use stagehand_crds::{LambdaStage, SpotFleet};
+use stagehand_crds::{LambdaStage, SpotFleet, StaticSite};
 
 /// Namespace of a manifest without `metadata.namespace` (as kubectl's default context).
 pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// The kinds `plan` and `apply` read, as error messages name them.
+const KINDS: &str = "LambdaStage, SpotFleet or StaticSite";
 
 /// Why a manifest cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -30,24 +33,26 @@ pub enum ManifestError {
         index: usize,
         message: String,
     },
-    #[error("{path} has no LambdaStage or SpotFleet document")]
+    #[error("{path} has no LambdaStage, SpotFleet or StaticSite document")]
     Empty { path: String },
 }
 
 /// The schema and CEL rules of each kind, compiled once for every document of the run.
 static STAGE_RULES: OnceLock<Option<CelRules>> = OnceLock::new();
 static FLEET_RULES: OnceLock<Option<CelRules>> = OnceLock::new();
+static SITE_RULES: OnceLock<Option<CelRules>> = OnceLock::new();
 
 /// One object of the manifest, of a kind `plan` and `apply` handle.
 #[derive(Clone, Debug)]
 pub enum Document {
     LambdaStage(Box<LambdaStage>),
     SpotFleet(Box<SpotFleet>),
+    StaticSite(Box<StaticSite>),
 }
 
-/// The LambdaStages and SpotFleets of the file at `path` (`-`: stdin), in file order, each
-/// with a namespace (`default` when the document has none). Other Stagehand kinds are refused
-/// as not supported yet, anything else as not a Stagehand kind.
+/// The LambdaStages, SpotFleets and StaticSites of the file at `path` (`-`: stdin), in file
+/// order, each with a namespace (`default` when the document has none). Anything else is
+/// refused as not a Stagehand kind.
 pub fn read_documents(path: &Path) -> Result<Vec<Document>, ManifestError> {
     let shown = path.display().to_string();
     let text = if path.as_os_str() == "-" {
@@ -99,21 +104,16 @@ pub fn parse_documents(path: &str, text: &str) -> Result<Vec<Document>, Manifest
             "SpotFleet" if stagehand_api => Document::SpotFleet(Box::new(
                 admit_as::<SpotFleet>(&FLEET_RULES, &kind, &document).map_err(refuse)?,
             )),
-            "StaticSite" if stagehand_api => {
-                return Err(refuse(format!(
-                    "kind {kind} is not supported by plan/apply yet (LambdaStage and SpotFleet \
-                     are); apply it to a cluster running `stagehand run`"
-                )));
-            }
+            "StaticSite" if stagehand_api => Document::StaticSite(Box::new(
+                admit_as::<StaticSite>(&SITE_RULES, &kind, &document).map_err(refuse)?,
+            )),
             "" => {
-                return Err(refuse(
-                    "no kind: expected kind: LambdaStage or SpotFleet".to_owned(),
-                ));
+                return Err(refuse(format!("no kind: expected kind: {KINDS}")));
             }
             _ => {
                 return Err(refuse(format!(
                     "{kind} ({api_version}) is not a Stagehand kind: expected \
-                     apiVersion: stagehand.dev/v1alpha1, kind: LambdaStage or SpotFleet"
+                     apiVersion: stagehand.dev/v1alpha1, kind: {KINDS}"
                 )));
             }
         };
@@ -202,7 +202,7 @@ spec:
             .into_iter()
             .filter_map(|d| match d {
                 Document::LambdaStage(stage) => Some(*stage),
-                Document::SpotFleet(_) => None,
+                Document::SpotFleet(_) | Document::StaticSite(_) => None,
             })
             .collect()
     }
@@ -267,20 +267,40 @@ spec:
         );
     }
 
+    const SITE: &str = "apiVersion: stagehand.dev/v1alpha1
+kind: StaticSite
+metadata:
+  name: docs
+spec:
+  region: us-east-1
+  bucket: {name: docs-site, create: true}
+  source: {bucket: builds, archive: docs/dist.zip}
+  distribution: {create: true}
+";
+
     #[test]
-    fn other_kinds_are_refused_clearly() {
-        let site =
-            "apiVersion: stagehand.dev/v1alpha1\nkind: StaticSite\nmetadata: {name: x}\nspec: {}\n";
-        let error = parse_stages("s.yaml", &format!("{STAGE}---\n{site}"))
+    fn sites_are_read_with_the_api_servers_defaults_and_refused_with_its_messages() {
+        let documents = parse_documents("m.yaml", &format!("{STAGE}---\n{SITE}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Document::StaticSite(site) = &documents[1] else {
+            panic!("{documents:?}")
+        };
+        assert_eq!(site.metadata.namespace.as_deref(), Some("default"));
+        assert_eq!(site.spec.distribution.default_root_object, "index.html");
+        assert_eq!(site.spec.keep_revisions, 10);
+        let error = parse_documents("m.yaml", &SITE.replace("docs/dist.zip", "docs/dist.rar"))
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(
-            error.starts_with(
-                "s.yaml, document 2: kind StaticSite is not supported by plan/apply yet"
-            ),
+            error.starts_with("m.yaml, document 1: The StaticSite \"docs\" is invalid: spec")
+                && error.contains("source.archive must be a .zip, .tar.gz or .tgz file"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn other_kinds_are_refused_clearly() {
         let error = parse_stages("s.yaml", "apiVersion: v1\nkind: ConfigMap\n")
             .err()
             .map(|e| e.to_string())
@@ -293,7 +313,10 @@ spec:
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert_eq!(error, "s.yaml has no LambdaStage or SpotFleet document");
+        assert_eq!(
+            error,
+            "s.yaml has no LambdaStage, SpotFleet or StaticSite document"
+        );
         let error = parse_stages("s.yaml", &STAGE.replace("region", "regoin"))
             .err()
             .map(|e| e.to_string())
@@ -317,9 +340,9 @@ spec:
         );
     }
 
-    /// Every invalid LambdaStage and SpotFleet of the repository's corpus
-    /// (`examples/invalid/{ls,sf}-*.yaml`) is refused offline with the message the API server
-    /// gives (its `# expect:` line).
+    /// Every invalid LambdaStage, SpotFleet and StaticSite of the repository's corpus
+    /// (`examples/invalid/{ls,sf,ss}-*.yaml`) is refused offline with the message the API
+    /// server gives (its `# expect:` line).
     #[test]
     fn the_invalid_corpus_is_refused_with_the_api_servers_messages() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/invalid");
@@ -332,7 +355,7 @@ spec:
                 p.extension().is_some_and(|e| e == "yaml")
                     && p.file_name()
                         .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("ls-") || n.starts_with("sf-"))
+                        .is_some_and(|n| ["ls-", "sf-", "ss-"].iter().any(|p| n.starts_with(p)))
             })
             .collect();
         entries.sort();
@@ -381,8 +404,8 @@ spec:
             checked += 1;
         }
         assert!(
-            checked >= 38,
-            "{checked} invalid LambdaStages and SpotFleets checked"
+            checked >= 46,
+            "{checked} invalid LambdaStages, SpotFleets and StaticSites checked"
         );
     }
 }

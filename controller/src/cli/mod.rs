@@ -1,14 +1,17 @@
-//! `stagehand plan -f` and `stagehand apply -f`: the LambdaStage and SpotFleet reconcile
-//! without a cluster.
+//! `stagehand plan -f` and `stagehand apply -f`: the LambdaStage, SpotFleet and StaticSite
+//! reconcile without a cluster.
 //!
 //! Both read manifests from a file and talk only to AWS (and, for a SpotFleet's TCP health
 //! check, to its instances), through the same rounds the controller runs
-//! ([`crate::lambda_stage::round`], [`crate::spot_fleet::round`]), so a CI pipeline sees exactly
-//! what the controller would decide.
+//! ([`crate::lambda_stage::round`], [`crate::spot_fleet::round`],
+//! [`crate::static_site::round`]), so a CI pipeline sees exactly what the controller would
+//! decide.
 //!
 //! - [`manifest`]: reading the YAML documents.
-//! - [`plan`]: the two commands, and the LambdaStage side of them; [`fleet`]: the SpotFleet side.
-//! - [`report`], [`fleet_report`]: what they print (text or JSON).
+//! - [`plan`]: the two commands, and the LambdaStage side of them; [`fleet`]: the SpotFleet
+//!   side; [`site`]: the StaticSite side.
+//! - [`report`] (with the pieces every kind's report shares), [`fleet_report`],
+//!   [`site_report`]: what they print (text or JSON).
 //!
 //! Exit codes (like `terraform plan -detailed-exitcode`):
 //!
@@ -29,6 +32,8 @@ pub mod iam;
 pub mod manifest;
 pub mod plan;
 pub mod report;
+pub mod site;
+pub mod site_report;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -106,7 +111,8 @@ impl AwsArgs {
 /// Flags of `stagehand plan`.
 #[derive(Args, Clone, Debug, PartialEq)]
 pub struct PlanArgs {
-    /// Manifest file with one or more LambdaStage and SpotFleet documents (`-` reads stdin).
+    /// Manifest file with one or more LambdaStage, SpotFleet and StaticSite documents (`-`
+    /// reads stdin).
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     pub file: PathBuf,
 
@@ -132,7 +138,7 @@ pub struct ApplyArgs {
 
     /// Give up (exit 5) when the objects have not settled after this long, as a Go-style
     /// duration. Waits AWS asks for (a function update, a stack operation, instances proving
-    /// healthy) are honoured.
+    /// healthy, a distribution deploying, an invalidation) are honoured.
     #[arg(long, default_value = "10m", value_parser = parse_go_duration, value_name = "DURATION")]
     pub timeout: Duration,
 }

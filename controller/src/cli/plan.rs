@@ -1,7 +1,7 @@
 //! `stagehand plan` (observe + plan, never act) and `stagehand apply` (reconcile rounds until
 //! settled), per object of the manifest, with the controller's own functions. LambdaStages are
-//! handled here, SpotFleets in [`super::fleet`]; both share the [`Session`] and `apply`'s round
-//! loop ([`converge`]).
+//! handled here, SpotFleets in [`super::fleet`], StaticSites in [`super::site`]; all share the
+//! [`Session`] and `apply`'s round loop ([`converge`]).
 
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ use crate::probe::TcpProber;
 use crate::runtime::round::{AFTER_ACTIONS, owner_of};
 
 /// At most this many hashing rounds before a plan is printed (one per artifact suffices).
-const HASH_ROUNDS: usize = 3;
+pub(super) const HASH_ROUNDS: usize = 3;
 /// `apply`: a failed action or observation is retried after this (doubling) delay...
 const RETRY_BASE: Duration = Duration::from_secs(2);
 /// ... at most this many times in a row before `apply` gives up with exit code 1.
@@ -114,6 +114,9 @@ pub async fn plan(args: &PlanArgs) -> u8 {
                 printer
                     .report(super::fleet::plan_fleet(&session, fleet, args.show_user_data).await);
             }
+            Document::StaticSite(site) => {
+                printer.report(super::site::plan_site(&session, site).await);
+            }
         }
     }
     printer.finish_plan()
@@ -183,6 +186,10 @@ pub async fn apply(args: &ApplyArgs) -> u8 {
                 .await;
                 printer.report(report);
             }
+            Document::StaticSite(site) => {
+                let report = super::site::apply_site(&session, site, deadline, &printer).await;
+                printer.report(report);
+            }
         }
     }
     printer.finish_apply()
@@ -200,6 +207,34 @@ pub(super) struct RoundView {
     pub waits: Vec<Wait>,
     /// The plan found drift (under ObserveOnly it stays).
     pub drift: bool,
+}
+
+impl RoundView {
+    /// A round that ran: the action that failed (its kind, and why) if any, whether it is
+    /// stalled, whether some action ran, the waits, whether drift was found.
+    pub(super) fn after(
+        failure: Option<(&str, &dyn std::error::Error)>,
+        stalled: bool,
+        acted: bool,
+        waits: &[Wait],
+        drift: bool,
+    ) -> Self {
+        Self {
+            failure: failure.map(|(kind, error)| format!("{kind} failed: {}", one_line(error))),
+            stalled,
+            acted,
+            waits: waits.to_vec(),
+            drift,
+        }
+    }
+
+    /// A round that refused to run for a reason only a human can fix.
+    pub(super) fn stalled() -> Self {
+        Self {
+            stalled: true,
+            ..Self::default()
+        }
+    }
 }
 
 /// One object's rounds, as `apply` runs them.
@@ -284,17 +319,14 @@ impl Rounds for StageRounds<'_> {
             .extend(round.report.done.iter().cloned());
         self.report.set_plan(&round.plan, &round.status);
         self.status = Some(round.status.clone());
-        Ok(RoundView {
-            failure: round
-                .report
-                .failure
-                .as_ref()
-                .map(|(action, error)| format!("{} failed: {}", action.kind(), one_line(error))),
-            stalled: round.plan.stalled.is_some(),
-            acted: !round.report.done.is_empty(),
-            waits: round.plan.waits.clone(),
-            drift: !round.plan.drift.is_empty(),
-        })
+        let failure = round.report.failure.as_ref();
+        Ok(RoundView::after(
+            failure.map(|(action, error)| (action.kind(), error as &dyn std::error::Error)),
+            round.plan.stalled.is_some(),
+            !round.report.done.is_empty(),
+            &round.plan.waits,
+            !round.plan.drift.is_empty(),
+        ))
     }
 }
 

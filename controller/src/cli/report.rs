@@ -1,9 +1,10 @@
 //! What `plan` and `apply` print: per object the drift, the ordered actions, the waits, the
 //! stall and the conditions; as text for humans or as one JSON document for machines. Each kind
-//! writes its own report ([`StageReport`] here, `FleetReport` in `fleet_report`); the
-//! [`Printer`] orders them, picks the exit code and writes the summary.
+//! writes its own report ([`StageReport`] here, `FleetReport` in `fleet_report`, `SiteReport`
+//! in `site_report`) from the shared pieces below; the [`Printer`] orders them, picks the exit
+//! code and writes the summary.
 
-use std::fmt::Write as _;
+use std::fmt::{Display, Write as _};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
@@ -30,10 +31,71 @@ pub trait ObjectReport: std::fmt::Debug {
     fn stall(&self) -> Option<&Stall>;
     /// Actions the plan would still take.
     fn pending_actions(&self) -> usize;
-    /// The key of the JSON document's list this report goes in (`stages`, `fleets`).
+    /// The key of the JSON document's list this report goes in (one of [`JSON_SECTIONS`]).
     fn json_section(&self) -> &'static str;
     fn to_json(&self) -> Value;
     fn to_text(&self, applying: bool) -> String;
+}
+
+/// The lists of the JSON document, one per kind; every one is present (possibly empty), so
+/// consumers need no existence checks.
+pub const JSON_SECTIONS: [&str; 3] = ["stages", "fleets", "sites"];
+
+/// One line of drift, whatever the kind's drift type: `(field, subject, detail)`.
+pub type DriftLine<'a> = (&'a str, &'a str, &'a str);
+
+/// The `  Drift:` lines.
+pub fn write_drift<'a>(out: &mut String, drift: impl ExactSizeIterator<Item = DriftLine<'a>>) {
+    if drift.len() == 0 {
+        return;
+    }
+    let _ = writeln!(out, "  Drift:");
+    for (field, subject, detail) in drift {
+        let _ = writeln!(out, "    {field} {subject}: {detail}");
+    }
+}
+
+/// The JSON form of drift.
+pub fn drift_json<'a>(drift: impl Iterator<Item = DriftLine<'a>>) -> Vec<Value> {
+    drift
+        .map(|(field, subject, detail)| json!({"field": field, "subject": subject, "detail": detail}))
+        .collect()
+}
+
+/// `  <title>:` and one line per action, `N. <kind>: <description>` when `numbered`.
+pub fn write_actions<A: Display>(
+    out: &mut String,
+    title: &str,
+    actions: &[A],
+    kind: impl Fn(&A) -> &'static str,
+    numbered: bool,
+) {
+    if actions.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "  {title}:");
+    for (i, action) in actions.iter().enumerate() {
+        if numbered {
+            let _ = writeln!(out, "    {}. {}: {action}", i + 1, kind(action));
+        } else {
+            let _ = writeln!(out, "    {}: {action}", kind(action));
+        }
+    }
+}
+
+/// The header line of an object's report and, when Stagehand may not act, why.
+pub fn write_header(
+    out: &mut String,
+    kind: &str,
+    id: &str,
+    owner: &str,
+    region: &str,
+    gate: ActGate,
+) {
+    let _ = writeln!(out, "{kind} {id} (owner {owner}, region {region})");
+    if gate != ActGate::Act {
+        let _ = writeln!(out, "  Management: {gate:?} — Stagehand changes nothing");
+    }
 }
 
 /// Writes what `apply` (or `plan`) concluded into `report`: an exit code and result, or the
@@ -186,9 +248,7 @@ impl StageReport {
             "gate": format!("{:?}", self.gate),
             "result": self.result,
             "exitCode": self.exit_code,
-            "drift": self.drift.iter().map(|d| json!({
-                "field": d.field.as_str(), "subject": d.subject, "detail": d.detail,
-            })).collect::<Vec<_>>(),
+            "drift": drift_json(self.drift_lines()),
             "actions": self.actions.iter().map(action).collect::<Vec<_>>(),
             "waits": waits_json(&self.waits),
             "stalled": stall_json(self.stalled.as_ref()),
@@ -201,50 +261,44 @@ impl StageReport {
         })
     }
 
+    fn drift_lines(&self) -> impl ExactSizeIterator<Item = DriftLine<'_>> {
+        self.drift
+            .iter()
+            .map(|d| (d.field.as_str(), d.subject.as_str(), d.detail.as_str()))
+    }
+
     fn to_text(&self, applying: bool) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
-        let _ = writeln!(
-            out,
-            "LambdaStage {} (owner {}, region {})",
-            self.id(),
-            self.owner,
-            self.region
+        write_header(
+            &mut out,
+            "LambdaStage",
+            &self.id(),
+            &self.owner,
+            &self.region,
+            self.gate,
         );
-        if self.gate != ActGate::Act {
-            let _ = writeln!(
-                out,
-                "  Management: {:?} — Stagehand changes nothing",
-                self.gate
-            );
-        }
         if let Some(error) = &self.error {
             let _ = writeln!(out, "  Error: {error}");
         }
-        if !self.drift.is_empty() {
-            let _ = writeln!(out, "  Drift:");
-            for d in &self.drift {
-                let _ = writeln!(out, "    {} {}: {}", d.field.as_str(), d.subject, d.detail);
-            }
-        }
+        write_drift(&mut out, self.drift_lines());
         if applying {
-            if !self.applied.is_empty() {
-                let _ = writeln!(out, "  Applied, in order:");
-                for (i, a) in self.applied.iter().enumerate() {
-                    let _ = writeln!(out, "    {}. {}: {a}", i + 1, a.kind());
-                }
-            }
-            if !self.actions.is_empty() {
-                let _ = writeln!(out, "  Still to do:");
-                for a in &self.actions {
-                    let _ = writeln!(out, "    {}: {a}", a.kind());
-                }
-            }
-        } else if !self.actions.is_empty() {
-            let _ = writeln!(out, "  Actions, in order:");
-            for (i, a) in self.actions.iter().enumerate() {
-                let _ = writeln!(out, "    {}. {}: {a}", i + 1, a.kind());
-            }
+            write_actions(
+                &mut out,
+                "Applied, in order",
+                &self.applied,
+                Action::kind,
+                true,
+            );
+            write_actions(&mut out, "Still to do", &self.actions, Action::kind, false);
+        } else {
+            write_actions(
+                &mut out,
+                "Actions, in order",
+                &self.actions,
+                Action::kind,
+                true,
+            );
         }
         write_waits_and_stall(&mut out, &self.waits, self.stalled.as_ref());
         write_conditions(
@@ -301,6 +355,15 @@ impl ObjectReport for StageReport {
     }
 }
 
+/// The JSON document with every list empty.
+fn empty_document(exit_code: u8) -> Value {
+    let mut document = json!({"exitCode": exit_code});
+    for section in JSON_SECTIONS {
+        document[section] = json!([]);
+    }
+    document
+}
+
 /// Prints the reports at the end, as text or as one JSON document.
 #[derive(Debug)]
 pub struct Printer {
@@ -329,10 +392,9 @@ impl Printer {
     pub fn fatal(&self, message: &str) -> u8 {
         eprintln!("error: {message}");
         if self.format == OutputFormat::Json {
-            println!(
-                "{}",
-                json!({"stages": [], "fleets": [], "error": message, "exitCode": exit::ERROR})
-            );
+            let mut document = empty_document(exit::ERROR);
+            document["error"] = json!(message);
+            println!("{document}");
         }
         exit::ERROR
     }
@@ -354,8 +416,7 @@ impl Printer {
         let code = self.exit_code();
         match self.format {
             OutputFormat::Json => {
-                // Every list is present (possibly empty), so consumers need no existence checks.
-                let mut document = json!({"stages": [], "fleets": [], "exitCode": code});
+                let mut document = empty_document(code);
                 for report in &self.reports {
                     if let Some(list) = document[report.json_section()].as_array_mut() {
                         list.push(report.to_json());

@@ -16,6 +16,9 @@ use crate::aws::s3::{ObjectHead, S3, Sha256Digest};
 /// How many keys one listing reads (one `ListObjectsV2` page).
 const LISTING_PAGE: i32 = 1000;
 
+/// The version id S3 gives objects written while the bucket's versioning was off.
+const NULL_VERSION: &str = "null";
+
 /// Identity of one S3 object's content: a streamed hash is valid for exactly this.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ArtifactKey {
@@ -116,8 +119,18 @@ impl S3Inventory {
         if let Some(known) = self.heads.get(&head_key) {
             return Ok(Some(known));
         }
-        let head = self.s3.head_object(bucket, key, Some(version_id)).await?;
-        if let Some(head) = &head {
+        // `null` names the version of an object written while versioning was off (an adopted
+        // bucket's). moto refuses `versionId=null` while the bucket is unversioned (400; AWS
+        // accepts it), so the current object — which the caller's listing named as that
+        // version — is read instead, and trusted only while it still is that version. It is
+        // not kept: until versioning is on, a write replaces the `null` version in place.
+        let asked = (version_id != NULL_VERSION).then_some(version_id);
+        let head = self.s3.head_object(bucket, key, asked).await?.filter(|h| {
+            asked.is_some() || h.version_id.as_deref().is_none_or(|v| v == NULL_VERSION)
+        });
+        if let Some(head) = &head
+            && asked.is_some()
+        {
             self.heads.insert(head_key, head.clone());
         }
         Ok(head)

@@ -115,10 +115,25 @@ pub async fn observe(
         invalidation,
         ..Observed::default()
     };
-    if observed.bucket.is_some() {
+    if observed
+        .bucket
+        .as_ref()
+        .is_some_and(|b| content_is_ours(b, observer.owner, spec.lifecycle.adopt))
+    {
         observe_content(observer, spec, &s3, &mut observed).await?;
     }
     Ok(observed)
+}
+
+/// Whether the bucket's objects are the site's to read: the bucket is tagged as its own, or
+/// untagged and to be adopted. Another owner's bucket, or an untagged one without `adopt`,
+/// stalls the site whatever it holds, and reading it would cost a HEAD per object that no
+/// manifest of this site records (all of them) every round until someone steps in.
+fn content_is_ours(bucket: &ObservedBucket, owner: &str, adopt: bool) -> bool {
+    match bucket.tags.get(OWNER_TAG).filter(|o| !o.is_empty()) {
+        Some(tagged) => tagged == owner,
+        None => adopt,
+    }
 }
 
 /// The bucket's settings; `None` when it does not exist.

@@ -32,7 +32,8 @@ pub struct RoundOptions<'a> {
     pub refresh: bool,
     /// When the round runs (a new manifest's `createdAt`).
     pub now: Timestamp,
-    /// Plan without acting (`stagehand plan`).
+    /// Plan without writing (`stagehand plan`): only actions that merely read AWS run (the
+    /// hashing of prefix objects, without which the plan cannot tell what changed).
     pub dry_run: bool,
     /// Builds and manifests already read (shared by every site of the process).
     pub cache: &'a SiteCache,
@@ -140,7 +141,8 @@ async fn observe_site(
     Ok((observed, context))
 }
 
-/// Runs the plan's actions unless the gate or a dry run forbids it.
+/// Runs the plan's actions unless the gate forbids it; in a dry run only those that merely
+/// read.
 async fn act(
     inventory: &Inventory,
     site: &StaticSite,
@@ -149,7 +151,19 @@ async fn act(
     options: RoundOptions<'_>,
     on_start: impl FnMut(&Action),
 ) -> ActReport {
-    if !options.gate.may_act() || options.dry_run || plan.actions.is_empty() {
+    let reads: Vec<Action>;
+    let actions = if options.dry_run {
+        reads = plan
+            .actions
+            .iter()
+            .filter(|a| a.only_reads())
+            .cloned()
+            .collect();
+        &reads
+    } else {
+        &plan.actions
+    };
+    if !options.gate.may_act() || actions.is_empty() {
         return ActReport::default();
     }
     let owner = owner_of(site);
@@ -163,6 +177,6 @@ async fn act(
         scratch: options.scratch,
         limits: options.limits,
     }
-    .execute_reporting(&plan.actions, on_start)
+    .execute_reporting(actions, on_start)
     .await
 }

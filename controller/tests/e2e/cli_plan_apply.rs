@@ -30,9 +30,8 @@ use crate::support::{API, Aws, CHAT, EVAL, b64, build};
 
 const STAGE: &str = "shop-api-dev";
 
-/// `stagehand <args>` against the floor; (exit code, stdout, stderr). Runs on a blocking
-/// thread: the proxy serves the child from this test's runtime.
-async fn stagehand(aws: &Aws, args: &[&str]) -> (i32, String, String) {
+/// The `stagehand <args>` command against the floor, with a cleared environment.
+pub fn stagehand_command(aws: &Aws, args: &[&str]) -> Command {
     let home = scratch_dir("home");
     let mut command = Command::new(env!("CARGO_BIN_EXE_stagehand"));
     command
@@ -44,6 +43,13 @@ async fn stagehand(aws: &Aws, args: &[&str]) -> (i32, String, String) {
         .env("RUST_BACKTRACE", "1")
         .envs(aws.floor.env())
         .args(args);
+    command
+}
+
+/// `stagehand <args>` against the floor; (exit code, stdout, stderr). Runs on a blocking
+/// thread: the proxy serves the child from this test's runtime.
+pub async fn stagehand(aws: &Aws, args: &[&str]) -> (i32, String, String) {
+    let mut command = stagehand_command(aws, args);
     let output = tokio::task::spawn_blocking(move || command.output())
         .await
         .unwrap()
@@ -67,7 +73,7 @@ fn scratch_dir(name: &str) -> PathBuf {
 }
 
 /// Writes `documents` as one multi-document YAML file.
-fn manifest(documents: &[Value]) -> String {
+pub fn manifest(documents: &[Value]) -> String {
     let path = scratch_dir("manifest").join("stage.yaml");
     let text: Vec<String> = documents
         .iter()
@@ -87,7 +93,7 @@ async fn health_endpoint() -> String {
 }
 
 /// AWS operations that change something, from the proxy's counts.
-async fn writes(aws: &Aws) -> Vec<String> {
+pub async fn writes(aws: &Aws) -> Vec<String> {
     aws.floor
         .calls()
         .await
@@ -265,24 +271,19 @@ async fn pinned_mismatch_fails_apply_with_both_hashes_and_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn other_kinds_are_refused_before_aws_is_called() {
+async fn invalid_documents_and_other_kinds_are_refused_before_aws_is_called() {
     let aws = Aws::start().await;
-    let site = json!({
-        "apiVersion": "stagehand.dev/v1alpha1",
-        "kind": "StaticSite",
-        "metadata": {"name": "docs"},
-        "spec": {},
-    });
+    let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}});
     let file = manifest(&[
         crate::support::chalice_manifest(STAGE, None, "Retain", None),
-        site,
+        config_map,
     ]);
     aws.floor.reset_calls().await.unwrap();
     for command in ["plan", "apply"] {
         let (code, stdout, stderr) = stagehand(&aws, &[command, "-f", &file]).await;
         assert_eq!(code, 1, "{stdout}\n{stderr}");
         assert!(
-            stderr.contains("document 2: kind StaticSite is not supported by plan/apply yet"),
+            stderr.contains("document 2: ConfigMap (v1) is not a Stagehand kind"),
             "{stderr}"
         );
     }

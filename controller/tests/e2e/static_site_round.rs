@@ -245,19 +245,24 @@ impl World {
 
     /// Content `PutObject`s since the last reset (records under `.stagehand/` left out).
     pub async fn content_puts(&self) -> Vec<String> {
-        self.aws
-            .floor
-            .admin()
-            .log()
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|c| c.service == "s3" && c.operation == "PutObject")
-            .filter(|c| c.path.starts_with(&format!("/{SITE_BUCKET}/")))
-            .filter(|c| !c.path.contains(".stagehand"))
-            .map(|c| c.path)
-            .collect()
+        content_puts(&self.aws).await
     }
+}
+
+/// Content `PutObject`s to the site bucket since the proxy's last reset (records under
+/// `.stagehand/` left out), as paths (`/shop-site/assets/app.js`).
+pub async fn content_puts(aws: &Aws) -> Vec<String> {
+    aws.floor
+        .admin()
+        .log()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.service == "s3" && c.operation == "PutObject")
+        .filter(|c| c.path.starts_with(&format!("/{SITE_BUCKET}/")))
+        .filter(|c| !c.path.contains(".stagehand"))
+        .map(|c| c.path)
+        .collect()
 }
 
 /// The paths of every invalidation the rounds created.

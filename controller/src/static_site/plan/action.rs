@@ -425,6 +425,12 @@ impl Action {
         }
     }
 
+    /// Whether this action only reads AWS (it streams prefix objects to hash them): `stagehand
+    /// plan` runs it, since without the hashes it cannot say what would change.
+    pub const fn only_reads(&self) -> bool {
+        matches!(self, Self::HashSourceObjects { .. })
+    }
+
     /// Whether this action changes the site's objects (the content sync).
     pub const fn is_content(&self) -> bool {
         matches!(
