@@ -360,8 +360,9 @@ impl Metrics {
             site_revision_info,
             build_info,
             leader_election_master_status,
+            leader_transitions_total,
         } = self;
-        let collectors: [&dyn Collector; 32] = [
+        let collectors: [&dyn Collector; 33] = [
             reconcile_total,
             reconcile_errors_total,
             terminal_reconcile_errors_total,
@@ -394,6 +395,7 @@ impl Metrics {
             site_revision_info,
             build_info,
             leader_election_master_status,
+            leader_transitions_total,
         ];
         collectors.into_iter().flat_map(MetricInfo::of).collect()
     }
