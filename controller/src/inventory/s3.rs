@@ -151,6 +151,13 @@ impl S3Inventory {
         Ok(sha256)
     }
 
+    /// S3 says `bucket`/`key` was just written (the event feed): every listing that covers the
+    /// key is read again next time, whatever its age, so the new ETag is seen at once.
+    pub fn object_created(&self, bucket: &str, key: &str) {
+        self.listings
+            .invalidate_where(|(b, prefix)| b == bucket && key.starts_with(prefix.as_str()));
+    }
+
     /// Drops the listings read `age` or longer ago (heads and hashes are keyed by identity).
     pub fn forget_older_than(&self, age: Duration) {
         self.listings.forget_older_than(age);

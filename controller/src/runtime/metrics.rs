@@ -212,7 +212,7 @@ impl Metrics {
                 interruptions: counter(
                     &r,
                     "stagehand_feed_interruptions_total",
-                    "EC2 events about Stagehand's instances acted on, by kind (interruption_warning, rebalance_recommendation, state_change, health)",
+                    "EC2 events about Stagehand's instances acted on, by kind (interruption_warning, rebalance_recommendation, state_change, health); S3, CloudTrail and heartbeat events count in stagehand_feed_messages_total (kind object_created, api_call, heartbeat)",
                     &["kind"],
                 )?,
                 poll_errors: counter(
@@ -225,6 +225,12 @@ impl Metrics {
                     &r,
                     "stagehand_feed_queue_up",
                     "1 while the last poll of an event queue (region/queue) answered, 0 while polls fail",
+                    &["queue"],
+                )?,
+                healthy: gauge(
+                    &r,
+                    "stagehand_feed_healthy",
+                    "1 while an event queue (region/queue) answers and a message (event or heartbeat) arrived within 15 minutes: drift-only reads of the objects relying on it run at the slow backstop cadence; 0 otherwise",
                     &["queue"],
                 )?,
             },
