@@ -27,9 +27,10 @@ pub const FEED_SILENCE_LIMIT: Duration = Duration::from_secs(15 * 60);
 /// Whether the controller-wide event queue (`--event-queue`) can be relied on to announce
 /// changes, as the objects relying on it report it (`EventFeedReady`) and as their drift-only
 /// reads decide their cadence.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum EventFeed {
     /// No `--event-queue`: polling as always.
+    #[default]
     NotConfigured,
     /// Configured, not polled yet (the feed starts a poller when the first object relies on it).
     Starting,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use stagehand_crds::LambdaStageSpec;
-use stagehand_crds::condition::{LAYERS_ATTACHED, VALIDATED};
+use stagehand_crds::condition::{EVENT_FEED_READY, LAYERS_ATTACHED, VALIDATED};
 use stagehand_crds::lambda_stage::{
     AliasStatus, FunctionStatus, LambdaStageStatus, MappingStatus, PublishedVersion, StackStatus,
     VersionRollback,
@@ -17,6 +17,7 @@ use super::observed::{DeclaredAs, MappingKey, Observed, ObservedFunction};
 use super::plan::{Action, Plan, keep_mapping};
 use crate::aws::lambda;
 use crate::base::conditions::{ConditionStatus, ReconcileOutcome, set_condition};
+use crate::inventory::EventFeed;
 use crate::runtime::status::next_common_status;
 
 /// Everything a status is built from.
@@ -30,6 +31,35 @@ pub struct StatusInputs<'a> {
     pub outcome: &'a ReconcileOutcome,
     pub generation: Option<i64>,
     pub now: Timestamp,
+}
+
+/// `EventFeedReady` of a stage relying on the controller-wide event feed (`--event-queue`):
+/// whether changes are announced within seconds (and drift-only reads run at the slow backstop
+/// cadence), or why not. `None` without a feed.
+fn event_feed_condition(feed: &EventFeed) -> Option<(ConditionStatus, &str, String)> {
+    Some(match feed {
+        EventFeed::NotConfigured => return None,
+        EventFeed::Starting => (
+            ConditionStatus::Unknown,
+            "Starting",
+            "the event queue has not been polled yet; polling as usual".to_owned(),
+        ),
+        EventFeed::Healthy => (
+            ConditionStatus::True,
+            "Healthy",
+            "changes arrive from the event queue; drift-only reads run hourly".to_owned(),
+        ),
+        EventFeed::Silent => (
+            ConditionStatus::False,
+            "Silent",
+            "the event queue answers but no event nor heartbeat arrived for 15 minutes (check the EventBridge rules); polling as usual".to_owned(),
+        ),
+        EventFeed::Failing { reason, message } => (
+            ConditionStatus::False,
+            reason.as_str(),
+            format!("{message}; polling as usual"),
+        ),
+    })
 }
 
 /// The next status.
@@ -55,6 +85,18 @@ pub fn next_status(inputs: &StatusInputs<'_>) -> LambdaStageStatus {
             generation,
             now,
         );
+    }
+    match event_feed_condition(&observed.event_feed) {
+        Some((status, reason, message)) => set_condition(
+            &mut common.conditions,
+            EVENT_FEED_READY,
+            status,
+            reason,
+            &message,
+            generation,
+            now,
+        ),
+        None => common.conditions.retain(|c| c.type_ != EVENT_FEED_READY),
     }
     LambdaStageStatus {
         common,
