@@ -87,15 +87,17 @@ pub fn next_status(inputs: &StatusInputs<'_>) -> LambdaStageStatus {
         );
     }
     match event_feed_condition(&observed.event_feed) {
-        Some((status, reason, message)) => set_condition(
-            &mut common.conditions,
-            EVENT_FEED_READY,
-            status,
-            reason,
-            &message,
-            generation,
-            now,
-        ),
+        Some((status, reason, message)) => {
+            set_condition(
+                &mut common.conditions,
+                EVENT_FEED_READY,
+                status,
+                reason,
+                &message,
+                generation,
+                now,
+            );
+        }
         None => common.conditions.retain(|c| c.type_ != EVENT_FEED_READY),
     }
     LambdaStageStatus {
