@@ -128,7 +128,7 @@ mod tests {
 
     const ROLE: &str = "arn:aws:iam::123456789012:role/controllers/stagehand";
 
-    fn lambda_call(caller: &str, event_name: &str, request: serde_json::Value) -> Event {
+    fn lambda_call(caller: &str, event_name: &str, request: &serde_json::Value) -> Event {
         parse(&api_call("aws.lambda", event_name, caller, request).to_string())
             .unwrap_or_else(|e| panic!("{e}"))
     }
@@ -145,28 +145,32 @@ mod tests {
         let alias = json!({"functionName": "shop-api", "name": "live"});
         let rows: Vec<(Event, Option<&str>, Option<Change>)> = vec![
             (
-                lambda_call(ALICE, "UpdateAlias20150331", alias.clone()),
+                lambda_call(ALICE, "UpdateAlias20150331", &alias),
                 Some(ROLE),
                 function("shop-api"),
             ),
             (
-                lambda_call(ALICE, "UpdateAlias20150331", alias.clone()),
+                lambda_call(ALICE, "UpdateAlias20150331", &alias),
                 None,
                 function("shop-api"),
             ),
             // Stagehand's own write, under a session of its role: no second round.
             (
-                lambda_call(session, "UpdateAlias20150331", alias.clone()),
+                lambda_call(session, "UpdateAlias20150331", &alias),
                 Some(ROLE),
                 None,
             ),
             (
-                lambda_call(ALICE, "UpdateAlias20150331", alias.clone()),
+                lambda_call(ALICE, "UpdateAlias20150331", &alias),
                 Some(ALICE),
                 None,
             ),
             (
-                lambda_call(ALICE, "DeleteEventSourceMapping20150331", json!({"uUID": "u-1"})),
+                lambda_call(
+                    ALICE,
+                    "DeleteEventSourceMapping20150331",
+                    &json!({"uUID": "u-1"}),
+                ),
                 Some(ROLE),
                 Some(Change::Mapping {
                     region: "us-east-1".into(),
@@ -175,7 +179,7 @@ mod tests {
                 }),
             ),
             (
-                lambda_call(ALICE, "ListFunctions20150331", serde_json::Value::Null),
+                lambda_call(ALICE, "ListFunctions20150331", &serde_json::Value::Null),
                 Some(ROLE),
                 None,
             ),
@@ -199,7 +203,7 @@ mod tests {
         for (event, identity, want) in rows {
             assert_eq!(change(&event, identity), want, "{event:?} as {identity:?}");
         }
-        let mut failed = api_call("aws.lambda", "UpdateAlias20150331", ALICE, alias);
+        let mut failed = api_call("aws.lambda", "UpdateAlias20150331", ALICE, &alias);
         failed["detail"]["errorCode"] = json!("ResourceConflictException");
         let failed = parse(&failed.to_string()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(change(&failed, None), None, "a failed call changed nothing");
@@ -208,7 +212,7 @@ mod tests {
                 "aws.cloudfront",
                 "UpdateDistribution2020_05_31",
                 ALICE,
-                json!({"id": "E1"}),
+                &json!({"id": "E1"}),
             )
             .to_string(),
         )

@@ -141,9 +141,11 @@ impl Consumer {
                 }
                 watchers
             }
-            Change::Function { region, function } => {
-                self.function_owner(region, function).await?.into_iter().collect()
-            }
+            Change::Function { region, function } => self
+                .function_owner(region, function)
+                .await?
+                .into_iter()
+                .collect(),
             Change::Mapping {
                 region,
                 uuid,
@@ -174,13 +176,16 @@ impl Consumer {
     async fn function_owner(&self, region: &str, name: &str) -> Result<Option<Target>, AwsError> {
         let lambda = self.inventory.lambda(region);
         lambda.function_names().await?;
-        let owner = lambda
-            .function(name)
-            .await?
-            .and_then(|known| known.tags.get(OWNER_TAG).and_then(|o| Target::from_owner(o)));
-        match &owner {
-            Some(_) => lambda.function_changed_elsewhere(name),
-            None => tracing::debug!(function = name, "not a function of Stagehand's"),
+        let owner = lambda.function(name).await?.and_then(|known| {
+            known
+                .tags
+                .get(OWNER_TAG)
+                .and_then(|o| Target::from_owner(o))
+        });
+        if owner.is_some() {
+            lambda.function_changed_elsewhere(name);
+        } else {
+            tracing::debug!(function = name, "not a function of Stagehand's");
         }
         Ok(owner)
     }

@@ -110,8 +110,7 @@ impl Demand {
             .values()
             .flatten()
             .filter(|(_, interest)| {
-                region.is_none_or(|r| interest.region == r)
-                    && interest.watches.iter().any(&matches)
+                region.is_none_or(|r| interest.region == r) && interest.watches.iter().any(&matches)
             })
             .map(|(target, _)| target.clone())
             .collect()
@@ -219,9 +218,9 @@ mod tests {
     #[test]
     fn new_objects_reach_the_objects_watching_them() {
         let demand = QueueDemand::default();
-        let mut changes = demand.subscribe();
         let stage = Target::new("LambdaStage", "shop", "api");
         let site = Target::new("StaticSite", "shop", "www");
+        let changes = demand.subscribe();
         demand.declare_watchers(
             "LambdaStage",
             Watchers::from([(
@@ -256,13 +255,13 @@ mod tests {
         let created = |region: &str, key: &str| {
             now.watchers(Some(region), |w| w.covers_object("builds", key))
         };
-        assert_eq!(created("us-east-1", "api/app.zip"), [stage.clone()]);
-        assert_eq!(created("us-east-1", "www/index.html"), [site.clone()]);
+        assert_eq!(created("us-east-1", "api/app.zip"), vec![stage.clone()]);
+        assert_eq!(created("us-east-1", "www/index.html"), vec![site.clone()]);
         assert_eq!(created("us-east-1", "api/app.zip.sha256"), []);
         assert_eq!(created("eu-west-1", "api/app.zip"), [], "another region");
         assert_eq!(
             now.watchers(None, |w| *w == Watched::Distribution("E123".into())),
-            [site.clone()]
+            vec![site.clone()]
         );
         assert_eq!(now.relying(), [stage, site]);
         demand.declare_watchers("StaticSite", Watchers::new());

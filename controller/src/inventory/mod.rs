@@ -95,7 +95,10 @@ impl Inventory {
     /// The controller-wide event queue objects of `region` rely on: (its region, name or ARN).
     pub fn event_queue(&self, region: &str) -> Option<(String, String)> {
         let queue = self.event_queue.as_deref()?;
-        Some((sqs::event_queue_region(queue, region).to_owned(), queue.to_owned()))
+        Some((
+            sqs::event_queue_region(queue, region).to_owned(),
+            queue.to_owned(),
+        ))
     }
 
     /// How the controller-wide event queue of `region` stands (see [`EventFeed`]).

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::IDENTITY_RECHECK;
 use super::cached::{Cached, NEVER};
 use crate::aws::AwsError;
 use crate::aws::s3::{ObjectHead, S3, Sha256Digest};
@@ -42,6 +43,8 @@ pub struct S3Inventory {
     /// of a version that cannot change).
     heads: Cached<(String, String, Option<String>), ObjectHead>,
     hashes: Cached<ArtifactKey, Sha256Digest>,
+    /// By bucket: whether S3 sends its events to EventBridge (a setting, rarely changed).
+    eventbridge: Cached<String, bool>,
 }
 
 impl S3Inventory {
@@ -52,7 +55,18 @@ impl S3Inventory {
             listings: Cached::new(max_age),
             heads: Cached::new(NEVER),
             hashes: Cached::new(NEVER),
+            eventbridge: Cached::new(IDENTITY_RECHECK),
         }
+    }
+
+    /// Whether S3 sends `bucket`'s events to EventBridge, so a new artifact there is announced
+    /// (`GetBucketNotificationConfiguration` once per [`IDENTITY_RECHECK`]).
+    pub async fn sends_events(&self, bucket: &str) -> Result<bool, AwsError> {
+        self.eventbridge
+            .get_or_load(&bucket.to_owned(), || {
+                self.s3.eventbridge_notifications(bucket)
+            })
+            .await
     }
 
     /// HEADs of `keys` (unpinned objects in one bucket): one listing of their common prefix

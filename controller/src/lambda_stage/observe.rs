@@ -49,9 +49,11 @@ pub fn drift_read_age(function: &str, feed: &EventFeed, max_age: Duration) -> Du
         return max_age;
     }
     // FNV-1a: the same spread in every process and release (std's hasher promises neither).
-    let hash = function.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = function
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
     let spread = DRIFT_BACKSTOP.as_secs() / 2;
     (DRIFT_BACKSTOP + Duration::from_secs(hash % spread)).max(max_age)
 }
@@ -99,6 +101,9 @@ pub async fn observe(
     }
 
     observed.artifacts = observe_artifacts(inventory, spec, &observed.functions).await?;
+    if observed.event_feed != EventFeed::NotConfigured {
+        observed.buckets_without_events = buckets_without_events(inventory, spec, &observed).await;
+    }
 
     for layer in &spec.layers {
         if let Some(arn) = resolve_layer(&lambda, &layer.name, &layer.version).await? {
@@ -283,6 +288,33 @@ async fn observe_artifacts(
         });
     }
     Ok(artifacts)
+}
+
+/// The artifact buckets that do not send `Object Created` to EventBridge. Only a status note: a
+/// bucket whose setting cannot be read (no `s3:GetBucketNotification`, another account's bucket)
+/// is left out rather than failing the round.
+async fn buckets_without_events(
+    inventory: &Inventory,
+    spec: &LambdaStageSpec,
+    observed: &Observed,
+) -> Vec<String> {
+    let s3 = inventory.s3(&spec.region);
+    let buckets: BTreeSet<&str> = observed
+        .artifacts
+        .iter()
+        .map(|a| a.source.bucket.as_str())
+        .collect();
+    let mut silent = Vec::new();
+    for bucket in buckets {
+        match s3.sends_events(bucket).await {
+            Ok(true) => {}
+            Ok(false) => silent.push(bucket.to_owned()),
+            Err(error) => {
+                tracing::debug!(bucket, %error, "whether the artifact bucket sends events to EventBridge is unknown");
+            }
+        }
+    }
+    silent
 }
 
 /// A layer version ARN: the newest for `latest`, else version `version` (same ARN prefix as
@@ -507,13 +539,19 @@ mod tests {
                 message: "m".into(),
             },
         ] {
-            assert_eq!(drift_read_age("shop-api", &feed, max_age), max_age, "{feed:?}");
+            assert_eq!(
+                drift_read_age("shop-api", &feed, max_age),
+                max_age,
+                "{feed:?}"
+            );
         }
         let ages: BTreeSet<Duration> = (0..100)
             .map(|n| drift_read_age(&format!("fn-{n:03}"), &EventFeed::Healthy, max_age))
             .collect();
-        assert!(ages.iter().all(|age| *age >= DRIFT_BACKSTOP
-            && *age < DRIFT_BACKSTOP + DRIFT_BACKSTOP / 2));
+        assert!(
+            ages.iter()
+                .all(|age| *age >= DRIFT_BACKSTOP && *age < DRIFT_BACKSTOP + DRIFT_BACKSTOP / 2)
+        );
         assert!(ages.len() > 90, "spread over the half hour: {}", ages.len());
         assert_eq!(
             drift_read_age("shop-api", &EventFeed::Healthy, max_age),

@@ -50,6 +50,10 @@ pub struct Observed {
     pub mappings_tagged_ours: BTreeSet<String>,
     /// How the controller-wide event feed of the stage's region stands (`--event-queue`).
     pub event_feed: EventFeed,
+    /// With a feed: the artifact buckets that do not send their events to EventBridge (a new
+    /// build there is seen at the resync, not at once). Buckets whose setting could not be read
+    /// are left out.
+    pub buckets_without_events: Vec<String>,
 }
 
 /// Which function and queue a mapping connects: the Lambda function name and the queue ARN.

@@ -82,7 +82,7 @@ async fn wait_messages(env: &Env, kind: &str, result: &str, n: u64) {
     .await;
 }
 
-fn envelope(source: &str, detail_type: &str, detail: serde_json::Value) -> String {
+fn envelope(source: &str, detail_type: &str, detail: &serde_json::Value) -> String {
     json!({
         "version": "0",
         "id": format!("{detail_type}-{}", detail),
@@ -101,7 +101,7 @@ fn object_created(key: &str) -> String {
     envelope(
         "aws.s3",
         "Object Created",
-        json!({"version": "0", "bucket": {"name": BUCKET}, "object": {"key": key, "size": 1},
+        &json!({"version": "0", "bucket": {"name": BUCKET}, "object": {"key": key, "size": 1},
                "reason": "PutObject", "requester": "123456789012"}),
     )
 }
@@ -110,7 +110,7 @@ fn update_alias(function: &str, caller: &str) -> String {
     envelope(
         "aws.lambda",
         "AWS API Call via CloudTrail",
-        json!({
+        &json!({
             "eventVersion": "1.08",
             "userIdentity": {"type": "IAMUser", "arn": caller, "accountId": "123456789012"},
             "eventSource": "lambda.amazonaws.com",
@@ -209,7 +209,7 @@ async fn a_hand_alias_change_is_repaired_on_its_cloudtrail_event() {
             && s.status
                 .as_ref()
                 .and_then(|st| st.alias.as_ref())
-                .is_some_and(|a| a.versions.get(API).is_some())
+                .is_some_and(|a| a.versions.contains_key(API))
             && crate::support::ready(s)
     })
     .await;
@@ -246,7 +246,10 @@ async fn a_hand_alias_change_is_repaired_on_its_cloudtrail_event() {
     send(&env, &update_alias(EVAL, ALICE)).await;
     send(
         &env,
-        &update_alias(API, "arn:aws:sts::123456789012:assumed-role/stagehand/web-identity-1"),
+        &update_alias(
+            API,
+            "arn:aws:sts::123456789012:assumed-role/stagehand/web-identity-1",
+        ),
     )
     .await;
     send(&env, "{\"Records\": [poisoned").await;
@@ -293,11 +296,20 @@ async fn polling_takes_over_when_the_feed_stops() {
     // Healthy feed: three more rounds, no alias read.
     let before = get_alias(&env.calls().await);
     env.wait_reconciles(env.reconciles(), 3).await;
-    assert_eq!(get_alias(&env.calls().await), before, "hourly while healthy");
+    assert_eq!(
+        get_alias(&env.calls().await),
+        before,
+        "hourly while healthy"
+    );
 
     // The queue goes away: the feed is unhealthy, the stage says so, and polling is back.
     let url = env.queue_url(QUEUE).await;
-    env.sqs().delete_queue().queue_url(url).send().await.unwrap();
+    env.sqs()
+        .delete_queue()
+        .queue_url(url)
+        .send()
+        .await
+        .unwrap();
     let stopped = env
         .wait_for("feed-backstop", "feed not ready", |s| {
             condition(s, "EventFeedReady").0 == "False"

@@ -189,7 +189,7 @@ pub(crate) fn api_call(
     source: &str,
     event_name: &str,
     caller: &str,
-    request: serde_json::Value,
+    request: &serde_json::Value,
 ) -> serde_json::Value {
     let service = source.trim_start_matches("aws.");
     json!({
@@ -226,17 +226,22 @@ pub(crate) const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
 #[test]
 fn s3_cloudtrail_and_heartbeat_events_parse() {
     assert_eq!(
-        parsed(&object_created("builds", "api/app.zip")).unwrap().detail,
+        parsed(&object_created("builds", "api/app.zip"))
+            .unwrap()
+            .detail,
         Detail::ObjectCreated {
             bucket: "builds".into(),
             key: "api/app.zip".into()
         }
     );
-    let call = |source: &str, name: &str, request: serde_json::Value| {
-        match parsed(&api_call(source, name, ALICE, request)).unwrap().detail {
-            Detail::ApiCall(call) => call,
-            other => panic!("{other:?}"),
-        }
+    let call = |source: &str, name: &str, request: serde_json::Value| match parsed(&api_call(
+        source, name, ALICE, &request,
+    ))
+    .unwrap()
+    .detail
+    {
+        Detail::ApiCall(call) => call,
+        other => panic!("{other:?}"),
     };
     let function = |name: &str| Some(ApiResource::Function(name.into()));
     let alias = call(
@@ -301,7 +306,7 @@ fn s3_cloudtrail_and_heartbeat_events_parse() {
         .resource,
         Some(ApiResource::Distribution("E2QWRUHAPOMQZL".into()))
     );
-    let mut failed = api_call("aws.lambda", "UpdateAlias20150331", ALICE, json!({}));
+    let mut failed = api_call("aws.lambda", "UpdateAlias20150331", ALICE, &json!({}));
     failed["detail"]["errorCode"] = json!("AccessDenied");
     let Detail::ApiCall(failed) = parsed(&failed).unwrap().detail else {
         panic!("an API call")
@@ -324,10 +329,13 @@ fn s3_and_cloudtrail_details_are_parsed_strictly() {
         );
     };
     let mut no_key = object_created("b", "k");
-    no_key["detail"]["object"].as_object_mut().unwrap().remove("key");
+    no_key["detail"]["object"]
+        .as_object_mut()
+        .unwrap()
+        .remove("key");
     unparsable(no_key, "an object without its key");
     unparsable(object_created("b", ""), "an empty key");
-    let call = || api_call("aws.lambda", "UpdateAlias20150331", ALICE, json!({}));
+    let call = || api_call("aws.lambda", "UpdateAlias20150331", ALICE, &json!({}));
     for field in ["eventSource", "eventName", "awsRegion", "userIdentity"] {
         let mut missing = call();
         missing["detail"].as_object_mut().unwrap().remove(field);
