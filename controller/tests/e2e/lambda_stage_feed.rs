@@ -184,6 +184,7 @@ async fn a_new_build_and_its_s3_event_are_deployed_at_once() {
     })
     .await;
     let took = started.elapsed();
+    eprintln!("new build: event sent → deployed in {took:?}");
     assert!(took < Duration::from_secs(10), "deployed after {took:?}");
     assert_eq!(messages(&env, "object_created", "handled"), 1);
 
@@ -238,6 +239,7 @@ async fn a_hand_alias_change_is_repaired_on_its_cloudtrail_event() {
     })
     .await;
     let took = started.elapsed();
+    eprintln!("hand alias change: event sent → alias back in {took:?}");
     assert!(took < Duration::from_secs(10), "repaired after {took:?}");
     wait_messages(&env, "api_call", "handled", 1).await;
 
