@@ -56,7 +56,7 @@ fn stage(index: usize) -> LambdaStage {
         "code": {"s3": {"bucket": BUCKET, "key": format!("s{index:03}/app.zip")}},
         "functions": functions,
     });
-    if index % 2 == 0 {
+    if index.is_multiple_of(2) {
         spec["alias"] = json!({"name": "live"});
     }
     let mut object = LambdaStage::new(
@@ -145,15 +145,18 @@ async fn main() {
                 .runtime(Runtime::Python312)
                 .role(&role)
                 .handler("app.handler")
-                .code(FunctionCode::builder().zip_file(package(index).into()).build())
+                .code(
+                    FunctionCode::builder()
+                        .zip_file(package(index).into())
+                        .build(),
+                )
                 .send()
                 .await
                 .unwrap();
         }
     }
     // Both inventories know the controller-wide queue; the feed's health decides.
-    let inventory =
-        Inventory::new(aws, BENCH_MAX_AGE).with_event_queue(Some(QUEUE.into()));
+    let inventory = Inventory::new(aws, BENCH_MAX_AGE).with_event_queue(Some(QUEUE.into()));
     let mut statuses: Vec<Option<LambdaStageStatus>> = vec![None; stages.len()];
     for (stage, status) in stages.iter().zip(statuses.iter_mut()) {
         let mut rounds = 0;
@@ -165,13 +168,15 @@ async fn main() {
     let aliased = n / 2;
 
     // Without a feed (or with an unhealthy one): aliases are read at every resync.
-    let (polling, polling_aliases, polling_calls) = resync_cycle(&floor, &inventory, &stages, &mut statuses).await;
+    let (polling, polling_aliases, polling_calls) =
+        resync_cycle(&floor, &inventory, &stages, &mut statuses).await;
     // A healthy feed: the poller's record, as `feed::run` leaves it after messages arrived.
     let queues = inventory.sqs(REGION);
     queues.feed_polled(QUEUE, QueueFeed::Polling);
     queues.feed_heard(QUEUE);
     // The aliases read in the cycle above stay trusted for their hour (the listings do not).
-    let (fed, fed_aliases, fed_calls) = resync_cycle(&floor, &inventory, &stages, &mut statuses).await;
+    let (fed, fed_aliases, fed_calls) =
+        resync_cycle(&floor, &inventory, &stages, &mut statuses).await;
 
     // A hand change of one alias and its CloudTrail event, through the feed's consumer.
     let hub = FeedHub::default();
@@ -204,7 +209,10 @@ async fn main() {
     });
     consumer.handle(QUEUE, "m-1", &event.to_string()).await;
     let told = requests.recv().await.unwrap();
-    assert_eq!(told, Target::new("LambdaStage", "bench", &stages[0].name_any()));
+    assert_eq!(
+        told,
+        Target::new("LambdaStage", "bench", &stages[0].name_any())
+    );
     reconcile(&inventory, &stages[0], &mut statuses[0]).await;
     let repaired = seeder
         .lambda()
@@ -229,14 +237,18 @@ async fn main() {
     // Healthy: every alias once per 60–90 min (75 on average).
     let with = project(5000.0 * RESYNC.as_secs_f64() / 4500.0);
     let with_longer_max_age = 201.0 / RESYNC.as_secs_f64() + 5000.0 / 4500.0;
-    println!("| N | aliased | resync cycle: Lambda calls without feed | GetAlias | with healthy feed | GetAlias |");
+    println!(
+        "| N | aliased | resync cycle: Lambda calls without feed | GetAlias | with healthy feed | GetAlias |"
+    );
     println!("|---|---|---|---|---|---|");
     println!("| {n} | {aliased} | {polling} | {polling_aliases} | {fed} | {fed_aliases} |");
     println!();
     println!("without feed: {polling_calls}");
     println!("with feed: {fed_calls}");
     println!();
-    println!("hand UpdateAlias → CloudTrail event handled → owner told → round → alias repaired: {latency:?}");
+    println!(
+        "hand UpdateAlias → CloudTrail event handled → owner told → round → alias repaired: {latency:?}"
+    );
     println!();
     println!(
         "projection, 10,000 functions (5,000 aliased), resync {}s, max age {}s: without feed {without:.1} calls/s ({:.0}% of {LAMBDA_QUOTA}/s); with feed {with:.1} calls/s ({:.0}%); with feed and --inventory-max-age 5m {with_longer_max_age:.1} calls/s ({:.0}%)",
