@@ -61,6 +61,21 @@ pub struct Settings {
     )]
     pub inventory_max_age: Duration,
 
+    /// The controller-wide AWS event queue (SQS name or ARN) that EventBridge feeds with S3
+    /// `Object Created`, CloudTrail API-call and heartbeat events (template:
+    /// examples/aws/event-queue.yaml). A name is polled in every region where LambdaStages or
+    /// StaticSites live; an ARN in its own region. A new artifact or a hand change is then
+    /// reconciled within seconds, and drift-only reads (aliases) slow to hourly while the feed
+    /// is healthy. Unset: polling only.
+    #[arg(long, env = "STAGEHAND_EVENT_QUEUE", value_name = "NAME_OR_ARN")]
+    pub event_queue: Option<String>,
+
+    /// The IAM ARN Stagehand calls AWS as (an IAM user, a role, or an assumed-role session):
+    /// CloudTrail events of its own writes do not trigger a second round. Unset: every write
+    /// event triggers one (harmless, one extra round per write).
+    #[arg(long, env = "STAGEHAND_EVENT_FEED_IDENTITY", value_name = "ARN")]
+    pub event_feed_identity: Option<String>,
+
     /// Identifies this cluster in the `stagehand.dev/cluster` tag on every AWS resource
     /// Stagehand creates. Give each cluster sharing an AWS account its own id.
     #[arg(
@@ -179,6 +194,8 @@ impl Default for Settings {
             concurrency: 8,
             default_resync: Duration::from_secs(5 * 60),
             inventory_max_age: Duration::from_secs(30),
+            event_queue: None,
+            event_feed_identity: None,
             cluster_id: "default".to_owned(),
             metrics_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             log_format: LogFormat::Text,

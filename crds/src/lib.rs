@@ -60,6 +60,9 @@ pub mod condition {
     pub const CAPACITY_READY: &str = "CapacityReady";
     /// SpotFleet with `interruptionQueue`: the event feed polls that queue.
     pub const INTERRUPTION_QUEUE_READY: &str = "InterruptionQueueReady";
+    /// LambdaStage with `--event-queue`: the controller-wide event feed is healthy, so changes
+    /// are seen within seconds and drift-only reads run at the slow backstop cadence.
+    pub const EVENT_FEED_READY: &str = "EventFeedReady";
     /// StaticSite: the bucket holds exactly the declared revision.
     pub const CONTENT_IN_SYNC: &str = "ContentInSync";
 }

@@ -183,8 +183,10 @@ pub const STACKS_OWN: Scope = scope(
     Condition::OwnedByThisCluster,
 );
 pub const OBJECTS_READ: Scope = scope("ArtifactsAndSiteObjectsRead", OBJECTS, Condition::None);
+/// Listing an artifact or site bucket and reading whether it sends events to EventBridge.
+pub const BUCKETS_READ: Scope = scope("ArtifactAndSiteBucketsRead", BUCKETS, Condition::None);
 pub const QUEUES_READ: Scope = scope("QueuesRead", QUEUES, Condition::None);
-pub const EVENT_QUEUE: Scope = scope("SpotFleetEventQueue", QUEUES, Condition::None);
+pub const EVENT_QUEUE: Scope = scope("EventQueue", QUEUES, Condition::None);
 pub const FLEET_READ: Scope = scope("SpotFleetRead", ANY, Condition::None);
 pub const FLEET_LAUNCH: Scope = scope(
     "SpotFleetLaunchTaggedInstances",
@@ -229,7 +231,7 @@ pub const SITE_ORIGIN_ACCESS: Scope = scope(
 pub const SITE_LIST: Scope = scope("StaticSiteList", ANY, Condition::None);
 
 /// Every statement, in policy order.
-pub const SCOPES: [&Scope; 22] = [
+pub const SCOPES: [&Scope; 23] = [
     &LAMBDA_READ,
     &LAMBDA_OWN,
     &LAMBDA_ADOPT,
@@ -238,6 +240,7 @@ pub const SCOPES: [&Scope; 22] = [
     &STACKS_CHANGE_SETS,
     &STACKS_OWN,
     &OBJECTS_READ,
+    &BUCKETS_READ,
     &QUEUES_READ,
     &EVENT_QUEUE,
     &FLEET_READ,
@@ -260,6 +263,7 @@ use Service::{CloudFormation, CloudFront, Ec2, Lambda, S3, Sqs};
 const LAMBDA: &[Kind] = &[LambdaStage];
 const FLEET: &[Kind] = &[SpotFleet];
 const SITE: &[Kind] = &[StaticSite];
+const ALL: &[Kind] = &[LambdaStage, SpotFleet, StaticSite];
 
 const fn op(
     service: Service,
@@ -334,7 +338,7 @@ pub static OPERATIONS: &[Operation] = &[
     // S3
     op(S3, "HeadObject", &[LambdaStage, StaticSite], READ_OBJECT, "artifact checksums; site objects"),
     op(S3, "GetObject", &[LambdaStage, StaticSite], READ_OBJECT, "streamed hash of an artifact without a stored SHA-256; site sources and manifests"),
-    op(S3, "ListObjectsV2", SITE, &[grant("s3:ListBucket", &SITE_BUCKETS)], "paged listings of a site bucket"),
+    op(S3, "ListObjectsV2", &[LambdaStage, StaticSite], &[grant("s3:ListBucket", &BUCKETS_READ)], "artifact listings (the inventory: one per bucket and prefix); paged listings of a site bucket"),
     op(S3, "ListObjectVersions", SITE, &[grant("s3:ListBucketVersions", &SITE_BUCKETS)], "the versions a revision's manifest names"),
     op(S3, "PutObject", SITE, &[grant("s3:PutObject", &SITE_OBJECTS_WRITE)], "site objects and revision manifests"),
     op(S3, "CopyObject", SITE, &[grant("s3:PutObject", &SITE_OBJECTS_WRITE), grant("s3:GetObject", &OBJECTS_READ), grant("s3:GetObjectVersion", &OBJECTS_READ)], "metadata changes; rollback copies a version over the current object"),
@@ -354,7 +358,7 @@ pub static OPERATIONS: &[Operation] = &[
     op(S3, "PutBucketTagging", SITE, &[grant("s3:PutBucketTagging", &SITE_BUCKETS)], ""),
     op(S3, "GetBucketPolicy", SITE, &[grant("s3:GetBucketPolicy", &SITE_BUCKETS)], ""),
     op(S3, "PutBucketPolicy", SITE, &[grant("s3:PutBucketPolicy", &SITE_BUCKETS)], "the CloudFront-only read policy"),
-    op(S3, "GetBucketNotificationConfiguration", SITE, &[grant("s3:GetBucketNotification", &SITE_BUCKETS)], ""),
+    op(S3, "GetBucketNotificationConfiguration", &[LambdaStage, StaticSite], &[grant("s3:GetBucketNotification", &BUCKETS_READ)], "LambdaStage: with `--event-queue`, whether artifact buckets send events to EventBridge (hourly)"),
     op(S3, "PutBucketNotificationConfiguration", SITE, &[grant("s3:PutBucketNotification", &SITE_BUCKETS)], "EventBridge notifications"),
     // CloudFront
     op(CloudFront, "GetDistribution", SITE, &[grant("cloudfront:GetDistribution", &SITE_DISTRIBUTIONS)], ""),
@@ -373,10 +377,10 @@ pub static OPERATIONS: &[Operation] = &[
     op(CloudFront, "GetOriginAccessControl", SITE, &[grant("cloudfront:GetOriginAccessControl", &SITE_ORIGIN_ACCESS)], ""),
     op(CloudFront, "DeleteOriginAccessControl", SITE, &[grant("cloudfront:DeleteOriginAccessControl", &SITE_ORIGIN_ACCESS)], "deletion"),
     // SQS
-    op(Sqs, "GetQueueUrl", &[LambdaStage, SpotFleet], &[grant("sqs:GetQueueUrl", &QUEUES_READ)], "validation queues, mapping sources, the event queue"),
-    op(Sqs, "GetQueueAttributes", &[LambdaStage, SpotFleet], &[grant("sqs:GetQueueAttributes", &QUEUES_READ)], "backlog (validation), queue ARN"),
-    op(Sqs, "ReceiveMessage", FLEET, &[grant("sqs:ReceiveMessage", &EVENT_QUEUE)], "the event feed (long polls)"),
-    op(Sqs, "DeleteMessageBatch", FLEET, &[grant("sqs:DeleteMessage", &EVENT_QUEUE)], "the event feed"),
+    op(Sqs, "GetQueueUrl", ALL, &[grant("sqs:GetQueueUrl", &QUEUES_READ)], "validation queues, mapping sources, the event queues"),
+    op(Sqs, "GetQueueAttributes", ALL, &[grant("sqs:GetQueueAttributes", &QUEUES_READ)], "backlog (validation), queue ARN"),
+    op(Sqs, "ReceiveMessage", ALL, &[grant("sqs:ReceiveMessage", &EVENT_QUEUE)], "the event feed (long polls of `interruptionQueue` and `--event-queue`)"),
+    op(Sqs, "DeleteMessageBatch", ALL, &[grant("sqs:DeleteMessage", &EVENT_QUEUE)], "the event feed"),
     // EC2
     op(Ec2, "DescribeInstances", FLEET, &[grant("ec2:DescribeInstances", &FLEET_READ)], ""),
     op(Ec2, "DescribeInstanceStatus", FLEET, &[grant("ec2:DescribeInstanceStatus", &FLEET_READ)], "EC2 status checks"),

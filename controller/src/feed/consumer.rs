@@ -1,14 +1,19 @@
-//! One message at a time: parse, decide ([`effect`]), map the instances to their owners through
-//! the shared EC2 inventory, record the notices, ask the owners' controllers to reconcile now.
-//! Says what became of the message: everything but a failure is deleted.
+//! One message at a time: parse, decide ([`effect`] for EC2, [`change`] for S3, CloudTrail and
+//! the heartbeat), find the objects concerned (instances and functions through the shared
+//! inventory's owner tags, S3 objects, buckets and distributions through the watches the kinds
+//! declared), drop what the inventory knew of what changed, ask the objects' controllers to
+//! reconcile now. Says what became of the message: everything but a failure is deleted.
 
 use std::time::Duration;
 
+use super::change::{Change, change};
+use super::demand::QueueDemand;
 use super::effect::{EventKind, InstanceEffect, effect};
-use super::event::{ParseError, parse};
+use super::event::{Event, ParseError, parse};
 use super::metrics::FeedMetrics;
 use super::trigger::{Target, Triggers};
 use crate::aws::AwsError;
+use crate::aws::tags::OWNER_TAG;
 use crate::inventory::Inventory;
 
 /// A listing younger than this is not read again for an instance it does not show. An event
@@ -21,7 +26,7 @@ pub const UNKNOWN_INSTANCE_REFRESH_FLOOR: Duration = Duration::from_secs(10);
 /// What became of a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Disposition {
-    /// An event about Stagehand's instances, acted on. Deleted.
+    /// An event about Stagehand's resources (or the heartbeat), acted on. Deleted.
     Handled,
     /// A well-formed event about nothing Stagehand owns or acts on. Deleted.
     Ignored,
@@ -57,6 +62,10 @@ pub struct Consumer {
     pub inventory: Inventory,
     pub triggers: Triggers,
     pub metrics: FeedMetrics,
+    /// Which objects watch what (S3 objects, buckets, distributions).
+    pub demand: QueueDemand,
+    /// `--event-feed-identity`: CloudTrail events of calls made as it are Stagehand's own.
+    pub identity: Option<String>,
 }
 
 impl Consumer {
@@ -73,19 +82,13 @@ impl Consumer {
             }
             Ok(event) => {
                 let kind = EventKind::of(&event.detail);
-                let disposition = match effect(&event) {
-                    None => Disposition::Ignored,
-                    Some(effect) => match self.apply(&effect).await {
-                        Ok(0) => Disposition::Ignored,
-                        Ok(_) => {
-                            self.metrics.interruption(kind);
-                            Disposition::Handled
-                        }
-                        Err(error) => {
-                            tracing::warn!(queue, message_id, event = %event.envelope.id, %error, "event handling failed; left for redelivery");
-                            Disposition::Failed
-                        }
-                    },
+                let disposition = match self.act_on(&event).await {
+                    Ok(0) => Disposition::Ignored,
+                    Ok(_) => Disposition::Handled,
+                    Err(error) => {
+                        tracing::warn!(queue, message_id, event = %event.envelope.id, %error, "event handling failed; left for redelivery");
+                        Disposition::Failed
+                    }
                 };
                 tracing::debug!(queue, message_id, event = %event.envelope.id, kind = kind.as_str(), result = disposition.as_str(), "event");
                 (kind.as_str(), disposition)
@@ -93,6 +96,98 @@ impl Consumer {
         };
         self.metrics.message(kind, disposition);
         disposition
+    }
+
+    /// Carries out what `event` asks for; returns how many objects it concerned (each asked to
+    /// reconcile now; the heartbeat counts as one).
+    async fn act_on(&self, event: &Event) -> Result<usize, AwsError> {
+        if let Some(effect) = effect(event) {
+            let owned = self.apply(&effect).await?;
+            if owned > 0 {
+                self.metrics.interruption(effect.kind);
+            }
+            return Ok(owned);
+        }
+        let Some(change) = change(event, self.identity.as_deref()) else {
+            return Ok(0);
+        };
+        let targets = self.concerned(&change).await?;
+        for target in &targets {
+            tracing::info!(owner = %target, ?change, "AWS change: reconciling now");
+            self.triggers.send(target.clone());
+        }
+        Ok(if change == Change::Heartbeat {
+            1
+        } else {
+            targets.len()
+        })
+    }
+
+    /// The objects `change` concerns, after dropping what the inventory knew of what changed
+    /// (only for what Stagehand owns or watches: the rest of the account is not its business).
+    async fn concerned(&self, change: &Change) -> Result<Vec<Target>, AwsError> {
+        Ok(match change {
+            Change::Heartbeat => Vec::new(),
+            Change::ObjectCreated {
+                region,
+                bucket,
+                key,
+            } => {
+                let watchers = self
+                    .demand
+                    .watchers(Some(region), |w| w.covers_object(bucket, key));
+                if !watchers.is_empty() {
+                    self.inventory.s3(region).object_created(bucket, key);
+                }
+                watchers
+            }
+            Change::Function { region, function } => self
+                .function_owner(region, function)
+                .await?
+                .into_iter()
+                .collect(),
+            Change::Mapping {
+                region,
+                uuid,
+                function,
+            } => {
+                let lambda = self.inventory.lambda(region);
+                let function = match function {
+                    Some(function) => Some(function.clone()),
+                    None => lambda.mapping_function(uuid).await?,
+                };
+                let Some(function) = function else {
+                    return Ok(Vec::new());
+                };
+                let owner = self.function_owner(region, &function).await?;
+                if owner.is_some() {
+                    lambda.mappings_written();
+                }
+                owner.into_iter().collect()
+            }
+            Change::Watched { region, watched } => {
+                self.demand.watchers(region.as_deref(), |w| w == watched)
+            }
+        })
+    }
+
+    /// The object owning the function `name` (its owner tag, as the inventory knows it); its
+    /// configuration, tags and aliases are read afresh by that object's next round.
+    async fn function_owner(&self, region: &str, name: &str) -> Result<Option<Target>, AwsError> {
+        let lambda = self.inventory.lambda(region);
+        lambda.function_names().await?;
+        let owner = lambda.function(name).await?.and_then(|known| {
+            known
+                .tags
+                .get(OWNER_TAG)
+                .and_then(|o| Target::from_owner(o))
+        });
+        if owner.is_some() {
+            lambda.function_changed_elsewhere(name);
+        } else {
+            tracing::debug!(function = name, "not a function of Stagehand's");
+        }
+        Ok(owner)
     }
 
     /// Carries out `effect`; returns how many of its instances have an owner (each asked to
@@ -152,6 +247,8 @@ mod tests {
             poll_errors: counter(&["queue", "reason"]),
             queue_up: IntGaugeVec::new(Opts::new("g", "g"), &["queue"])
                 .unwrap_or_else(|e| panic!("{e}")),
+            healthy: IntGaugeVec::new(Opts::new("h", "h"), &["queue"])
+                .unwrap_or_else(|e| panic!("{e}")),
         }
     }
 
@@ -171,6 +268,8 @@ mod tests {
             inventory,
             triggers: Triggers::default(),
             metrics: metrics(),
+            demand: QueueDemand::default(),
+            identity: None,
         }
     }
 

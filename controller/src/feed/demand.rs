@@ -35,10 +35,47 @@ impl std::fmt::Display for EventQueue {
 /// The objects naming each queue.
 pub type QueueUsers = BTreeMap<EventQueue, BTreeSet<Target>>;
 
+/// An AWS resource an object's spec points at, whose changes the object wants to hear of at
+/// once: S3 `Object Created` and CloudTrail events are mapped to objects through these.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Watched {
+    /// One S3 object (a LambdaStage's artifact, a site's source archive).
+    S3Object { bucket: String, key: String },
+    /// The objects under a prefix (a site's source prefix).
+    S3Prefix { bucket: String, prefix: String },
+    /// A bucket's configuration (a site's bucket).
+    Bucket(String),
+    /// A CloudFront distribution (a site's), by id.
+    Distribution(String),
+}
+
+impl Watched {
+    /// Whether the new object `bucket`/`key` is (or is under) what this watches.
+    pub fn covers_object(&self, bucket: &str, key: &str) -> bool {
+        match self {
+            Self::S3Object { bucket: b, key: k } => b == bucket && k == key,
+            Self::S3Prefix { bucket: b, prefix } => b == bucket && key.starts_with(prefix.as_str()),
+            Self::Bucket(_) | Self::Distribution(_) => false,
+        }
+    }
+}
+
+/// What an object that relies on the controller-wide event queue (`--event-queue`) wants from
+/// it: the queue of its region polled, and the events about these resources mapped to it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FeedInterest {
+    pub region: String,
+    pub watches: Vec<Watched>,
+}
+
+/// Each object's [`FeedInterest`], by object.
+pub type Watchers = BTreeMap<Target, FeedInterest>;
+
 /// Every kind's declaration.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Demand {
     by_kind: BTreeMap<String, QueueUsers>,
+    watchers: BTreeMap<String, Watchers>,
 }
 
 impl Demand {
@@ -57,6 +94,33 @@ impl Demand {
             .filter_map(|users| users.get(queue))
             .flatten()
             .cloned()
+            .collect()
+    }
+
+    /// The objects of `region` (any region: `None`) watching something `matches` accepts,
+    /// whatever their kind. A
+    /// scan of every declared watch: one event costs microseconds even for thousands of
+    /// objects, and an index would have to be rebuilt on every spec change.
+    pub fn watchers(
+        &self,
+        region: Option<&str>,
+        matches: impl Fn(&Watched) -> bool,
+    ) -> Vec<Target> {
+        self.watchers
+            .values()
+            .flatten()
+            .filter(|(_, interest)| {
+                region.is_none_or(|r| interest.region == r) && interest.watches.iter().any(&matches)
+            })
+            .map(|(target, _)| target.clone())
+            .collect()
+    }
+
+    /// Every object relying on the controller-wide queue.
+    pub fn relying(&self) -> Vec<Target> {
+        self.watchers
+            .values()
+            .flat_map(|watchers| watchers.keys().cloned())
             .collect()
     }
 }
@@ -87,6 +151,28 @@ impl QueueDemand {
             demand.by_kind.insert(kind.to_owned(), users);
             true
         });
+    }
+
+    /// `kind`'s objects relying on the controller-wide queue now watch these (replacing what
+    /// the kind declared before). Pollers do not depend on it: nobody is woken.
+    pub fn declare_watchers(&self, kind: &str, watchers: Watchers) {
+        self.sender.send_if_modified(|demand| {
+            if watchers.is_empty() {
+                demand.watchers.remove(kind);
+            } else {
+                demand.watchers.insert(kind.to_owned(), watchers);
+            }
+            false
+        });
+    }
+
+    /// [`Demand::watchers`] of the declarations now (without copying them).
+    pub fn watchers(
+        &self,
+        region: Option<&str>,
+        matches: impl Fn(&Watched) -> bool,
+    ) -> Vec<Target> {
+        self.sender.borrow().watchers(region, matches)
     }
 
     pub fn subscribe(&self) -> watch::Receiver<Demand> {
@@ -127,5 +213,58 @@ mod tests {
         assert!(!changes.has_changed().unwrap());
         demand.declare("SpotFleet", QueueUsers::new());
         assert_eq!(demand.current().queues(), BTreeSet::new());
+    }
+
+    #[test]
+    fn new_objects_reach_the_objects_watching_them() {
+        let demand = QueueDemand::default();
+        let stage = Target::new("LambdaStage", "shop", "api");
+        let site = Target::new("StaticSite", "shop", "www");
+        let changes = demand.subscribe();
+        demand.declare_watchers(
+            "LambdaStage",
+            Watchers::from([(
+                stage.clone(),
+                FeedInterest {
+                    region: "us-east-1".into(),
+                    watches: vec![Watched::S3Object {
+                        bucket: "builds".into(),
+                        key: "api/app.zip".into(),
+                    }],
+                },
+            )]),
+        );
+        demand.declare_watchers(
+            "StaticSite",
+            Watchers::from([(
+                site.clone(),
+                FeedInterest {
+                    region: "us-east-1".into(),
+                    watches: vec![
+                        Watched::S3Prefix {
+                            bucket: "builds".into(),
+                            prefix: "www/".into(),
+                        },
+                        Watched::Distribution("E123".into()),
+                    ],
+                },
+            )]),
+        );
+        assert!(!changes.has_changed().unwrap(), "pollers are not woken");
+        let now = demand.current();
+        let created = |region: &str, key: &str| {
+            now.watchers(Some(region), |w| w.covers_object("builds", key))
+        };
+        assert_eq!(created("us-east-1", "api/app.zip"), vec![stage.clone()]);
+        assert_eq!(created("us-east-1", "www/index.html"), vec![site.clone()]);
+        assert_eq!(created("us-east-1", "api/app.zip.sha256"), []);
+        assert_eq!(created("eu-west-1", "api/app.zip"), [], "another region");
+        assert_eq!(
+            now.watchers(None, |w| *w == Watched::Distribution("E123".into())),
+            vec![site.clone()]
+        );
+        assert_eq!(now.relying(), [stage, site]);
+        demand.declare_watchers("StaticSite", Watchers::new());
+        assert_eq!(demand.current().relying().len(), 1);
     }
 }

@@ -5,21 +5,27 @@
 use super::event::{Detail, Event};
 use crate::inventory::ec2::Notice;
 
-/// The kinds of EC2 event, as the `kind` label of the feed's metrics names them.
+/// The kinds of event, as the `kind` label of the feed's metrics names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum EventKind {
     InterruptionWarning,
     RebalanceRecommendation,
     StateChange,
     Health,
+    ObjectCreated,
+    ApiCall,
+    Heartbeat,
 }
 
 impl EventKind {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 7] = [
         Self::InterruptionWarning,
         Self::RebalanceRecommendation,
         Self::StateChange,
         Self::Health,
+        Self::ObjectCreated,
+        Self::ApiCall,
+        Self::Heartbeat,
     ];
 
     /// The metric label.
@@ -29,6 +35,9 @@ impl EventKind {
             Self::RebalanceRecommendation => "rebalance_recommendation",
             Self::StateChange => "state_change",
             Self::Health => "health",
+            Self::ObjectCreated => "object_created",
+            Self::ApiCall => "api_call",
+            Self::Heartbeat => "heartbeat",
         }
     }
 
@@ -39,6 +48,9 @@ impl EventKind {
             Detail::RebalanceRecommendation { .. } => Self::RebalanceRecommendation,
             Detail::StateChange { .. } => Self::StateChange,
             Detail::Health { .. } => Self::Health,
+            Detail::ObjectCreated { .. } => Self::ObjectCreated,
+            Detail::ApiCall(_) => Self::ApiCall,
+            Detail::Heartbeat => Self::Heartbeat,
         }
     }
 }
@@ -99,6 +111,8 @@ pub fn effect(event: &Event) -> Option<InstanceEffect> {
             let notice = (category == "scheduledChange").then_some(Notice::Rebalance);
             (instance_ids.clone(), notice, false, false)
         }
+        // Not about instances: see `change`.
+        Detail::ObjectCreated { .. } | Detail::ApiCall(_) | Detail::Heartbeat => return None,
     };
     Some(InstanceEffect {
         kind,

@@ -9,8 +9,10 @@
 //! (deleted and counted too: a rule sending more than the template's is a setup to fix, not a
 //! message to retry).
 //!
-//! Issue 15 adds S3 `Object Created` and CloudTrail `AWS API Call via CloudTrail` here: one more
-//! [`Detail`] variant and one more arm in [`parse`] each.
+//! Beyond EC2: S3 `Object Created` (a new build of an artifact or site source), CloudTrail's
+//! `AWS API Call via CloudTrail` for writes to Lambda, S3 and CloudFront (a hand change to
+//! watch for, parsed in [`api_call`]), and the template's heartbeat, an EventBridge schedule
+//! (`Scheduled Event`) that proves the queue still receives events when nothing changes.
 
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -65,7 +67,15 @@ pub enum Detail {
         /// The instances it names (affected entities and resources that are instance ids).
         instance_ids: Vec<String>,
     },
+    /// `aws.s3` / `Object Created` (EventBridge notifications enabled on the bucket).
+    ObjectCreated { bucket: String, key: String },
+    /// `aws.lambda`, `aws.s3`, `aws.cloudfront` / `AWS API Call via CloudTrail`.
+    ApiCall(ApiCall),
+    /// `aws.events` / `Scheduled Event`: the template's heartbeat rule firing. Proof of life only.
+    Heartbeat,
 }
+
+pub use self::api_call::{ApiCall, ApiResource, ApiService};
 
 /// The states of `EC2 Instance State-change Notification`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -155,6 +165,24 @@ struct AffectedEntity {
     entity_value: String,
 }
 
+/// `aws.s3` / `Object Created`: the fields read (size, ETag, sequencer and the rest are not:
+/// the reconcile reads the object itself).
+#[derive(Deserialize)]
+struct ObjectCreatedDetail {
+    bucket: NamedBucket,
+    object: CreatedObject,
+}
+
+#[derive(Deserialize)]
+struct NamedBucket {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct CreatedObject {
+    key: String,
+}
+
 /// Parses one message body.
 pub fn parse(body: &str) -> Result<Event, ParseError> {
     let raw: RawEnvelope = serde_json::from_str(body)
@@ -199,6 +227,22 @@ pub fn parse(body: &str) -> Result<Event, ParseError> {
                 instance_ids,
             }
         }
+        ("aws.s3", "Object Created") => {
+            let d: ObjectCreatedDetail = detail_of(raw.detail)?;
+            if d.bucket.name.is_empty() || d.object.key.is_empty() {
+                return Err(ParseError::Unparsable(
+                    "Object Created without a bucket name or key".into(),
+                ));
+            }
+            Detail::ObjectCreated {
+                bucket: d.bucket.name,
+                key: d.object.key,
+            }
+        }
+        ("aws.lambda" | "aws.s3" | "aws.cloudfront", api_call::DETAIL_TYPE) => {
+            Detail::ApiCall(api_call::parse(&raw.source, raw.detail)?)
+        }
+        ("aws.events", "Scheduled Event") => Detail::Heartbeat,
         _ => {
             return Err(ParseError::UnknownKind {
                 event_source: raw.source,
@@ -262,5 +306,6 @@ fn instance_id(value: String) -> Result<String, ParseError> {
     }
 }
 
+mod api_call;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -19,6 +19,9 @@ pub struct FeedMetrics {
     pub poll_errors: IntCounterVec,
     /// `{queue}`: 1 while the last poll of the queue answered, 0 while it fails.
     pub queue_up: IntGaugeVec,
+    /// `{queue}`: 1 while the queue can be relied on to announce changes
+    /// (`inventory::EventFeed::Healthy`), 0 otherwise.
+    pub healthy: IntGaugeVec,
 }
 
 impl FeedMetrics {
@@ -44,11 +47,17 @@ impl FeedMetrics {
             .set(i64::from(up));
     }
 
-    /// The queue is no longer polled: its series goes, rather than keep its last value.
+    pub(super) fn healthy(&self, queue: &EventQueue, healthy: bool) {
+        self.healthy
+            .with_label_values(&[queue.to_string().as_str()])
+            .set(i64::from(healthy));
+    }
+
+    /// The queue is no longer polled: its series go, rather than keep their last values.
     pub(super) fn queue_stopped(&self, queue: &EventQueue) {
+        let label = queue.to_string();
         // An error only says the series was never set.
-        let _ = self
-            .queue_up
-            .remove_label_values(&[queue.to_string().as_str()]);
+        let _ = self.queue_up.remove_label_values(&[label.as_str()]);
+        let _ = self.healthy.remove_label_values(&[label.as_str()]);
     }
 }

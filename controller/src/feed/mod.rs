@@ -14,12 +14,17 @@
 //!   [`Target`]; [`Triggers`] routes it to that kind's controller.
 //!
 //! SpotFleet is the first user (interruption warnings, rebalance recommendations, state changes,
-//! AWS Health scheduled changes). Lambda and S3 events (issue 15) add detail shapes to
-//! [`event`] and their own mapping next to [`effect`]; the queue, pollers and triggers stay.
+//! AWS Health scheduled changes, on its `interruptionQueue`). LambdaStage and StaticSite rely
+//! on the controller-wide queue (`--event-queue`): S3 `Object Created` for the artifacts and
+//! sources they watch, CloudTrail writes to their functions, buckets and distributions
+//! ([`change`]), and a heartbeat whose silence marks the feed unhealthy. While the feed is
+//! healthy, drift-only reads (aliases) slow to an hourly cadence; otherwise
+//! polling is as it always was.
 //!
 //! Only the leader polls: the runtime starts the feed with the controllers, after the lease is
 //! acquired (`runtime::manager::run_controllers`).
 
+pub mod change;
 pub mod consumer;
 pub mod demand;
 pub mod effect;
@@ -35,7 +40,9 @@ use futures::stream::FuturesUnordered;
 use tokio::sync::watch;
 
 pub use self::consumer::{Consumer, Disposition};
-pub use self::demand::{Demand, EventQueue, QueueDemand, QueueUsers};
+pub use self::demand::{
+    Demand, EventQueue, FeedInterest, QueueDemand, QueueUsers, Watched, Watchers,
+};
 pub use self::metrics::FeedMetrics;
 use self::poller::Poller;
 pub use self::trigger::{Target, Triggers};
@@ -47,6 +54,18 @@ use crate::inventory::Inventory;
 pub struct FeedHub {
     pub triggers: Triggers,
     pub demand: QueueDemand,
+    /// `--event-feed-identity`: whose CloudTrail calls are Stagehand's own.
+    pub identity: Option<String>,
+}
+
+impl FeedHub {
+    /// A hub that recognises CloudTrail calls made as `identity` as Stagehand's own.
+    pub fn with_identity(identity: Option<String>) -> Self {
+        Self {
+            identity: identity.filter(|arn| !arn.is_empty()),
+            ..Self::default()
+        }
+    }
 }
 
 /// Runs the feed until `shutdown`: one [`Poller`] per queue some object names, started when the
@@ -62,6 +81,8 @@ pub async fn run(
         inventory,
         triggers: hub.triggers.clone(),
         metrics,
+        demand: hub.demand.clone(),
+        identity: hub.identity.clone(),
     };
     let mut demand = hub.demand.subscribe();
     let mut stops: BTreeMap<EventQueue, watch::Sender<bool>> = BTreeMap::new();

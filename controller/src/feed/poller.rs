@@ -3,7 +3,9 @@
 //! whose handling failed, and again. A failed poll (queue missing, access denied, throttled,
 //! unreachable) backs off exponentially and is recorded for the objects naming the queue to
 //! show; each change of the queue's health is logged and makes those objects reconcile now, so
-//! their status says it at once.
+//! their status says it at once. Health as a feed to rely on (`inventory::EventFeed`) also
+//! counts silence: every message, the heartbeat included, is proof of life; so is the first
+//! answer (a grace period of `FEED_SILENCE_LIMIT` for the first heartbeat).
 
 use std::time::Duration;
 
@@ -46,6 +48,7 @@ impl Poller {
         tracing::info!(queue = %self.queue, "polling event queue");
         let mut failures: u32 = 0;
         let mut last: Option<QueueFeed> = None;
+        let mut was_healthy: Option<bool> = None;
         loop {
             // Until a poll has answered, poll without waiting: whether the queue can be polled
             // is known (and shown on the objects naming it) at once, not after 20 s of silence.
@@ -71,6 +74,7 @@ impl Poller {
                 }
             };
             self.report(&mut last, outcome);
+            self.report_health(&mut was_healthy);
             if failures > 0 {
                 tokio::select! {
                     biased;
@@ -119,6 +123,12 @@ impl Poller {
 
     /// Handles each message, then deletes in one batch all whose handling did not fail.
     async fn handle(&self, url: &str, messages: &[ReceivedMessage]) {
+        if !messages.is_empty() {
+            self.consumer
+                .inventory
+                .sqs(&self.queue.region)
+                .feed_heard(&self.queue.queue);
+        }
         let mut delete = Vec::new();
         for message in messages {
             let disposition = self
@@ -175,16 +185,52 @@ impl Poller {
         if last.as_ref() == Some(&outcome) {
             return;
         }
+        if outcome == QueueFeed::Polling {
+            // Polls answer again: the grace period for the first heartbeat starts.
+            self.consumer
+                .inventory
+                .sqs(&self.queue.region)
+                .feed_heard(&self.queue.queue);
+        }
         match &outcome {
             QueueFeed::Polling => tracing::info!(queue = %self.queue, "event queue answers"),
             QueueFeed::Failing { reason, message } => {
                 tracing::warn!(queue = %self.queue, reason, %message, "event queue cannot be polled");
             }
         }
+        self.tell_users();
+        *last = Some(outcome);
+    }
+
+    /// Whether the queue can be relied on to announce changes: a gauge, and on every change a
+    /// log line and a reconcile of the objects naming the queue (their `EventFeedReady` and the
+    /// cadence of their drift-only reads follow it).
+    fn report_health(&self, was_healthy: &mut Option<bool>) {
+        let health = self
+            .consumer
+            .inventory
+            .sqs(&self.queue.region)
+            .feed_health(&self.queue.queue);
+        let healthy = health.is_healthy();
+        self.consumer.metrics.healthy(&self.queue, healthy);
+        if *was_healthy == Some(healthy) {
+            return;
+        }
+        if healthy {
+            tracing::info!(queue = %self.queue, "event feed healthy: drift-only reads move to the slow backstop cadence");
+        } else if was_healthy.is_some() {
+            tracing::warn!(queue = %self.queue, ?health, "event feed unhealthy: polling at the usual cadence");
+        }
+        if was_healthy.is_some() {
+            self.tell_users();
+        }
+        *was_healthy = Some(healthy);
+    }
+
+    fn tell_users(&self) {
         for target in self.demand.borrow().users(&self.queue) {
             self.consumer.triggers.send(target);
         }
-        *last = Some(outcome);
     }
 }
 

@@ -94,6 +94,15 @@ where
             .map(|entry| read(&entry.value))
     }
 
+    /// `key`'s value if it was read less than `age` ago, whatever the time-to-live says: for
+    /// readers that may trust a value longer (or must trust it shorter) than usual.
+    pub fn get_younger_than(&self, key: &K, age: Duration) -> Option<V> {
+        lock(&self.entries)
+            .get(key)
+            .filter(|entry| entry.read_at.elapsed() < age)
+            .map(|entry| entry.value.clone())
+    }
+
     /// `read(value)` of `key`'s value however old it is.
     pub fn peek_any_age<R>(&self, key: &K, read: impl FnOnce(&V) -> R) -> Option<R> {
         lock(&self.entries).get(key).map(|entry| read(&entry.value))

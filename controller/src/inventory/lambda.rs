@@ -267,6 +267,42 @@ impl LambdaInventory {
             .await
     }
 
+    /// The alias `alias` of `function`, trusted for `age` instead of `max_age`: the cadence of
+    /// a drift-only read while the event feed would announce a change (see
+    /// `lambda_stage::observe`). An `age` below `max_age` is `max_age`.
+    pub async fn alias_within(
+        &self,
+        function: &str,
+        alias: &str,
+        age: Duration,
+    ) -> Result<Option<Alias>, AwsError> {
+        let key = (function.to_owned(), alias.to_owned());
+        if let Some(found) = self.aliases.get_younger_than(&key, age) {
+            return Ok(found);
+        }
+        self.aliases
+            .get_or_load(&key, || self.lambda.get_alias(function, alias))
+            .await
+    }
+
+    /// Someone else changed `function` (a CloudTrail event): its configuration, tags and
+    /// aliases are read on their own next time, whatever the listing says.
+    pub fn function_changed_elsewhere(&self, function: &str) {
+        self.function_written(function);
+        self.alias_written(function);
+    }
+
+    /// The function of the mapping `uuid`, from the region-wide listing.
+    pub async fn mapping_function(&self, uuid: &str) -> Result<Option<String>, AwsError> {
+        Ok(self
+            .mappings()
+            .await?
+            .iter()
+            .find(|m| m.uuid == uuid)
+            .and_then(|m| m.function_arn.as_deref())
+            .map(|arn| crate::aws::lambda::function_name_of_arn(arn).to_owned()))
+    }
+
     /// Stagehand created or moved an alias of `function`: read it again next time.
     pub fn alias_written(&self, function: &str) {
         self.aliases.invalidate_where(|(f, _)| f == function);

@@ -31,7 +31,7 @@ use std::time::Duration;
 pub use self::ec2::{Ec2Inventory, Offering};
 pub use self::lambda::{KnownFunction, LambdaInventory};
 pub use self::s3::{ArtifactKey, S3Inventory};
-pub use self::sqs::SqsInventory;
+pub use self::sqs::{EventFeed, SqsInventory};
 use crate::aws::AwsProvider;
 
 /// How long identities that rarely change are trusted: ownership tags read for an unchanged
@@ -59,6 +59,8 @@ pub struct Inventory {
     aws: AwsProvider,
     max_age: Duration,
     fresh_floor: Duration,
+    /// `--event-queue`: the controller-wide queue LambdaStages and StaticSites rely on.
+    event_queue: Option<String>,
     regions: Arc<Mutex<HashMap<String, Arc<RegionInventory>>>>,
 }
 
@@ -69,6 +71,7 @@ impl Inventory {
             aws,
             max_age,
             fresh_floor: DEFAULT_FRESH_FLOOR,
+            event_queue: None,
             regions: Arc::default(),
         }
     }
@@ -79,6 +82,31 @@ impl Inventory {
     pub fn with_fresh_floor(mut self, floor: Duration) -> Self {
         self.fresh_floor = floor;
         self
+    }
+
+    /// The controller-wide event queue (`--event-queue`, a name or an ARN). Set it before
+    /// cloning.
+    #[must_use]
+    pub fn with_event_queue(mut self, queue: Option<String>) -> Self {
+        self.event_queue = queue.filter(|q| !q.is_empty());
+        self
+    }
+
+    /// The controller-wide event queue objects of `region` rely on: (its region, name or ARN).
+    pub fn event_queue(&self, region: &str) -> Option<(String, String)> {
+        let queue = self.event_queue.as_deref()?;
+        Some((
+            sqs::event_queue_region(queue, region).to_owned(),
+            queue.to_owned(),
+        ))
+    }
+
+    /// How the controller-wide event queue of `region` stands (see [`EventFeed`]).
+    pub fn event_feed(&self, region: &str) -> EventFeed {
+        match self.event_queue(region) {
+            None => EventFeed::NotConfigured,
+            Some((queue_region, queue)) => self.sqs(&queue_region).feed_health(&queue),
+        }
     }
 
     pub fn max_age(&self) -> Duration {

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::IDENTITY_RECHECK;
 use super::cached::{Cached, NEVER};
 use crate::aws::AwsError;
 use crate::aws::s3::{ObjectHead, S3, Sha256Digest};
@@ -45,6 +46,8 @@ pub struct S3Inventory {
     /// of a version that cannot change).
     heads: Cached<(String, String, Option<String>), ObjectHead>,
     hashes: Cached<ArtifactKey, Sha256Digest>,
+    /// By bucket: whether S3 sends its events to EventBridge (a setting, rarely changed).
+    eventbridge: Cached<String, bool>,
 }
 
 impl S3Inventory {
@@ -55,7 +58,18 @@ impl S3Inventory {
             listings: Cached::new(max_age),
             heads: Cached::new(NEVER),
             hashes: Cached::new(NEVER),
+            eventbridge: Cached::new(IDENTITY_RECHECK),
         }
+    }
+
+    /// Whether S3 sends `bucket`'s events to EventBridge, so a new artifact there is announced
+    /// (`GetBucketNotificationConfiguration` once per [`IDENTITY_RECHECK`]).
+    pub async fn sends_events(&self, bucket: &str) -> Result<bool, AwsError> {
+        self.eventbridge
+            .get_or_load(&bucket.to_owned(), || {
+                self.s3.eventbridge_notifications(bucket)
+            })
+            .await
     }
 
     /// HEADs of `keys` (unpinned objects in one bucket): one listing of their common prefix
@@ -162,6 +176,13 @@ impl S3Inventory {
             .await?;
         self.hashes.insert(artifact, sha256);
         Ok(sha256)
+    }
+
+    /// S3 says `bucket`/`key` was just written (the event feed): every listing that covers the
+    /// key is read again next time, whatever its age, so the new ETag is seen at once.
+    pub fn object_created(&self, bucket: &str, key: &str) {
+        self.listings
+            .invalidate_where(|(b, prefix)| b == bucket && key.starts_with(prefix.as_str()));
     }
 
     /// Drops the listings read `age` or longer ago (heads and hashes are keyed by identity).

@@ -19,6 +19,50 @@ pub enum QueueFeed {
     Failing { reason: String, message: String },
 }
 
+/// How long the controller-wide event queue may stay silent and still count as healthy. The
+/// template's heartbeat rule sends an event every 5 minutes: three missed beats (a rule
+/// disabled, a queue policy broken, EventBridge not delivering) and polling takes over again.
+pub const FEED_SILENCE_LIMIT: Duration = Duration::from_secs(15 * 60);
+
+/// Whether the controller-wide event queue (`--event-queue`) can be relied on to announce
+/// changes, as the objects relying on it report it (`EventFeedReady`) and as their drift-only
+/// reads decide their cadence.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum EventFeed {
+    /// No `--event-queue`: polling as always.
+    #[default]
+    NotConfigured,
+    /// Configured, not polled yet (the feed starts a poller when the first object relies on it).
+    Starting,
+    /// Polls answer, and a message (an event or the heartbeat) arrived within
+    /// [`FEED_SILENCE_LIMIT`] of now or of the first answer.
+    Healthy,
+    /// Polls answer but nothing arrived for [`FEED_SILENCE_LIMIT`]: events are not delivered.
+    Silent,
+    /// Polls fail.
+    Failing { reason: String, message: String },
+}
+
+impl EventFeed {
+    /// Whether changes are announced: drift-only reads may slow down.
+    pub fn is_healthy(&self) -> bool {
+        *self == Self::Healthy
+    }
+}
+
+/// The region of the controller-wide queue for objects of `region`: an ARN's own region, a
+/// name's in every region where objects rely on it (one queue per region, as EventBridge
+/// delivers each region's events there).
+pub fn event_queue_region<'a>(queue: &'a str, region: &'a str) -> &'a str {
+    let parts: Vec<&str> = queue.split(':').collect();
+    match parts.as_slice() {
+        ["arn", _partition, "sqs", arn_region, _account, _name] if !arn_region.is_empty() => {
+            arn_region
+        }
+        _ => region,
+    }
+}
+
 /// The SQS inventory of one region.
 #[derive(Debug)]
 pub struct SqsInventory {
@@ -28,6 +72,9 @@ pub struct SqsInventory {
     /// By the name or ARN the spec uses: the event feed's last poll, kept until the next one
     /// (the poller is the only writer and knows when it stops).
     feeds: Cached<String, QueueFeed>,
+    /// By the name or ARN the spec uses: when a message last arrived (or polls first answered),
+    /// trusted for [`FEED_SILENCE_LIMIT`].
+    heard: Cached<String, ()>,
 }
 
 impl SqsInventory {
@@ -46,6 +93,24 @@ impl SqsInventory {
                 },
             ),
             feeds: Cached::new(NEVER),
+            heard: Cached::new(FEED_SILENCE_LIMIT),
+        }
+    }
+
+    /// Messages arrived on `name_or_arn` (or its polls started answering): proof of life.
+    pub fn feed_heard(&self, name_or_arn: &str) {
+        self.heard.insert(name_or_arn.to_owned(), ());
+    }
+
+    /// How the event queue `name_or_arn` stands as a feed to rely on.
+    pub fn feed_health(&self, name_or_arn: &str) -> EventFeed {
+        match self.feed(name_or_arn) {
+            None => EventFeed::Starting,
+            Some(QueueFeed::Failing { reason, message }) => EventFeed::Failing { reason, message },
+            Some(QueueFeed::Polling) if self.heard.get(&name_or_arn.to_owned()).is_some() => {
+                EventFeed::Healthy
+            }
+            Some(QueueFeed::Polling) => EventFeed::Silent,
         }
     }
 
@@ -57,6 +122,7 @@ impl SqsInventory {
     /// The event feed stopped polling `name_or_arn` (nothing names it any more).
     pub fn feed_stopped(&self, name_or_arn: &str) {
         self.feeds.invalidate(&name_or_arn.to_owned());
+        self.heard.invalidate(&name_or_arn.to_owned());
     }
 
     /// How the event feed's last poll of `name_or_arn` went; `None` before the first one.
@@ -83,5 +149,42 @@ impl SqsInventory {
     /// The queue no longer answers at its cached URL: look it up again next time.
     pub fn queue_gone(&self, name_or_arn: &str) {
         self.queues.invalidate(&name_or_arn.to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::tests::provider;
+
+    #[test]
+    fn a_queue_arn_names_its_region_a_name_serves_every_region() {
+        assert_eq!(
+            event_queue_region("arn:aws:sqs:eu-west-1:123456789012:events", "us-east-1"),
+            "eu-west-1"
+        );
+        assert_eq!(event_queue_region("events", "us-east-1"), "us-east-1");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_feed_is_healthy_while_polls_answer_and_messages_arrive() {
+        let sqs = SqsInventory::new(provider().sqs("r"), Duration::from_secs(30));
+        assert_eq!(sqs.feed_health("q"), EventFeed::Starting);
+        sqs.feed_polled("q", QueueFeed::Polling);
+        assert_eq!(sqs.feed_health("q"), EventFeed::Silent, "nothing heard yet");
+        sqs.feed_heard("q");
+        assert!(sqs.feed_health("q").is_healthy());
+        tokio::time::advance(FEED_SILENCE_LIMIT).await;
+        assert_eq!(sqs.feed_health("q"), EventFeed::Silent, "no heartbeat");
+        sqs.feed_heard("q");
+        assert!(sqs.feed_health("q").is_healthy());
+        let failing = QueueFeed::Failing {
+            reason: "AccessDenied".into(),
+            message: "m".into(),
+        };
+        sqs.feed_polled("q", failing);
+        assert!(matches!(sqs.feed_health("q"), EventFeed::Failing { .. }));
+        sqs.feed_stopped("q");
+        assert_eq!(sqs.feed_health("q"), EventFeed::Starting);
     }
 }

@@ -36,6 +36,7 @@ use stagehand_crds::{CommonStatus, DeletionPolicy, LambdaStage, LambdaStageStatu
 pub use self::error::LambdaStageError;
 use self::round::{ActScope, Round, RoundOptions, round};
 use crate::base::{ActGate, may_act};
+use crate::feed::{FeedInterest, Watched};
 use crate::runtime::controller::object_key;
 use crate::runtime::requeue::resync_action;
 use crate::runtime::round::{
@@ -97,6 +98,29 @@ fn record_metrics(ctx: &Context, backlog: &ObjectSeries, stage: &LambdaStage, ro
 
 impl Reconciler<LambdaStage> for LambdaStageReconciler {
     type Error = LambdaStageError;
+
+    /// A stage relies on the controller-wide event queue: a new build under one of its artifact
+    /// keys reconciles it at once (CloudTrail writes to its functions find it by owner tag).
+    fn feed_interest(&self, stage: &LambdaStage) -> Option<FeedInterest> {
+        let spec = &stage.spec;
+        let mut watches: Vec<Watched> = spec
+            .functions
+            .iter()
+            .filter_map(|f| f.code.as_ref())
+            .chain(spec.code.as_ref())
+            .filter_map(|code| code.s3.as_ref())
+            .map(|s3| Watched::S3Object {
+                bucket: s3.bucket.clone(),
+                key: s3.key.clone(),
+            })
+            .collect();
+        watches.sort();
+        watches.dedup();
+        Some(FeedInterest {
+            region: spec.region.clone(),
+            watches,
+        })
+    }
 
     async fn apply(
         &self,

@@ -10,8 +10,15 @@
 //!
 //! An artifact without an S3 checksum is downloaded (and hashed) only by the plan's
 //! `HashArtifact` action, once per bucket/key/versionId/ETag.
+//!
+//! Drift-only reads — a function's alias, which only a hand change moves — cost one `GetAlias`
+//! per function per `max_age`: 10,000 aliased functions at 5 minutes are 33 calls/s against
+//! Lambda's 15/s account quota. While the controller-wide event feed is healthy, CloudTrail
+//! announces such a change within seconds, so they are read at [`DRIFT_BACKSTOP`] cadence
+//! instead ([`drift_read_age`]); without a feed, or while it is unhealthy, as before.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use stagehand_crds::lambda_stage::{Infrastructure, LambdaStageStatus};
@@ -28,7 +35,28 @@ use crate::aws::lambda::{EventSourceMapping, function_name_of_arn};
 use crate::aws::s3::ObjectHead;
 use crate::aws::sqs::QueueInfo;
 use crate::base::duration::parse_go_duration;
-use crate::inventory::{ArtifactKey, Inventory, KnownFunction, LambdaInventory};
+use crate::inventory::{ArtifactKey, EventFeed, Inventory, KnownFunction, LambdaInventory};
+
+/// How long a drift-only read is trusted while the event feed is healthy: an hour, stretched by
+/// up to half an hour by a stable hash of the function's name, so that aliases read together
+/// (at start, after a failover) do not all expire in the same minute again.
+pub const DRIFT_BACKSTOP: Duration = Duration::from_secs(3600);
+
+/// How old a drift-only read of `function` may be: [`DRIFT_BACKSTOP`] spread by name while
+/// `feed` is healthy, `max_age` otherwise (today's polling, unchanged).
+pub fn drift_read_age(function: &str, feed: &EventFeed, max_age: Duration) -> Duration {
+    if !feed.is_healthy() {
+        return max_age;
+    }
+    // FNV-1a: the same spread in every process and release (std's hasher promises neither).
+    let hash = function
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let spread = DRIFT_BACKSTOP.as_secs() / 2;
+    (DRIFT_BACKSTOP + Duration::from_secs(hash % spread)).max(max_age)
+}
 
 /// CloudFormation resource types that are Lambda functions.
 const FUNCTION_RESOURCE_TYPES: [&str; 2] = ["AWS::Lambda::Function", "AWS::Serverless::Function"];
@@ -46,6 +74,7 @@ pub async fn observe(
     let mut observed = Observed {
         previous: previous_status(status),
         canary_promotion_due: canary_promotion_due(spec, status, now),
+        event_feed: inventory.event_feed(region),
         ..Observed::default()
     };
 
@@ -59,8 +88,9 @@ pub async fn observe(
     let listed: BTreeSet<String> = lambda.function_names().await?.into_iter().collect();
     let selected = select_functions(spec, &listed, &stack_functions);
     for (name, declared_as) in selected {
+        let alias_age = drift_read_age(&name, &observed.event_feed, inventory.max_age());
         let deployed = match lambda.function(&name).await? {
-            Some(known) => Some(deployed_function(&lambda, spec, known).await?),
+            Some(known) => Some(deployed_function(&lambda, spec, known, alias_age).await?),
             None => None,
         };
         observed.functions.push(ObservedFunction {
@@ -71,6 +101,9 @@ pub async fn observe(
     }
 
     observed.artifacts = observe_artifacts(inventory, spec, &observed.functions).await?;
+    if observed.event_feed != EventFeed::NotConfigured {
+        observed.buckets_without_events = buckets_without_events(inventory, spec, &observed).await;
+    }
 
     for layer in &spec.layers {
         if let Some(arn) = resolve_layer(&lambda, &layer.name, &layer.version).await? {
@@ -114,7 +147,9 @@ pub async fn reread_functions(
     {
         lambda.function_written(&function.name);
         function.deployed = match lambda.function(&function.name).await? {
-            Some(known) => Some(deployed_function(&lambda, spec, known).await?),
+            Some(known) => {
+                Some(deployed_function(&lambda, spec, known, inventory.max_age()).await?)
+            }
             None => None,
         };
     }
@@ -157,14 +192,18 @@ fn select_functions(
     selected
 }
 
+/// `alias_age`: how old the alias read may be (see [`drift_read_age`]).
 async fn deployed_function(
     lambda: &LambdaInventory,
     spec: &LambdaStageSpec,
     known: KnownFunction,
+    alias_age: Duration,
 ) -> Result<DeployedFunction, AwsError> {
     let (alias, published_versions) = match &spec.alias {
         Some(alias) => {
-            let current = lambda.alias(&known.info.name, &alias.name).await?;
+            let current = lambda
+                .alias_within(&known.info.name, &alias.name, alias_age)
+                .await?;
             let versions = if alias.publish_versions {
                 lambda.published_versions(&known.info).await?
             } else {
@@ -259,6 +298,33 @@ async fn observe_artifacts(
         });
     }
     Ok(artifacts)
+}
+
+/// The artifact buckets that do not send `Object Created` to EventBridge. Only a status note: a
+/// bucket whose setting cannot be read (no `s3:GetBucketNotification`, another account's bucket)
+/// is left out rather than failing the round.
+async fn buckets_without_events(
+    inventory: &Inventory,
+    spec: &LambdaStageSpec,
+    observed: &Observed,
+) -> Vec<String> {
+    let s3 = inventory.s3(&spec.region);
+    let buckets: BTreeSet<&str> = observed
+        .artifacts
+        .iter()
+        .map(|a| a.source.bucket.as_str())
+        .collect();
+    let mut silent = Vec::new();
+    for bucket in buckets {
+        match s3.sends_events(bucket).await {
+            Ok(true) => {}
+            Ok(false) => silent.push(bucket.to_owned()),
+            Err(error) => {
+                tracing::debug!(bucket, %error, "whether the artifact bucket sends events to EventBridge is unknown");
+            }
+        }
+    }
+    silent
 }
 
 /// A layer version ARN: the newest for `latest`, else version `version` (same ARN prefix as
@@ -470,6 +536,39 @@ fn canary_promotion_due(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drift_only_reads_slow_down_only_while_the_feed_is_healthy() {
+        let max_age = Duration::from_secs(30);
+        for feed in [
+            EventFeed::NotConfigured,
+            EventFeed::Starting,
+            EventFeed::Silent,
+            EventFeed::Failing {
+                reason: "AccessDenied".into(),
+                message: "m".into(),
+            },
+        ] {
+            assert_eq!(
+                drift_read_age("shop-api", &feed, max_age),
+                max_age,
+                "{feed:?}"
+            );
+        }
+        let ages: BTreeSet<Duration> = (0..100)
+            .map(|n| drift_read_age(&format!("fn-{n:03}"), &EventFeed::Healthy, max_age))
+            .collect();
+        assert!(
+            ages.iter()
+                .all(|age| *age >= DRIFT_BACKSTOP && *age < DRIFT_BACKSTOP + DRIFT_BACKSTOP / 2)
+        );
+        assert!(ages.len() > 90, "spread over the half hour: {}", ages.len());
+        assert_eq!(
+            drift_read_age("shop-api", &EventFeed::Healthy, max_age),
+            drift_read_age("shop-api", &EventFeed::Healthy, max_age),
+            "stable"
+        );
+    }
 
     #[test]
     fn canary_is_due_after_promote_after() {

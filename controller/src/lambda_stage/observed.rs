@@ -15,6 +15,7 @@ use crate::aws::cloudformation::{ChangeSetInfo, StackInfo};
 use crate::aws::lambda::{Alias, EventSourceMapping, FunctionInfo, PublishedVersion};
 use crate::aws::s3::{ObjectHead, Sha256Digest};
 use crate::aws::sqs::QueueInfo;
+use crate::inventory::EventFeed;
 
 /// Everything [`super::plan::plan`] needs about one LambdaStage.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -47,6 +48,12 @@ pub struct Observed {
     /// mappings status has not recorded (see `mapping_owners`): how a mapping created just
     /// before a crash is still known as Stagehand's.
     pub mappings_tagged_ours: BTreeSet<String>,
+    /// How the controller-wide event feed of the stage's region stands (`--event-queue`).
+    pub event_feed: EventFeed,
+    /// With a feed: the artifact buckets that do not send their events to EventBridge (a new
+    /// build there is seen at the resync, not at once). Buckets whose setting could not be read
+    /// are left out.
+    pub buckets_without_events: Vec<String>,
 }
 
 /// Which function and queue a mapping connects: the Lambda function name and the queue ARN.

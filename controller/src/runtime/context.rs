@@ -92,13 +92,14 @@ impl Context {
         };
         let aws = AwsProvider::new(aws, metrics.aws.clone(), settings.aws_settings())
             .with_write_fence(fence);
-        let inventory = Inventory::new(aws.clone(), settings.inventory_max_age);
+        let inventory = Inventory::new(aws.clone(), settings.inventory_max_age)
+            .with_event_queue(settings.event_queue.clone());
         let prober = TcpProber::new(settings.probe.probe_settings());
         Self {
             client,
             aws,
             inventory,
-            feed: FeedHub::default(),
+            feed: FeedHub::with_identity(settings.event_feed_identity.clone()),
             prober,
             metrics,
             settings,

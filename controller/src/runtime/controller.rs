@@ -27,7 +27,7 @@ use super::finalizer::dispatch;
 use super::metrics::ControllerMetrics;
 use super::shutdown::Shutdown;
 use crate::base::{Classify, ErrorClass};
-use crate::feed::{EventQueue, QueueUsers, Target};
+use crate::feed::{EventQueue, FeedInterest, QueueUsers, Target, Watchers};
 
 /// The bounds the runtime needs on a kind: a namespaced Kubernetes resource with static type
 /// information that can be cached, (de)serialized and shared between tasks. Every Stagehand
@@ -90,6 +90,13 @@ pub trait Reconciler<K>: Send + Sync + 'static {
     /// feed polls each distinct one while some object names it. None by default.
     fn event_queues(&self, _object: &K) -> Vec<EventQueue> {
         Vec::new()
+    }
+
+    /// Whether `object` relies on the controller-wide event queue (`--event-queue`), in which
+    /// region, and which of the AWS resources it points at should trigger it when they change
+    /// (its artifacts, its bucket). `None` (the default): it does not.
+    fn feed_interest(&self, _object: &K) -> Option<FeedInterest> {
+        None
     }
 }
 
@@ -357,16 +364,29 @@ where
 {
     let kind = K::kind(&());
     let mut users = QueueUsers::new();
+    let mut watchers = Watchers::new();
     for object in reader.state() {
+        let target = Target::new(
+            &kind,
+            &object.namespace().unwrap_or_default(),
+            &object.name_any(),
+        );
         for queue in state.reconciler.event_queues(&object) {
-            users.entry(queue).or_default().insert(Target::new(
-                &kind,
-                &object.namespace().unwrap_or_default(),
-                &object.name_any(),
-            ));
+            users.entry(queue).or_default().insert(target.clone());
+        }
+        let Some(interest) = state.reconciler.feed_interest(&object) else {
+            continue;
+        };
+        if let Some((region, queue)) = state.ctx.inventory.event_queue(&interest.region) {
+            users
+                .entry(EventQueue::new(&region, &queue))
+                .or_default()
+                .insert(target.clone());
+            watchers.insert(target, interest);
         }
     }
     state.ctx.feed.demand.declare(&kind, users);
+    state.ctx.feed.demand.declare_watchers(&kind, watchers);
 }
 
 /// How often `stagehand_resources` is recounted from the controller's cache.

@@ -252,7 +252,7 @@ impl Metrics {
                 interruptions: counter(
                     &r,
                     "stagehand_feed_interruptions_total",
-                    "EC2 events about Stagehand's instances acted on, by kind (interruption_warning, rebalance_recommendation, state_change, health)",
+                    "EC2 events about Stagehand's instances acted on, by kind (interruption_warning, rebalance_recommendation, state_change, health); S3, CloudTrail and heartbeat events count in stagehand_feed_messages_total (kind object_created, api_call, heartbeat)",
                     &["kind"],
                 )?,
                 poll_errors: counter(
@@ -265,6 +265,12 @@ impl Metrics {
                     &r,
                     "stagehand_feed_queue_up",
                     "1 while the last poll of an event queue (region/queue) answered, 0 while polls fail",
+                    &["queue"],
+                )?,
+                healthy: gauge(
+                    &r,
+                    "stagehand_feed_healthy",
+                    "1 while an event queue (region/queue) answers and a message (event or heartbeat) arrived within 15 minutes: drift-only reads of the objects relying on it run at the slow backstop cadence; 0 otherwise",
                     &["queue"],
                 )?,
             },
@@ -339,6 +345,7 @@ impl Metrics {
                     interruptions,
                     poll_errors,
                     queue_up,
+                    healthy,
                 },
             fleet:
                 FleetMetrics {
@@ -362,7 +369,7 @@ impl Metrics {
             leader_election_master_status,
             leader_transitions_total,
         } = self;
-        let collectors: [&dyn Collector; 33] = [
+        let collectors: [&dyn Collector; 34] = [
             reconcile_total,
             reconcile_errors_total,
             terminal_reconcile_errors_total,
@@ -381,6 +388,7 @@ impl Metrics {
             interruptions,
             poll_errors,
             queue_up,
+            healthy,
             instances,
             desired_capacity,
             ready_capacity,

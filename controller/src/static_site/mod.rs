@@ -45,6 +45,7 @@ use self::cache::SiteCache;
 use self::plan::{Action, TeardownScope};
 use self::round::{Round, RoundOptions, round, teardown_round};
 use crate::base::{ActGate, may_act};
+use crate::feed::{FeedInterest, Watched};
 use crate::runtime::requeue::resync_action;
 use crate::runtime::round::{
     RefreshTracker, RoundEnd, fail_early, paused_status, requeue_after, write_status,
@@ -173,6 +174,38 @@ async fn report_actions(ctx: &Context, site: &StaticSite, done: &[Action]) {
 
 impl Reconciler<StaticSite> for StaticSiteReconciler {
     type Error = StaticSiteError;
+
+    /// A site relies on the controller-wide event queue (owned by the feed, issue 15): a new
+    /// source archive or an object under the source prefix, a write to its bucket's
+    /// configuration or to its distribution reconciles it at once.
+    fn feed_interest(&self, site: &StaticSite) -> Option<FeedInterest> {
+        let spec = &site.spec;
+        let source = &spec.source;
+        let mut watches = vec![Watched::Bucket(spec.bucket.name.clone())];
+        if let Some(archive) = &source.archive {
+            watches.push(Watched::S3Object {
+                bucket: source.bucket.clone(),
+                key: archive.clone(),
+            });
+        }
+        if let Some(prefix) = &source.prefix {
+            watches.push(Watched::S3Prefix {
+                bucket: source.bucket.clone(),
+                prefix: prefix.clone(),
+            });
+        }
+        let distribution = spec.distribution.id.clone().or_else(|| {
+            site.status
+                .as_ref()
+                .and_then(|s| s.distribution.as_ref())
+                .map(|d| d.id.clone())
+        });
+        watches.extend(distribution.map(Watched::Distribution));
+        Some(FeedInterest {
+            region: spec.region.clone(),
+            watches,
+        })
+    }
 
     async fn apply(
         &self,

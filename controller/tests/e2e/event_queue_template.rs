@@ -1,5 +1,6 @@
 //! `examples/aws/event-queue.yaml` against moto: the stack creates (queue, dead-letter queue,
-//! one EventBridge rule per EC2 event kind, the queue policy), the policy admits exactly the
+//! one EventBridge rule per EC2 event kind, the S3, CloudTrail and heartbeat rules, the queue
+//! policy), the policy admits exactly the
 //! template's rules, and an event put with `aws events put-events` that matches a rule is
 //! routed to the queue while one that matches none is not (moto 5.2.5 routes EventBridge to
 //! SQS; its envelope lacks `account`, which Stagehand's strict parser refuses — measured here,
@@ -111,7 +112,7 @@ async fn the_event_queue_template_creates_and_routes_matching_events() {
             .count()
     };
     let rules = rules_in_template();
-    assert_eq!(rules.len(), 4, "{rules:?}");
+    assert_eq!(rules.len(), 8, "{rules:?}");
     assert_eq!(count("AWS::Events::Rule"), rules.len());
     assert_eq!(
         count("AWS::SQS::Queue"),
@@ -122,7 +123,7 @@ async fn the_event_queue_template_creates_and_routes_matching_events() {
     // id and type, and the queue gets no Policy attribute. Every resource is created all the
     // same.
     let in_template = TEMPLATE.matches("Type: AWS::").count();
-    assert_eq!(in_template, 7);
+    assert_eq!(in_template, 11);
     let created = resources
         .stack_resource_summaries()
         .iter()
@@ -205,6 +206,25 @@ async fn the_event_queue_template_creates_and_routes_matching_events() {
             "AWS Health Event",
             json!({"service": "LAMBDA", "eventTypeCategory": "issue", "eventTypeCode": "X"})
         ),
+        entry(
+            "aws.s3",
+            "Object Created",
+            json!({"version": "0", "bucket": {"name": "builds"}, "object": {"key": "api/app.zip"}})
+        ),
+        entry(
+            "aws.lambda",
+            "AWS API Call via CloudTrail",
+            json!({"eventSource": "lambda.amazonaws.com", "eventName": "UpdateAlias20150331",
+                   "awsRegion": REGION, "userIdentity": {"arn": "arn:aws:iam::123456789012:user/alice"},
+                   "requestParameters": {"functionName": "shop-api", "name": "live"}})
+        ),
+        // A CloudTrail event of another service: no rule.
+        entry(
+            "aws.ec2",
+            "AWS API Call via CloudTrail",
+            json!({"eventSource": "ec2.amazonaws.com", "eventName": "RunInstances",
+                   "awsRegion": REGION, "userIdentity": {}})
+        ),
     ]);
     let put = aws_cli(
         &endpoint,
@@ -214,7 +234,7 @@ async fn the_event_queue_template_creates_and_routes_matching_events() {
     assert!(put.contains("\"FailedEntryCount\": 0"), "{put}");
     let started = std::time::Instant::now();
     let mut routed = Vec::new();
-    while routed.len() < 2 && started.elapsed() < Duration::from_secs(5) {
+    while routed.len() < 4 && started.elapsed() < Duration::from_secs(5) {
         let messages = env
             .aws
             .sqs(REGION)
@@ -224,11 +244,11 @@ async fn the_event_queue_template_creates_and_routes_matching_events() {
         routed.extend(messages);
     }
     eprintln!(
-        "moto routed {} of 4 events (2 match a rule) in {:?}",
+        "moto routed {} of 7 events (4 match a rule) in {:?}",
         routed.len(),
         started.elapsed()
     );
-    assert_eq!(routed.len(), 2, "{routed:?}");
+    assert_eq!(routed.len(), 4, "{routed:?}");
     let mut details = Vec::new();
     for message in &routed {
         // moto's envelope has no `account`: refused as AWS never sends it so.
@@ -243,11 +263,19 @@ async fn the_event_queue_template_creates_and_routes_matching_events() {
     }
     details.sort_by_key(|d| format!("{d:?}"));
     assert!(
-        matches!(&details[0], Detail::SpotInterruptionWarning { instance_id, .. } if instance_id == instance),
+        matches!(&details[0], Detail::ApiCall(call) if call.action == "UpdateAlias"),
         "{details:?}"
     );
     assert!(
-        matches!(&details[1], Detail::StateChange { instance_id, .. } if instance_id == instance),
+        matches!(&details[1], Detail::ObjectCreated { key, .. } if key == "api/app.zip"),
+        "{details:?}"
+    );
+    assert!(
+        matches!(&details[2], Detail::SpotInterruptionWarning { instance_id, .. } if instance_id == instance),
+        "{details:?}"
+    );
+    assert!(
+        matches!(&details[3], Detail::StateChange { instance_id, .. } if instance_id == instance),
         "{details:?}"
     );
 }

@@ -16,6 +16,7 @@ mod feed;
 mod lambda_inventory;
 mod lambda_stage_alias;
 mod lambda_stage_deploy;
+mod lambda_stage_feed;
 mod lambda_stage_restart;
 mod lambda_stage_stack;
 mod leader_election;

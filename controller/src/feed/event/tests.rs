@@ -149,17 +149,201 @@ fn a_health_event_names_its_instances() {
 
 #[test]
 fn other_kinds_are_unknown_not_unparsable() {
-    let mut s3 = rebalance();
-    s3["source"] = json!("aws.s3");
-    s3["detail-type"] = json!("Object Created");
-    s3["detail"] = json!({"bucket": {"name": "b"}, "object": {"key": "k"}});
+    let mut ami = rebalance();
+    ami["detail-type"] = json!("EC2 AMI State Change");
     assert_eq!(
-        parsed(&s3),
+        parsed(&ami),
         Err(ParseError::UnknownKind {
-            event_source: "aws.s3".into(),
-            detail_type: "Object Created".into()
+            event_source: "aws.ec2".into(),
+            detail_type: "EC2 AMI State Change".into()
         })
     );
+}
+
+/// The S3 User Guide's `Object Created` sample (EventBridge notifications on the bucket).
+pub(crate) fn object_created(bucket: &str, key: &str) -> serde_json::Value {
+    json!({
+        "version": "0",
+        "id": "17793124-05d4-b198-2fde-7ededc63b103",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": "2021-11-12T00:00:00Z",
+        "region": "us-east-1",
+        "resources": [format!("arn:aws:s3:::{bucket}")],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {"key": key, "size": 5, "etag": "b1946ac92492d2347c6235b4d2611184", "version-id": "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e", "sequencer": "617f08299329d189"},
+            "request-id": "N4N7GDK58NMKJ12R",
+            "requester": "123456789012",
+            "source-ip-address": "1.2.3.4",
+            "reason": "PutObject"
+        }
+    })
+}
+
+/// A CloudTrail record of `event_name` (as CloudTrail names it, API version included) by
+/// `caller`, with these request parameters.
+pub(crate) fn api_call(
+    source: &str,
+    event_name: &str,
+    caller: &str,
+    request: &serde_json::Value,
+) -> serde_json::Value {
+    let service = source.trim_start_matches("aws.");
+    json!({
+        "version": "0",
+        "id": format!("trail-{event_name}"),
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": source,
+        "account": "123456789012",
+        "time": "2026-12-01T05:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.08",
+            "userIdentity": {"type": "IAMUser", "principalId": "AIDAEXAMPLE", "arn": caller, "accountId": "123456789012"},
+            "eventTime": "2026-12-01T05:00:00Z",
+            "eventSource": format!("{service}.amazonaws.com"),
+            "eventName": event_name,
+            "awsRegion": "us-east-1",
+            "sourceIPAddress": "1.2.3.4",
+            "userAgent": "aws-cli/2",
+            "requestParameters": request,
+            "responseElements": null,
+            "requestID": "r-1",
+            "eventID": "e-1",
+            "readOnly": false,
+            "eventType": "AwsApiCall",
+            "managementEvent": true
+        }
+    })
+}
+
+pub(crate) const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
+
+#[test]
+fn s3_cloudtrail_and_heartbeat_events_parse() {
+    assert_eq!(
+        parsed(&object_created("builds", "api/app.zip"))
+            .unwrap()
+            .detail,
+        Detail::ObjectCreated {
+            bucket: "builds".into(),
+            key: "api/app.zip".into()
+        }
+    );
+    let call = |source: &str, name: &str, request: serde_json::Value| match parsed(&api_call(
+        source, name, ALICE, &request,
+    ))
+    .unwrap()
+    .detail
+    {
+        Detail::ApiCall(call) => call,
+        other => panic!("{other:?}"),
+    };
+    let function = |name: &str| Some(ApiResource::Function(name.into()));
+    let alias = call(
+        "aws.lambda",
+        "UpdateAlias20150331",
+        json!({"functionName": "shop-api", "name": "live", "functionVersion": "1"}),
+    );
+    assert_eq!(
+        alias,
+        ApiCall {
+            service: ApiService::Lambda,
+            action: "UpdateAlias".into(),
+            caller: Some(ALICE.into()),
+            region: "us-east-1".into(),
+            failed: false,
+            resource: function("shop-api"),
+        }
+    );
+    for (name, request, resource) in [
+        (
+            "UpdateFunctionCode20150331v2",
+            json!({"functionName": "arn:aws:lambda:us-east-1:123456789012:function:shop-api"}),
+            function("shop-api"),
+        ),
+        (
+            "TagResource20170331v2",
+            json!({"resource": "arn:aws:lambda:us-east-1:123456789012:function:shop-api:live"}),
+            function("shop-api"),
+        ),
+        (
+            "DeleteEventSourceMapping20150331",
+            json!({"uUID": "a1b2"}),
+            Some(ApiResource::Mapping {
+                uuid: "a1b2".into(),
+                function: None,
+            }),
+        ),
+        (
+            "UntagResource20170331v2",
+            json!({"resource": "arn:aws:lambda:us-east-1:123456789012:event-source-mapping:a1b2"}),
+            Some(ApiResource::Mapping {
+                uuid: "a1b2".into(),
+                function: None,
+            }),
+        ),
+        ("ListFunctions20150331", serde_json::Value::Null, None),
+    ] {
+        let parsed = call("aws.lambda", name, request);
+        assert_eq!(parsed.resource, resource, "{name}");
+        assert!(!parsed.action.chars().any(|c| c.is_ascii_digit()), "{name}");
+    }
+    assert_eq!(
+        call("aws.s3", "PutBucketPolicy", json!({"bucketName": "site"})).resource,
+        Some(ApiResource::Bucket("site".into()))
+    );
+    assert_eq!(
+        call(
+            "aws.cloudfront",
+            "UpdateDistribution2020_05_31",
+            json!({"id": "E2QWRUHAPOMQZL"})
+        )
+        .resource,
+        Some(ApiResource::Distribution("E2QWRUHAPOMQZL".into()))
+    );
+    let mut failed = api_call("aws.lambda", "UpdateAlias20150331", ALICE, &json!({}));
+    failed["detail"]["errorCode"] = json!("AccessDenied");
+    let Detail::ApiCall(failed) = parsed(&failed).unwrap().detail else {
+        panic!("an API call")
+    };
+    assert!(failed.failed);
+    let mut heartbeat = rebalance();
+    heartbeat["source"] = json!("aws.events");
+    heartbeat["detail-type"] = json!("Scheduled Event");
+    heartbeat["detail"] = json!({});
+    assert_eq!(parsed(&heartbeat).unwrap().detail, Detail::Heartbeat);
+}
+
+#[test]
+fn s3_and_cloudtrail_details_are_parsed_strictly() {
+    let unparsable = |value: serde_json::Value, why: &str| {
+        let result = parsed(&value);
+        assert!(
+            matches!(result, Err(ParseError::Unparsable(_))),
+            "{why}: {result:?}"
+        );
+    };
+    let mut no_key = object_created("b", "k");
+    no_key["detail"]["object"]
+        .as_object_mut()
+        .unwrap()
+        .remove("key");
+    unparsable(no_key, "an object without its key");
+    unparsable(object_created("b", ""), "an empty key");
+    let call = || api_call("aws.lambda", "UpdateAlias20150331", ALICE, &json!({}));
+    for field in ["eventSource", "eventName", "awsRegion", "userIdentity"] {
+        let mut missing = call();
+        missing["detail"].as_object_mut().unwrap().remove(field);
+        unparsable(missing, field);
+    }
+    let mut elsewhere = call();
+    elsewhere["detail"]["eventSource"] = json!("s3.amazonaws.com");
+    unparsable(elsewhere, "a Lambda event recorded for S3");
 }
 
 #[test]
