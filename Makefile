@@ -51,8 +51,10 @@ dev:
 demo:
 	scripts/demo
 
-# Counts AWS calls (through the test floor's proxy) for N = 50 and 200 functions, and for 100
-# fleets of 4 instances; not timed.
+# Counts AWS calls (through the test floor's proxy) for N = 50 and 200 functions, for 100
+# fleets of 4 instances, and for a 5,000-file site beside `aws s3 sync`, with the site's peak
+# memory at 5,000 and 50,000 objects; not timed.
 bench: moto
 	$(CARGO) run --locked -p stagehand --example bench_lambda
 	$(CARGO) run --locked -p stagehand --example bench_fleet
+	$(CARGO) run --locked -p stagehand --example bench_site
