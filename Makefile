@@ -13,7 +13,7 @@ help:
 	@echo "make crds   - regenerate crds/yaml/ and charts/stagehand/crds/ from the Rust types"
 	@echo "make dev    - local emulators + CRDs + examples + the controller, in the foreground"
 	@echo "make build  - build the stagehand binary (debug)"
-	@echo "make bench  - LambdaStage and SpotFleet reconcile AWS-call benchmarks (docs/benchmarks.md)"
+	@echo "make bench  - LambdaStage, SpotFleet and StaticSite AWS-call benchmarks, StaticSite beside aws s3 sync (docs/benchmarks.md)"
 
 test: fmt lint unit
 

@@ -23,7 +23,10 @@
     clippy::unwrap_used,
     clippy::cast_precision_loss,
     clippy::cast_possible_truncation,
-    reason = "a benchmark binary: a panic with its location is the report we want"
+    clippy::cast_sign_loss,
+    clippy::large_futures,
+    reason = "a benchmark binary: a panic with its location is the report we want, sizes are \
+              small and positive, and its futures (the round's, ≈ 25 KB) are awaited once"
 )]
 
 use std::collections::BTreeMap;
@@ -261,8 +264,12 @@ fn content(seed: u64, size: u64, body: Body) -> Vec<u8> {
 /// `stem-<8 hex of sha256>.ext`, as bundlers name assets.
 fn hashed(stem: &str, ext: &str, bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
-    let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{stem}-{hex}.{ext}")
+    let mut name = format!("{stem}-");
+    for byte in &digest[..4] {
+        write!(name, "{byte:02x}").unwrap();
+    }
+    write!(name, ".{ext}").unwrap();
+    name
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -436,23 +443,26 @@ impl Bench {
         std::fs::remove_file(path).unwrap();
     }
 
-    /// One reconcile, as the controller runs it.
-    async fn round(&self, site: &mut SiteObject) -> Round {
-        let options = RoundOptions {
+    fn options(&self, dry_run: bool) -> RoundOptions<'_> {
+        RoundOptions {
             cluster_id: "bench",
             gate: ActGate::Act,
             refresh: false,
             now: Timestamp::now(),
-            dry_run: false,
+            dry_run,
             cache: &self.cache,
             scratch: self.scratch.path(),
             limits: ArchiveLimits::default(),
-        };
+        }
+    }
+
+    /// One reconcile, as the controller runs it.
+    async fn round(&self, site: &mut SiteObject) -> Round {
         let round = round(
             &self.inventory,
             &site.object,
             site.status.as_ref(),
-            options,
+            self.options(false),
             |_| {},
         )
         .await
@@ -750,15 +760,65 @@ async fn compare(floor: AwsFloor, files: usize) -> AwsFloor {
 /// is not hidden under another's, and without the proxy in it (the proxy holds whole request
 /// and response bodies; moto's answers need its corrections, so the child still goes through
 /// the parent's proxy, on a freshly reset moto).
-async fn measure_memory_in_child(floor: &AwsFloor, files: usize) {
+async fn measure_memory_in_child(floor: &AwsFloor, mode: &str, files: usize) {
     floor.reset().await.unwrap();
     let mut command = std::process::Command::new(std::env::current_exe().unwrap());
-    command.args(["memory", &files.to_string(), &floor.endpoint_url()]);
+    command.args([mode, &files.to_string(), &floor.endpoint_url()]);
     let status = tokio::task::spawn_blocking(move || command.status())
         .await
         .unwrap()
         .unwrap();
     assert!(status.success(), "memory {files}: {status}");
+}
+
+/// Prints one memory row: the peak of what `run` did, and what it started from.
+async fn measured<F: std::future::Future<Output = u64>>(files: usize, phase: &str, run: F) {
+    let (_, before) = bench_support::memory_kib();
+    bench_support::reset_peak_memory();
+    let start = Instant::now();
+    let uploads = run.await;
+    let wall = start.elapsed();
+    let (peak, _) = bench_support::memory_kib();
+    println!(
+        "| {files} | {phase} | {:.1} | {:.1} | {:.1} | {uploads} | {:.1} |",
+        peak as f64 / 1024.0,
+        before as f64 / 1024.0,
+        (peak.saturating_sub(before)) as f64 / 1024.0,
+        wall.as_secs_f64()
+    );
+}
+
+/// What the parts of a first deploy cost alone (`bench_site memory-parts N URL`): checking
+/// the archive (the zip reader, from a local file), then observe + plan (a dry run: the
+/// archive downloaded and checked, 5,000 uploads planned), without act.
+async fn memory_parts(files: usize, endpoint_url: &str) {
+    let aws = bench_support::unlimited_provider_at(endpoint_url).await;
+    let bench = Bench::new(aws, None, Site::new(files)).await;
+    let local = bench.scratch.path().join("local.zip");
+    bench.site.write_zip(FIRST, &local);
+    measured(files, "part: check the archive (local file)", async {
+        let file = std::fs::File::open(&local).unwrap();
+        read_archive(
+            file,
+            ArchiveFormat::Zip,
+            ArchiveLimits::default(),
+            &mut Discard,
+        )
+        .unwrap();
+        0
+    })
+    .await;
+    std::fs::remove_file(&local).unwrap();
+    bench.publish(FIRST).await;
+    let site = SiteObject::new();
+    measured(files, "part: observe + plan (dry run)", async {
+        let options = bench.options(true);
+        let round = round(&bench.inventory, &site.object, None, options, |_| {})
+            .await
+            .unwrap();
+        round.plan.sync.uploaded as u64
+    })
+    .await;
 }
 
 async fn memory(files: usize, endpoint_url: &str) {
@@ -781,32 +841,26 @@ async fn memory(files: usize, endpoint_url: &str) {
         if let Some(build) = build {
             bench.publish(build).await;
         }
-        let (_, before) = bench_support::memory_kib();
-        bench_support::reset_peak_memory();
-        let start = Instant::now();
-        let cost = bench.converge(&mut site).await;
-        let wall = start.elapsed();
-        let (peak, _) = bench_support::memory_kib();
-        println!(
-            "| {files} | {phase} | {:.1} | {:.1} | {:.1} | {} | {:.1} |",
-            peak as f64 / 1024.0,
-            before as f64 / 1024.0,
-            (peak.saturating_sub(before)) as f64 / 1024.0,
-            cost.uploads,
-            wall.as_secs_f64()
-        );
+        measured(files, phase, async {
+            bench.converge(&mut site).await.uploads
+        })
+        .await;
     }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("memory") {
-        memory(args[1].parse().unwrap(), &args[2]).await;
-        return;
+    match args.first().map(String::as_str) {
+        Some("memory") => return memory(args[1].parse().unwrap(), &args[2]).await,
+        Some("memory-parts") => return memory_parts(args[1].parse().unwrap(), &args[2]).await,
+        _ => {}
     }
-    // `--memory-only N...`: the memory measurements without the comparison.
-    let memory_only = args.first().map(String::as_str) == Some("--memory-only");
+    // `--memory-only N...`: the memory measurements without the comparison; `--parts-only
+    // N...`: only the parts of a first deploy.
+    let flag = args.first().filter(|a| a.starts_with("--")).cloned();
+    let memory_only = flag.is_some();
+    let parts_only = flag.as_deref() == Some("--parts-only");
     let sizes: Vec<usize> = args
         .iter()
         .skip(usize::from(memory_only))
@@ -825,7 +879,10 @@ async fn main() {
     println!(
         "\n| objects | phase | peak RSS MiB | RSS before MiB | growth MiB | uploads | wall s |\n|---|---|---|---|---|---|---|"
     );
+    for files in sizes.iter().filter(|_| !parts_only) {
+        measure_memory_in_child(&floor, "memory", *files).await;
+    }
     for files in sizes {
-        measure_memory_in_child(&floor, files).await;
+        measure_memory_in_child(&floor, "memory-parts", files).await;
     }
 }
