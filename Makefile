@@ -53,7 +53,7 @@ demo:
 
 # Counts AWS calls (through the test floor's proxy) for N = 50 and 200 functions, for 100
 # fleets of 4 instances, and for a 5,000-file site beside `aws s3 sync`, with the site's peak
-# memory at 5,000 and 50,000 objects; not timed.
+# memory at 5,000 objects (observe + plan alone also at 50,000); not timed.
 bench: moto
 	$(CARGO) run --locked -p stagehand --example bench_lambda
 	$(CARGO) run --locked -p stagehand --example bench_fleet
