@@ -12,8 +12,15 @@ use stagehand_testenv::aws::{AwsFloor, CallsReport, REGION};
 
 /// An AWS provider talking to `floor` (moto behind the counting proxy), its rate limits lifted.
 pub async fn unlimited_provider(floor: &AwsFloor) -> AwsProvider {
+    unlimited_provider_at(&floor.endpoint_url()).await
+}
+
+/// An AWS provider talking to `endpoint_url`, its rate limits lifted. Straight to moto (not
+/// through the proxy) where the benchmark measures this process's memory: the proxy runs in
+/// the same process and holds whole request and response bodies.
+pub async fn unlimited_provider_at(endpoint_url: &str) -> AwsProvider {
     let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(floor.endpoint_url())
+        .endpoint_url(endpoint_url)
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("test", "test", None, None, "static"))
         .load()
@@ -59,4 +66,24 @@ pub fn memory_lines() -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Resident memory of this process in KiB: `(VmHWM, VmRSS)`, peak and current.
+#[allow(dead_code, reason = "only bench_site measures phases separately")]
+pub fn memory_kib() -> (u64, u64) {
+    let field = |name: &str| {
+        memory_lines()
+            .iter()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmHWM"), field("VmRSS"))
+}
+
+/// Starts a new peak: `VmHWM` drops to the current `VmRSS` (Linux `clear_refs` 5), so the
+/// next reading is the peak of what ran in between.
+#[allow(dead_code, reason = "only bench_site measures phases separately")]
+pub fn reset_peak_memory() {
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
 }

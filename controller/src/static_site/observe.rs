@@ -105,7 +105,7 @@ pub async fn observe(
     let source = if observer.read_source && spec.rollback_to.is_none() {
         observe_source(observer, spec).await?
     } else {
-        SourceState::NotRead
+        Arc::new(SourceState::NotRead)
     };
     let mut observed = Observed {
         bucket,
@@ -241,23 +241,22 @@ async fn observe_invalidation(
         }))
 }
 
-/// The build to deploy: the archive (read only when it changed) or the prefix.
+/// The build to deploy: the archive (read only when it changed; the cache's build is shared,
+/// never copied) or the prefix.
 async fn observe_source(
     observer: &Observer<'_>,
     spec: &StaticSiteSpec,
-) -> Result<SourceState, StaticSiteError> {
+) -> Result<Arc<SourceState>, StaticSiteError> {
     let source = &spec.source;
     match (&source.archive, &source.prefix) {
-        (Some(key), _) => {
-            let state = observe_archive(observer, spec, &source.bucket, key).await?;
-            Ok((*state).clone())
-        }
+        (Some(key), _) => observe_archive(observer, spec, &source.bucket, key).await,
         (None, Some(prefix)) => observe_prefix(observer, spec, &source.bucket, prefix)
             .await
+            .map(Arc::new)
             .map_err(|source| StaticSiteError::Observe { source }),
-        (None, None) => Ok(SourceState::Missing {
+        (None, None) => Ok(Arc::new(SourceState::Missing {
             location: format!("s3://{}", source.bucket),
-        }),
+        })),
     }
 }
 
@@ -422,12 +421,13 @@ async fn observe_content(
             let version_id = version_id(version);
             let manifest = read_manifest(observer, s3, bucket, &version.key, &version_id).await?;
             observed.manifests.push(StoredManifest {
-                manifest: (*manifest).clone(),
+                manifest,
                 version_id,
             });
         }
     }
     observed.served = read_served(observer, s3, bucket).await?;
+    forget_unlisted_manifests(observer.cache, bucket, observed);
     for version in versions.iter().filter(|v| v.is_current()) {
         if version.key.starts_with(RECORDS_PREFIX) {
             continue;
@@ -452,6 +452,26 @@ async fn observe_content(
     }
     observed.versions = Some(versions);
     Ok(())
+}
+
+/// Drops cached manifests of `bucket` that are neither current nor served any more (replaced
+/// by a rewrite, or deleted with their revision): only what this round read stays.
+fn forget_unlisted_manifests(cache: &SiteCache, bucket: &str, observed: &Observed) {
+    let served = observed.served.as_ref().map(|s| {
+        (
+            manifest_key(&s.record.revision),
+            &s.record.manifest_version_id,
+        )
+    });
+    cache.retain_manifests(bucket, |key, version| {
+        observed
+            .manifests
+            .iter()
+            .any(|m| m.version_id == version && manifest_key(&m.manifest.revision) == key)
+            || served
+                .as_ref()
+                .is_some_and(|(k, v)| k == key && *v == version)
+    });
 }
 
 /// A version's id; `null` is what S3 calls the version of an object written while versioning
@@ -547,10 +567,7 @@ async fn read_served(
     let record = Served::parse(&object.body)?;
     let key = manifest_key(&record.revision);
     match read_manifest(observer, s3, bucket, &key, &record.manifest_version_id).await {
-        Ok(manifest) => Ok(Some(ServedRevision {
-            record,
-            manifest: (*manifest).clone(),
-        })),
+        Ok(manifest) => Ok(Some(ServedRevision { record, manifest })),
         Err(StaticSiteError::Inconsistent { message, .. }) => {
             tracing::warn!(%bucket, %message, "the served revision's manifest is gone; deploying again");
             Ok(None)

@@ -137,7 +137,7 @@ fn revisions(observed: &Observed, report: &ActReport) -> Vec<RevisionStatus> {
     let mut manifests: Vec<&Manifest> = observed
         .manifests
         .iter()
-        .map(|m| &m.manifest)
+        .map(|m| &*m.manifest)
         .filter(|m| written.as_ref().is_none_or(|w| w.revision != m.revision))
         .chain(written.as_ref())
         .filter(|m| !deleted.contains(&&manifest_key(&m.revision)))

@@ -391,6 +391,17 @@ async fn a_first_deploy_serves_the_archive_privately_with_its_metadata_and_is_re
     );
     assert_eq!(calls.count("s3", "ListObjectVersions"), 1, "{calls:?}");
     assert!(calls.total <= 16, "{} calls: {calls:?}", calls.total);
+    // The round reads the cached manifest in place: a manifest of 50,000 keys is ≈ 10 MB.
+    let stored = &resync.observed.manifests[0];
+    let cached = world
+        .cache
+        .manifest(
+            SITE_BUCKET,
+            &manifest_key(&stored.manifest.revision),
+            &stored.version_id,
+        )
+        .unwrap();
+    assert!(std::sync::Arc::ptr_eq(&stored.manifest, &cached));
     println!(
         "no-change resync: {} calls {:?}",
         calls.total,
@@ -629,6 +640,11 @@ async fn pruning_keeps_every_version_a_kept_manifest_references() {
     let status = site.status.clone().unwrap();
     let served = status.revision.clone().unwrap();
     assert_eq!(status.revisions.len(), 1, "{:?}", status.revisions);
+    assert_eq!(
+        world.cache.manifest_count(),
+        1,
+        "pruned revisions' manifests are not kept in memory either"
+    );
     let manifest = world.manifest(&served).await;
     let versions = world
         .aws

@@ -123,7 +123,7 @@ impl Planner<'_> {
         if let Some(target) = self.spec.rollback_to.clone() {
             return self.rollback_revision(&target);
         }
-        let build = match &self.observed.source {
+        let build = match &*self.observed.source {
             SourceState::NotRead => return None,
             SourceState::Missing { location } => {
                 let message = format!("the source {location} does not exist or is empty");

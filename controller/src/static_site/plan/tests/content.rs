@@ -362,7 +362,8 @@ fn a_refused_archive_stalls_with_its_message_and_leaves_the_site_alone() {
     site.observed.source = crate::static_site::observed::SourceState::Refused {
         reason: "UnsafeEntryName",
         message: "archive entry \"../evil\" refused: `..` path segments are not allowed".into(),
-    };
+    }
+    .into();
     site.observed.bucket.as_mut().unwrap().encrypted = false;
     let plan = site.plan();
     assert!(plan.actions.is_empty(), "{:#?}", plan.actions);
@@ -375,7 +376,9 @@ fn a_refused_archive_stalls_with_its_message_and_leaves_the_site_alone() {
 #[test]
 fn unhashed_prefix_objects_are_hashed_before_anything_else_of_the_content() {
     let mut site = Site::converged().build("r2", &with(BUILD_1, "robots.txt", "new"));
-    if let crate::static_site::observed::SourceState::Read(build) = &mut site.observed.source {
+    if let crate::static_site::observed::SourceState::Read(build) =
+        std::sync::Arc::make_mut(&mut site.observed.source)
+    {
         build.files[4].sha256 = None;
     }
     let plan = site.plan();
@@ -414,12 +417,12 @@ fn zipped_build_1(year: u16) -> crate::static_site::observed::SourceState {
 fn a_rebuilt_archive_with_new_timestamps_is_the_same_revision_and_uploads_nothing() {
     let mut first = Site::new();
     first.spec.revision = None;
-    first.observed.source = zipped_build_1(2025);
+    first.observed.source = zipped_build_1(2025).into();
     let label = first.plan().revision.unwrap();
 
     let mut rebuilt = Site::converged().deployed(&label, BUILD_1, 2);
     rebuilt.spec.revision = None;
-    rebuilt.observed.source = zipped_build_1(2026);
+    rebuilt.observed.source = zipped_build_1(2026).into();
     let plan = rebuilt.plan();
     assert_eq!(plan.revision, Some(label));
     assert!(plan.actions.is_empty(), "{:#?}", plan.actions);

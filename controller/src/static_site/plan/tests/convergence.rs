@@ -98,7 +98,7 @@ impl World {
                         .retain(|m| m.manifest.revision != manifest.revision);
                     self.site.observed.manifests.push(
                         crate::static_site::observed::StoredManifest {
-                            manifest,
+                            manifest: manifest.into(),
                             version_id,
                         },
                     );
@@ -108,7 +108,10 @@ impl World {
                 Action::RecordServed { served } => {
                     let record = served.resolve(manifest_version.as_deref()).unwrap();
                     let manifest = self.manifest_at(&record.revision, &record.manifest_version_id);
-                    self.site.observed.served = Some(ServedRevision { record, manifest });
+                    self.site.observed.served = Some(ServedRevision {
+                        record,
+                        manifest: manifest.into(),
+                    });
                 }
                 other => panic!("not expected in these scenarios: {other}"),
             }
@@ -144,7 +147,7 @@ impl World {
     fn manifest_at(&self, revision: &str, version_id: &str) -> Manifest {
         let stored = self.site.observed.manifest(revision).unwrap();
         assert_eq!(stored.version_id, version_id, "{}", manifest_key(revision));
-        stored.manifest.clone()
+        (*stored.manifest).clone()
     }
 
     /// Rounds until a plan has nothing to do; the first round crashes after `budget` steps.

@@ -142,7 +142,7 @@ impl Site {
             spec: spec(),
             context: context(),
             observed: Observed {
-                source: source(BUILD_1),
+                source: source(BUILD_1).into(),
                 ..Observed::default()
             },
         }
@@ -200,7 +200,7 @@ impl Site {
                 sequence,
                 rolled_back_from: None,
             },
-            manifest,
+            manifest: manifest.into(),
         });
         self
     }
@@ -212,14 +212,14 @@ impl Site {
             .retain(|m| m.manifest.revision != manifest.revision);
         self.observed.manifests.push(StoredManifest {
             version_id: format!("m-{}", manifest.revision),
-            manifest,
+            manifest: manifest.into(),
         });
     }
 
     /// The source now holds `files`, labelled `revision`.
     pub fn build(mut self, revision: &str, files: &[(&str, &str)]) -> Self {
         self.spec.revision = Some(revision.into());
-        self.observed.source = source(files);
+        self.observed.source = source(files).into();
         self
     }
 
@@ -267,7 +267,7 @@ impl Site {
 
     pub fn rollback_to(mut self, revision: &str) -> Self {
         self.spec.rollback_to = Some(revision.into());
-        self.observed.source = SourceState::NotRead;
+        self.observed.source = SourceState::NotRead.into();
         self
     }
 

@@ -88,7 +88,7 @@ fn a_completed_rollback_holds_still() {
     served.record.manifest_version_id = "m-r1".into();
     served.record.rolled_back_from = Some("r2".into());
     served.record.sequence = 3;
-    served.manifest = r1;
+    served.manifest = r1.into();
     let plan = site.plan();
     assert!(plan.actions.is_empty(), "{:#?}", plan.actions);
     assert_eq!(plan.rolled_back_from.as_deref(), Some("r2"));
@@ -96,7 +96,7 @@ fn a_completed_rollback_holds_still() {
     // Removing rollbackTo deploys the source (r2) again — from r2's stored versions, so
     // nothing is uploaded.
     site.spec.rollback_to = None;
-    site.observed.source = source(BUILD_2);
+    site.observed.source = source(BUILD_2).into();
     let plan = site.plan();
     assert_eq!(plan.sync.uploaded, 0);
     let Action::RestoreVersions { objects } = the(&plan, "RestoreVersions") else {
