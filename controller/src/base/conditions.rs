@@ -177,15 +177,38 @@ pub mod reason {
     pub const OBSERVE_ONLY: &str = "ObserveOnly";
 }
 
+/// `message` without its ` (request id …)` parts.
+fn without_request_ids(message: &str) -> String {
+    const MARK: &str = " (request id ";
+    let mut kept = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(MARK) {
+        kept.push_str(&rest[..start]);
+        let after = &rest[start + MARK.len()..];
+        let Some(end) = after.find(')') else {
+            rest = &rest[start..];
+            break;
+        };
+        rest = &after[end + 1..];
+    }
+    kept.push_str(rest);
+    kept
+}
+
 impl ReconcileOutcome {
     /// The outcome that reports a failed reconcile: recoverable errors are progress that will be
     /// retried (`Reconciling=True`), stalled errors need a human (`Stalled=True`).
+    ///
+    /// AWS request ids are left out of the message (the log line of the failure keeps them):
+    /// they differ on every attempt, and a status that changes on every failure is a watch
+    /// event that starts the next reconcile at once, defeating the retry backoff (measured: a
+    /// failing site retried every 0.5 s instead of 5, 10, 20 s ...).
     pub fn from_error<E>(error: &E) -> Self
     where
         E: super::Classify + std::fmt::Display + ?Sized,
     {
         let reason = error.reason().to_owned();
-        let message = error.to_string();
+        let message = without_request_ids(&error.to_string());
         match error.class() {
             super::ErrorClass::Recoverable => Self::Progressing { reason, message },
             super::ErrorClass::Stalled => Self::Stalled { reason, message },
@@ -653,6 +676,33 @@ mod tests {
         fn reason(&self) -> &'static str {
             "OwnershipConflict"
         }
+    }
+
+    #[test]
+    fn a_failure_reads_the_same_on_every_attempt_whatever_the_request_id() {
+        let first = TestError(
+            "RestoreVersions: index.html: AWS s3 CopyObject on s3://site/index.html failed (NotFound NoSuchVersion, HTTP 404): The specified version does not exist. (request id 0ZwhxnZ4)",
+            ErrorClass::Recoverable,
+        );
+        let second = TestError(
+            "RestoreVersions: index.html: AWS s3 CopyObject on s3://site/index.html failed (NotFound NoSuchVersion, HTTP 404): The specified version does not exist. (request id EuddCiqL)",
+            ErrorClass::Recoverable,
+        );
+        let outcome = ReconcileOutcome::from_error(&first);
+        assert_eq!(outcome, ReconcileOutcome::from_error(&second));
+        assert!(
+            outcome.summary().ends_with("does not exist."),
+            "{}",
+            outcome.summary()
+        );
+        assert_eq!(
+            without_request_ids("a (request id 1); b (request id 2)"),
+            "a; b"
+        );
+        assert_eq!(
+            without_request_ids("cut (request id 1"),
+            "cut (request id 1"
+        );
     }
 
     #[test]

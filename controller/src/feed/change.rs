@@ -15,8 +15,9 @@ use super::event::{ApiCall, ApiResource, ApiService, Detail, Event};
 /// What one event asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    /// A new object: every listing covering it is stale, and the objects watching it look now.
-    ObjectCreated {
+    /// A new or deleted object: every listing covering it is stale, and the objects watching it
+    /// look now.
+    Object {
         region: String,
         bucket: String,
         key: String,
@@ -45,11 +46,13 @@ pub enum Change {
 /// Stagehand made itself (`identity`), and calls that name nothing Stagehand maps.
 pub fn change(event: &Event, identity: Option<&str>) -> Option<Change> {
     match &event.detail {
-        Detail::ObjectCreated { bucket, key } => Some(Change::ObjectCreated {
-            region: event.envelope.region.clone(),
-            bucket: bucket.clone(),
-            key: key.clone(),
-        }),
+        Detail::ObjectCreated { bucket, key } | Detail::ObjectDeleted { bucket, key } => {
+            Some(Change::Object {
+                region: event.envelope.region.clone(),
+                bucket: bucket.clone(),
+                key: key.clone(),
+            })
+        }
         Detail::ApiCall(call) => api_change(call, identity),
         Detail::Heartbeat => Some(Change::Heartbeat),
         Detail::SpotInterruptionWarning { .. }
@@ -187,7 +190,7 @@ mod tests {
                 parse(&object_created("builds", "api/app.zip").to_string())
                     .unwrap_or_else(|e| panic!("{e}")),
                 Some(ROLE),
-                Some(Change::ObjectCreated {
+                Some(Change::Object {
                     region: "us-east-1".into(),
                     bucket: "builds".into(),
                     key: "api/app.zip".into(),

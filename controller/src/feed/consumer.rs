@@ -128,7 +128,7 @@ impl Consumer {
     async fn concerned(&self, change: &Change) -> Result<Vec<Target>, AwsError> {
         Ok(match change {
             Change::Heartbeat => Vec::new(),
-            Change::ObjectCreated {
+            Change::Object {
                 region,
                 bucket,
                 key,
@@ -137,7 +137,7 @@ impl Consumer {
                     .demand
                     .watchers(Some(region), |w| w.covers_object(bucket, key));
                 if !watchers.is_empty() {
-                    self.inventory.s3(region).object_created(bucket, key);
+                    self.inventory.s3(region).object_changed(bucket, key);
                 }
                 watchers
             }

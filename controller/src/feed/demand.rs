@@ -43,19 +43,21 @@ pub enum Watched {
     S3Object { bucket: String, key: String },
     /// The objects under a prefix (a site's source prefix).
     S3Prefix { bucket: String, prefix: String },
-    /// A bucket's configuration (a site's bucket).
+    /// A bucket's configuration and objects (a site's own bucket: a hand upload or delete
+    /// there is drift).
     Bucket(String),
     /// A CloudFront distribution (a site's), by id.
     Distribution(String),
 }
 
 impl Watched {
-    /// Whether the new object `bucket`/`key` is (or is under) what this watches.
+    /// Whether the new or deleted object `bucket`/`key` is (or is under) what this watches.
     pub fn covers_object(&self, bucket: &str, key: &str) -> bool {
         match self {
             Self::S3Object { bucket: b, key: k } => b == bucket && k == key,
             Self::S3Prefix { bucket: b, prefix } => b == bucket && key.starts_with(prefix.as_str()),
-            Self::Bucket(_) | Self::Distribution(_) => false,
+            Self::Bucket(b) => b == bucket,
+            Self::Distribution(_) => false,
         }
     }
 }

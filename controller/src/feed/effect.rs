@@ -13,17 +13,19 @@ pub enum EventKind {
     StateChange,
     Health,
     ObjectCreated,
+    ObjectDeleted,
     ApiCall,
     Heartbeat,
 }
 
 impl EventKind {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::InterruptionWarning,
         Self::RebalanceRecommendation,
         Self::StateChange,
         Self::Health,
         Self::ObjectCreated,
+        Self::ObjectDeleted,
         Self::ApiCall,
         Self::Heartbeat,
     ];
@@ -36,6 +38,7 @@ impl EventKind {
             Self::StateChange => "state_change",
             Self::Health => "health",
             Self::ObjectCreated => "object_created",
+            Self::ObjectDeleted => "object_deleted",
             Self::ApiCall => "api_call",
             Self::Heartbeat => "heartbeat",
         }
@@ -49,6 +52,7 @@ impl EventKind {
             Detail::StateChange { .. } => Self::StateChange,
             Detail::Health { .. } => Self::Health,
             Detail::ObjectCreated { .. } => Self::ObjectCreated,
+            Detail::ObjectDeleted { .. } => Self::ObjectDeleted,
             Detail::ApiCall(_) => Self::ApiCall,
             Detail::Heartbeat => Self::Heartbeat,
         }
@@ -112,7 +116,10 @@ pub fn effect(event: &Event) -> Option<InstanceEffect> {
             (instance_ids.clone(), notice, false, false)
         }
         // Not about instances: see `change`.
-        Detail::ObjectCreated { .. } | Detail::ApiCall(_) | Detail::Heartbeat => return None,
+        Detail::ObjectCreated { .. }
+        | Detail::ObjectDeleted { .. }
+        | Detail::ApiCall(_)
+        | Detail::Heartbeat => return None,
     };
     Some(InstanceEffect {
         kind,

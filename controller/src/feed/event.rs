@@ -69,6 +69,9 @@ pub enum Detail {
     },
     /// `aws.s3` / `Object Created` (EventBridge notifications enabled on the bucket).
     ObjectCreated { bucket: String, key: String },
+    /// `aws.s3` / `Object Deleted`: an object deleted, or a delete marker put on it (same
+    /// notifications). On a site's own bucket, a hand delete of a live file.
+    ObjectDeleted { bucket: String, key: String },
     /// `aws.lambda`, `aws.s3`, `aws.cloudfront` / `AWS API Call via CloudTrail`.
     ApiCall(ApiCall),
     /// `aws.events` / `Scheduled Event`: the template's heartbeat rule firing. Proof of life only.
@@ -165,12 +168,12 @@ struct AffectedEntity {
     entity_value: String,
 }
 
-/// `aws.s3` / `Object Created`: the fields read (size, ETag, sequencer and the rest are not:
-/// the reconcile reads the object itself).
+/// `aws.s3` / `Object Created` and `Object Deleted`: the fields read (size, ETag, sequencer
+/// and the rest are not: the reconcile reads the bucket itself).
 #[derive(Deserialize)]
-struct ObjectCreatedDetail {
+struct ObjectDetail {
     bucket: NamedBucket,
-    object: CreatedObject,
+    object: NamedObject,
 }
 
 #[derive(Deserialize)]
@@ -179,7 +182,7 @@ struct NamedBucket {
 }
 
 #[derive(Deserialize)]
-struct CreatedObject {
+struct NamedObject {
     key: String,
 }
 
@@ -227,16 +230,18 @@ pub fn parse(body: &str) -> Result<Event, ParseError> {
                 instance_ids,
             }
         }
-        ("aws.s3", "Object Created") => {
-            let d: ObjectCreatedDetail = detail_of(raw.detail)?;
+        ("aws.s3", detail_type @ ("Object Created" | "Object Deleted")) => {
+            let d: ObjectDetail = detail_of(raw.detail)?;
             if d.bucket.name.is_empty() || d.object.key.is_empty() {
-                return Err(ParseError::Unparsable(
-                    "Object Created without a bucket name or key".into(),
-                ));
+                return Err(ParseError::Unparsable(format!(
+                    "{detail_type} without a bucket name or key"
+                )));
             }
-            Detail::ObjectCreated {
-                bucket: d.bucket.name,
-                key: d.object.key,
+            let (bucket, key) = (d.bucket.name, d.object.key);
+            if detail_type == "Object Created" {
+                Detail::ObjectCreated { bucket, key }
+            } else {
+                Detail::ObjectDeleted { bucket, key }
             }
         }
         ("aws.lambda" | "aws.s3" | "aws.cloudfront", api_call::DETAIL_TYPE) => {

@@ -72,6 +72,26 @@ impl S3Inventory {
             .await
     }
 
+    /// Those of `buckets` that send no events to EventBridge, for an `EventFeedReady` message.
+    /// A bucket whose setting cannot be read is left out (logged): not knowing is no reason to
+    /// fail a round, and the condition then says nothing about that bucket.
+    pub async fn buckets_without_events<'a>(
+        &self,
+        buckets: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<String> {
+        let mut silent = Vec::new();
+        for bucket in buckets {
+            match self.sends_events(bucket).await {
+                Ok(true) => {}
+                Ok(false) => silent.push(bucket.to_owned()),
+                Err(error) => {
+                    tracing::debug!(bucket, %error, "whether the bucket sends events to EventBridge is unknown");
+                }
+            }
+        }
+        silent
+    }
+
     /// HEADs of `keys` (unpinned objects in one bucket): one listing of their common prefix
     /// tells which changed since their last HEAD; only those (and any the listing does not
     /// show) are HEADed.
@@ -178,9 +198,9 @@ impl S3Inventory {
         Ok(sha256)
     }
 
-    /// S3 says `bucket`/`key` was just written (the event feed): every listing that covers the
-    /// key is read again next time, whatever its age, so the new ETag is seen at once.
-    pub fn object_created(&self, bucket: &str, key: &str) {
+    /// S3 says `bucket`/`key` was just written or deleted (the event feed): every listing that
+    /// covers the key is read again next time, whatever its age, so the change is seen at once.
+    pub fn object_changed(&self, bucket: &str, key: &str) {
         self.listings
             .invalidate_where(|(b, prefix)| b == bucket && key.starts_with(prefix.as_str()));
     }

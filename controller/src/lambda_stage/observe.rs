@@ -308,23 +308,15 @@ async fn buckets_without_events(
     spec: &LambdaStageSpec,
     observed: &Observed,
 ) -> Vec<String> {
-    let s3 = inventory.s3(&spec.region);
     let buckets: BTreeSet<&str> = observed
         .artifacts
         .iter()
         .map(|a| a.source.bucket.as_str())
         .collect();
-    let mut silent = Vec::new();
-    for bucket in buckets {
-        match s3.sends_events(bucket).await {
-            Ok(true) => {}
-            Ok(false) => silent.push(bucket.to_owned()),
-            Err(error) => {
-                tracing::debug!(bucket, %error, "whether the artifact bucket sends events to EventBridge is unknown");
-            }
-        }
-    }
-    silent
+    inventory
+        .s3(&spec.region)
+        .buckets_without_events(buckets)
+        .await
 }
 
 /// A layer version ARN: the newest for `latest`, else version `version` (same ARN prefix as

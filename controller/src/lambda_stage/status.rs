@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use stagehand_crds::LambdaStageSpec;
-use stagehand_crds::condition::{EVENT_FEED_READY, LAYERS_ATTACHED, VALIDATED};
+use stagehand_crds::condition::{LAYERS_ATTACHED, VALIDATED};
 use stagehand_crds::lambda_stage::{
     AliasStatus, FunctionStatus, LambdaStageStatus, MappingStatus, PublishedVersion, StackStatus,
     VersionRollback,
@@ -17,8 +17,7 @@ use super::observed::{DeclaredAs, MappingKey, Observed, ObservedFunction};
 use super::plan::{Action, Plan, keep_mapping};
 use crate::aws::lambda;
 use crate::base::conditions::{ConditionStatus, ReconcileOutcome, set_condition};
-use crate::inventory::EventFeed;
-use crate::runtime::status::next_common_status;
+use crate::runtime::status::{next_common_status, set_event_feed_condition};
 
 /// Everything a status is built from.
 #[derive(Debug)]
@@ -31,46 +30,6 @@ pub struct StatusInputs<'a> {
     pub outcome: &'a ReconcileOutcome,
     pub generation: Option<i64>,
     pub now: Timestamp,
-}
-
-/// `EventFeedReady` of a stage relying on the controller-wide event feed (`--event-queue`):
-/// whether changes are announced within seconds (and drift-only reads run at the slow backstop
-/// cadence), or why not; and which artifact buckets do not announce new builds. `None` without
-/// a feed.
-fn event_feed_condition<'a>(
-    feed: &'a EventFeed,
-    buckets_without_events: &[String],
-) -> Option<(ConditionStatus, &'a str, String)> {
-    let (status, reason, mut message) = match feed {
-        EventFeed::NotConfigured => return None,
-        EventFeed::Starting => (
-            ConditionStatus::Unknown,
-            "Starting",
-            "the event queue has not been polled yet; polling as usual".to_owned(),
-        ),
-        EventFeed::Healthy => (
-            ConditionStatus::True,
-            "Healthy",
-            "changes arrive from the event queue; drift-only reads run hourly".to_owned(),
-        ),
-        EventFeed::Silent => (
-            ConditionStatus::False,
-            "Silent",
-            "the event queue answers but no event nor heartbeat arrived for 15 minutes (check the EventBridge rules); polling as usual".to_owned(),
-        ),
-        EventFeed::Failing { reason, message } => (
-            ConditionStatus::False,
-            reason.as_str(),
-            format!("{message}; polling as usual"),
-        ),
-    };
-    if !buckets_without_events.is_empty() {
-        message = format!(
-            "{message}; artifact bucket(s) {} send no events to EventBridge (turn on EventBridge notifications): new builds there are seen at the resync",
-            buckets_without_events.join(", ")
-        );
-    }
-    Some((status, reason, message))
 }
 
 /// The next status.
@@ -97,20 +56,14 @@ pub fn next_status(inputs: &StatusInputs<'_>) -> LambdaStageStatus {
             now,
         );
     }
-    match event_feed_condition(&observed.event_feed, &observed.buckets_without_events) {
-        Some((status, reason, message)) => {
-            set_condition(
-                &mut common.conditions,
-                EVENT_FEED_READY,
-                status,
-                reason,
-                &message,
-                generation,
-                now,
-            );
-        }
-        None => common.conditions.retain(|c| c.type_ != EVENT_FEED_READY),
-    }
+    set_event_feed_condition(
+        &mut common.conditions,
+        &observed.event_feed,
+        &observed.buckets_without_events,
+        "artifact",
+        generation,
+        now,
+    );
     LambdaStageStatus {
         common,
         functions_in_sync: Some(format!(
@@ -470,41 +423,6 @@ mod tests {
     use crate::lambda_stage::plan::{PlanContext, plan};
 
     const QUEUE_ARN: &str = "arn:aws:sqs:eu-west-1:123456789012:orders";
-
-    #[test]
-    fn event_feed_ready_says_whether_changes_are_announced() {
-        let none: &[String] = &[];
-        assert_eq!(event_feed_condition(&EventFeed::NotConfigured, none), None);
-        let row = |feed: &EventFeed, buckets: &[String]| {
-            event_feed_condition(feed, buckets).map(|(s, r, m)| (s, r.to_owned(), m))
-        };
-        let healthy = row(&EventFeed::Healthy, none).unwrap_or_else(|| panic!("a condition"));
-        assert_eq!(
-            (healthy.0, healthy.1.as_str()),
-            (ConditionStatus::True, "Healthy")
-        );
-        let failing = EventFeed::Failing {
-            reason: "QueueNotFound".into(),
-            message: "SQS queue q does not exist in r".into(),
-        };
-        let failing = row(&failing, none).unwrap_or_else(|| panic!("a condition"));
-        assert_eq!(
-            (failing.0, failing.1.as_str()),
-            (ConditionStatus::False, "QueueNotFound")
-        );
-        assert!(failing.2.contains("polling as usual"), "{}", failing.2);
-        for feed in [EventFeed::Silent, EventFeed::Starting] {
-            assert_ne!(row(&feed, none).map(|r| r.0), Some(ConditionStatus::True));
-        }
-        let silent_bucket = row(&EventFeed::Healthy, &["builds".to_owned()])
-            .unwrap_or_else(|| panic!("a condition"));
-        assert_eq!(silent_bucket.0, ConditionStatus::True);
-        assert!(
-            silent_bucket.2.contains("builds send no events"),
-            "{}",
-            silent_bucket.2
-        );
-    }
 
     fn spec() -> LambdaStageSpec {
         serde_json::from_value(json!({

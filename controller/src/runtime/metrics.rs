@@ -252,7 +252,7 @@ impl Metrics {
                 interruptions: counter(
                     &r,
                     "stagehand_feed_interruptions_total",
-                    "EC2 events about Stagehand's instances acted on, by kind (interruption_warning, rebalance_recommendation, state_change, health); S3, CloudTrail and heartbeat events count in stagehand_feed_messages_total (kind object_created, api_call, heartbeat)",
+                    "EC2 events about Stagehand's instances acted on, by kind (interruption_warning, rebalance_recommendation, state_change, health); S3, CloudTrail and heartbeat events count in stagehand_feed_messages_total (kind object_created, object_deleted, api_call, heartbeat)",
                     &["kind"],
                 )?,
                 poll_errors: counter(

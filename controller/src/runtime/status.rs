@@ -8,6 +8,7 @@
 
 use std::fmt::Debug;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
@@ -15,9 +16,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use stagehand_crds::CommonStatus;
+use stagehand_crds::condition::EVENT_FEED_READY;
 
 use super::error::Error;
-use crate::base::conditions::ReconcileOutcome;
+use crate::base::conditions::{ConditionStatus, ReconcileOutcome, set_condition};
+use crate::inventory::EventFeed;
 
 /// Field manager of every write Stagehand makes.
 pub const FIELD_MANAGER: &str = "stagehand";
@@ -81,6 +84,72 @@ pub fn next_common_status(
         conditions,
         message: Some(outcome.summary()),
     }
+}
+
+/// Sets `EventFeedReady` of an object relying on the controller-wide event feed
+/// (`--event-queue`) — whether changes are announced within seconds (and drift-only reads run at
+/// the slow backstop cadence), or why not — or removes it without a feed. `silent_buckets` are
+/// the buckets the object reads builds from that send no events to EventBridge (`holding`
+/// says what they hold, e.g. "artifact"): new builds there are seen at the resync only.
+pub fn set_event_feed_condition(
+    conditions: &mut Vec<Condition>,
+    feed: &EventFeed,
+    silent_buckets: &[String],
+    holding: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let Some((status, reason, message)) = event_feed_condition(feed, silent_buckets, holding)
+    else {
+        conditions.retain(|c| c.type_ != EVENT_FEED_READY);
+        return;
+    };
+    set_condition(
+        conditions,
+        EVENT_FEED_READY,
+        status,
+        reason,
+        &message,
+        generation,
+        now,
+    );
+}
+
+fn event_feed_condition<'a>(
+    feed: &'a EventFeed,
+    silent_buckets: &[String],
+    holding: &str,
+) -> Option<(ConditionStatus, &'a str, String)> {
+    let (status, reason, mut message) = match feed {
+        EventFeed::NotConfigured => return None,
+        EventFeed::Starting => (
+            ConditionStatus::Unknown,
+            "Starting",
+            "the event queue has not been polled yet; polling as usual".to_owned(),
+        ),
+        EventFeed::Healthy => (
+            ConditionStatus::True,
+            "Healthy",
+            "changes arrive from the event queue; drift-only reads run hourly".to_owned(),
+        ),
+        EventFeed::Silent => (
+            ConditionStatus::False,
+            "Silent",
+            "the event queue answers but no event nor heartbeat arrived for 15 minutes (check the EventBridge rules); polling as usual".to_owned(),
+        ),
+        EventFeed::Failing { reason, message } => (
+            ConditionStatus::False,
+            reason.as_str(),
+            format!("{message}; polling as usual"),
+        ),
+    };
+    if !silent_buckets.is_empty() {
+        message = format!(
+            "{message}; {holding} bucket(s) {} send no events to EventBridge (turn on EventBridge notifications): new builds there are seen at the resync",
+            silent_buckets.join(", ")
+        );
+    }
+    Some((status, reason, message))
 }
 
 #[cfg(test)]
@@ -194,5 +263,45 @@ mod tests {
         let next = next_common_status(Some(&previous), &ReconcileOutcome::Paused, Some(1), t0);
         assert_eq!(next.conditions.len(), 4);
         assert!(find_condition(&next.conditions, "CodeInSync").is_some());
+    }
+
+    #[test]
+    fn event_feed_ready_says_whether_changes_are_announced() {
+        let none: &[String] = &[];
+        assert_eq!(
+            event_feed_condition(&EventFeed::NotConfigured, none, "artifact"),
+            None
+        );
+        let row = |feed: &EventFeed, buckets: &[String]| {
+            event_feed_condition(feed, buckets, "artifact").map(|(s, r, m)| (s, r.to_owned(), m))
+        };
+        let healthy = row(&EventFeed::Healthy, none).unwrap_or_else(|| panic!("a condition"));
+        assert_eq!(
+            (healthy.0, healthy.1.as_str()),
+            (ConditionStatus::True, "Healthy")
+        );
+        let failing = EventFeed::Failing {
+            reason: "QueueNotFound".into(),
+            message: "SQS queue q does not exist in r".into(),
+        };
+        let failing = row(&failing, none).unwrap_or_else(|| panic!("a condition"));
+        assert_eq!(
+            (failing.0, failing.1.as_str()),
+            (ConditionStatus::False, "QueueNotFound")
+        );
+        assert!(failing.2.contains("polling as usual"), "{}", failing.2);
+        for feed in [EventFeed::Silent, EventFeed::Starting] {
+            assert_ne!(row(&feed, none).map(|r| r.0), Some(ConditionStatus::True));
+        }
+        let silent_bucket = row(&EventFeed::Healthy, &["builds".to_owned()])
+            .unwrap_or_else(|| panic!("a condition"));
+        assert_eq!(silent_bucket.0, ConditionStatus::True);
+        assert!(
+            silent_bucket
+                .2
+                .contains("artifact bucket(s) builds send no events"),
+            "{}",
+            silent_bucket.2
+        );
     }
 }

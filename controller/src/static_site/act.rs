@@ -628,6 +628,9 @@ async fn configure(s3: &S3, bucket: &str, setting: BucketSetting) -> Result<(), 
         }
         BucketSetting::OwnerEnforced => s3.enforce_bucket_owner(bucket).await,
         BucketSetting::DefaultEncryption => s3.encrypt_by_default(bucket).await,
+        BucketSetting::EventBridgeNotifications => {
+            s3.set_eventbridge_notifications(bucket, true).await
+        }
     }
 }
 

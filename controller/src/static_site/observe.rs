@@ -40,7 +40,7 @@ use crate::aws::cloudfront::{CloudFront, DistributionInfo, ErrorResponse};
 use crate::aws::s3::{ObjectVersion, S3, Versioning};
 use crate::aws::tags::OWNER_TAG;
 use crate::base::{Classify, ErrorClass};
-use crate::inventory::{ArtifactKey, Inventory};
+use crate::inventory::{ArtifactKey, EventFeed, Inventory};
 
 /// The largest record read from `.stagehand/` (a manifest of 100,000 keys is about 25 MB).
 const MAX_RECORD_BYTES: usize = 64 << 20;
@@ -107,12 +107,24 @@ pub async fn observe(
     } else {
         Arc::new(SourceState::NotRead)
     };
+    let event_feed = observer.inventory.event_feed(&spec.region);
+    let source_without_events = if event_feed == EventFeed::NotConfigured || !observer.read_source {
+        Vec::new()
+    } else {
+        observer
+            .inventory
+            .s3(&spec.region)
+            .buckets_without_events([spec.source.bucket.as_str()])
+            .await
+    };
     let mut observed = Observed {
         bucket,
         origin_access_control,
         distribution,
         source,
         invalidation,
+        event_feed,
+        source_without_events,
         ..Observed::default()
     };
     if observed
@@ -150,6 +162,7 @@ async fn observe_bucket(s3: &S3, name: &str) -> Result<Option<ObservedBucket>, A
         encrypted: settings.default_encryption.is_some(),
         // A policy that is not JSON is compared as absent: the site's policy replaces it.
         policy: settings.policy.and_then(|p| serde_json::from_str(&p).ok()),
+        eventbridge_notifications: settings.eventbridge_notifications,
     }))
 }
 

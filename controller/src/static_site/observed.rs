@@ -12,6 +12,7 @@ use std::sync::Arc;
 use super::manifest::{Manifest, ManifestSource, Served};
 use super::metadata::ObjectMetadata;
 use crate::aws::s3::{ObjectVersion, Sha256Digest};
+use crate::inventory::EventFeed;
 
 /// The site as observed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -39,9 +40,34 @@ pub struct Observed {
     pub versions: Option<Vec<ObjectVersion>>,
     /// The last invalidation Stagehand created (from status), as CloudFront reports it now.
     pub invalidation: Option<ObservedInvalidation>,
+    /// How the controller-wide event feed stands for the site's region.
+    pub event_feed: EventFeed,
+    /// The source bucket, when the feed is configured and the bucket sends no events to
+    /// EventBridge: a new build there is seen at the resync, not within seconds.
+    pub source_without_events: Vec<String>,
 }
 
 impl Observed {
+    /// Whether the controller-wide event feed (`--event-queue`) is configured for the site's
+    /// region, healthy or not.
+    pub fn has_event_feed(&self) -> bool {
+        self.event_feed != EventFeed::NotConfigured
+    }
+
+    /// Whether `key` still has version `version_id`: a manifest may name a version deleted by
+    /// hand since. Unknown (the versions were not listed) counts as present. S3 lists keys in
+    /// byte order, so a binary search finds the key's run of versions.
+    pub fn has_version(&self, key: &str, version_id: &str) -> bool {
+        let Some(versions) = &self.versions else {
+            return true;
+        };
+        let start = versions.partition_point(|v| v.key.as_str() < key);
+        versions[start..]
+            .iter()
+            .take_while(|v| v.key == key)
+            .any(|v| v.version_id.as_deref().unwrap_or("null") == version_id)
+    }
+
     /// The stored manifest of `revision`.
     pub fn manifest(&self, revision: &str) -> Option<&StoredManifest> {
         self.manifests
@@ -64,6 +90,8 @@ pub struct ObservedBucket {
     pub encrypted: bool,
     /// The bucket policy document, when there is one.
     pub policy: Option<serde_json::Value>,
+    /// S3 sends the bucket's events to EventBridge.
+    pub eventbridge_notifications: bool,
 }
 
 /// An Origin Access Control.

@@ -15,7 +15,7 @@ use super::observed::Observed;
 use super::plan::{Action, Plan};
 use crate::base::conditions::{ReconcileOutcome, set_condition};
 use crate::runtime::round::KindStatus;
-use crate::runtime::status::next_common_status;
+use crate::runtime::status::{next_common_status, set_event_feed_condition};
 
 impl KindStatus for StaticSiteStatus {
     fn common(&self) -> &CommonStatus {
@@ -65,6 +65,14 @@ pub fn next_status(inputs: &StatusInputs<'_>) -> StaticSiteStatus {
             now,
         );
     }
+    set_event_feed_condition(
+        &mut common.conditions,
+        &observed.event_feed,
+        &observed.source_without_events,
+        "source",
+        generation,
+        now,
+    );
     let served_now = report.done.iter().find_map(|a| match a {
         Action::RecordServed { served } => Some(served),
         _ => None,

@@ -29,6 +29,7 @@ mod spot_fleet_health;
 mod spot_fleet_interruption;
 mod spot_fleet_round;
 mod static_site;
+mod static_site_feed;
 mod static_site_lifecycle;
 mod static_site_prefix;
 mod static_site_round;

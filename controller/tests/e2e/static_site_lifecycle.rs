@@ -38,7 +38,7 @@ async fn started() -> (Env, Api<StaticSite>) {
 }
 
 /// Publishes build `n`: `assets/app.js` is `console.log(n)`.
-async fn publish(env: &Env, n: u32) {
+pub async fn publish(env: &Env, n: u32) {
     env.aws
         .s3()
         .put_object()
@@ -50,7 +50,7 @@ async fn publish(env: &Env, n: u32) {
         .unwrap();
 }
 
-async fn create(sites: &Api<StaticSite>, extra: &Value) {
+pub async fn create(sites: &Api<StaticSite>, extra: &Value) {
     let site: StaticSite = serde_json::from_value(json!({
         "apiVersion": "stagehand.dev/v1alpha1",
         "kind": "StaticSite",
@@ -69,7 +69,7 @@ async fn patch(sites: &Api<StaticSite>, patch: Value) {
 }
 
 /// Waits (bounded) until the site's status at its current generation satisfies `check`.
-async fn wait_for(
+pub async fn wait_for(
     sites: &Api<StaticSite>,
     what: &str,
     check: impl Fn(&StaticSite) -> bool,
@@ -96,7 +96,7 @@ async fn wait_for(
 }
 
 /// The site's condition `type_`: (status, reason, message).
-fn condition(site: &StaticSite, type_: &str) -> (String, String, String) {
+pub fn condition(site: &StaticSite, type_: &str) -> (String, String, String) {
     site.status
         .as_ref()
         .and_then(|s| find_condition(&s.common.conditions, type_))
@@ -104,12 +104,12 @@ fn condition(site: &StaticSite, type_: &str) -> (String, String, String) {
         .unwrap_or_default()
 }
 
-fn ready(site: &StaticSite) -> bool {
+pub fn ready(site: &StaticSite) -> bool {
     condition(site, "Ready").0 == "True"
 }
 
 /// The live `assets/app.js`.
-async fn app_js(env: &Env) -> Vec<u8> {
+pub async fn app_js(env: &Env) -> Vec<u8> {
     let got = env
         .aws
         .s3()

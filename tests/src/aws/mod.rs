@@ -36,6 +36,7 @@ pub mod faults;
 pub mod moto;
 pub mod moto_fixes;
 pub mod moto_oac;
+pub mod moto_s3_events;
 pub mod proxy;
 pub mod seed;
 pub mod zip;

@@ -142,6 +142,8 @@ struct ProxyState {
     faults: Mutex<FaultSet>,
     /// What moto forgets of CloudFront origins (see [`super::moto_oac`]).
     origin_access_controls: super::moto_oac::OriginAccessControls,
+    /// What moto does not show of S3 EventBridge notifications (see [`super::moto_s3_events`]).
+    eventbridge_buckets: super::moto_s3_events::EventBridgeBuckets,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -214,6 +216,7 @@ impl FaultProxy {
             stats: Mutex::default(),
             faults: Mutex::default(),
             origin_access_controls: super::moto_oac::OriginAccessControls::default(),
+            eventbridge_buckets: super::moto_s3_events::EventBridgeBuckets::default(),
         });
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(serve(listener, state.clone(), rx));
@@ -461,14 +464,25 @@ async fn handle(
     }
 
     state.origin_access_controls.remember(&id, &body);
+    let request_body = body.clone();
     match forward(&state, &parts.method, &path_and_query, &parts.headers, body).await {
         Ok((mut resp, resp_body)) => {
+            if resp.status().is_success() {
+                state
+                    .eventbridge_buckets
+                    .remember(&id, &path, &request_body);
+            }
             let mut len = resp_body.len();
             let fixed = resp
                 .status()
                 .is_success()
                 .then(|| {
-                    moto_fixes::correct(&id, &resp_body)
+                    let corrected = moto_fixes::correct(&id, &resp_body);
+                    let body = corrected.as_deref().unwrap_or(&resp_body);
+                    state
+                        .eventbridge_buckets
+                        .restore(&id, &path, body)
+                        .or(corrected)
                         .or_else(|| state.origin_access_controls.restore(&id, &resp_body))
                 })
                 .flatten();

@@ -234,6 +234,17 @@ fn s3_cloudtrail_and_heartbeat_events_parse() {
             key: "api/app.zip".into()
         }
     );
+    // A hand delete on a versioned bucket, as S3 (and moto) send it.
+    let mut deleted = object_created("site", "assets/app.js");
+    deleted["detail-type"] = json!("Object Deleted");
+    deleted["detail"]["reason"] = json!("DeleteMarkerCreated");
+    assert_eq!(
+        parsed(&deleted).unwrap().detail,
+        Detail::ObjectDeleted {
+            bucket: "site".into(),
+            key: "assets/app.js".into()
+        }
+    );
     let call = |source: &str, name: &str, request: serde_json::Value| match parsed(&api_call(
         source, name, ALICE, &request,
     ))

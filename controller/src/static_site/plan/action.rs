@@ -106,6 +106,9 @@ pub enum BucketSetting {
     BlockPublicAccess,
     OwnerEnforced,
     DefaultEncryption,
+    /// Only while the controller-wide event feed is configured: the bucket's object events
+    /// then reach the feed, so a hand upload or delete is repaired within seconds.
+    EventBridgeNotifications,
 }
 
 impl BucketSetting {
@@ -115,6 +118,7 @@ impl BucketSetting {
             Self::BlockPublicAccess => "block public access",
             Self::OwnerEnforced => "bucket owner enforced",
             Self::DefaultEncryption => "default encryption",
+            Self::EventBridgeNotifications => "EventBridge notifications",
         }
     }
 }

@@ -247,14 +247,17 @@ impl Planner<'_> {
             .map(facts_in)
     }
 
-    /// A stored version of `key` that holds `sha256`: restoring it is a server-side copy.
+    /// A stored version of `key` that holds `sha256` and still exists (a version deleted by
+    /// hand cannot be copied back): restoring it is a server-side copy.
     fn version_holding(&self, key: &str, sha256: &Sha256Digest) -> Option<String> {
         let served = self.observed.served.as_ref().map(|s| &s.manifest);
         served
             .into_iter()
             .chain(self.observed.manifests.iter().map(|m| &m.manifest))
             .filter_map(|m| m.objects.get(key))
-            .find(|o| o.digest().as_ref() == Some(sha256))
+            .find(|o| {
+                o.digest().as_ref() == Some(sha256) && self.observed.has_version(key, &o.version_id)
+            })
             .map(|o| o.version_id.clone())
     }
 

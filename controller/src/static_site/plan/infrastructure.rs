@@ -63,8 +63,10 @@ pub fn bucket_policy(existing: Option<&Value>, bucket: &str, distribution_arn: &
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
-/// The settings the site depends on that `bucket` lacks.
-fn missing_settings(bucket: &ObservedBucket) -> Vec<BucketSetting> {
+/// The settings the site depends on that `bucket` lacks. EventBridge notifications matter only
+/// with an event feed to hear them (`with_feed`), and are never turned off: another feed or
+/// rule may rely on them.
+fn missing_settings(bucket: &ObservedBucket, with_feed: bool) -> Vec<BucketSetting> {
     [
         (bucket.versioning_enabled, BucketSetting::Versioning),
         (
@@ -73,6 +75,10 @@ fn missing_settings(bucket: &ObservedBucket) -> Vec<BucketSetting> {
         ),
         (bucket.owner_enforced, BucketSetting::OwnerEnforced),
         (bucket.encrypted, BucketSetting::DefaultEncryption),
+        (
+            bucket.eventbridge_notifications || !with_feed,
+            BucketSetting::EventBridgeNotifications,
+        ),
     ]
     .into_iter()
     .filter_map(|(on, setting)| (!on).then_some(setting))
@@ -94,7 +100,7 @@ impl Planner<'_> {
             }
             return;
         };
-        let settings = missing_settings(observed);
+        let settings = missing_settings(observed, self.observed.has_event_feed());
         if !settings.is_empty() {
             let names: Vec<&str> = settings.iter().map(|s| s.as_str()).collect();
             self.drift(

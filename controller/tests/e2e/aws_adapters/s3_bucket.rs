@@ -154,6 +154,9 @@ async fn eventbridge_notifications_keep_the_buckets_other_destinations() {
     s3.set_eventbridge_notifications(bucket, true)
         .await
         .unwrap();
+    // moto keeps the setting but leaves it out of its answer; the proxy puts it back
+    // (`moto_s3_events`), as S3 answers.
+    assert!(s3.eventbridge_notifications(bucket).await.unwrap());
     s3.set_eventbridge_notifications(bucket, false)
         .await
         .unwrap();
@@ -173,7 +176,6 @@ async fn eventbridge_notifications_keep_the_buckets_other_destinations() {
     assert_eq!(arns, ["arn:aws:sqs:us-east-1:123456789012:uploads"]);
     let calls = env.floor.calls().await.unwrap();
     assert_eq!(calls.count("s3", "PutBucketNotificationConfiguration"), 3);
-    // moto stores EventBridgeConfiguration but never returns it: reading it back says off.
     assert!(!s3.eventbridge_notifications(bucket).await.unwrap());
     assert_proxy_names_every_call(&env, "s3").await;
 }

@@ -310,6 +310,35 @@ fn a_deploy_cut_short_after_its_deletions_still_invalidates_them() {
 }
 
 #[test]
+fn a_file_whose_version_was_deleted_for_good_is_uploaded_again_not_copied() {
+    // robots.txt's only version deleted by hand: the listing has every other key's version.
+    let converged = Site::converged();
+    let listed: Vec<(String, String)> = converged
+        .observed
+        .live
+        .iter()
+        .filter(|(key, _)| key.as_str() != "robots.txt")
+        .map(|(key, live)| (key.clone(), live.version_id.clone()))
+        .collect();
+    let listed: Vec<(&str, &str, bool)> = listed
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str(), true))
+        .collect();
+    let site = converged.deleted_by_hand("robots.txt").versions(&listed);
+    let plan = site.plan();
+    assert!(
+        !kinds(&plan).contains(&"RestoreVersions"),
+        "{:?}",
+        kinds(&plan)
+    );
+    let Action::UploadObjects { objects } = the(&plan, "UploadObjects") else {
+        unreachable!()
+    };
+    let uploaded: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(uploaded, ["robots.txt"]);
+}
+
+#[test]
 fn hand_edits_and_deletions_are_restored_from_the_served_revision() {
     let site = Site::converged()
         .hand_edit("index.html", "<html>defaced</html>")

@@ -159,6 +159,8 @@ impl Site {
             owner_enforced: true,
             encrypted: true,
             policy: Some(bucket_policy(None, BUCKET, DIST_ARN)),
+            // Wanted only with an event feed, which the fixture has not.
+            eventbridge_notifications: false,
         });
         site.observed.origin_access_control = Some(ObservedOac {
             id: OAC_ID.into(),

@@ -6,6 +6,7 @@ use super::fixtures::*;
 use crate::aws::tags::{OWNER_TAG, ownership_tags};
 use crate::base::conditions::ReconcileOutcome;
 use crate::base::gates::ActGate;
+use crate::inventory::EventFeed;
 use crate::static_site::observed::ObservedInvalidation;
 use crate::static_site::plan::{
     Action, BucketSetting, bucket_policy, distribution_caller_reference,
@@ -62,6 +63,40 @@ fn missing_bucket_settings_are_turned_on() {
         settings,
         &[BucketSetting::Versioning, BucketSetting::DefaultEncryption]
     );
+}
+
+#[test]
+fn eventbridge_notifications_are_turned_on_only_with_an_event_feed_and_never_off() {
+    let mut site = Site::converged();
+    assert!(
+        !site
+            .observed
+            .bucket
+            .as_ref()
+            .unwrap()
+            .eventbridge_notifications
+    );
+    assert!(
+        site.plan().actions.is_empty(),
+        "no feed: nothing to turn on"
+    );
+    site.observed.event_feed = EventFeed::Healthy;
+    let plan = site.plan();
+    let Action::ConfigureBucket { settings, .. } = the(&plan, "ConfigureBucket") else {
+        unreachable!()
+    };
+    assert_eq!(settings, &[BucketSetting::EventBridgeNotifications]);
+    // A failing feed still wants the bucket's events once it recovers.
+    site.observed.event_feed = EventFeed::Silent;
+    assert_eq!(kinds(&site.plan()), ["ConfigureBucket"]);
+    site.observed
+        .bucket
+        .as_mut()
+        .unwrap()
+        .eventbridge_notifications = true;
+    assert!(site.plan().actions.is_empty());
+    site.observed.event_feed = EventFeed::NotConfigured;
+    assert!(site.plan().actions.is_empty(), "never turned off");
 }
 
 #[test]
