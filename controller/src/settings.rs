@@ -71,8 +71,9 @@ pub struct Settings {
     pub event_queue: Option<String>,
 
     /// The IAM ARN Stagehand calls AWS as (an IAM user, a role, or an assumed-role session):
-    /// CloudTrail events of its own writes do not trigger a second round. Unset: every write
-    /// event triggers one (harmless, one extra round per write).
+    /// CloudTrail events of its own writes do not trigger a second round. Unset: learned with
+    /// STS `GetCallerIdentity` when the event feed starts; if that fails, every write event
+    /// triggers one extra round (harmless).
     #[arg(long, env = "STAGEHAND_EVENT_FEED_IDENTITY", value_name = "ARN")]
     pub event_feed_identity: Option<String>,
 

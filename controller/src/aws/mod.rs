@@ -24,6 +24,7 @@ pub mod operations;
 pub mod rate_limit;
 pub mod s3;
 pub mod sqs;
+pub mod sts;
 pub mod tags;
 
 use std::collections::HashMap;
@@ -57,17 +58,19 @@ pub enum Service {
     Sqs,
     Ec2,
     CloudFront,
+    Sts,
 }
 
 impl Service {
     /// Every service Stagehand calls.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Lambda,
         Self::S3,
         Self::CloudFormation,
         Self::Sqs,
         Self::Ec2,
         Self::CloudFront,
+        Self::Sts,
     ];
 
     /// The metric label and the name in messages.
@@ -79,6 +82,7 @@ impl Service {
             Self::Sqs => "sqs",
             Self::Ec2 => "ec2",
             Self::CloudFront => "cloudfront",
+            Self::Sts => "sts",
         }
     }
 }
@@ -142,6 +146,7 @@ struct RegionClients {
     sqs: aws_sdk_sqs::Client,
     ec2: aws_sdk_ec2::Client,
     cloudfront: aws_sdk_cloudfront::Client,
+    sts: aws_sdk_sts::Client,
 }
 
 /// Builds (once per region) and hands out the service adapters. Cheap to clone.
@@ -230,6 +235,10 @@ impl AwsProvider {
 
     pub fn sqs(&self, region: &str) -> sqs::Sqs {
         sqs::Sqs::new(self.clients(region).sqs, self.caller(region, Service::Sqs))
+    }
+
+    pub fn sts(&self, region: &str) -> sts::Sts {
+        sts::Sts::new(self.clients(region).sts, self.caller(region, Service::Sts))
     }
 
     pub fn ec2(&self, region: &str) -> ec2::Ec2 {
@@ -326,6 +335,7 @@ impl AwsProvider {
             sqs: client!(aws_sdk_sqs),
             ec2: client!(aws_sdk_ec2),
             cloudfront: client!(aws_sdk_cloudfront),
+            sts: client!(aws_sdk_sts),
         }
     }
 
@@ -415,6 +425,7 @@ mod tests {
             Service::Sqs,
             Service::Ec2,
             Service::CloudFront,
+            Service::Sts,
         ] {
             let label = service.as_str();
             assert!(

@@ -187,6 +187,9 @@ pub const OBJECTS_READ: Scope = scope("ArtifactsAndSiteObjectsRead", OBJECTS, Co
 pub const BUCKETS_READ: Scope = scope("ArtifactAndSiteBucketsRead", BUCKETS, Condition::None);
 pub const QUEUES_READ: Scope = scope("QueuesRead", QUEUES, Condition::None);
 pub const EVENT_QUEUE: Scope = scope("EventQueue", QUEUES, Condition::None);
+/// `sts:GetCallerIdentity` is allowed whatever the policy says; listed so the policy names every
+/// call Stagehand makes.
+pub const IDENTITY: Scope = scope("Identity", ANY, Condition::None);
 pub const FLEET_READ: Scope = scope("SpotFleetRead", ANY, Condition::None);
 pub const FLEET_LAUNCH: Scope = scope(
     "SpotFleetLaunchTaggedInstances",
@@ -231,7 +234,7 @@ pub const SITE_ORIGIN_ACCESS: Scope = scope(
 pub const SITE_LIST: Scope = scope("StaticSiteList", ANY, Condition::None);
 
 /// Every statement, in policy order.
-pub const SCOPES: [&Scope; 23] = [
+pub const SCOPES: [&Scope; 24] = [
     &LAMBDA_READ,
     &LAMBDA_OWN,
     &LAMBDA_ADOPT,
@@ -243,6 +246,7 @@ pub const SCOPES: [&Scope; 23] = [
     &BUCKETS_READ,
     &QUEUES_READ,
     &EVENT_QUEUE,
+    &IDENTITY,
     &FLEET_READ,
     &FLEET_LAUNCH,
     &FLEET_LAUNCH_USING,
@@ -258,7 +262,7 @@ pub const SCOPES: [&Scope; 23] = [
 ];
 
 use Kind::{LambdaStage, SpotFleet, StaticSite};
-use Service::{CloudFormation, CloudFront, Ec2, Lambda, S3, Sqs};
+use Service::{CloudFormation, CloudFront, Ec2, Lambda, S3, Sqs, Sts};
 
 const LAMBDA: &[Kind] = &[LambdaStage];
 const FLEET: &[Kind] = &[SpotFleet];
@@ -381,6 +385,8 @@ pub static OPERATIONS: &[Operation] = &[
     op(Sqs, "GetQueueAttributes", ALL, &[grant("sqs:GetQueueAttributes", &QUEUES_READ)], "backlog (validation), queue ARN"),
     op(Sqs, "ReceiveMessage", ALL, &[grant("sqs:ReceiveMessage", &EVENT_QUEUE)], "the event feed (long polls of `interruptionQueue` and `--event-queue`)"),
     op(Sqs, "DeleteMessageBatch", ALL, &[grant("sqs:DeleteMessage", &EVENT_QUEUE)], "the event feed"),
+    // STS
+    op(Sts, "GetCallerIdentity", ALL, &[grant("sts:GetCallerIdentity", &IDENTITY)], "the event feed learns whose CloudTrail calls are Stagehand's own (allowed whatever the policy says)"),
     // EC2
     op(Ec2, "DescribeInstances", FLEET, &[grant("ec2:DescribeInstances", &FLEET_READ)], ""),
     op(Ec2, "DescribeInstanceStatus", FLEET, &[grant("ec2:DescribeInstanceStatus", &FLEET_READ)], "EC2 status checks"),

@@ -68,6 +68,29 @@ impl FeedHub {
     }
 }
 
+/// Stagehand's own identity when `--event-feed-identity` is not given and the controller-wide
+/// queue (whose CloudTrail events it tells apart) is: STS `GetCallerIdentity`, once per start.
+/// An assumed-role session is compared as its role (`change::same_principal`), so IRSA's
+/// session renames do not matter. If STS cannot be reached, every write of Stagehand's own
+/// comes back as one extra round, nothing worse; the log says how to avoid it.
+async fn learn_identity(inventory: &Inventory) -> Option<String> {
+    if !inventory.has_event_queue() {
+        return None;
+    }
+    let aws = inventory.aws();
+    let region = aws.default_region().unwrap_or("us-east-1").to_owned();
+    match aws.sts(&region).caller_arn().await {
+        Ok(arn) => {
+            tracing::info!(identity = %arn, "event feed: CloudTrail calls made as this identity are Stagehand's own");
+            Some(arn)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "event feed: Stagehand's own identity is unknown (set --event-feed-identity): each of its own writes will cost one extra round");
+            None
+        }
+    }
+}
+
 /// Runs the feed until `shutdown`: one [`Poller`] per queue some object names, started when the
 /// first object names it and stopped when the last one stops naming it. Pollers run inside
 /// this future (none is spawned), so dropping it stops every poll.
@@ -77,12 +100,16 @@ pub async fn run(
     metrics: FeedMetrics,
     shutdown: impl Future<Output = ()>,
 ) {
+    let identity = match &hub.identity {
+        Some(identity) => Some(identity.clone()),
+        None => learn_identity(&inventory).await,
+    };
     let consumer = Consumer {
         inventory,
         triggers: hub.triggers.clone(),
         metrics,
         demand: hub.demand.clone(),
-        identity: hub.identity.clone(),
+        identity,
     };
     let mut demand = hub.demand.subscribe();
     let mut stops: BTreeMap<EventQueue, watch::Sender<bool>> = BTreeMap::new();

@@ -93,6 +93,11 @@ impl Inventory {
     }
 
     /// The controller-wide event queue objects of `region` rely on: (its region, name or ARN).
+    /// Whether a controller-wide event queue (`--event-queue`) is configured.
+    pub fn has_event_queue(&self) -> bool {
+        self.event_queue.is_some()
+    }
+
     pub fn event_queue(&self, region: &str) -> Option<(String, String)> {
         let queue = self.event_queue.as_deref()?;
         Some((

@@ -34,6 +34,11 @@ const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
 /// The e2e environment with the controller reading `--event-queue stagehand-events` (created
 /// here), `--event-feed-identity` [`IDENTITY`], and this max age and default resync.
 async fn start(max_age: Duration, resync: Duration) -> Env {
+    start_as(max_age, resync, Some(IDENTITY)).await
+}
+
+/// [`start`] with `--event-feed-identity` `identity` (none: learned from STS).
+async fn start_as(max_age: Duration, resync: Duration, identity: Option<&str>) -> Env {
     let mut env = Env::start().await;
     env.sqs()
         .create_queue()
@@ -45,7 +50,7 @@ async fn start(max_age: Duration, resync: Duration) -> Env {
     settings.inventory_max_age = max_age;
     settings.default_resync = resync;
     settings.event_queue = Some(QUEUE.into());
-    settings.event_feed_identity = Some(IDENTITY.into());
+    settings.event_feed_identity = identity.map(str::to_owned);
     env.ctx = Arc::new(Context::new(
         env.ctx.client.clone(),
         env.sdk.clone(),
@@ -334,5 +339,37 @@ async fn polling_takes_over_when_the_feed_stops() {
             .get(),
         0
     );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_configured_identity_the_feed_learns_its_own_from_sts() {
+    let mut env = start_as(Duration::from_secs(600), Duration::from_secs(600), None).await;
+    seed(&env).await;
+    env.start_controllers().await;
+    env.create(&stage(
+        "feed-identity",
+        json!({"adopt": true, "code": {"s3": {"bucket": BUCKET, "key": KEY}},
+               "functions": [{"name": API}], "alias": {"name": "live"}}),
+    ))
+    .await;
+    env.wait_for("feed-identity", "ready, feed ready", |s| {
+        feed_ready(s) && crate::support::ready(s)
+    })
+    .await;
+    let calls = env.floor.calls().await.unwrap();
+    assert_eq!(calls.count("sts", "GetCallerIdentity"), 1, "learned once");
+
+    // moto's credentials are `arn:aws:sts::123456789012:user/moto`: a write made as that
+    // identity is Stagehand's own and tells nobody; the same write by someone else does.
+    send(
+        &env,
+        &update_alias(API, "arn:aws:sts::123456789012:user/moto"),
+    )
+    .await;
+    wait_messages(&env, "api_call", "ignored", 1).await;
+    assert_eq!(messages(&env, "api_call", "handled"), 0);
+    send(&env, &update_alias(API, ALICE)).await;
+    wait_messages(&env, "api_call", "handled", 1).await;
     env.stop().await;
 }
