@@ -126,7 +126,7 @@ impl AwsError {
                     format!(
                         "the answer could not be read ({}); the call may have taken effect, so \
                          AWS is read again before it is retried",
-                        DisplayErrorContext(err)
+                        innermost_cause(err)
                     ),
                 )
             }
@@ -280,6 +280,17 @@ impl Classify for AwsError {
             ErrorKind::Other => "AwsError",
         }
     }
+}
+
+/// What finally went wrong, without the SDK's wrappers ("service error: unhandled error: ...")
+/// and without the raw response `DisplayErrorContext` appends (headers and the whole body: too
+/// long for a condition, and nothing a reader of the object needs).
+fn innermost_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
 }
 
 const THROTTLING_CODES: &[&str] = &[

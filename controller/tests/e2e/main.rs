@@ -8,6 +8,7 @@
 mod support;
 
 mod aws_adapters;
+mod bad_answers;
 mod cli;
 mod cli_plan_apply;
 mod cli_site;
