@@ -8,7 +8,6 @@
 mod support;
 
 mod aws_adapters;
-mod bad_answers;
 mod cli;
 mod cli_plan_apply;
 mod cli_site;
@@ -33,3 +32,8 @@ mod static_site;
 mod static_site_lifecycle;
 mod static_site_prefix;
 mod static_site_round;
+
+// Issue 14, bad input and security: unreadable answers, missing resources, namespaces.
+mod bad_answers;
+mod cross_namespace;
+mod static_site_missing;
