@@ -176,6 +176,66 @@ async fn an_unreadable_create_fleet_answer_is_reported_and_never_launches_twice(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_instance_state_is_never_taken_for_running_nor_launched_over() {
+    let mut env = Env::start().await;
+    let network = network(&env.aws).await;
+    // Every instance EC2 describes is in a state the SDK does not know.
+    env.floor
+        .add_fault(
+            &FaultRule::new(FaultAction::field_value(
+                "instanceState.name",
+                "hibernating-soon",
+            ))
+            .service("ec2")
+            .operation("DescribeInstances"),
+        )
+        .await
+        .unwrap();
+    env.start_controllers().await;
+    let fleets: Api<SpotFleet> = Api::namespaced(env.ctx.client.clone(), NAMESPACE);
+    fleets
+        .create(
+            &PostParams::default(),
+            &fleet("workers", &fleet_spec(&network, 2, &json!({}))),
+        )
+        .await
+        .unwrap();
+    // Several rounds read the unknown state.
+    tokio::time::timeout(TIMEOUT, async {
+        while env.floor.faults().await.unwrap()[0].fired < 4 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let fleet = fleets.get("workers").await.unwrap();
+    let conditions = fleet
+        .status
+        .map(|s| s.common.conditions)
+        .unwrap_or_default();
+    assert!(
+        find_condition(&conditions, "Ready").is_none_or(|c| c.status != "True"),
+        "not Ready on instances in an unknown state: {conditions:#?}"
+    );
+    let log = env.log().await;
+    assert_eq!(
+        calls(&log, "CreateFleet").len(),
+        1,
+        "launched once, not over"
+    );
+    assert!(
+        calls(&log, "TerminateInstances").is_empty(),
+        "nothing terminated"
+    );
+
+    env.floor.clear_faults().await.unwrap();
+    wait_ready(&fleets, "workers").await;
+    assert_eq!(live_of(&env.aws, "shop/SpotFleet/workers").await.len(), 2);
+    assert_eq!(calls(&env.log().await, "CreateFleet").len(), 1);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreadable_publish_and_mapping_answers_never_duplicate_a_version_or_a_mapping() {
     let mut env = Env::start().await;
     seed(&env).await;
@@ -329,15 +389,25 @@ async fn an_unreadable_create_invalidation_answer_keeps_the_paths_and_invalidate
     let first = wait_site(&sites, "storefront", "first revision served", |_| true).await;
     let first_revision = first.status.unwrap().revision;
 
-    env.floor
-        .add_fault(
-            &FaultRule::new(FaultAction::garbage())
-                .service("cloudfront")
-                .operation("CreateInvalidation")
-                .times(1),
-        )
-        .await
-        .unwrap();
+    for rule in [
+        FaultRule::new(FaultAction::garbage())
+            .service("cloudfront")
+            .operation("CreateInvalidation")
+            .times(1),
+        // Then the invalidation (as its retry answers, and as read after) is in a status the
+        // SDK does not know: waited on, never taken for completed.
+        FaultRule::new(FaultAction::field_value("Status", "FutureStatus"))
+            .service("cloudfront")
+            .operation("CreateInvalidation")
+            .skip(1)
+            .times(1),
+        FaultRule::new(FaultAction::field_value("Status", "FutureStatus"))
+            .service("cloudfront")
+            .operation("GetInvalidation")
+            .times(2),
+    ] {
+        env.floor.add_fault(&rule).await.unwrap();
+    }
     let history = reconciling_history(sites.clone(), "storefront", |s: &StaticSite| {
         s.status.as_ref().map(|s| s.common.conditions.clone())
     });
@@ -384,6 +454,17 @@ async fn an_unreadable_create_invalidation_answer_keeps_the_paths_and_invalidate
         assert_eq!(paths, ["/assets/app.js"], "{id}");
     }
     assert_bad_response_on_the_object(&history, "cloudfront", "CreateInvalidation");
+    let waited = history
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(status, reason, _)| status == "True" && reason == "InvalidationInProgress");
+    assert!(waited, "{:#?}", history.lock().unwrap());
+    let faults = env.floor.faults().await.unwrap();
+    assert_eq!(
+        (faults[1].remaining, faults[2].remaining),
+        (Some(0), Some(0))
+    );
     assert_bad_response_reported(&env, "storefront", "cloudfront", "CreateInvalidation").await;
     env.stop().await;
 }
