@@ -180,9 +180,9 @@ async fn a_site_in_another_namespace_cannot_take_or_delete_the_bucket_and_distri
         .await
         .unwrap();
     assert_eq!(
-        still
-            .distribution()
-            .map(|d| d.distribution_config().is_some_and(|c| c.enabled())),
+        still.distribution().map(|d| d
+            .distribution_config()
+            .is_some_and(aws_sdk_cloudfront::types::DistributionConfig::enabled)),
         Some(true)
     );
     wait_site(&ours, "storefront", "Ready still", |s| {
