@@ -32,7 +32,8 @@ use stagehand_testenv::aws::{CallRecord, FaultAction, FaultRule};
 
 use crate::spot_fleet::{fleet, wait_ready};
 use crate::spot_fleet_round::{fleet_spec, live_of, network};
-use crate::static_site_round::{ARCHIVE, BUILDS, build_files, site_spec, zip_of};
+use crate::static_site_missing::{condition as site_condition, site, wait_site};
+use crate::static_site_round::{ARCHIVE, BUILDS, build_files, zip_of};
 use crate::support::{
     API, BUCKET, EVAL, EVAL_QUEUE, Env, KEY, NAMESPACE, TIMEOUT, b64, build, is_true, seed, stage,
     wait_ready_at,
@@ -120,6 +121,14 @@ fn assert_bad_response_on_the_object(
                 && message.contains("AWS is read again before it is retried")),
         "no Reconciling=True AwsBadResponse naming {call}: {history:#?}"
     );
+}
+
+/// Ready at its generation.
+fn site_ready(site: &StaticSite) -> bool {
+    site.status
+        .as_ref()
+        .is_some_and(|s| s.common.observed_generation == site.metadata.generation)
+        && site_condition(site, "Ready").0 == "True"
 }
 
 fn calls<'a>(log: &'a [CallRecord], operation: &str) -> Vec<&'a CallRecord> {
@@ -375,18 +384,12 @@ async fn an_unreadable_create_invalidation_answer_keeps_the_paths_and_invalidate
     upload("console.log(1)").await.unwrap();
     env.start_controllers().await;
     let sites: Api<StaticSite> = Api::namespaced(env.ctx.client.clone(), NAMESPACE);
-    let manifest: StaticSite = serde_json::from_value(json!({
-        "apiVersion": "stagehand.dev/v1alpha1",
-        "kind": "StaticSite",
-        "metadata": {"name": "storefront", "namespace": NAMESPACE},
-        "spec": site_spec(&json!({})),
-    }))
-    .unwrap();
+    let manifest = site("storefront", &json!({}));
     sites
         .create(&PostParams::default(), &manifest)
         .await
         .unwrap();
-    let first = wait_site(&sites, "storefront", "first revision served", |_| true).await;
+    let first = wait_site(&sites, "storefront", "first revision served", site_ready).await;
     let first_revision = first.status.unwrap().revision;
 
     for rule in [
@@ -413,7 +416,7 @@ async fn an_unreadable_create_invalidation_answer_keeps_the_paths_and_invalidate
     });
     upload("console.log(2)").await.unwrap();
     let second = wait_site(&sites, "storefront", "second revision served", |s| {
-        s.status.as_ref().and_then(|s| s.revision.clone()) != first_revision
+        site_ready(s) && s.status.as_ref().and_then(|s| s.revision.clone()) != first_revision
     })
     .await;
     let status = second.status.unwrap();
@@ -467,30 +470,4 @@ async fn an_unreadable_create_invalidation_answer_keeps_the_paths_and_invalidate
     );
     assert_bad_response_reported(&env, "storefront", "cloudfront", "CreateInvalidation").await;
     env.stop().await;
-}
-
-/// Polls (bounded) until site `name` is Ready at its generation and `check` holds.
-async fn wait_site(
-    sites: &Api<StaticSite>,
-    name: &str,
-    what: &str,
-    check: impl Fn(&StaticSite) -> bool,
-) -> StaticSite {
-    tokio::time::timeout(TIMEOUT, async {
-        loop {
-            if let Some(site) = sites.get_opt(name).await.unwrap()
-                && site.status.as_ref().is_some_and(|s| {
-                    s.common.observed_generation == site.metadata.generation
-                        && find_condition(&s.common.conditions, "Ready")
-                            .is_some_and(|c| c.status == "True")
-                })
-                && check(&site)
-            {
-                return site;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{name}: never {what}"))
 }

@@ -25,6 +25,7 @@ use stagehand_testenv::aws::CallRecord;
 
 use crate::spot_fleet::{wait_gone, wait_ready};
 use crate::spot_fleet_round::{fleet_spec, instances_of, live_of, network};
+use crate::static_site_missing::wait_site;
 use crate::static_site_round::{ARCHIVE, BUILDS, SITE_BUCKET, build_files, site_spec, zip_of};
 use crate::support::{Env, NAMESPACE, TIMEOUT};
 
@@ -49,27 +50,6 @@ fn object<K: serde::de::DeserializeOwned>(
 fn is_site_write(record: &CallRecord) -> bool {
     ["s3", "cloudfront"].contains(&record.service.as_str())
         && !["GET", "HEAD"].contains(&record.method.as_str())
-}
-
-/// Polls (bounded) until `check` holds for the site; returns it.
-async fn wait_site(
-    sites: &Api<StaticSite>,
-    name: &str,
-    what: &str,
-    check: impl Fn(&StaticSite) -> bool,
-) -> StaticSite {
-    tokio::time::timeout(TIMEOUT, async {
-        loop {
-            if let Some(site) = sites.get_opt(name).await.unwrap()
-                && check(&site)
-            {
-                return site;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{name} never {what}"))
 }
 
 fn condition_is(site: &StaticSite, type_: &str, status: &str) -> bool {

@@ -21,7 +21,7 @@ use crate::static_site_round::{build_files, site_spec, zip_of};
 use crate::support::{Env, NAMESPACE, TIMEOUT};
 
 /// A site `name` with its own bucket (`<name>-site`) and `extra` merged into the spec.
-fn site(name: &str, extra: &Value) -> StaticSite {
+pub fn site(name: &str, extra: &Value) -> StaticSite {
     let mut spec = site_spec(&json!({"bucket": {"name": format!("{name}-site"), "create": true}}));
     if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
         for (key, value) in extra {
@@ -38,7 +38,7 @@ fn site(name: &str, extra: &Value) -> StaticSite {
 }
 
 /// A condition of the site, as (status, reason, message).
-fn condition(site: &StaticSite, type_: &str) -> (String, String, String) {
+pub fn condition(site: &StaticSite, type_: &str) -> (String, String, String) {
     site.status
         .as_ref()
         .and_then(|s| find_condition(&s.common.conditions, type_))
@@ -48,7 +48,7 @@ fn condition(site: &StaticSite, type_: &str) -> (String, String, String) {
 }
 
 /// Polls (bounded) until `check` holds for site `name`; returns it.
-async fn wait_site(
+pub async fn wait_site(
     sites: &Api<StaticSite>,
     name: &str,
     what: &str,
