@@ -80,11 +80,17 @@ impl ChangeSetInfo {
                 .is_some_and(is_no_changes_reason)
     }
 
-    /// Still being computed: wait.
+    /// Still being computed: wait. A status this code does not know (one CloudFormation added
+    /// after this SDK) is waited on too, never taken for computed.
     pub fn pending(&self) -> bool {
-        matches!(
+        !matches!(
             self.status.as_str(),
-            "CREATE_PENDING" | "CREATE_IN_PROGRESS"
+            "CREATE_COMPLETE"
+                | "FAILED"
+                | "DELETE_PENDING"
+                | "DELETE_IN_PROGRESS"
+                | "DELETE_COMPLETE"
+                | "DELETE_FAILED"
         )
     }
 }
@@ -331,6 +337,10 @@ mod tests {
         assert!(!change_set("FAILED", Some("Template format error")).is_empty());
         assert!(!change_set("CREATE_COMPLETE", None).is_empty());
         assert!(change_set("CREATE_PENDING", None).pending());
+        assert!(!change_set("CREATE_COMPLETE", None).pending());
+        assert!(!change_set("FAILED", None).pending());
+        // A status CloudFormation added after this SDK: waited on, never executed.
+        assert!(change_set("CREATE_QUEUED", None).pending());
     }
 
     #[test]

@@ -38,6 +38,11 @@ pub enum ErrorKind {
     /// confirmed (see [`super::fence`]). Retried: either the next renewal confirms it, or the
     /// replica stops and the new leader does the work.
     Fenced,
+    /// AWS answered with success (2xx) but the SDK could not read the answer: garbage, a
+    /// document cut off, a shape it does not know. The call may well have taken effect, so the
+    /// caller must not trust that it did not: the next round reads AWS before acting again
+    /// (look before create), and the round is retried with backoff.
+    BadResponse,
     /// Anything else (quota exceeded, an unknown code).
     Other,
 }
@@ -54,6 +59,7 @@ impl ErrorKind {
             Self::Validation => "Validation",
             Self::Conflict => "Conflict",
             Self::Fenced => "Fenced",
+            Self::BadResponse => "BadResponse",
             Self::Other => "Other",
         }
     }
@@ -110,6 +116,20 @@ impl AwsError {
         });
         let code = err.code().map(str::to_owned);
         let (kind, message) = match err {
+            // A success the SDK could not read. The generated deserializers report it as an
+            // unhandled service error (no code), a few paths as a response error.
+            SdkError::ServiceError(_) | SdkError::ResponseError(_)
+                if http_status.is_some_and(|s| (200..300).contains(&s)) && code.is_none() =>
+            {
+                (
+                    ErrorKind::BadResponse,
+                    format!(
+                        "the answer could not be read ({}); the call may have taken effect, so \
+                         AWS is read again before it is retried",
+                        innermost_cause(err)
+                    ),
+                )
+            }
             SdkError::ServiceError(_) => {
                 let message = err
                     .message()
@@ -241,6 +261,7 @@ impl Classify for AwsError {
             | ErrorKind::Conflict
             | ErrorKind::NotFound
             | ErrorKind::Fenced
+            | ErrorKind::BadResponse
             | ErrorKind::Other => ErrorClass::Recoverable,
         }
     }
@@ -255,9 +276,21 @@ impl Classify for AwsError {
             ErrorKind::Validation => "AwsInvalidRequest",
             ErrorKind::Conflict => "AwsConflict",
             ErrorKind::Fenced => "LeaderFenced",
+            ErrorKind::BadResponse => "AwsBadResponse",
             ErrorKind::Other => "AwsError",
         }
     }
+}
+
+/// What finally went wrong, without the SDK's wrappers ("service error: unhandled error: ...")
+/// and without the raw response `DisplayErrorContext` appends (headers and the whole body: too
+/// long for a condition, and nothing a reader of the object needs).
+fn innermost_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
 }
 
 const THROTTLING_CODES: &[&str] = &[
@@ -431,6 +464,10 @@ pub fn kind_of(http_status: Option<u16>, code: Option<&str>, message: &str) -> E
 
 #[cfg(test)]
 mod tests {
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
     use super::*;
 
     #[test]
@@ -595,6 +632,7 @@ mod tests {
             (Conflict, ErrorClass::Recoverable, "AwsConflict"),
             (NotFound, ErrorClass::Recoverable, "AwsResourceNotFound"),
             (Other, ErrorClass::Recoverable, "AwsError"),
+            (BadResponse, ErrorClass::Recoverable, "AwsBadResponse"),
             (AccessDenied, ErrorClass::Stalled, "AwsAccessDenied"),
             (Validation, ErrorClass::Stalled, "AwsInvalidRequest"),
         ] {
@@ -616,6 +654,51 @@ mod tests {
             text,
             "AWS lambda UpdateFunctionCode on shop-dev-api failed (Validation InvalidParameterValueException, HTTP 400): Unzipped size must be smaller than 262144000 bytes (request id req-1)"
         );
+    }
+
+    /// An SDK error as the generated deserializers make it: a response with `status` whose
+    /// body gave an error with `code` (none: the body could not be read at all).
+    fn sdk_error(status: u16, code: Option<&str>) -> SdkError<ErrorMetadata, HttpResponse> {
+        let mut metadata = ErrorMetadata::builder();
+        if let Some(code) = code {
+            metadata = metadata.code(code).message("refused");
+        }
+        let response = HttpResponse::new(
+            StatusCode::try_from(status).unwrap(),
+            SdkBody::from("\u{1f4a5} not XML"),
+        );
+        SdkError::service_error(metadata.build(), response)
+    }
+
+    #[test]
+    fn an_unreadable_success_is_a_bad_response_that_is_retried() {
+        let err = AwsError::from_sdk(
+            Service::Ec2,
+            "CreateFleet",
+            Some("shop/SpotFleet/workers".into()),
+            &sdk_error(200, None),
+        );
+        assert_eq!(err.kind, ErrorKind::BadResponse);
+        assert_eq!(err.class(), ErrorClass::Recoverable);
+        assert_eq!(err.reason(), "AwsBadResponse");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("AWS ec2 CreateFleet on shop/SpotFleet/workers failed (BadResponse, HTTP 200): the answer could not be read"),
+            "{text}"
+        );
+        assert!(
+            text.contains("AWS is read again before it is retried"),
+            "{text}"
+        );
+        // An error answer keeps its own kind; a 5xx without a code is still the server's.
+        for (status, code, kind) in [
+            (400, Some("ThrottlingException"), ErrorKind::Throttled),
+            (500, None, ErrorKind::ServerError),
+            (404, Some("NoSuchBucket"), ErrorKind::NotFound),
+        ] {
+            let err = AwsError::from_sdk(Service::S3, "GetObject", None, &sdk_error(status, code));
+            assert_eq!(err.kind, kind, "{status} {code:?}");
+        }
     }
 
     #[test]

@@ -354,7 +354,17 @@ async fn observe_prefix(
     prefix: &str,
 ) -> Result<SourceState, AwsError> {
     let s3 = observer.s3(spec);
-    let listed = s3.list_objects(bucket, Some(prefix)).await?;
+    let listed = match s3.list_objects(bucket, Some(prefix)).await {
+        Ok(listed) => listed,
+        // The source bucket itself is missing: a stall that names it (re-checked at the
+        // resync interval, when CI may have created it), not an AWS error retried in a loop.
+        Err(error) if error.is_not_found() => {
+            return Ok(SourceState::Missing {
+                location: format!("bucket {bucket}"),
+            });
+        }
+        Err(error) => return Err(error),
+    };
     let location = format!("s3://{bucket}/{prefix}");
     let mut files = Vec::new();
     let mut with_checksum = Vec::new();

@@ -33,3 +33,8 @@ mod static_site_feed;
 mod static_site_lifecycle;
 mod static_site_prefix;
 mod static_site_round;
+
+// Issue 14, bad input and security: unreadable answers, missing resources, namespaces.
+mod bad_answers;
+mod cross_namespace;
+mod static_site_missing;

@@ -32,6 +32,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::addresses::{self, SharedBook};
+use super::bad_answers;
 use super::classify::{CallId, Protocol};
 
 /// A fault rule. See the module docs for the JSON form.
@@ -126,6 +127,26 @@ pub enum FaultAction {
     /// first sees them, stable for the rule's life), so health probes dial where a test can
     /// listen. See [`super::addresses`].
     LoopbackAddresses {},
+    /// A successful answer's body replaced by `body` (default: text that is neither XML nor
+    /// JSON, [`super::bad_answers::DEFAULT_GARBAGE`]). The call reached moto and took effect;
+    /// only its answer is lost. Name the `service`/`operation`: a rule without them spoils
+    /// every answer.
+    Garbage {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<String>,
+    },
+    /// A successful answer's document cut after `bytes` bytes (default: half of it), with a
+    /// matching `Content-Length`: the HTTP exchange is whole, the XML or JSON is not. The call
+    /// took effect, as with `garbage`.
+    Truncate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bytes: Option<usize>,
+    },
+    /// Every `field` of a successful answer (XML element or JSON key, at any depth;
+    /// `parent.field` for those directly inside a `parent`, e.g. EC2's `instanceState.name`)
+    /// set to `value`: an enum value the SDK does not know (`FutureState`), which it parses
+    /// into its `Unknown` variant.
+    FieldValue { field: String, value: String },
 }
 
 /// One entry of a `fleet_errors` rewrite: a pool (instance type, subnet) and why it failed.
@@ -203,6 +224,24 @@ impl FaultAction {
     /// `DescribeInstances` shows every instance on a loopback address of its own.
     pub fn loopback_addresses() -> Self {
         Self::LoopbackAddresses {}
+    }
+
+    /// The answer replaced by text that is neither XML nor JSON.
+    pub fn garbage() -> Self {
+        Self::Garbage { body: None }
+    }
+
+    /// The answer's document cut in half.
+    pub fn truncate() -> Self {
+        Self::Truncate { bytes: None }
+    }
+
+    /// Every `field` of the answer set to `value` (see [`FaultAction::FieldValue`]).
+    pub fn field_value(field: &str, value: &str) -> Self {
+        Self::FieldValue {
+            field: field.to_owned(),
+            value: value.to_owned(),
+        }
     }
 
     pub fn invalidation_in_progress() -> Self {
@@ -400,6 +439,16 @@ pub enum Rewrite {
         instance_id: String,
         status: String,
     },
+    Garbage {
+        body: String,
+    },
+    Truncate {
+        bytes: Option<usize>,
+    },
+    FieldValue {
+        field: String,
+        value: String,
+    },
 }
 
 /// A call's fate, decided before it is forwarded.
@@ -563,6 +612,20 @@ impl FaultSet {
                     instance_id: instance_id.clone(),
                     status: status.clone(),
                 }),
+                FaultAction::Garbage { body } => decision.rewrites.push(Rewrite::Garbage {
+                    body: body
+                        .clone()
+                        .unwrap_or_else(|| bad_answers::DEFAULT_GARBAGE.to_owned()),
+                }),
+                FaultAction::Truncate { bytes } => {
+                    decision.rewrites.push(Rewrite::Truncate { bytes: *bytes });
+                }
+                FaultAction::FieldValue { field, value } => {
+                    decision.rewrites.push(Rewrite::FieldValue {
+                        field: field.clone(),
+                        value: value.clone(),
+                    });
+                }
             }
         }
         decision
@@ -784,6 +847,9 @@ pub fn apply_rewrite(rewrite: &Rewrite, body: &[u8]) -> Option<Vec<u8>> {
             let end = open + text[open..].find("</status>")?;
             Some(format!("{}{}{}", &text[..open], xml_escape(status), &text[end..]).into_bytes())
         }
+        Rewrite::Garbage { body } => Some(body.clone().into_bytes()),
+        Rewrite::Truncate { bytes } => bad_answers::truncate(body, *bytes),
+        Rewrite::FieldValue { field, value } => bad_answers::set_field(body, field, value),
         Rewrite::FleetErrors { errors } => {
             let text = std::str::from_utf8(body).ok()?;
             let items: String = errors.iter().map(fleet_error_item).collect();
@@ -867,7 +933,7 @@ pub fn apply_rewrite(rewrite: &Rewrite, body: &[u8]) -> Option<Vec<u8>> {
 
 /// Replaces the text of every `<tag>…</tag>` (and turns `<tag/>` into `<tag>value</tag>`).
 /// `None` when the tag does not occur.
-fn xml_set_all(text: &str, tag: &str, value: &str) -> Option<String> {
+pub(super) fn xml_set_all(text: &str, tag: &str, value: &str) -> Option<String> {
     let open = format!("<{tag}>");
     let close = format!("</{tag}>");
     let empty = format!("<{tag}/>");
@@ -1220,6 +1286,39 @@ mod tests {
         );
         assert_eq!(statuses(&rw(None)), [busy.clone(), busy]);
         assert!(apply_rewrite(&rw(Some("nobody")), listing).is_none());
+    }
+
+    #[test]
+    fn bad_answer_rules_parse_and_spoil_the_matched_answer() {
+        let rules = [
+            r#"{"service":"ec2","operation":"CreateFleet","action":{"kind":"garbage"}}"#,
+            r#"{"service":"ec2","operation":"CreateFleet","action":{"kind":"truncate","bytes":5}}"#,
+            r#"{"service":"ec2","operation":"CreateFleet","action":{"kind":"field_value","field":"instanceState.name","value":"later"}}"#,
+        ];
+        let body = b"<CreateFleetResponse><instanceState><name>running</name></instanceState></CreateFleetResponse>";
+        let fleet = id("ec2", "CreateFleet", Protocol::Ec2Query);
+        let mut answers = Vec::new();
+        for json in rules {
+            let mut set = FaultSet::default();
+            set.add(serde_json::from_str(json).unwrap()).unwrap();
+            assert!(
+                set.decide(
+                    &id("ec2", "DescribeInstances", Protocol::Ec2Query),
+                    false,
+                    &[]
+                )
+                .rewrites
+                .is_empty()
+            );
+            let decision = set.decide(&fleet, false, &[]);
+            assert_eq!(decision.rewrites.len(), 1, "{json}");
+            answers.push(
+                String::from_utf8(apply_rewrite(&decision.rewrites[0], body).unwrap()).unwrap(),
+            );
+        }
+        assert_eq!(answers[0], bad_answers::DEFAULT_GARBAGE);
+        assert_eq!(answers[1], "<Crea");
+        assert!(answers[2].contains("<name>later</name>"), "{}", answers[2]);
     }
 
     #[test]

@@ -30,6 +30,7 @@
 //! the signal; dropping it stops the proxy and kills moto.
 
 pub mod addresses;
+pub mod bad_answers;
 pub mod classify;
 pub mod controller_calls;
 pub mod faults;

@@ -31,10 +31,28 @@ pub struct FunctionInfo {
 }
 
 impl FunctionInfo {
-    /// Lambda rejects another update while one is in progress: wait before the next.
+    /// Lambda rejects another update while one is in progress: wait before the next. A
+    /// `LastUpdateStatus` or `State` this code does not know (a value Lambda added after this
+    /// SDK, which the SDK parses into its `Unknown` variant) counts as in progress too: not
+    /// settled, read again later, never taken for done.
     pub fn update_in_progress(&self) -> bool {
-        self.last_update_status.as_deref() == Some("InProgress")
-            || self.state.as_deref() == Some("Pending")
+        let update_settled = matches!(
+            self.last_update_status.as_deref(),
+            None | Some("Successful" | "Failed")
+        );
+        let state_settled = matches!(
+            self.state.as_deref(),
+            None | Some(
+                "Active"
+                    | "ActiveNonInvocable"
+                    | "Inactive"
+                    | "Failed"
+                    | "Deactivating"
+                    | "Deactivated"
+                    | "Deleting"
+            )
+        );
+        !(update_settled && state_settled)
     }
 
     pub fn is_image(&self) -> bool {
@@ -306,6 +324,17 @@ mod tests {
         };
         assert!(busy.update_in_progress());
         assert!(!FunctionInfo::default().update_in_progress());
+        let with = |last_update_status: &str, state: &str| FunctionInfo {
+            last_update_status: Some(last_update_status.into()),
+            state: Some(state.into()),
+            ..FunctionInfo::default()
+        };
+        assert!(!with("Successful", "Active").update_in_progress());
+        assert!(!with("Failed", "Inactive").update_in_progress());
+        assert!(with("Successful", "Pending").update_in_progress());
+        // Values the SDK does not know: wait and read again, never "done".
+        assert!(with("FutureState", "Active").update_in_progress());
+        assert!(with("Successful", "FutureState").update_in_progress());
         let mapping = |state: &str| EventSourceMapping {
             state: Some(state.into()),
             ..EventSourceMapping::default()

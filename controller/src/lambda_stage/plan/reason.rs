@@ -30,6 +30,8 @@ pub const MAPPINGS_HEALTHY: &str = "MappingsHealthy";
 pub const NO_MAPPINGS_DECLARED: &str = "NoMappingsDeclared";
 pub use crate::base::plan::APPLYING;
 pub const STACK_IN_PROGRESS: &str = "StackInProgress";
+/// The stack's status is one this version does not know: waited on, never taken for settled.
+pub const STACK_STATUS_UNKNOWN: &str = "StackStatusUnknown";
 pub const CHANGE_SET_PENDING: &str = "ChangeSetPending";
 pub const FUNCTION_UPDATE_IN_PROGRESS: &str = "FunctionUpdateInProgress";
 pub const MAPPING_TRANSITIONING: &str = "MappingTransitioning";

@@ -65,6 +65,14 @@ impl Planner<'_> {
                 );
                 false
             }
+            StackPhase::Unrecognised => {
+                self.wait(
+                    reason::STACK_STATUS_UNKNOWN,
+                    format!("stack {stack_name} is {}, a status Stagehand does not know; reading it again", stack.status),
+                    requeue::STACK_SECONDS,
+                );
+                false
+            }
             StackPhase::Stable if observed.desired_template_applied => true,
             StackPhase::Stable => {
                 self.plan_change_set(&stack_name, observed, ChangeSetKind::Update)
@@ -133,8 +141,11 @@ pub enum StackPhase {
     UpdateRollbackFailed,
     /// Another `*_FAILED` state.
     Failed,
-    /// `*_COMPLETE`: updatable.
+    /// A `*_COMPLETE` status CloudFormation documents as settled: updatable.
     Stable,
+    /// A status this code does not know (one CloudFormation added after this SDK, parsed into
+    /// its `Unknown` variant): not taken for settled — wait and read it again.
+    Unrecognised,
 }
 
 /// The phase of a stack status.
@@ -145,7 +156,12 @@ pub fn stack_phase(status: &str) -> StackPhase {
         "UPDATE_ROLLBACK_FAILED" => StackPhase::UpdateRollbackFailed,
         s if s.ends_with("_IN_PROGRESS") => StackPhase::InProgress,
         s if s.ends_with("_FAILED") => StackPhase::Failed,
-        _ => StackPhase::Stable,
+        "CREATE_COMPLETE"
+        | "UPDATE_COMPLETE"
+        | "UPDATE_ROLLBACK_COMPLETE"
+        | "IMPORT_COMPLETE"
+        | "IMPORT_ROLLBACK_COMPLETE" => StackPhase::Stable,
+        _ => StackPhase::Unrecognised,
     }
 }
 

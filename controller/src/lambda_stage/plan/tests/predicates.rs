@@ -35,6 +35,10 @@ fn predicates() {
     );
     assert_eq!(stack_phase("IMPORT_ROLLBACK_COMPLETE"), StackPhase::Stable);
     assert_eq!(stack_phase("DELETE_FAILED"), StackPhase::Failed);
+    assert_eq!(stack_phase("UPDATE_ROLLBACK_COMPLETE"), StackPhase::Stable);
+    // A status CloudFormation added after this SDK is not "settled".
+    assert_eq!(stack_phase("FUTURE_COMPLETE"), StackPhase::Unrecognised);
+    assert_eq!(stack_phase(""), StackPhase::Unrecognised);
     assert_eq!(
         stack_phase("REVIEW_IN_PROGRESS"),
         StackPhase::AwaitingCreateChangeSet

@@ -58,6 +58,16 @@ fn stack_table() {
             &[reason::STACK_IN_PROGRESS],
         ),
         waiting(
+            "a stack status Stagehand does not know: wait, change nothing",
+            |s, o| {
+                with_stack(s, "Stall");
+                o.stack = Some(observed_stack(Some("FUTURE_COMPLETE"), None, true));
+                artifact(o).head = Some(head(Some("v2")));
+            },
+            vec![],
+            &[reason::STACK_STATUS_UNKNOWN],
+        ),
+        waiting(
             "functions of a stack being created may not exist yet",
             |s, o| {
                 with_stack(s, "Stall");

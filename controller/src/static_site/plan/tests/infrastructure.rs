@@ -29,6 +29,26 @@ fn a_second_site_cannot_take_over_the_first_one_s_bucket() {
 }
 
 #[test]
+fn a_site_in_another_namespace_cannot_take_the_distribution_even_with_adopt() {
+    let mut site = Site::converged();
+    // The same site name in namespace `other` tagged it: another owner.
+    site.observed.distribution.as_mut().unwrap().tags =
+        ownership_tags("other/StaticSite/storefront", CLUSTER);
+    site.spec.lifecycle.adopt = true;
+    let plan = site.plan();
+    assert!(plan.actions.is_empty(), "{:?}", kinds(&plan));
+    let stall = plan.stalled.unwrap();
+    assert_eq!(stall.reason, "OwnershipConflict");
+    assert!(
+        stall
+            .message
+            .contains("owned by other/StaticSite/storefront"),
+        "{}",
+        stall.message
+    );
+}
+
+#[test]
 fn an_untagged_bucket_is_managed_only_once_adopted_and_tagged_first() {
     let mut site = Site::converged();
     site.observed.bucket.as_mut().unwrap().tags.clear();
