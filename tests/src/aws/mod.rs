@@ -16,7 +16,9 @@
 //!   CloudFront invalidations in progress, refused fleet pools) and of instance addresses
 //!   (`loopback_addresses`, [`addresses`]: every instance on a 127.0.0.x of its own, so health
 //!   probes never leave the machine). The admin API is documented in [`proxy`].
-//!   [`moto_fixes`] corrects, on every call, moto answers that break the wire protocol itself.
+//!   [`moto_fixes`] corrects, on every call, moto answers that break the wire protocol itself;
+//!   [`moto_oac`] and [`moto_lt_versions`] give back what moto forgets or never implemented
+//!   (CloudFront origin access controls; `DeleteLaunchTemplateVersions`).
 //! - [`AwsFloor`] starts both; [`AdminClient`] drives the admin API over HTTP, as an external
 //!   process would. With `STAGEHAND_AWS_CALLS_SUMMARY=1` a floor prints its call counts to stderr
 //!   when dropped (for suite-level call budgets).
@@ -35,6 +37,7 @@ pub mod controller_calls;
 pub mod faults;
 pub mod moto;
 pub mod moto_fixes;
+pub mod moto_lt_versions;
 pub mod moto_oac;
 pub mod proxy;
 pub mod seed;

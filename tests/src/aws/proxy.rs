@@ -142,6 +142,8 @@ struct ProxyState {
     faults: Mutex<FaultSet>,
     /// What moto forgets of CloudFront origins (see [`super::moto_oac`]).
     origin_access_controls: super::moto_oac::OriginAccessControls,
+    /// The launch template versions deleted here (see [`super::moto_lt_versions`]).
+    template_versions: super::moto_lt_versions::LaunchTemplateVersions,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -214,6 +216,7 @@ impl FaultProxy {
             stats: Mutex::default(),
             faults: Mutex::default(),
             origin_access_controls: super::moto_oac::OriginAccessControls::default(),
+            template_versions: super::moto_lt_versions::LaunchTemplateVersions::default(),
         });
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(serve(listener, state.clone(), rx));
@@ -461,6 +464,12 @@ async fn handle(
     }
 
     state.origin_access_controls.remember(&id, &body);
+    if let Some(deletion) = super::moto_lt_versions::Deletion::parse(&id, &body) {
+        let (resp, len) =
+            delete_template_versions(&state, &deletion, &path_and_query, &parts.headers).await;
+        finish(record, resp.status().as_u16(), len);
+        return Ok(resp);
+    }
     match forward(&state, &parts.method, &path_and_query, &parts.headers, body).await {
         Ok((mut resp, resp_body)) => {
             let mut len = resp_body.len();
@@ -470,6 +479,7 @@ async fn handle(
                 .then(|| {
                     moto_fixes::correct(&id, &resp_body)
                         .or_else(|| state.origin_access_controls.restore(&id, &resp_body))
+                        .or_else(|| state.template_versions.hide(&id, &resp_body))
                 })
                 .flatten();
             // Bodies are copied only when something edits them (object downloads pass as is).
@@ -506,6 +516,26 @@ async fn handle(
             finish(record, resp.status().as_u16(), 0);
             Ok(resp)
         }
+    }
+}
+
+/// moto has not implemented `DeleteLaunchTemplateVersions`: the proxy answers it from moto's
+/// listing of the template ([`super::moto_lt_versions`]). The answer and its length.
+async fn delete_template_versions(
+    state: &ProxyState,
+    deletion: &super::moto_lt_versions::Deletion,
+    path_and_query: &str,
+    headers: &HeaderMap,
+) -> (ProxyResponse, usize) {
+    let listing = deletion.listing_request().into();
+    match forward(state, &Method::POST, path_and_query, headers, listing).await {
+        Ok((listed, body)) => {
+            let known = listed.status().is_success().then_some(&body[..]);
+            let answer = state.template_versions.delete(deletion, known);
+            let len = answer.len();
+            (respond(StatusCode::OK, "text/xml", answer), len)
+        }
+        Err(resp) => (resp, 0),
     }
 }
 
