@@ -35,6 +35,22 @@ pub struct Observed {
     pub spec_refusal: Option<SpecRefusal>,
     /// How the event feed's poll of `spec.interruptionQueue` stands; `None` without one.
     pub interruption_queue: Option<QueueFeedState>,
+    /// The fleet's launch template as the region's launch cache knows it (read or written by a
+    /// recent launch; no call is made for it), for pruning the versions no instance uses.
+    /// `None` when not known: nothing is pruned then.
+    pub template: Option<TemplateVersions>,
+}
+
+/// A fleet's launch template and the versions Stagehand wrote in it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TemplateVersions {
+    pub template_id: String,
+    /// EC2 refuses to delete the default version (the template's first, as Stagehand never
+    /// changes it): it is kept.
+    pub default_version: Option<i64>,
+    /// Spec hash (the version's description) → version number. Versions without a spec hash in
+    /// their description (added by hand) are not listed, so never pruned.
+    pub versions: BTreeMap<String, i64>,
 }
 
 /// How the event feed's poll of the fleet's interruption queue stands.

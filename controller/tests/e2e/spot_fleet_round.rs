@@ -170,7 +170,7 @@ impl Fleet {
     }
 
     /// A new spec: the next generation.
-    fn change(&mut self, spec: Value) {
+    pub fn change(&mut self, spec: Value) {
         self.object.spec = serde_json::from_value(spec).unwrap();
         let generation = self.object.metadata.generation.unwrap_or(1);
         self.object.metadata.generation = Some(generation + 1);
