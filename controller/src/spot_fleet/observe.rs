@@ -56,10 +56,9 @@ pub async fn observe(
     let mut instances: Vec<ObservedInstance> = listed
         .iter()
         .map(|info| {
-            // Security groups and the instance profile stay unread (`None`, never a hand
-            // edit): EC2 emulators give fleet instances the VPC's default group and no profile
-            // whatever the launch template says, so comparing them would replace every
-            // instance there.
+            // Security groups and the instance profile are compared with the spec: an instance
+            // edited by hand is replaced. (moto does not apply a fleet template's groups or
+            // profile; the test proxy does it for moto, as EC2 would, docs/testing.md.)
             let mut instance = ObservedInstance::from_info(info);
             instance.past_grace = is_past_grace(instance.launched_at, grace, now);
             instance

@@ -2,12 +2,15 @@
 //! runs them, without Kubernetes): the fleet's launch template keeps only the versions its live
 //! instances were launched from (and its default, which EC2 will not delete) after spec
 //! changes; an image or a security group the spec names that does not exist stalls the fleet
-//! naming it, before any launch, and the fixed spec launches at once.
+//! naming it, before any launch, and the fixed spec launches at once; an instance whose security
+//! groups or instance profile are changed by hand is replaced, and only that one.
 //!
 //! moto has not implemented `DeleteLaunchTemplateVersions` (HTTP 500): the proxy answers it
 //! from moto's listing and hides the deleted versions from then on
 //! (`stagehand_testenv::aws::moto_lt_versions`). moto launches from an unknown image or
-//! security group: the fleet looks them up first.
+//! security group: the fleet looks them up first. moto does not put a fleet template's groups
+//! and profile on the instances: the proxy does (`moto_fleet_launch`); the hand edits are moto's
+//! own `ModifyInstanceAttribute --groups` and `DisassociateIamInstanceProfile`.
 
 #![allow(
     clippy::unwrap_used,
@@ -19,7 +22,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 use stagehand_crds::SPEC_HASH_TAG;
 
-use crate::spot_fleet_round::{Fleet, World, instances_of};
+use stagehand::spot_fleet::plan::{Action, HandEdit, ReplacementReason, TerminateReason};
+
+use crate::event_queue_template::aws_cli;
+use crate::spot_fleet_round::{Fleet, World, instances_of, live_of};
+use crate::support::REGION;
 
 /// The fleet's launch template versions as EC2 lists them: number → (description, default).
 async fn template_versions(world: &World) -> BTreeMap<i64, (String, bool)> {
@@ -135,12 +142,7 @@ async fn stalls_naming(world: &World, fleet: &mut Fleet, field: &str, id: &str) 
     );
     fleet.change(world.spec(1, &json!({})));
     world.converge(fleet).await;
-    assert_eq!(
-        crate::spot_fleet_round::live_of(&world.aws, &fleet.owner())
-            .await
-            .len(),
-        1
-    );
+    assert_eq!(live_of(&world.aws, &fleet.owner()).await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,4 +160,106 @@ async fn a_missing_security_group_stalls_the_fleet_naming_it_before_any_launch()
     let groups = json!([world.network.security_group, missing]);
     let mut fleet = Fleet::new("gpu", &world.spec(1, &json!({"securityGroupIds": groups})));
     stalls_naming(&world, &mut fleet, "securityGroupIds", missing).await;
+}
+
+/// The instances each plan terminated, with why.
+fn replaced(plans: &[stagehand::spot_fleet::plan::Plan]) -> Vec<(String, TerminateReason)> {
+    plans
+        .iter()
+        .flat_map(|p| &p.actions)
+        .filter_map(|a| match a {
+            Action::Terminate { ids, reason } => Some(ids.iter().map(|id| (id.clone(), *reason))),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_groups_or_profile_are_changed_by_hand_is_replaced_alone() {
+    let world = World::start().await;
+    let endpoint = world.aws.floor.endpoint_url();
+    let profile = "worker";
+    aws_cli(
+        &endpoint,
+        &[
+            "iam",
+            "create-instance-profile",
+            "--instance-profile-name",
+            profile,
+        ],
+    )
+    .await;
+    let spec = world.spec(3, &json!({"iamInstanceProfile": profile}));
+    let mut fleet = Fleet::new("gpu", &spec);
+    world.converge(&mut fleet).await;
+    // Launched as EC2 would: the spec's group and profile on every instance, so a resync
+    // replaces nothing.
+    world.inventory.forget(REGION);
+    let plans = world.converge(&mut fleet).await;
+    assert_eq!(replaced(&plans), [], "{plans:?}");
+    let live: Vec<String> = live_of(&world.aws, &fleet.owner())
+        .await
+        .into_iter()
+        .collect();
+    let [regrouped, unprofiled, untouched] = &live[..] else {
+        panic!("{live:?}");
+    };
+
+    // Someone moves one instance to another group, and takes the profile off another.
+    let client = aws_sdk_ec2::Client::new(&world.aws.sdk);
+    let vpc = client.describe_vpcs().send().await.unwrap();
+    let other = client
+        .create_security_group()
+        .group_name("by-hand")
+        .description("added by hand")
+        .vpc_id(vpc.vpcs()[0].vpc_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    client
+        .modify_instance_attribute()
+        .instance_id(regrouped)
+        .groups(other.group_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let associations = client
+        .describe_iam_instance_profile_associations()
+        .send()
+        .await
+        .unwrap();
+    let association = associations
+        .iam_instance_profile_associations()
+        .iter()
+        .find(|a| a.instance_id() == Some(unprofiled.as_str()))
+        .and_then(|a| a.association_id())
+        .unwrap();
+    client
+        .disassociate_iam_instance_profile()
+        .association_id(association)
+        .send()
+        .await
+        .unwrap();
+
+    world.inventory.forget(REGION);
+    let plans = world.converge(&mut fleet).await;
+    let mut got = replaced(&plans);
+    got.sort();
+    let mut want = vec![
+        (
+            regrouped.clone(),
+            TerminateReason::Replaced(ReplacementReason::HandEdited(HandEdit::SecurityGroups)),
+        ),
+        (
+            unprofiled.clone(),
+            TerminateReason::Replaced(ReplacementReason::HandEdited(HandEdit::InstanceProfile)),
+        ),
+    ];
+    want.sort();
+    assert_eq!(got, want, "{plans:?}");
+    let after = live_of(&world.aws, &fleet.owner()).await;
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert!(after.contains(untouched), "{after:?}");
+    assert!(!after.contains(regrouped) && !after.contains(unprofiled));
 }

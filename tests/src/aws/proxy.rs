@@ -470,8 +470,13 @@ async fn handle(
         finish(record, resp.status().as_u16(), len);
         return Ok(resp);
     }
+    let fleet_launch = super::moto_fleet_launch::FleetLaunch::parse(&id, &body);
     match forward(&state, &parts.method, &path_and_query, &parts.headers, body).await {
         Ok((mut resp, resp_body)) => {
+            if let Some(launch) = fleet_launch.filter(|_| resp.status().is_success()) {
+                apply_fleet_template(&state, &launch, &resp_body, &path_and_query, &parts.headers)
+                    .await;
+            }
             let mut len = resp_body.len();
             let fixed = resp
                 .status()
@@ -536,6 +541,43 @@ async fn delete_template_versions(
             (respond(StatusCode::OK, "text/xml", answer), len)
         }
         Err(resp) => (resp, 0),
+    }
+}
+
+/// moto launches fleet instances without their template's security groups and instance
+/// profile: the proxy applies them through moto ([`super::moto_fleet_launch`]). A step moto
+/// refuses is left out (the instance then shows what moto gave it).
+async fn apply_fleet_template(
+    state: &ProxyState,
+    launch: &super::moto_fleet_launch::FleetLaunch,
+    answer: &[u8],
+    path_and_query: &str,
+    headers: &HeaderMap,
+) {
+    let instances = super::moto_fleet_launch::launched_instances(answer);
+    if instances.is_empty() {
+        return;
+    }
+    let version = launch.template_request().into();
+    let Ok((listed, body)) = forward(state, &Method::POST, path_and_query, headers, version).await
+    else {
+        return;
+    };
+    if !listed.status().is_success() {
+        return;
+    }
+    let settings = super::moto_fleet_launch::TemplateSettings::parse(&body);
+    for instance in &instances {
+        for request in settings.requests(instance) {
+            let _ = forward(
+                state,
+                &Method::POST,
+                path_and_query,
+                headers,
+                request.into(),
+            )
+            .await;
+        }
     }
 }
 

@@ -432,7 +432,9 @@ async fn a_fleet_launches_tagged_spot_instances_listed_once_for_every_owner() {
             zones.get(instance.subnet_id.as_deref().unwrap()),
             instance.availability_zone.as_ref()
         );
-        assert_eq!(instance.security_group_ids.len(), 1);
+        // The template's group (moto gives the VPC's default one; the proxy puts the template's
+        // on, as EC2 does: `moto_fleet_launch`).
+        assert_eq!(instance.security_group_ids, [group.clone()]);
         // The volumes too.
         let volumes = client
             .describe_volumes()
