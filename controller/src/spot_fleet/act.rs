@@ -227,10 +227,12 @@ impl Actor<'_> {
             .subnet_zones(&self.spec.subnet_ids)
             .await
             .map_err(|source| self.refused_or(source, |s| failed("subnet zones", s)))?;
-        self.look_before_launch()
-            .await
-            .map_err(|source| self.refused_or(source, |s| failed("image and security groups", s)))?
-            .map_or(Ok(()), |refusal| Err(self.refused(refusal)))?;
+        let missing = self.look_before_launch().await.map_err(|source| {
+            self.refused_or(source, |s| failed("image and security groups", s))
+        })?;
+        if let Some(refusal) = missing {
+            return Err(self.refused(refusal));
+        }
         let pools = overrides(self.spec, &subnet_zones, avoid);
         if pools.is_empty() {
             // Every pool is out of capacity: EC2 would refuse a fleet without pools as invalid.
@@ -463,15 +465,14 @@ impl Actor<'_> {
             .filter_map(|v| Some((v.description.clone().filter(|d| is_spec_hash(d))?, v.number)))
             .collect();
         let hash = &self.desired.hash;
-        let number = match versions.get(hash) {
-            Some(&number) => number,
-            None => {
-                let created = ec2
-                    .create_launch_template_version(&template.id, spec, None)
-                    .await?;
-                versions.insert(hash.clone(), created.number);
-                created.number
-            }
+        let number = if let Some(&number) = versions.get(hash) {
+            number
+        } else {
+            let created = ec2
+                .create_launch_template_version(&template.id, spec, None)
+                .await?;
+            versions.insert(hash.clone(), created.number);
+            created.number
         };
         Ok((template, versions, number))
     }

@@ -113,8 +113,10 @@ async fn after_two_spec_changes_the_template_keeps_only_the_versions_live_instan
 }
 
 /// Runs rounds on a spec naming something missing: the first is refused before any launch, the
-/// next ones stall naming `id` in `field` without asking EC2 again; the fixed spec converges.
-async fn stalls_naming(world: &World, fleet: &mut Fleet, field: &str, id: &str) {
+/// next ones stall naming `id` in `field` without asking EC2 again (`lookups`: the calls of
+/// `DescribeSubnets`, `DescribeImages` and `DescribeSecurityGroups` in all); the fixed spec
+/// converges.
+pub async fn stalls_naming(world: &World, fleet: &mut Fleet, field: &str, id: &str, lookups: u64) {
     world.aws.floor.reset_calls().await.unwrap();
     let first = world.try_round(fleet).await;
     let (_, failure) = first.report.failure.expect("the launch is refused");
@@ -135,9 +137,15 @@ async fn stalls_naming(world: &World, fleet: &mut Fleet, field: &str, id: &str) 
     }
     let calls = world.aws.floor.calls().await.unwrap();
     assert_eq!(calls.count("ec2", "CreateFleet"), 0, "{calls:?}");
+    let asked = [
+        "DescribeSubnets",
+        "DescribeImages",
+        "DescribeSecurityGroups",
+    ]
+    .map(|operation| calls.count("ec2", operation));
     assert_eq!(
-        calls.count("ec2", "DescribeImages") + calls.count("ec2", "DescribeSecurityGroups"),
-        if field == "imageId" { 1 } else { 2 },
+        asked.iter().sum::<u64>(),
+        lookups,
         "looked up once, not every round: {calls:?}"
     );
     fleet.change(world.spec(1, &json!({})));
@@ -150,7 +158,7 @@ async fn a_missing_image_stalls_the_fleet_naming_it_before_any_launch() {
     let world = World::start().await;
     let missing = "ami-0000000000000dead";
     let mut fleet = Fleet::new("gpu", &world.spec(1, &json!({"imageId": missing})));
-    stalls_naming(&world, &mut fleet, "imageId", missing).await;
+    stalls_naming(&world, &mut fleet, "imageId", missing, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,7 +167,7 @@ async fn a_missing_security_group_stalls_the_fleet_naming_it_before_any_launch()
     let missing = "sg-0000000000000dead";
     let groups = json!([world.network.security_group, missing]);
     let mut fleet = Fleet::new("gpu", &world.spec(1, &json!({"securityGroupIds": groups})));
-    stalls_naming(&world, &mut fleet, "securityGroupIds", missing).await;
+    stalls_naming(&world, &mut fleet, "securityGroupIds", missing, 3).await;
 }
 
 /// The instances each plan terminated, with why.

@@ -11,6 +11,9 @@
 use super::classify::CallId;
 use super::moto_oac::{elements, inner};
 
+/// The prefix of the first launch template config's template in a `CreateFleet` request.
+const TEMPLATE_SPECIFICATION: &str = "LaunchTemplateConfigs.1.LaunchTemplateSpecification.";
+
 /// The launch template version a `CreateFleet` request launches from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FleetLaunch {
@@ -33,10 +36,9 @@ impl FleetLaunch {
         if id.service != "ec2" || id.operation != "CreateFleet" {
             return None;
         }
-        const SPEC: &str = "LaunchTemplateConfigs.1.LaunchTemplateSpecification.";
         let (mut template_id, mut version) = (None, None);
         for (key, value) in form_urlencoded::parse(body) {
-            match key.strip_prefix(SPEC) {
+            match key.strip_prefix(TEMPLATE_SPECIFICATION) {
                 Some("LaunchTemplateId") => template_id = Some(value.into_owned()),
                 Some("Version") => version = Some(value.into_owned()),
                 _ => {}

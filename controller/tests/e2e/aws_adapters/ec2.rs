@@ -434,7 +434,7 @@ async fn a_fleet_launches_tagged_spot_instances_listed_once_for_every_owner() {
         );
         // The template's group (moto gives the VPC's default one; the proxy puts the template's
         // on, as EC2 does: `moto_fleet_launch`).
-        assert_eq!(instance.security_group_ids, [group.clone()]);
+        assert_eq!(instance.security_group_ids, std::slice::from_ref(&group));
         // The volumes too.
         let volumes = client
             .describe_volumes()
