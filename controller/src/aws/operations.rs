@@ -391,6 +391,8 @@ pub static OPERATIONS: &[Operation] = &[
     op(Ec2, "DescribeInstances", FLEET, &[grant("ec2:DescribeInstances", &FLEET_READ)], ""),
     op(Ec2, "DescribeInstanceStatus", FLEET, &[grant("ec2:DescribeInstanceStatus", &FLEET_READ)], "EC2 status checks"),
     op(Ec2, "DescribeSubnets", FLEET, &[grant("ec2:DescribeSubnets", &FLEET_READ)], ""),
+    op(Ec2, "DescribeImages", FLEET, &[grant("ec2:DescribeImages", &FLEET_READ)], "the spec's image, looked up before launching"),
+    op(Ec2, "DescribeSecurityGroups", FLEET, &[grant("ec2:DescribeSecurityGroups", &FLEET_READ)], "the spec's security groups, looked up before launching"),
     op(Ec2, "DescribeLaunchTemplates", FLEET, &[grant("ec2:DescribeLaunchTemplates", &FLEET_READ)], ""),
     op(Ec2, "DescribeLaunchTemplateVersions", FLEET, &[grant("ec2:DescribeLaunchTemplateVersions", &FLEET_READ)], ""),
     op(Ec2, "CreateLaunchTemplate", FLEET, &[grant("ec2:CreateLaunchTemplate", &FLEET_LAUNCH), grant("ec2:CreateTags", &FLEET_TAG_AT_LAUNCH)], "tagged at creation"),

@@ -3,8 +3,9 @@
 //!
 //! - **Subnet zones**: a subnet's availability zone is fixed for its life. One
 //!   `DescribeSubnets` for the subnets not known yet; trusted for [`IDENTITY_RECHECK`].
-//! - **Launch templates**: each fleet's template (found by owner tag or created) and the
-//!   version number written for each spec hash. Trusted for [`IDENTITY_RECHECK`], and dropped
+//! - **Launch templates**: each fleet's template (found by owner tag or created), its default
+//!   version, and the version number of each spec hash it holds (what the plan prunes from,
+//!   without a call of its own). Trusted for [`IDENTITY_RECHECK`], and dropped
 //!   by the launch when EC2 refuses it (a template or version deleted by hand is then found or
 //!   created again on the next launch, never used blindly twice).
 //!
@@ -20,6 +21,10 @@
 //!   spec hash it was for. The fleet stalls naming it instead of relaunching; the refusal is
 //!   trusted for [`SPEC_REFUSAL_RECHECK`] (the fix may be outside the spec: an image shared, a
 //!   subnet created) and ignored at once for any other spec hash.
+//!
+//! - **Existing images and security groups**: looked up before a launch (EC2 refuses a launch
+//!   naming a missing one, but moto launches anyway), remembered by id for
+//!   [`IDENTITY_RECHECK`]; a missing one becomes a spec refusal.
 //!
 //! Measured in `make bench` (docs/benchmarks.md): without this, every Surge step of a fleet
 //! cost `DescribeSubnets`, `DescribeLaunchTemplates` and `DescribeLaunchTemplateVersions` on
@@ -93,6 +98,17 @@ pub struct LaunchCache {
     failures: Cached<String, LaunchFailures>,
     /// By owner: the last refusal of the spec.
     refusals: Cached<String, SpecRefusal>,
+    /// Images and security groups found to exist, by id.
+    existing: Cached<String, ()>,
+}
+
+/// Something a fleet's spec names that EC2 does not have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Missing {
+    /// The spec field (`imageId`, `securityGroupIds`).
+    pub field: &'static str,
+    /// The ids missing.
+    pub ids: Vec<String>,
 }
 
 impl LaunchCache {
@@ -103,7 +119,45 @@ impl LaunchCache {
             templates: Cached::new(IDENTITY_RECHECK),
             failures: Cached::new(LAUNCH_FAILURE_MEMORY),
             refusals: Cached::new(SPEC_REFUSAL_RECHECK),
+            existing: Cached::new(IDENTITY_RECHECK),
         }
+    }
+
+    /// The first of the image and the security groups that does not exist, if any. Ids found
+    /// within [`IDENTITY_RECHECK`] are not asked about again: one `DescribeImages` and one
+    /// `DescribeSecurityGroups` per region for a spec's ids, however many fleets and launches
+    /// share them. An id found missing is not remembered here: the refusal it turns into is
+    /// (and is rechecked after [`SPEC_REFUSAL_RECHECK`]).
+    pub async fn missing(
+        &self,
+        image_id: &str,
+        group_ids: &[String],
+    ) -> Result<Option<Missing>, AwsError> {
+        let unknown = |id: &String| self.existing.get(id).is_none();
+        let image = image_id.to_owned();
+        if unknown(&image) {
+            if !self.ec2.image_exists(image_id).await? {
+                return Ok(Some(Missing {
+                    field: "imageId",
+                    ids: vec![image],
+                }));
+            }
+            self.existing.insert(image, ());
+        }
+        let asked: Vec<String> = group_ids.iter().filter(|id| unknown(id)).cloned().collect();
+        if asked.is_empty() {
+            return Ok(None);
+        }
+        let found = self.ec2.existing_security_groups(&asked).await?;
+        let (present, absent): (Vec<String>, Vec<String>) =
+            asked.into_iter().partition(|id| found.contains(id));
+        for id in present {
+            self.existing.insert(id, ());
+        }
+        Ok((!absent.is_empty()).then_some(Missing {
+            field: "securityGroupIds",
+            ids: absent,
+        }))
     }
 
     /// The availability zone of each of `subnet_ids` that exists: known ones from memory, the
@@ -182,6 +236,16 @@ impl LaunchCache {
             .is_some_and(|f| launched_at >= f.last)
         {
             self.failures.invalidate(&owner.to_owned());
+        }
+    }
+
+    /// Versions `numbers` of `owner`'s template were deleted (or EC2 refused to): the plan no
+    /// longer sees them.
+    pub fn versions_deleted(&self, owner: &str, numbers: &[i64]) {
+        let key = owner.to_owned();
+        if let Some(mut known) = self.templates.get(&key) {
+            known.versions.retain(|_, number| !numbers.contains(number));
+            self.templates.insert(key, known);
         }
     }
 

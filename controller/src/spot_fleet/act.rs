@@ -2,7 +2,10 @@
 //! first failure, and tells the EC2 inventory what each one wrote. Each action is safe to
 //! repeat after a crash: the launch template is looked for by owner tag and its version by the
 //! spec hash in its description before anything is created; instances are tagged at launch (no
-//! untagged window); terminating or tagging an instance twice changes nothing.
+//! untagged window); terminating or tagging an instance twice changes nothing. Before a launch
+//! the spec's image and security groups are looked up (once per id and region, then
+//! remembered): a missing one stalls the fleet naming it. Unused launch template versions are
+//! deleted (`PruneVersions`) and the launch cache told.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -13,7 +16,7 @@ use stagehand_crds::SpotFleetSpec;
 use super::error::SpotFleetError;
 use super::observed::Offering;
 use super::plan::{Action, ReplacementReason, TerminateReason, Written};
-use super::spec_hash::{Desired, spec_hash_tags};
+use super::spec_hash::{Desired, is_spec_hash, spec_hash_tags};
 use crate::aws::AwsError;
 use crate::aws::ec2::{
     Ec2, FleetLaunch, FleetOverride, FleetRequest, LaunchTemplateInfo, LaunchTemplateSpec,
@@ -154,6 +157,7 @@ impl Actor<'_> {
         let ec2 = self.inventory.ec2(&self.spec.region);
         match action.facts().written {
             Written::Instances(_) | Written::Fleet => ec2.instances_written(),
+            Written::Template => {}
         }
     }
 
@@ -163,6 +167,10 @@ impl Actor<'_> {
                 self.tag_instances(ids, tags).await
             }
             Action::Terminate { ids, .. } => self.terminate(ids).await,
+            Action::PruneVersions {
+                template_id,
+                versions,
+            } => self.prune_versions(template_id, versions).await,
             Action::Launch { count, avoid, .. } => {
                 return self.launch(*count, avoid, report).await;
             }
@@ -219,6 +227,12 @@ impl Actor<'_> {
             .subnet_zones(&self.spec.subnet_ids)
             .await
             .map_err(|source| self.refused_or(source, |s| failed("subnet zones", s)))?;
+        let missing = self.look_before_launch().await.map_err(|source| {
+            self.refused_or(source, |s| failed("image and security groups", s))
+        })?;
+        if let Some(refusal) = missing {
+            return Err(self.refused(refusal));
+        }
         let pools = overrides(self.spec, &subnet_zones, avoid);
         if pools.is_empty() {
             // Every pool is out of capacity: EC2 would refuse a fleet without pools as invalid.
@@ -309,6 +323,36 @@ impl Actor<'_> {
         Ok(())
     }
 
+    /// The refusal EC2 would give for the spec's image or security groups, looked up first:
+    /// EC2 refuses a launch naming a missing one, but moto launches anyway, and this names
+    /// every missing group at once. Ids known to exist cost no call (`inventory::launch`).
+    async fn look_before_launch(&self) -> Result<Option<SpecRefusal>, AwsError> {
+        let missing = self
+            .inventory
+            .ec2(&self.spec.region)
+            .launch()
+            .missing(&self.spec.image_id, &self.spec.security_group_ids)
+            .await?;
+        Ok(missing.map(|missing| {
+            let ids = missing.ids.join(", ");
+            let (code, message) = if missing.field == "imageId" {
+                (
+                    "InvalidAMIID.NotFound",
+                    format!("image {ids} does not exist (or is not shared with this account)"),
+                )
+            } else {
+                (
+                    "InvalidGroup.NotFound",
+                    format!(
+                        "security group(s) {ids} do not exist in {}",
+                        self.spec.region
+                    ),
+                )
+            };
+            self.refusal(missing.field, code, &message)
+        }))
+    }
+
     /// `error` as a refusal of the spec when it blames a spec field (remembered for the plan to
     /// stall on), else as `otherwise` makes it.
     fn refused_or(
@@ -350,7 +394,7 @@ impl Actor<'_> {
 
     /// The fleet's launch template and the number of its version for the desired spec hash:
     /// from the region's launch cache when both are known, else found or created (and then
-    /// remembered).
+    /// remembered with every version of the template that names a spec hash, for pruning).
     async fn template_version(
         &self,
         ec2: &Ec2,
@@ -358,22 +402,19 @@ impl Actor<'_> {
     ) -> Result<(LaunchTemplateInfo, i64), TemplateError> {
         let inventory = self.inventory.ec2(&self.spec.region);
         let cache = inventory.launch();
-        let hash = &self.desired.hash;
-        let (template, mut versions) = match cache.template(self.owner) {
+        let template = match cache.template(self.owner) {
             Some(FleetTemplate { template, versions }) => {
-                if let Some(&version) = versions.get(hash) {
+                if let Some(&version) = versions.get(&self.desired.hash) {
                     return Ok((template, version));
                 }
-                (template, versions)
+                template
             }
-            None => (self.ensure_template(ec2, spec).await?, BTreeMap::new()),
+            None => self.ensure_template(ec2, spec).await?,
         };
-        let version = self.ensure_version(ec2, &template, spec).await?;
-        versions.insert(hash.clone(), version);
+        let (template, versions, version) = self.ensure_version(ec2, template, spec).await?;
         cache.template_found(self.owner, template.clone(), versions);
         Ok((template, version))
     }
-
     /// The fleet's launch template: found by owner tag, else created under the fleet's name
     /// with the desired spec as version 1. A template of that name tagged for someone else is
     /// refused.
@@ -405,25 +446,59 @@ impl Actor<'_> {
     }
 
     /// The number of the template version whose description is the desired spec hash,
-    /// created when there is none.
+    /// created when there is none; with the template (its default version as described) and
+    /// every version that names a spec hash, by hash (the newest of a hash written twice).
     async fn ensure_version(
         &self,
         ec2: &Ec2,
-        template: &LaunchTemplateInfo,
+        mut template: LaunchTemplateInfo,
         spec: &LaunchTemplateSpec,
-    ) -> Result<i64, AwsError> {
-        let versions = ec2.launch_template_versions(&template.id).await?;
-        if let Some(found) = versions
-            .iter()
-            .rev()
-            .find(|v| v.description.as_deref() == Some(self.desired.hash.as_str()))
-        {
-            return Ok(found.number);
+    ) -> Result<(LaunchTemplateInfo, BTreeMap<String, i64>, i64), AwsError> {
+        let described = ec2.launch_template_versions(&template.id).await?;
+        if let Some(default) = described.iter().find(|v| v.is_default) {
+            template.default_version = Some(default.number);
         }
-        let created = ec2
-            .create_launch_template_version(&template.id, spec, None)
+        // Oldest first: a hash written twice keeps its newest version. A version whose
+        // description is not a spec hash was added by hand: not ours to launch from or prune.
+        let mut versions: BTreeMap<String, i64> = described
+            .iter()
+            .filter_map(|v| Some((v.description.clone().filter(|d| is_spec_hash(d))?, v.number)))
+            .collect();
+        let hash = &self.desired.hash;
+        let number = if let Some(&number) = versions.get(hash) {
+            number
+        } else {
+            let created = ec2
+                .create_launch_template_version(&template.id, spec, None)
+                .await?;
+            versions.insert(hash.clone(), created.number);
+            created.number
+        };
+        Ok((template, versions, number))
+    }
+
+    /// `PruneVersions`: deletes the versions, then tells the launch cache they are gone. A
+    /// version EC2 refused to delete is forgotten too (logged): it is not asked for again until
+    /// the template is read afresh, so a refusal cannot turn into a call every round.
+    async fn prune_versions(&self, template_id: &str, versions: &[i64]) -> Result<(), AwsError> {
+        let refused = self
+            .ec2()
+            .delete_launch_template_versions(template_id, versions)
             .await?;
-        Ok(created.number)
+        for (number, code) in &refused {
+            tracing::info!(
+                owner = self.owner,
+                template_id,
+                version = number,
+                code = code.as_str(),
+                "EC2 kept a launch template version Stagehand found unused"
+            );
+        }
+        self.inventory
+            .ec2(&self.spec.region)
+            .launch()
+            .versions_deleted(self.owner, versions);
+        Ok(())
     }
 }
 

@@ -13,15 +13,14 @@
 //! - `plan/`: `plan(spec, context, observed) -> Plan` with its tables and a multi-round
 //!   simulator;
 //! - `act`: one function per action (launch template version per spec hash, `CreateFleet`,
-//!   terminate, tag), telling the inventory what it wrote;
+//!   terminate, tag, delete unused template versions), telling the inventory what it wrote;
+//!   before a launch it looks up the spec's image and security groups (a missing one stalls);
 //! - `status`: the status written after every round (pure);
 //! - this module: the [`SpotFleetReconciler`] (gate, events, metrics, status write, requeue,
 //!   verified teardown on deletion).
 //!
 //! `interruptionQueue` is polled by the AWS event feed (`crate::feed`), which records the
 //! notices observe reads and asks for a reconcile at once.
-//!
-//! Not built yet: pruning old launch template versions.
 
 mod act;
 pub mod cloud_init;

@@ -4,6 +4,8 @@
 //! the errors of this fleet's last launch (for `CapacityReady`) and, only when the plan needs
 //! them, the zones of the spec's subnets. The clock is read here, never in
 //! the plan: whether an instance is past its grace period is decided now and stored as a fact.
+//! The fleet's launch template versions come from the launch cache (what the last launch read
+//! or wrote), never from a call of observe's own.
 //! What the event feed heard (interruption warnings, rebalance recommendations for the fleet's
 //! live instances) and how its poll of the fleet's queue stands come from the inventory too.
 
@@ -15,7 +17,7 @@ use stagehand_crds::{SpotFleetSpec, SpotFleetStatus};
 
 use super::observed::{
     Ec2Checks, InstanceState, LaunchError, Observed, ObservedInstance, Offering, QueueFeedState,
-    TcpCheck,
+    TcpCheck, TemplateVersions,
 };
 use super::plan::is_healthy;
 use crate::aws::AwsError;
@@ -54,10 +56,9 @@ pub async fn observe(
     let mut instances: Vec<ObservedInstance> = listed
         .iter()
         .map(|info| {
-            // Security groups and the instance profile stay unread (`None`, never a hand
-            // edit): EC2 emulators give fleet instances the VPC's default group and no profile
-            // whatever the launch template says, so comparing them would replace every
-            // instance there.
+            // Security groups and the instance profile are compared with the spec: an instance
+            // edited by hand is replaced. (moto does not apply a fleet template's groups or
+            // profile; the test proxy does it for moto, as EC2 would, docs/testing.md.)
             let mut instance = ObservedInstance::from_info(info);
             instance.past_grace = is_past_grace(instance.launched_at, grace, now);
             instance
@@ -98,6 +99,11 @@ pub async fn observe(
         launch_errors,
         launch_backoff_seconds,
         spec_refusal: ec2.launch().spec_refusal(owner),
+        template: ec2.launch().template(owner).map(|t| TemplateVersions {
+            template_id: t.template.id,
+            default_version: t.template.default_version,
+            versions: t.versions,
+        }),
         ..Observed::default()
     };
     fill_notices(inventory, spec, &mut observed);

@@ -35,6 +35,22 @@ pub struct Observed {
     pub spec_refusal: Option<SpecRefusal>,
     /// How the event feed's poll of `spec.interruptionQueue` stands; `None` without one.
     pub interruption_queue: Option<QueueFeedState>,
+    /// The fleet's launch template as the region's launch cache knows it (read or written by a
+    /// recent launch; no call is made for it), for pruning the versions no instance uses.
+    /// `None` when not known: nothing is pruned then.
+    pub template: Option<TemplateVersions>,
+}
+
+/// A fleet's launch template and the versions Stagehand wrote in it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TemplateVersions {
+    pub template_id: String,
+    /// EC2 refuses to delete the default version (the template's first, as Stagehand never
+    /// changes it): it is kept.
+    pub default_version: Option<i64>,
+    /// Spec hash (the version's description) → version number. Versions without a spec hash in
+    /// their description (added by hand) are not listed, so never pruned.
+    pub versions: BTreeMap<String, i64>,
 }
 
 /// How the event feed's poll of the fleet's interruption queue stands.
@@ -201,8 +217,9 @@ pub struct ObservedInstance {
 }
 
 impl ObservedInstance {
-    /// What `DescribeInstances` gives today; observe fills in the rest (placement, security
-    /// groups, profile, health, grace). An unknown state reads as `pending`: not healthy, and
+    /// What `DescribeInstances` gives, security groups and instance profile included (compared
+    /// with the spec: a hand edit is replaced); observe fills in the rest (health, grace). An
+    /// unknown state reads as `pending`: not healthy, and
     /// replaced only once past its grace period, like any instance that never came up.
     pub fn from_info(info: &InstanceInfo) -> Self {
         Self {
@@ -213,10 +230,14 @@ impl ObservedInstance {
             subnet_id: info.subnet_id.clone(),
             zone: info.availability_zone.clone(),
             private_ip: info.private_ip.clone(),
+            security_group_ids: Some(info.security_group_ids.iter().cloned().collect()),
+            iam_instance_profile: Some(
+                info.iam_instance_profile_arn
+                    .clone()
+                    .map_or(ProfileAttachment::None, ProfileAttachment::Arn),
+            ),
             tags: info.tags.clone(),
             launched_at: info.launch_time,
-            // Security groups and the instance profile are compared once observe decides how
-            // to read them (moto does not apply a fleet template's groups or profile).
             ..Self::default()
         }
     }
@@ -303,9 +324,26 @@ mod tests {
         assert_eq!(observed.state, InstanceState::Running);
         assert_eq!(observed.instance_type.as_deref(), Some("t3.small"));
         assert_eq!(observed.tags, info.tags);
-        // Not read yet: never taken for a hand edit, never healthy, not past grace.
-        assert_eq!(observed.security_group_ids, None);
-        assert_eq!(observed.iam_instance_profile, None);
+        // Read as EC2 lists them: no groups, no profile.
+        assert_eq!(observed.security_group_ids, Some(BTreeSet::new()));
+        assert_eq!(observed.iam_instance_profile, Some(ProfileAttachment::None));
+        let edited = InstanceInfo {
+            security_group_ids: vec!["sg-1".into(), "sg-2".into()],
+            iam_instance_profile_arn: Some("arn:aws:iam::1:instance-profile/p".into()),
+            ..info.clone()
+        };
+        let observed_edited = ObservedInstance::from_info(&edited);
+        assert_eq!(
+            observed_edited.security_group_ids,
+            Some(BTreeSet::from(["sg-1".to_owned(), "sg-2".to_owned()]))
+        );
+        assert_eq!(
+            observed_edited.iam_instance_profile,
+            Some(ProfileAttachment::Arn(
+                "arn:aws:iam::1:instance-profile/p".into()
+            ))
+        );
+        // Never healthy, not past grace until observe says so.
         assert_eq!(observed.ec2_checks, Ec2Checks::Initializing);
         assert!(!observed.past_grace);
         let unknown = InstanceInfo {

@@ -76,6 +76,12 @@ pub fn spec_hash(spec: &SpotFleetSpec, user_data: Option<&str>) -> String {
     frame.finish()
 }
 
+/// `text` has the shape of a [`spec_hash`] (64 lowercase hex digits): how a launch template
+/// version Stagehand wrote (its description is the hash) is told from one added by hand.
+pub fn is_spec_hash(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// The spec-hash tags an instance launched (or re-stamped) now carries.
 pub fn spec_hash_tags(hash: &str) -> BTreeMap<String, String> {
     BTreeMap::from([

@@ -28,6 +28,7 @@ mod spot_fleet;
 mod spot_fleet_health;
 mod spot_fleet_interruption;
 mod spot_fleet_round;
+mod spot_fleet_template;
 mod static_site;
 mod static_site_feed;
 mod static_site_lifecycle;

@@ -170,7 +170,7 @@ impl Fleet {
     }
 
     /// A new spec: the next generation.
-    fn change(&mut self, spec: Value) {
+    pub fn change(&mut self, spec: Value) {
         self.object.spec = serde_json::from_value(spec).unwrap();
         let generation = self.object.metadata.generation.unwrap_or(1);
         self.object.metadata.generation = Some(generation + 1);
@@ -748,41 +748,14 @@ async fn a_controller_lost_between_launch_and_status_write_leaves_no_orphan_and_
 }
 
 /// A subnet the spec names that does not exist is the user's to fix: the fleet stalls naming
-/// it (EC2's own message), rounds after that make no launch call, and the fixed spec launches
-/// at once.
+/// it (EC2's own message), rounds after that make no launch call (one `DescribeSubnets` in all),
+/// and the fixed spec launches at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_subnet_stalls_the_fleet_naming_it_until_the_spec_is_fixed() {
     let world = World::start().await;
     let mut spec = world.spec(1, &json!({}));
-    spec["subnetIds"] = json!(["subnet-0000000000000dead"]);
+    let missing = "subnet-0000000000000dead";
+    spec["subnetIds"] = json!([missing]);
     let mut fleet = Fleet::new("gpu", &spec);
-    world.aws.floor.reset_calls().await.unwrap();
-    let first = world.try_round(&mut fleet).await;
-    let (_, failure) = first.report.failure.expect("the launch is refused");
-    assert_eq!(
-        stagehand::base::Classify::reason(&failure),
-        "LaunchSpecRefused"
-    );
-    for _ in 0..2 {
-        let round = world.try_round(&mut fleet).await;
-        let stall = round.plan.stalled.expect("stalled on the refused spec");
-        assert_eq!(stall.reason, "LaunchSpecRefused");
-        assert!(
-            stall.message.contains("spec.subnetIds")
-                && stall.message.contains("subnet-0000000000000dead"),
-            "{}",
-            stall.message
-        );
-        assert!(round.plan.actions.is_empty());
-    }
-    let calls = world.aws.floor.calls().await.unwrap();
-    let launch_calls = calls.count("ec2", "CreateFleet") + calls.count("ec2", "DescribeSubnets");
-    assert!(
-        launch_calls <= 1,
-        "the refused spec was tried again: {calls:?}"
-    );
-
-    fleet.change(world.spec(1, &json!({})));
-    world.converge(&mut fleet).await;
-    assert_eq!(live_of(&world.aws, &fleet.owner()).await.len(), 1);
+    crate::spot_fleet_template::stalls_naming(&world, &mut fleet, "subnetIds", missing, 1).await;
 }

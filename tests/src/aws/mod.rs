@@ -16,7 +16,10 @@
 //!   CloudFront invalidations in progress, refused fleet pools) and of instance addresses
 //!   (`loopback_addresses`, [`addresses`]: every instance on a 127.0.0.x of its own, so health
 //!   probes never leave the machine). The admin API is documented in [`proxy`].
-//!   [`moto_fixes`] corrects, on every call, moto answers that break the wire protocol itself.
+//!   [`moto_fixes`] corrects, on every call, moto answers that break the wire protocol itself;
+//!   [`moto_oac`], [`moto_lt_versions`] and [`moto_fleet_launch`] give back what moto forgets or
+//!   never implemented (CloudFront origin access controls; `DeleteLaunchTemplateVersions`; a
+//!   fleet template's security groups and instance profile on the instances it launches).
 //! - [`AwsFloor`] starts both; [`AdminClient`] drives the admin API over HTTP, as an external
 //!   process would. With `STAGEHAND_AWS_CALLS_SUMMARY=1` a floor prints its call counts to stderr
 //!   when dropped (for suite-level call budgets).
@@ -36,6 +39,8 @@ pub mod controller_calls;
 pub mod faults;
 pub mod moto;
 pub mod moto_fixes;
+pub mod moto_fleet_launch;
+pub mod moto_lt_versions;
 pub mod moto_oac;
 pub mod moto_s3_events;
 pub mod proxy;

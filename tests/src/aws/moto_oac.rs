@@ -97,8 +97,8 @@ impl OriginAccessControls {
     }
 }
 
-/// The bodies of every `<tag>...</tag>` element.
-fn elements<'a>(text: &'a str, tag: &str) -> Vec<&'a str> {
+/// The bodies of every `<tag>...</tag>` element (not nested in one another).
+pub(super) fn elements<'a>(text: &'a str, tag: &str) -> Vec<&'a str> {
     let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
     let mut found = Vec::new();
     let mut rest = text;
@@ -114,7 +114,7 @@ fn elements<'a>(text: &'a str, tag: &str) -> Vec<&'a str> {
 }
 
 /// The text of the first `<tag>` child.
-fn inner<'a>(text: &'a str, tag: &str) -> Option<&'a str> {
+pub(super) fn inner<'a>(text: &'a str, tag: &str) -> Option<&'a str> {
     elements(text, tag).into_iter().next()
 }
 

@@ -144,6 +144,8 @@ struct ProxyState {
     origin_access_controls: super::moto_oac::OriginAccessControls,
     /// What moto does not show of S3 EventBridge notifications (see [`super::moto_s3_events`]).
     eventbridge_buckets: super::moto_s3_events::EventBridgeBuckets,
+    /// The launch template versions deleted here (see [`super::moto_lt_versions`]).
+    template_versions: super::moto_lt_versions::LaunchTemplateVersions,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -217,6 +219,7 @@ impl FaultProxy {
             faults: Mutex::default(),
             origin_access_controls: super::moto_oac::OriginAccessControls::default(),
             eventbridge_buckets: super::moto_s3_events::EventBridgeBuckets::default(),
+            template_versions: super::moto_lt_versions::LaunchTemplateVersions::default(),
         });
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(serve(listener, state.clone(), rx));
@@ -464,6 +467,13 @@ async fn handle(
     }
 
     state.origin_access_controls.remember(&id, &body);
+    if let Some(deletion) = super::moto_lt_versions::Deletion::parse(&id, &body) {
+        let (resp, len) =
+            delete_template_versions(&state, &deletion, &path_and_query, &parts.headers).await;
+        finish(record, resp.status().as_u16(), len);
+        return Ok(resp);
+    }
+    let fleet_launch = super::moto_fleet_launch::FleetLaunch::parse(&id, &body);
     let request_body = body.clone();
     match forward(&state, &parts.method, &path_and_query, &parts.headers, body).await {
         Ok((mut resp, resp_body)) => {
@@ -471,6 +481,10 @@ async fn handle(
                 state
                     .eventbridge_buckets
                     .remember(&id, &path, &request_body);
+            }
+            if let Some(launch) = fleet_launch.filter(|_| resp.status().is_success()) {
+                apply_fleet_template(&state, &launch, &resp_body, &path_and_query, &parts.headers)
+                    .await;
             }
             let mut len = resp_body.len();
             let fixed = resp
@@ -484,6 +498,7 @@ async fn handle(
                         .restore(&id, &path, body)
                         .or(corrected)
                         .or_else(|| state.origin_access_controls.restore(&id, &resp_body))
+                        .or_else(|| state.template_versions.hide(&id, &resp_body))
                 })
                 .flatten();
             // Bodies are copied only when something edits them (object downloads pass as is).
@@ -519,6 +534,63 @@ async fn handle(
         Err(resp) => {
             finish(record, resp.status().as_u16(), 0);
             Ok(resp)
+        }
+    }
+}
+
+/// moto has not implemented `DeleteLaunchTemplateVersions`: the proxy answers it from moto's
+/// listing of the template ([`super::moto_lt_versions`]). The answer and its length.
+async fn delete_template_versions(
+    state: &ProxyState,
+    deletion: &super::moto_lt_versions::Deletion,
+    path_and_query: &str,
+    headers: &HeaderMap,
+) -> (ProxyResponse, usize) {
+    let listing = deletion.listing_request().into();
+    match forward(state, &Method::POST, path_and_query, headers, listing).await {
+        Ok((listed, body)) => {
+            let known = listed.status().is_success().then_some(&body[..]);
+            let answer = state.template_versions.delete(deletion, known);
+            let len = answer.len();
+            (respond(StatusCode::OK, "text/xml", answer), len)
+        }
+        Err(resp) => (resp, 0),
+    }
+}
+
+/// moto launches fleet instances without their template's security groups and instance
+/// profile: the proxy applies them through moto ([`super::moto_fleet_launch`]). A step moto
+/// refuses is left out (the instance then shows what moto gave it).
+async fn apply_fleet_template(
+    state: &ProxyState,
+    launch: &super::moto_fleet_launch::FleetLaunch,
+    answer: &[u8],
+    path_and_query: &str,
+    headers: &HeaderMap,
+) {
+    let instances = super::moto_fleet_launch::launched_instances(answer);
+    if instances.is_empty() {
+        return;
+    }
+    let version = launch.template_request().into();
+    let Ok((listed, body)) = forward(state, &Method::POST, path_and_query, headers, version).await
+    else {
+        return;
+    };
+    if !listed.status().is_success() {
+        return;
+    }
+    let settings = super::moto_fleet_launch::TemplateSettings::parse(&body);
+    for instance in &instances {
+        for request in settings.requests(instance) {
+            let _ = forward(
+                state,
+                &Method::POST,
+                path_and_query,
+                headers,
+                request.into(),
+            )
+            .await;
         }
     }
 }

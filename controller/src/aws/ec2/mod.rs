@@ -27,6 +27,7 @@ pub use self::types::*;
 use super::call::Caller;
 use super::{AwsError, Service, smithy_time as timestamp};
 
+mod lookup;
 mod types;
 
 /// `MaxResults` of `DescribeInstances`: EC2's maximum, so a region of a few hundred fleet

@@ -35,6 +35,11 @@ pub enum Action {
         avoid: Vec<Offering>,
         reason: LaunchReason,
     },
+    /// Delete versions of the fleet's launch template that no live instance uses.
+    PruneVersions {
+        template_id: String,
+        versions: Vec<i64>,
+    },
 }
 
 /// Why instances are terminated.
@@ -99,6 +104,8 @@ pub enum Written<'a> {
     /// The fleet's instances, whichever they are: a launch creates instances not yet known by
     /// id.
     Fleet,
+    /// No instance: the fleet's launch template (the launch cache is told by the action).
+    Template,
 }
 
 impl Action {
@@ -133,6 +140,13 @@ impl Action {
                 event_verb: "CreateFleet",
                 written: Written::Fleet,
             },
+            Self::PruneVersions { .. } => ActionFacts {
+                kind: "PruneVersions",
+                metric_label: "prune_versions",
+                event_reason: "TemplateVersionsDeleted",
+                event_verb: "DeleteLaunchTemplateVersions",
+                written: Written::Template,
+            },
         }
     }
 }
@@ -165,6 +179,17 @@ impl fmt::Display for Action {
                     write!(f, ", avoiding {}", offerings.join(", "))?;
                 }
                 Ok(())
+            }
+            Self::PruneVersions {
+                template_id,
+                versions,
+            } => {
+                let numbers: Vec<String> = versions.iter().map(i64::to_string).collect();
+                write!(
+                    f,
+                    "delete unused version(s) {} of launch template {template_id}",
+                    numbers.join(", ")
+                )
             }
         }
     }

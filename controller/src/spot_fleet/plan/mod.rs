@@ -15,6 +15,7 @@
 //! - Only live instances (pending, running, stopping, stopped) count against `capacity` and
 //!   `capacity + maxSurge`: a shutting-down instance is already going.
 //! - The gate (`ObserveOnly`, paused) removes every action and wait; drift is still reported.
+//! - Launch template versions no live instance uses are deleted last (`prune.rs`).
 
 use std::collections::BTreeMap;
 
@@ -33,6 +34,7 @@ mod action;
 mod capacity;
 mod conditions;
 mod ownership;
+mod prune;
 pub mod reason;
 mod recreate;
 mod replacement;
@@ -40,6 +42,7 @@ mod surge;
 
 pub use self::action::{Action, ActionFacts, LaunchReason, TerminateReason, Written};
 pub use self::capacity::removal_order;
+pub use self::prune::unused_versions;
 pub use self::replacement::{
     HandEdit, Judge, ReplacementReason, are_security_groups_edited, hand_edit, is_gone, is_healthy,
     is_image_edited, is_instance_profile_edited, is_instance_type_edited, is_spec_hash_drifted,
@@ -247,6 +250,7 @@ pub fn plan(spec: &SpotFleetSpec, context: &PlanContext, observed: &Observed) ->
         ReplacementStrategy::Surge => planner.plan_surge(),
         ReplacementStrategy::Recreate => planner.plan_recreate(),
     }
+    planner.prune();
     planner.finish()
 }
 

@@ -249,13 +249,23 @@ async fn launch_templates_have_one_version_per_spec_hash() {
         "instances launched from it are owned at launch"
     );
 
-    // moto 5.2.5 has not implemented DeleteLaunchTemplateVersions (HTTP 500): the adapter
-    // reports a server error, retried like any other; on AWS it answers per version.
-    let err = ec2
-        .delete_launch_template_versions(&template.id, &[1])
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::ServerError, "{err}");
+    // moto 5.2.5 has not implemented DeleteLaunchTemplateVersions (HTTP 500): the proxy answers
+    // it as EC2 does (`moto_lt_versions`), per version: the default is refused, a version
+    // deleted is gone from the listing, and deleting it again is refused as missing.
+    assert_eq!(
+        ec2.delete_launch_template_versions(&template.id, &[1, 2])
+            .await
+            .unwrap(),
+        [(1, "unexpectedError".to_owned())]
+    );
+    let left = ec2.launch_template_versions(&template.id).await.unwrap();
+    assert_eq!(left.iter().map(|v| v.number).collect::<Vec<_>>(), [1]);
+    assert_eq!(
+        ec2.delete_launch_template_versions(&template.id, &[2])
+            .await
+            .unwrap(),
+        [(2, "launchTemplateVersionDoesNotExist".to_owned())]
+    );
     assert_eq!(
         ec2.delete_launch_template_versions(&template.id, &[])
             .await
@@ -422,7 +432,9 @@ async fn a_fleet_launches_tagged_spot_instances_listed_once_for_every_owner() {
             zones.get(instance.subnet_id.as_deref().unwrap()),
             instance.availability_zone.as_ref()
         );
-        assert_eq!(instance.security_group_ids.len(), 1);
+        // The template's group (moto gives the VPC's default one; the proxy puts the template's
+        // on, as EC2 does: `moto_fleet_launch`).
+        assert_eq!(instance.security_group_ids, std::slice::from_ref(&group));
         // The volumes too.
         let volumes = client
             .describe_volumes()

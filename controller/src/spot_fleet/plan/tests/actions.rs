@@ -28,6 +28,10 @@ fn one_of_each() -> Vec<Action> {
             avoid: vec![offering("t3.small", "eu-west-1a")],
             reason: LaunchReason::Replacement,
         },
+        Action::PruneVersions {
+            template_id: "lt-1".into(),
+            versions: vec![2, 3],
+        },
     ]
 }
 
@@ -54,10 +58,11 @@ fn facts_are_one_row_per_variant() {
         );
         let written_ids = match facts.written {
             Written::Instances(ids) => ids.to_vec(),
-            Written::Fleet => Vec::new(),
+            Written::Fleet | Written::Template => Vec::new(),
         };
         match action {
             Action::Launch { .. } => assert_eq!(facts.written, Written::Fleet),
+            Action::PruneVersions { .. } => assert_eq!(facts.written, Written::Template),
             Action::Adopt { ids, .. }
             | Action::Restamp { ids, .. }
             | Action::Terminate { ids, .. } => {
@@ -77,6 +82,7 @@ fn messages_say_what_and_why() {
             "re-stamp i-1 with the new spec hash version",
             "terminate i-1, i-2 (hand_edit_subnet)",
             "launch 2 instance(s) (replacement), avoiding t3.small in eu-west-1a",
+            "delete unused version(s) 2, 3 of launch template lt-1",
         ]
     );
     assert_eq!(TerminateReason::ScaleDown.as_str(), "scale_down");

@@ -4,15 +4,18 @@
 //! those scripted to fail). Over every round it checks the strategy's promise:
 //! - Surge: never more than `capacity + maxSurge` live instances, never fewer than
 //!   `capacity - maxUnavailable` healthy ones once the fleet had them;
-//! - Recreate: never a launch while an old instance is still listed, even shutting down.
+//! - Recreate: never a launch while an old instance is still listed, even shutting down;
+//! - both: a launch template version is pruned only once no live instance carries its hash.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use stagehand_crds::SpotFleetSpec;
 use stagehand_crds::spot_fleet::ReplacementStrategy;
+use stagehand_crds::{SPEC_HASH_TAG, SpotFleetSpec};
 
 use super::fixtures::*;
-use crate::spot_fleet::observed::{Ec2Checks, InstanceState, Observed, ObservedInstance};
+use crate::spot_fleet::observed::{
+    Ec2Checks, InstanceState, Observed, ObservedInstance, TemplateVersions,
+};
 use crate::spot_fleet::plan::{Action, Plan, is_healthy, plan};
 
 const MAX_ROUNDS: usize = 40;
@@ -58,7 +61,17 @@ impl Sim {
                         instance.state = InstanceState::ShuttingDown;
                     }
                 }
+                Action::PruneVersions { versions, .. } => {
+                    if let Some(template) = &mut self.observed.template {
+                        template.versions.retain(|_, n| !versions.contains(n));
+                    }
+                }
                 Action::Launch { count, .. } => {
+                    // A launch writes (or finds) the version of the desired hash.
+                    if let Some(template) = &mut self.observed.template {
+                        let next = template.versions.values().max().map_or(1, |n| n + 1);
+                        template.versions.entry(HASH.to_owned()).or_insert(next);
+                    }
                     for _ in 0..*count {
                         self.launched += 1;
                         let failing = self.failing_launches.contains(&(self.launched - 100));
@@ -382,5 +395,45 @@ fn recreate_never_launches_beside_an_old_instance_from_every_starting_fleet() {
                 }
             }
         }
+    }
+}
+
+/// Pruning over a whole replacement: a version goes only once no live instance carries its
+/// hash, the default version stays, and the fleet ends with its default and desired versions.
+#[test]
+fn either_strategy_prunes_the_old_version_only_once_its_last_instance_is_gone() {
+    for strategy in [surge(3, 1, 0), recreate(3)] {
+        let mut sim = Sim::new(strategy, outdated_fleet(3));
+        sim.observed.template = Some(TemplateVersions {
+            template_id: "lt-1".into(),
+            default_version: Some(1),
+            versions: BTreeMap::from([("hash-first".to_owned(), 1), (OLD_HASH.to_owned(), 2)]),
+        });
+        let mut pruned_rounds = 0;
+        sim.run(|_, plan, after| {
+            let template = after.observed.template.as_ref().unwrap();
+            for instance in after.live() {
+                let hash = &instance.tags[SPEC_HASH_TAG];
+                assert!(
+                    template.versions.contains_key(hash),
+                    "the version of live {} was pruned: {plan:?}",
+                    instance.id
+                );
+            }
+            if plan
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::PruneVersions { .. }))
+            {
+                pruned_rounds += 1;
+            }
+        });
+        sim.assert_converged();
+        let template = sim.observed.template.as_ref().unwrap();
+        assert_eq!(
+            template.versions,
+            BTreeMap::from([("hash-first".to_owned(), 1), (HASH.to_owned(), 3)])
+        );
+        assert_eq!(pruned_rounds, 1, "pruned once");
     }
 }

@@ -9,5 +9,6 @@ mod conditions;
 mod convergence;
 mod ownership;
 mod predicates;
+mod prune;
 mod recreate;
 mod surge;
