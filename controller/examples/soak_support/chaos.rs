@@ -1,0 +1,260 @@
+//! What the soak does to the replicas while they work: AWS faults through the proxy (seeded
+//! probabilities), SIGKILLs of the leader right after it was seen writing, and restarts; and
+//! what it records meanwhile: the proxy's whole call log (the proxy keeps only the last 10,000
+//! calls, so it is read every second and kept here) and the most instances each fleet ever had.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_sdk_ec2::types::Filter;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::Api;
+use stagehand_crds::OWNER_TAG;
+use stagehand_testenv::aws::{AdminClient, CallRecord, FaultAction, FaultRule};
+
+use super::replica::{Replica, ReplicaOptions, app_id};
+
+/// The Lease both replicas compete for (`stagehand run`'s default name).
+const LEASE: &str = "stagehand-leader";
+
+/// The fault mix: ~20% of AWS calls are affected. Throttling, 5xx and resets end a call before
+/// it reaches moto (so a faulted write never happens); latency delays it. Each rule draws from
+/// its own seeded RNG, so a seed and a call sequence give the same faults.
+pub fn fault_rules(seed: u64) -> Vec<FaultRule> {
+    let any = |action: FaultAction, p: f64, n: u64| FaultRule::new(action).probability(p, seed + n);
+    vec![
+        any(FaultAction::latency(Duration::from_millis(300)), 0.05, 1),
+        any(FaultAction::throttle(), 0.07, 2),
+        any(FaultAction::error(500), 0.04, 3),
+        any(FaultAction::error(503), 0.03, 4),
+        any(FaultAction::Reset, 0.03, 5),
+        // The in-progress states moto never shows.
+        any(FaultAction::lambda_in_progress(), 0.15, 6),
+        any(FaultAction::invalidation_in_progress(), 0.5, 7),
+        any(
+            FaultAction::stack_status("UPDATE_IN_PROGRESS", None),
+            0.1,
+            8,
+        ),
+    ]
+}
+
+/// The fault kind a rule's fired count is reported under.
+pub fn fault_kind(action: &FaultAction) -> String {
+    match action {
+        FaultAction::Throttle { .. } => "throttle".into(),
+        FaultAction::Error { status, .. } => format!("error {status}"),
+        FaultAction::Latency { .. } => "latency".into(),
+        FaultAction::Reset => "connection reset".into(),
+        FaultAction::StackStatus { status, .. } => format!("stack {status}"),
+        FaultAction::LambdaStatus { .. } => "lambda InProgress".into(),
+        FaultAction::InvalidationStatus { .. } => "invalidation InProgress".into(),
+        FaultAction::InstanceStatus { .. } => "instance impaired".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The proxy's call log, kept whole: polled every second (the proxy keeps the last 10,000
+/// calls); `gaps` counts calls that fell out between two polls (then the log-based counts are
+/// lower bounds and the report says so).
+#[derive(Default)]
+pub struct CallLog {
+    pub records: Vec<CallRecord>,
+    pub gaps: u64,
+}
+
+impl CallLog {
+    fn last_seq(&self) -> u64 {
+        self.records.last().map_or(0, |r| r.seq)
+    }
+
+    fn extend(&mut self, fetched: Vec<CallRecord>) {
+        let last = self.last_seq();
+        let fresh: Vec<CallRecord> = fetched.into_iter().filter(|r| r.seq > last).collect();
+        if let Some(first) = fresh.first() {
+            self.gaps += first.seq - last - 1;
+        }
+        self.records.extend(fresh);
+    }
+
+    /// The sequence number of the newest write by replica `name`.
+    pub fn last_write_by(&self, name: &str) -> Option<u64> {
+        let app = app_id(name);
+        self.records
+            .iter()
+            .rev()
+            .find(|r| {
+                r.client.as_deref() == Some(app.as_str())
+                    && stagehand::aws::fence::is_write(&r.operation)
+            })
+            .map(|r| r.seq)
+    }
+}
+
+pub type SharedLog = Arc<Mutex<CallLog>>;
+
+pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Reads the proxy's log into `log` once.
+pub async fn poll_log(admin: &AdminClient, log: &SharedLog) {
+    if let Ok(fetched) = admin.log().await {
+        lock(log).extend(fetched);
+    }
+}
+
+/// Polls the proxy's log every second until dropped.
+pub fn keep_log(admin: AdminClient, log: SharedLog) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            poll_log(&admin, &log).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+}
+
+/// Most live (not shutting down or terminated) instances seen per owner.
+pub type FleetPeaks = Arc<Mutex<BTreeMap<String, usize>>>;
+
+/// Samples EC2 straight from moto every 500 ms: live instances per owner tag.
+pub fn sample_fleets(direct: SdkConfig, peaks: FleetPeaks) -> tokio::task::JoinHandle<()> {
+    let ec2 = aws_sdk_ec2::Client::new(&direct);
+    tokio::spawn(async move {
+        loop {
+            if let Some(live) = live_instances(&ec2).await {
+                let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+                for owner in live.into_values() {
+                    *counts.entry(owner).or_default() += 1;
+                }
+                let mut peaks = lock(&peaks);
+                for (owner, count) in counts {
+                    let peak = peaks.entry(owner).or_default();
+                    *peak = (*peak).max(count);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+}
+
+/// Live instances carrying an owner tag: id → owner.
+pub async fn live_instances(ec2: &aws_sdk_ec2::Client) -> Option<BTreeMap<String, String>> {
+    let described = ec2
+        .describe_instances()
+        .filters(Filter::builder().name("tag-key").values(OWNER_TAG).build())
+        .filters(
+            Filter::builder()
+                .name("instance-state-name")
+                .values("pending")
+                .values("running")
+                .values("stopping")
+                .values("stopped")
+                .build(),
+        )
+        .send()
+        .await
+        .ok()?;
+    Some(
+        described
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter_map(|i| {
+                let owner = i.tags().iter().find(|t| t.key() == Some(OWNER_TAG))?;
+                Some((i.instance_id()?.to_owned(), owner.value()?.to_owned()))
+            })
+            .collect(),
+    )
+}
+
+/// The two replica slots: what runs now, and every process that ran before (killed ones'
+/// logs are part of the audit).
+pub struct Replicas {
+    pub names: [&'static str; 2],
+    pub live: [Option<Replica>; 2],
+    pub retired: Vec<Replica>,
+    pub command: Arc<dyn Fn() -> std::process::Command + Send + Sync>,
+    pub options: ReplicaOptions,
+    pub kubeconfig: PathBuf,
+    pub kills: u32,
+}
+
+impl Replicas {
+    pub fn start(&mut self, slot: usize) {
+        let replica = Replica::start(
+            (self.command)(),
+            self.names[slot],
+            &self.kubeconfig,
+            &self.options,
+        );
+        if let Some(old) = self.live[slot].replace(replica) {
+            self.retired.push(old);
+        }
+    }
+
+    /// The slot of replica `name`.
+    pub fn slot(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| *n == name)
+    }
+
+    /// SIGKILLs the replica in `slot` (no lease release, requests in flight abandoned).
+    pub async fn kill(&mut self, slot: usize) {
+        if let Some(mut replica) = self.live[slot].take() {
+            replica.signal("-KILL");
+            replica.exited(Duration::from_secs(30)).await;
+            self.retired.push(replica);
+            self.kills += 1;
+        }
+    }
+
+    /// Every process that ran, live or not.
+    pub fn all(&self) -> impl Iterator<Item = &Replica> {
+        self.live.iter().flatten().chain(self.retired.iter())
+    }
+
+    /// Log lines containing `message`, over every process.
+    pub fn count(&self, message: &str) -> usize {
+        self.all().map(|r| r.count(message)).sum()
+    }
+
+    /// SIGTERMs the live replicas and waits for them.
+    pub async fn stop(&mut self) {
+        for slot in 0..2 {
+            if let Some(mut replica) = self.live[slot].take() {
+                replica.signal("-TERM");
+                replica.exited(Duration::from_secs(60)).await;
+                self.retired.push(replica);
+            }
+        }
+    }
+}
+
+/// The lease's holder.
+pub async fn leader(client: kube::Client) -> Option<String> {
+    Api::<Lease>::namespaced(client, "default")
+        .get_opt(LEASE)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+}
+
+/// Waits (at most `within`) until the log shows a write by `name` newer than `after`: the
+/// moment to kill it in the middle of its actions.
+pub async fn wait_write(log: &SharedLog, name: &str, after: Option<u64>, within: Duration) -> bool {
+    tokio::time::timeout(within, async {
+        loop {
+            if lock(log).last_write_by(name) > after {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .is_ok()
+}
