@@ -12,6 +12,8 @@ use aws_config::SdkConfig;
 use aws_sdk_ec2::types::Filter;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
+use rand::Rng;
+use rand::rngs::StdRng;
 use stagehand_crds::OWNER_TAG;
 use stagehand_testenv::aws::{AdminClient, CallRecord, FaultAction, FaultRule};
 
@@ -34,12 +36,34 @@ pub fn fault_rules(seed: u64) -> Vec<FaultRule> {
         // The in-progress states moto never shows.
         any(FaultAction::lambda_in_progress(), 0.15, 6),
         any(FaultAction::invalidation_in_progress(), 0.5, 7),
+        // moto completes an invalidation as it creates it: half are created InProgress, so
+        // that the controller waits for them and reads them again (then the rule above).
+        any(FaultAction::invalidation_in_progress(), 0.5, 9)
+            .service("cloudfront")
+            .operation("CreateInvalidation"),
         any(
             FaultAction::stack_status("UPDATE_IN_PROGRESS", None),
             0.1,
             8,
         ),
     ]
+}
+
+/// A live fleet instance's status check goes impaired (from now on, as EC2 would report a host
+/// gone bad); its id.
+pub async fn impair_one(
+    admin: &AdminClient,
+    direct: &SdkConfig,
+    rng: &mut StdRng,
+) -> Option<String> {
+    let live = live_instances(&aws_sdk_ec2::Client::new(direct)).await?;
+    let id = live
+        .keys()
+        .nth(rng.random_range(0..live.len().max(1)))?
+        .clone();
+    let rule = FaultRule::new(FaultAction::instance_impaired(&id));
+    admin.add_fault(&rule).await.ok()?;
+    Some(id)
 }
 
 /// The fault kind a rule's fired count is reported under.
@@ -181,6 +205,9 @@ pub struct Replicas {
     pub options: ReplicaOptions,
     pub kubeconfig: PathBuf,
     pub kills: u32,
+    /// Processes that ended on their own and were restarted (as Kubernetes restarts a
+    /// container).
+    pub exits: u32,
 }
 
 impl Replicas {
@@ -193,6 +220,16 @@ impl Replicas {
         );
         if let Some(old) = self.live[slot].replace(replica) {
             self.retired.push(old);
+        }
+    }
+
+    /// Restarts every replica whose process ended on its own.
+    pub fn restart_exited(&mut self) {
+        for slot in 0..2 {
+            if self.live[slot].as_mut().is_some_and(Replica::has_exited) {
+                self.exits += 1;
+                self.start(slot);
+            }
         }
     }
 

@@ -104,10 +104,17 @@ pub async fn run(config: SoakConfig) -> SoakReport {
         world.floor.add_fault(rule).await.unwrap();
     }
     world.create_all().await;
+    progress(
+        started,
+        "objects created; faults on, kills and spec changes begin",
+    );
     let chaos_started = Instant::now();
     let changes = chaos_window(&mut world, &mut replicas, &log, &config, &mut rng).await;
     report.changes = changes.values().sum();
-    report.figure("spec changes", format!("{changes:?}"));
+    report.figure(
+        "spec changes (and instances impaired)",
+        format!("{changes:?}"),
+    );
     report.figure("chaos window", format!("{:?}", config.chaos));
     faults_figures(&world, &mut report).await;
     world.floor.clear_faults().await.unwrap();
@@ -122,8 +129,9 @@ pub async fn run(config: SoakConfig) -> SoakReport {
         replicas.kills,
     );
 
+    progress(started, "faults off; waiting until every object is Ready");
     let settling = Instant::now();
-    let waiting = settle(&world, config.settle).await;
+    let waiting = settle(&world, &mut replicas, config.settle).await;
     report.figure(
         "time to converge after faults off",
         format!("{:.1?}", settling.elapsed()),
@@ -146,9 +154,10 @@ pub async fn run(config: SoakConfig) -> SoakReport {
         report.figure(name, n);
     }
 
+    progress(started, "audited; deleting every object");
     let deleting = Instant::now();
     delete_all(&world).await;
-    let (left, gone_by_kind) = wait_gone(&world, config.settle).await;
+    let (left, gone_by_kind) = wait_gone(&world, &mut replicas, config.settle).await;
     report.figure(
         "deletion of every object",
         format!("{:.1?}", deleting.elapsed()),
@@ -173,6 +182,11 @@ pub async fn run(config: SoakConfig) -> SoakReport {
     report
 }
 
+/// A line on stderr per phase: a soak of 200 objects runs for minutes.
+fn progress(started: Instant, what: &str) {
+    eprintln!("soak [{:>6.1?}] {what}", started.elapsed());
+}
+
 fn replicas(world: &World, config: &SoakConfig) -> Replicas {
     std::fs::create_dir_all(&config.scratch).unwrap();
     let kubeconfig = config
@@ -194,6 +208,7 @@ fn replicas(world: &World, config: &SoakConfig) -> Replicas {
         },
         kubeconfig,
         kills: 0,
+        exits: 0,
     }
 }
 
@@ -225,6 +240,14 @@ async fn chaos_window(
         tokio::time::sleep(config.change_every).await;
         let at = rng.random_range(0..world.objects.len());
         *changes.entry(world.change(at, rng).await).or_default() += 1;
+        replicas.restart_exited();
+        if rng.random_ratio(1, 20)
+            && chaos::impair_one(world.floor.admin(), &world.direct, rng)
+                .await
+                .is_some()
+        {
+            *changes.entry("instance impaired").or_default() += 1;
+        }
         if let Some((slot, restart_at)) = dead
             && Instant::now() >= restart_at
         {
@@ -266,9 +289,10 @@ fn between(rng: &mut StdRng, (low, high): (Duration, Duration)) -> Duration {
 }
 
 /// Waits (at most `within`) until every object is Ready at its generation; what is not.
-async fn settle(world: &World, within: Duration) -> Vec<String> {
+async fn settle(world: &World, replicas: &mut Replicas, within: Duration) -> Vec<String> {
     let deadline = Instant::now() + within;
     loop {
+        replicas.restart_exited();
         let waiting = audit::not_ready(world).await;
         if waiting.is_empty() || Instant::now() >= deadline {
             return waiting;
@@ -290,11 +314,16 @@ async fn delete_all(world: &World) {
 
 /// Waits (at most `within`) until no object is left; those left (with their status message),
 /// and when the last object of each kind went.
-async fn wait_gone(world: &World, within: Duration) -> (Vec<String>, String) {
+async fn wait_gone(
+    world: &World,
+    replicas: &mut Replicas,
+    within: Duration,
+) -> (Vec<String>, String) {
     let started = Instant::now();
     let deadline = started + within;
     let mut gone: BTreeMap<&'static str, Duration> = BTreeMap::new();
     loop {
+        replicas.restart_exited();
         let mut left = Vec::new();
         for kind in Kind::ALL {
             let listed = kind
@@ -366,4 +395,5 @@ async fn calls_figures(
         replicas.count("AWS write refused by the leader fence"),
     );
     report.figure("replica processes run", replicas.all().count());
+    report.figure("replica exits on their own (restarted)", replicas.exits);
 }

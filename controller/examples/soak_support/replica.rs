@@ -151,6 +151,11 @@ impl Replica {
         assert!(sent.success(), "kill {signal} {pid}");
     }
 
+    /// Whether the process has ended (on its own: a deposed leader exits for a restart).
+    pub fn has_exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Waits (at most `timeout`) for the process to exit; its exit code.
     pub async fn exited(&mut self, timeout: Duration) -> Option<i32> {
         tokio::time::timeout(timeout, self.child.wait())
