@@ -82,14 +82,16 @@ async fn main() {
         objects,
         seed: arg("--seed", 14),
         chaos: Duration::from_secs(arg("--chaos", 180)),
-        kill_every: (Duration::from_secs(10), Duration::from_secs(25)),
-        restart_after: (Duration::ZERO, Duration::from_secs(16)),
+        kill_every: (Duration::from_secs(15), Duration::from_secs(40)),
+        restart_after: (Duration::ZERO, Duration::from_secs(30)),
         change_every: Duration::from_millis(500),
         settle: Duration::from_secs(arg("--settle", 600)),
+        // `stagehand run`'s defaults: a soak of 200 objects on a shared 2-core machine starves
+        // the replicas now and then, and shorter leases would turn that into failovers.
         timings: LeaderTimings {
-            lease_duration: "8s",
-            renew_deadline: "6s",
-            retry_period: "1s",
+            lease_duration: "15s",
+            renew_deadline: "10s",
+            retry_period: "2s",
         },
         command: Arc::new(command),
         scratch: scratch.clone(),

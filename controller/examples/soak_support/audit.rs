@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_config::SdkConfig;
+use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksOutput;
 use aws_sdk_ec2::types::Filter;
 use kube::api::ListParams;
 use stagehand_crds::OWNER_TAG;
@@ -81,11 +82,8 @@ fn successes_by(log: &[CallRecord], operation: &str, segment: &str) -> BTreeMap<
 }
 
 /// After convergence: no duplicates, fleets within bounds, every site file right.
-pub async fn converged(
-    world: &World,
-    log: &[CallRecord],
-    peaks: &BTreeMap<String, usize>,
-) -> Audit {
+pub async fn converged(world: &World, peaks: &BTreeMap<String, usize>) -> Audit {
+    let log = &world.log.records;
     let mut audit = Audit::default();
     lambda(world, log, &mut audit).await;
     fleets(world, peaks, &mut audit).await;
@@ -121,12 +119,17 @@ async fn lambda(world: &World, log: &[CallRecord], audit: &mut Audit) {
     let published = successes_by(log, "PublishVersion", "functions");
     for stage in stages {
         let function = stage.function();
-        let versions = lambda
+        let Ok(versions) = lambda
             .list_versions_by_function()
             .function_name(&function)
             .send()
             .await
-            .unwrap();
+        else {
+            audit
+                .violations
+                .push(format!("{function}: no such function"));
+            continue;
+        };
         let mut by_build: BTreeMap<String, u64> = BTreeMap::new();
         for version in versions
             .versions()
@@ -230,7 +233,10 @@ async fn site_content(world: &World, site: &Object, audit: &mut Audit) {
     let s3 = s3(&world.direct);
     let bucket = site.site_bucket();
     let expected = site_files(site.index, site.served_revision());
-    let listed = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
+    let Ok(listed) = s3.list_objects_v2().bucket(&bucket).send().await else {
+        audit.violations.push(format!("{bucket}: no such bucket"));
+        return;
+    };
     let keys: BTreeSet<String> = listed
         .contents()
         .iter()
@@ -262,7 +268,7 @@ async fn distributions_by_bucket(cloudfront: &aws_sdk_cloudfront::Client) -> Vec
     let listed = cloudfront.list_distributions().send().await.unwrap();
     listed
         .distribution_list()
-        .map(|l| l.items())
+        .map(aws_sdk_cloudfront::types::DistributionList::items)
         .unwrap_or_default()
         .iter()
         .map(|d| {
@@ -291,7 +297,7 @@ async fn invalidation_references(
     let mut references = BTreeSet::new();
     for summary in listed
         .invalidation_list()
-        .map(|l| l.items())
+        .map(aws_sdk_cloudfront::types::InvalidationList::items)
         .unwrap_or_default()
     {
         let invalidation = cloudfront
@@ -334,7 +340,7 @@ pub async fn orphans(direct: &SdkConfig) -> Audit {
         .describe_stacks()
         .send()
         .await;
-    for stack in stacks.iter().flat_map(|s| s.stacks()) {
+    for stack in stacks.iter().flat_map(DescribeStacksOutput::stacks) {
         audit
             .violations
             .push(format!("stack {:?} left", stack.stack_name()));

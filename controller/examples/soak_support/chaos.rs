@@ -15,7 +15,7 @@ use kube::api::Api;
 use rand::Rng;
 use rand::rngs::StdRng;
 use stagehand_crds::OWNER_TAG;
-use stagehand_testenv::aws::{AdminClient, CallRecord, FaultAction, FaultRule};
+use stagehand_testenv::aws::{AdminClient, CallRecord, FaultAction, FaultProxy, FaultRule};
 
 use super::replica::{Replica, ReplicaOptions, app_id};
 
@@ -81,9 +81,9 @@ pub fn fault_kind(action: &FaultAction) -> String {
     }
 }
 
-/// The proxy's call log, kept whole: polled every second (the proxy keeps the last 10,000
-/// calls); `gaps` counts calls that fell out between two polls (then the log-based counts are
-/// lower bounds and the report says so).
+/// The proxy's call log, kept whole: the proxy keeps the last 10,000 calls, so the soak reads
+/// what is new every time it waits (at least every second); `gaps` counts calls that fell out
+/// between two reads (then the log-based counts are lower bounds, and the report says so).
 #[derive(Default)]
 pub struct CallLog {
     pub records: Vec<CallRecord>,
@@ -91,13 +91,10 @@ pub struct CallLog {
 }
 
 impl CallLog {
-    fn last_seq(&self) -> u64 {
-        self.records.last().map_or(0, |r| r.seq)
-    }
-
-    fn extend(&mut self, fetched: Vec<CallRecord>) {
-        let last = self.last_seq();
-        let fresh: Vec<CallRecord> = fetched.into_iter().filter(|r| r.seq > last).collect();
+    /// Appends what the proxy logged since the last read.
+    pub fn read(&mut self, proxy: &FaultProxy) {
+        let last = self.records.last().map_or(0, |r| r.seq);
+        let fresh = proxy.log_since(last);
         if let Some(first) = fresh.first() {
             self.gaps += first.seq - last - 1;
         }
@@ -118,35 +115,16 @@ impl CallLog {
     }
 }
 
-pub type SharedLog = Arc<Mutex<CallLog>>;
-
 pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Reads the proxy's log into `log` once.
-pub async fn poll_log(admin: &AdminClient, log: &SharedLog) {
-    if let Ok(fetched) = admin.log().await {
-        lock(log).extend(fetched);
-    }
-}
-
-/// Polls the proxy's log every second until dropped.
-pub fn keep_log(admin: AdminClient, log: SharedLog) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            poll_log(&admin, &log).await;
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    })
 }
 
 /// Most live (not shutting down or terminated) instances seen per owner.
 pub type FleetPeaks = Arc<Mutex<BTreeMap<String, usize>>>;
 
 /// Samples EC2 straight from moto every 500 ms: live instances per owner tag.
-pub fn sample_fleets(direct: SdkConfig, peaks: FleetPeaks) -> tokio::task::JoinHandle<()> {
-    let ec2 = aws_sdk_ec2::Client::new(&direct);
+pub fn sample_fleets(direct: &SdkConfig, peaks: FleetPeaks) -> tokio::task::JoinHandle<()> {
+    let ec2 = aws_sdk_ec2::Client::new(direct);
     tokio::spawn(async move {
         loop {
             if let Some(live) = live_instances(&ec2).await {
@@ -186,7 +164,7 @@ pub async fn live_instances(ec2: &aws_sdk_ec2::Client) -> Option<BTreeMap<String
         described
             .reservations()
             .iter()
-            .flat_map(|r| r.instances())
+            .flat_map(aws_sdk_ec2::types::Reservation::instances)
             .filter_map(|i| {
                 let owner = i.tags().iter().find(|t| t.key() == Some(OWNER_TAG))?;
                 Some((i.instance_id()?.to_owned(), owner.value()?.to_owned()))
@@ -283,15 +261,20 @@ pub async fn leader(client: kube::Client) -> Option<String> {
 
 /// Waits (at most `within`) until the log shows a write by `name` newer than `after`: the
 /// moment to kill it in the middle of its actions.
-pub async fn wait_write(log: &SharedLog, name: &str, after: Option<u64>, within: Duration) -> bool {
-    tokio::time::timeout(within, async {
-        loop {
-            if lock(log).last_write_by(name) > after {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+pub async fn wait_write(
+    log: &mut CallLog,
+    proxy: &FaultProxy,
+    name: &str,
+    after: Option<u64>,
+    within: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        log.read(proxy);
+        if log.last_write_by(name) > after {
+            return true;
         }
-    })
-    .await
-    .is_ok()
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }

@@ -19,14 +19,14 @@ pub mod world;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kube::api::{DeleteParams, ListParams};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use self::chaos::{CallLog, FleetPeaks, Replicas, SharedLog, lock};
+use self::chaos::{FleetPeaks, Replicas, lock};
 use self::replica::{LeaderTimings, ReplicaOptions, writes};
 use self::world::{Kind, NAMESPACE, REGION, World};
 
@@ -90,11 +90,8 @@ pub async fn run(config: SoakConfig) -> SoakReport {
     let mut world = World::start(config.objects).await;
     report.figure("objects", mix(&world));
     report.figure("seeded in", format!("{:.1?}", started.elapsed()));
-    let log: SharedLog = Arc::new(Mutex::new(CallLog::default()));
-    let admin = world.floor.admin().clone();
-    let keeper = chaos::keep_log(admin.clone(), log.clone());
     let peaks: FleetPeaks = Arc::default();
-    let sampler = chaos::sample_fleets(world.direct.clone(), peaks.clone());
+    let sampler = chaos::sample_fleets(&world.direct, peaks.clone());
     let mut replicas = replicas(&world, &config);
     replicas.start(0);
     replicas.start(1);
@@ -109,7 +106,7 @@ pub async fn run(config: SoakConfig) -> SoakReport {
         "objects created; faults on, kills and spec changes begin",
     );
     let chaos_started = Instant::now();
-    let changes = chaos_window(&mut world, &mut replicas, &log, &config, &mut rng).await;
+    let changes = chaos_window(&mut world, &mut replicas, &config, &mut rng).await;
     report.changes = changes.values().sum();
     report.figure(
         "spec changes (and instances impaired)",
@@ -131,7 +128,7 @@ pub async fn run(config: SoakConfig) -> SoakReport {
 
     progress(started, "faults off; waiting until every object is Ready");
     let settling = Instant::now();
-    let waiting = settle(&world, &mut replicas, config.settle).await;
+    let waiting = settle(&mut world, &mut replicas, config.settle).await;
     report.figure(
         "time to converge after faults off",
         format!("{:.1?}", settling.elapsed()),
@@ -140,15 +137,11 @@ pub async fn run(config: SoakConfig) -> SoakReport {
         "soak until converged",
         format!("{:.1?}", chaos_started.elapsed()),
     );
-    report
-        .violations
-        .extend(waiting.iter().map(|w| format!("not Ready: {w}")));
-    chaos::poll_log(&admin, &log).await;
+    report.figure("objects not Ready when the bound ran out", waiting.len());
+    report.violations.extend(listed("not Ready", &waiting));
+    world.read_log();
     let peaks_seen = lock(&peaks).clone();
-    let converged = {
-        let log = lock(&log);
-        audit::converged(&world, &log.records, &peaks_seen).await
-    };
+    let converged = audit::converged(&world, &peaks_seen).await;
     report.violations.extend(converged.violations);
     for (name, n) in converged.figures {
         report.figure(name, n);
@@ -157,29 +150,39 @@ pub async fn run(config: SoakConfig) -> SoakReport {
     progress(started, "audited; deleting every object");
     let deleting = Instant::now();
     delete_all(&world).await;
-    let (left, gone_by_kind) = wait_gone(&world, &mut replicas, config.settle).await;
+    let (left, gone_by_kind) = wait_gone(&mut world, &mut replicas, config.settle).await;
     report.figure(
         "deletion of every object",
         format!("{:.1?}", deleting.elapsed()),
     );
     report.figure("deletion, last of each kind gone after", gone_by_kind);
-    report
-        .violations
-        .extend(left.iter().map(|o| format!("never deleted: {o}")));
+    report.violations.extend(listed("never deleted", &left));
     let orphans = audit::orphans(&world.direct).await;
     report.violations.extend(orphans.violations);
 
     replicas.stop().await;
     sampler.abort();
-    chaos::poll_log(&admin, &log).await;
-    keeper.abort();
-    calls_figures(&world, &log, &replicas, &mut report).await;
+    world.read_log();
+    calls_figures(&world, &replicas, &mut report).await;
     let panics = replicas.count("panicked");
     report.figure("panics in the replicas' logs", panics);
     if panics > 0 {
         report.violations.push(format!("{panics} panics logged"));
     }
     report
+}
+
+/// The first ten of `objects` as violations, then how many more.
+fn listed(what: &str, objects: &[String]) -> Vec<String> {
+    let mut lines: Vec<String> = objects
+        .iter()
+        .take(10)
+        .map(|o| format!("{what}: {o}"))
+        .collect();
+    if objects.len() > 10 {
+        lines.push(format!("... and {} more {what}", objects.len() - 10));
+    }
+    lines
 }
 
 /// A line on stderr per phase: a soak of 200 objects runs for minutes.
@@ -228,7 +231,6 @@ fn mix(world: &World) -> String {
 async fn chaos_window(
     world: &mut World,
     replicas: &mut Replicas,
-    log: &SharedLog,
     config: &SoakConfig,
     rng: &mut StdRng,
 ) -> BTreeMap<&'static str, u32> {
@@ -238,6 +240,7 @@ async fn chaos_window(
     let mut dead: Option<(usize, Instant)> = None;
     while Instant::now() < end {
         tokio::time::sleep(config.change_every).await;
+        world.read_log();
         let at = rng.random_range(0..world.objects.len());
         *changes.entry(world.change(at, rng).await).or_default() += 1;
         replicas.restart_exited();
@@ -255,7 +258,7 @@ async fn chaos_window(
             dead = None;
         }
         if dead.is_none() && Instant::now() >= next_kill {
-            dead = kill_leader(world, replicas, log, rng)
+            dead = kill_leader(world, replicas, rng)
                 .await
                 .map(|slot| (slot, Instant::now() + between(rng, config.restart_after)));
             next_kill = Instant::now() + between(rng, config.kill_every);
@@ -267,16 +270,24 @@ async fn chaos_window(
 /// SIGKILLs the leader once it is seen writing (within 300 ms of that, at random); the slot
 /// killed.
 async fn kill_leader(
-    world: &World,
+    world: &mut World,
     replicas: &mut Replicas,
-    log: &SharedLog,
     rng: &mut StdRng,
 ) -> Option<usize> {
     let leader = chaos::leader(world.server.client()).await?;
     let slot = replicas.slot(&leader)?;
     replicas.live[slot].as_ref()?;
-    let before = lock(log).last_write_by(&leader);
-    if !chaos::wait_write(log, &leader, before, Duration::from_secs(5)).await {
+    let before = world.log.last_write_by(&leader);
+    let proxy = world.floor.proxy();
+    if !chaos::wait_write(
+        &mut world.log,
+        proxy,
+        &leader,
+        before,
+        Duration::from_secs(5),
+    )
+    .await
+    {
         return None;
     }
     tokio::time::sleep(Duration::from_millis(rng.random_range(0..300))).await;
@@ -285,14 +296,15 @@ async fn kill_leader(
 }
 
 fn between(rng: &mut StdRng, (low, high): (Duration, Duration)) -> Duration {
-    low + (high - low).mul_f64(rng.random::<f64>())
+    low + high.saturating_sub(low).mul_f64(rng.random::<f64>())
 }
 
 /// Waits (at most `within`) until every object is Ready at its generation; what is not.
-async fn settle(world: &World, replicas: &mut Replicas, within: Duration) -> Vec<String> {
+async fn settle(world: &mut World, replicas: &mut Replicas, within: Duration) -> Vec<String> {
     let deadline = Instant::now() + within;
     loop {
         replicas.restart_exited();
+        world.read_log();
         let waiting = audit::not_ready(world).await;
         if waiting.is_empty() || Instant::now() >= deadline {
             return waiting;
@@ -315,7 +327,7 @@ async fn delete_all(world: &World) {
 /// Waits (at most `within`) until no object is left; those left (with their status message),
 /// and when the last object of each kind went.
 async fn wait_gone(
-    world: &World,
+    world: &mut World,
     replicas: &mut Replicas,
     within: Duration,
 ) -> (Vec<String>, String) {
@@ -324,6 +336,7 @@ async fn wait_gone(
     let mut gone: BTreeMap<&'static str, Duration> = BTreeMap::new();
     loop {
         replicas.restart_exited();
+        world.read_log();
         let mut left = Vec::new();
         for kind in Kind::ALL {
             let listed = kind
@@ -362,19 +375,14 @@ async fn faults_figures(world: &World, report: &mut SoakReport) {
             .or_default() += status.fired;
     }
     report.faults_fired = fired.values().sum();
-    let calls = world.floor.calls().await.map(|c| c.total).unwrap_or(0);
+    let calls = world.floor.calls().await.map_or(0, |c| c.total);
     report.figure("AWS calls during the fault window", calls);
     report.figure("faults injected", report.faults_fired);
     report.figure("faults by kind", format!("{fired:?}"));
 }
 
 /// AWS calls by service and by replica, and the writes the fence refused.
-async fn calls_figures(
-    world: &World,
-    log: &SharedLog,
-    replicas: &Replicas,
-    report: &mut SoakReport,
-) {
+async fn calls_figures(world: &World, replicas: &Replicas, report: &mut SoakReport) {
     let calls = world.floor.calls().await.unwrap();
     let mut by_service: BTreeMap<String, u64> = BTreeMap::new();
     for stats in calls.calls.values() {
@@ -382,7 +390,7 @@ async fn calls_figures(
     }
     report.figure("AWS calls (whole soak)", calls.total);
     report.figure("AWS calls by service", format!("{by_service:?}"));
-    let log = lock(log);
+    let log = &world.log;
     let by_replica: Vec<String> = replicas
         .names
         .iter()

@@ -4,7 +4,6 @@
 //! kept here, so that the audit can say what AWS must hold.
 
 use std::collections::BTreeMap;
-use std::io::{Cursor, Write as _};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::Credentials;
@@ -15,8 +14,9 @@ use rand::rngs::StdRng;
 use serde_json::{Value, json};
 use stagehand_testenv::TestApiServer;
 use stagehand_testenv::aws::AwsFloor;
-use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, DateTime, ZipWriter};
+use stagehand_testenv::aws::zip::deterministic_zip;
+
+use super::chaos::CallLog;
 
 pub const NAMESPACE: &str = "soak";
 pub const REGION: &str = "us-east-1";
@@ -111,6 +111,8 @@ pub struct World {
     pub direct: SdkConfig,
     pub network: Network,
     pub objects: Vec<Object>,
+    /// Every AWS call through the proxy, kept whole (see [`CallLog`]).
+    pub log: CallLog,
 }
 
 impl World {
@@ -137,6 +139,7 @@ impl World {
             direct,
             network,
             objects,
+            log: CallLog::default(),
         };
         world.seed().await;
         world
@@ -144,6 +147,11 @@ impl World {
 
     pub fn s3(&self) -> aws_sdk_s3::Client {
         s3(&self.direct)
+    }
+
+    /// Reads the calls the proxy logged since the last read into [`World::log`].
+    pub fn read_log(&mut self) {
+        self.log.read(self.floor.proxy());
     }
 
     /// The artifact bucket, a queue and a stack template per LambdaStage, every first build.
@@ -448,15 +456,11 @@ pub fn site_files(index: usize, revision: u32) -> BTreeMap<String, Vec<u8>> {
     ])
 }
 
-/// A zip of `files` with fixed timestamps (deflated, as `zip -r` writes).
+/// A zip of `files` (the test floor's deterministic archive: same files, same bytes).
 fn zip_of(files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
-    let options = SimpleFileOptions::default()
-        .compression_method(CompressionMethod::Deflated)
-        .last_modified_time(DateTime::from_date_and_time(2026, 1, 2, 3, 4, 5).unwrap());
-    let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
-    for (name, content) in files {
-        writer.start_file(name.as_str(), options).unwrap();
-        writer.write_all(content).unwrap();
-    }
-    writer.finish().unwrap().into_inner()
+    let entries: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(name, content)| (name.as_str(), content.as_slice()))
+        .collect();
+    deterministic_zip(&entries)
 }

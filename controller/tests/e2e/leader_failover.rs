@@ -17,7 +17,7 @@
     reason = "a test module: a panic with its location is the failure report we want"
 )]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,7 +49,7 @@ const TIMINGS: LeaderTimings = LeaderTimings {
 fn start_replica(
     env: &Env,
     name: &'static str,
-    kubeconfig: &PathBuf,
+    kubeconfig: &Path,
     extra_env: &[(&str, &str)],
 ) -> Replica {
     let options = ReplicaOptions {
