@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use aws_sdk_ec2::types::Filter;
+use aws_sdk_ec2::types::{Filter, Reservation};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use rand::Rng;
@@ -145,32 +145,39 @@ pub fn sample_fleets(direct: &SdkConfig, peaks: FleetPeaks) -> tokio::task::Join
 
 /// Live instances carrying an owner tag: id → owner.
 pub async fn live_instances(ec2: &aws_sdk_ec2::Client) -> Option<BTreeMap<String, String>> {
-    let described = ec2
+    let live = Filter::builder()
+        .name("instance-state-name")
+        .values("pending")
+        .values("running")
+        .values("stopping")
+        .values("stopped")
+        .build();
+    // Every page: moto, like EC2, answers at most 100 reservations per call (200 objects
+    // make more).
+    let pages: Vec<_> = ec2
         .describe_instances()
         .filters(Filter::builder().name("tag-key").values(OWNER_TAG).build())
-        .filters(
-            Filter::builder()
-                .name("instance-state-name")
-                .values("pending")
-                .values("running")
-                .values("stopping")
-                .values("stopped")
-                .build(),
-        )
+        .filters(live)
+        .into_paginator()
         .send()
-        .await
-        .ok()?;
-    Some(
-        described
+        .collect()
+        .await;
+    let mut instances = BTreeMap::new();
+    for page in pages {
+        for instance in page
+            .ok()?
             .reservations()
             .iter()
-            .flat_map(aws_sdk_ec2::types::Reservation::instances)
-            .filter_map(|i| {
-                let owner = i.tags().iter().find(|t| t.key() == Some(OWNER_TAG))?;
-                Some((i.instance_id()?.to_owned(), owner.value()?.to_owned()))
-            })
-            .collect(),
-    )
+            .flat_map(Reservation::instances)
+        {
+            let owner = instance.tags().iter().find(|t| t.key() == Some(OWNER_TAG));
+            if let (Some(id), Some(owner)) = (instance.instance_id(), owner.and_then(|t| t.value()))
+            {
+                instances.insert(id.to_owned(), owner.to_owned());
+            }
+        }
+    }
+    Some(instances)
 }
 
 /// The two replica slots: what runs now, and every process that ran before (killed ones'
