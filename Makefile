@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/stagehand/target
 CARGO ?= cargo
 
-.PHONY: test fmt lint unit moto prometheus helm crds build dev demo bench help
+.PHONY: test fmt lint unit moto prometheus helm crds build dev demo bench soak help
 
 help:
 	@echo "make demo   - the main job end to end: emulators, seed, controller, Chalice stage, a new build, metrics; stops it all"
@@ -14,6 +14,7 @@ help:
 	@echo "make dev    - local emulators + CRDs + examples + the controller, in the foreground"
 	@echo "make build  - build the stagehand binary (debug)"
 	@echo "make bench  - LambdaStage, SpotFleet and StaticSite AWS-call benchmarks, StaticSite beside aws s3 sync (docs/benchmarks.md)"
+	@echo "make soak   - chaos soak: 200 objects, two replicas, ~20% AWS faults, leader SIGKILLs, spec changes; then the invariants (SOAK_OBJECTS=N)"
 
 test: fmt lint unit
 
@@ -64,3 +65,12 @@ bench: moto
 	$(CARGO) run --locked -p stagehand --example bench_lambda
 	$(CARGO) run --locked -p stagehand --example bench_fleet
 	$(CARGO) run --locked -p stagehand --example bench_site
+
+# The chaos soak (docs/testing.md, "Chaos soak"): SOAK_OBJECTS objects (LambdaStages, SpotFleets,
+# StaticSites) reconciled by two `stagehand run --leader-election` replicas through a 3-minute
+# window of faults, kills and spec changes; then convergence, the invariants, deletion and the
+# orphan check. Bounded (each wait has a limit); fails when an invariant breaks.
+SOAK_OBJECTS ?= 200
+soak: moto
+	$(CARGO) build --locked -p stagehand --bin stagehand --example soak
+	nice $(CARGO_TARGET_DIR)/debug/examples/soak --objects $(SOAK_OBJECTS)

@@ -17,21 +17,19 @@
     reason = "a test module: a panic with its location is the failure report we want"
 )]
 
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
-use serde_json::{Value, json};
+use serde_json::json;
 use stagehand_testenv::aws::CallRecord;
 use stagehand_testenv::door::{Door, Passage};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::support::soak::replica::{LeaderTimings, Replica, ReplicaOptions, writes};
 use crate::support::{Env, REGION, TIMEOUT, chalice_stage, merge_spec, ready, seed};
 
 const LEASE: &str = "stagehand-leader";
@@ -39,160 +37,43 @@ const LEASE_DURATION: Duration = Duration::from_secs(4);
 const RETRY_PERIOD: Duration = Duration::from_millis(250);
 const STAGE: &str = "shop-api-dev";
 
-/// One `stagehand run` process and what it logged (JSON lines).
-struct Replica {
+/// Leader election as the failover suites time it.
+const TIMINGS: LeaderTimings = LeaderTimings {
+    lease_duration: "4s",
+    renew_deadline: "3s",
+    retry_period: "250ms",
+};
+
+/// Starts replica `name` of `stagehand run --leader-election` on the floor of `env`, talking
+/// to the API server at `kubeconfig`.
+fn start_replica(
+    env: &Env,
     name: &'static str,
-    child: Child,
-    logs: Arc<(Mutex<Vec<Value>>, Notify)>,
-}
-
-impl Replica {
-    /// Starts `stagehand run --leader-election` as `name` (its Lease identity and its AWS user
-    /// agent's app id), talking to the API server at `kubeconfig`.
-    fn start(
-        env: &Env,
-        name: &'static str,
-        kubeconfig: &PathBuf,
-        extra_env: &[(&str, &str)],
-    ) -> Self {
-        let mut command = Command::from(crate::cli::stagehand());
-        command
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_SDK_UA_APP_ID", app_id(name))
-            .env("POD_NAME", name)
-            .env(
-                "RUST_LOG",
-                "warn,stagehand::runtime::leader=info,stagehand::runtime::manager=info",
-            )
-            .envs(extra_env.iter().copied())
-            .args([
-                "run",
-                "--log-format",
-                "json",
-                "--metrics-addr",
-                "127.0.0.1:0",
-            ])
-            .args([
-                "--aws-region",
-                REGION,
-                "--aws-endpoint-url",
-                &env.floor.endpoint_url(),
-            ])
-            .args([
-                "--cluster-id",
-                "e2e",
-                "--namespace",
-                crate::support::NAMESPACE,
-            ])
-            .args(["--inventory-max-age", "1s", "--loopback-only", "true"])
-            .args([
-                "--leader-election",
-                "--leader-election-namespace",
-                "default",
-            ])
-            .args(["--leader-election-lease-duration", "4s"])
-            .args(["--leader-election-renew-deadline", "3s"])
-            .args(["--leader-election-retry-period", "250ms"])
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        let mut child = command.spawn().unwrap();
-        let logs = Arc::new((Mutex::new(Vec::new()), Notify::new()));
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let sink = logs.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let entry =
-                    serde_json::from_str(&line).unwrap_or_else(|_| json!({ "message": line }));
-                sink.0.lock().unwrap().push(entry);
-                sink.1.notify_waiters();
-            }
-            sink.1.notify_waiters();
-        });
-        Self { name, child, logs }
-    }
-
-    fn find(&self, message: &str) -> Option<Value> {
-        self.logs
-            .0
-            .lock()
-            .unwrap()
+    kubeconfig: &Path,
+    extra_env: &[(&str, &str)],
+) -> Replica {
+    let options = ReplicaOptions {
+        aws_endpoint_url: env.floor.endpoint_url(),
+        region: REGION.to_owned(),
+        namespace: crate::support::NAMESPACE.to_owned(),
+        timings: TIMINGS,
+        inventory_max_age: "1s",
+        extra_env: extra_env
             .iter()
-            .find(|e| e["message"].as_str().is_some_and(|m| m.contains(message)))
-            .cloned()
-    }
-
-    fn count(&self, message: &str) -> usize {
-        self.logs
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| e["message"].as_str().is_some_and(|m| m.contains(message)))
-            .count()
-    }
-
-    /// Waits (bounded) for a log line containing `message`.
-    async fn wait_log(&self, message: &str) -> Value {
-        let waited = tokio::time::timeout(TIMEOUT, async {
-            loop {
-                let notified = self.logs.1.notified();
-                if let Some(entry) = self.find(message) {
-                    return entry;
-                }
-                notified.await;
-            }
-        })
-        .await;
-        waited.unwrap_or_else(|_| {
-            panic!(
-                "{} never logged {message:?}; it logged:\n{:#?}",
-                self.name,
-                self.logs.0.lock().unwrap()
-            )
-        })
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self.child.id().unwrap().to_string();
-        let sent = std::process::Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .unwrap();
-        assert!(sent.success(), "kill {signal} {pid}");
-    }
-
-    /// Waits (bounded) for the process to exit; its exit code.
-    async fn exited(&mut self) -> Option<i32> {
-        tokio::time::timeout(TIMEOUT, self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("{} did not exit", self.name))
-            .unwrap()
-            .code()
-    }
-}
-
-impl Drop for Replica {
-    /// A failing test shows what each replica logged last.
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let logs = self
-                .logs
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let tail = &logs[logs.len().saturating_sub(30)..];
-            eprintln!("--- {} logged last:\n{tail:#?}", self.name);
-        }
-    }
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    };
+    Replica::start(crate::cli::stagehand(), name, kubeconfig, &options)
 }
 
 /// The real-process suites run one at a time: each runs two controllers, moto and the
 /// stand-in, and on a loaded machine three at once starve the renewals they are timing.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// This suite's turn (the chaos soak runs two replicas too, and takes turns with it).
+pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().await
+}
 
 /// The lease's holder and a version that changes with every renewal.
 async fn lease(env: &Env) -> (Option<String>, Option<String>) {
@@ -297,20 +178,6 @@ fn drive(env: &Arc<Env>) -> (tokio::task::JoinHandle<u64>, Arc<Notify>) {
     (driver, stop)
 }
 
-/// The user agent's app id of replica `name`: the controller keeps an app id that names
-/// Stagehand, and replaces any other with `stagehand`.
-fn app_id(name: &str) -> String {
-    format!("stagehand.{name}")
-}
-
-/// AWS writes per replica, in the proxy's order.
-fn writes<'a>(log: &'a [CallRecord], replica: &str) -> Vec<&'a CallRecord> {
-    log.iter()
-        .filter(|r| r.client.as_deref() == Some(app_id(replica).as_str()))
-        .filter(|r| stagehand::aws::fence::is_write(&r.operation))
-        .collect()
-}
-
 /// Every write of `first` came before every write of `second` (the proxy's sequence).
 fn assert_no_overlap(log: &[CallRecord], first: &str, second: &str) {
     let (a, b) = (writes(log, first), writes(log, second));
@@ -338,7 +205,7 @@ fn assert_no_overlap(log: &[CallRecord], first: &str, second: &str) {
 
 /// The stand-in with the CRDs, moto seeded with the Chalice account, the stage created.
 async fn floor() -> (Arc<Env>, tokio::sync::MutexGuard<'static, ()>) {
-    let turn = ONE_AT_A_TIME.lock().await;
+    let turn = one_at_a_time().await;
     let env = Env::start().await;
     seed(&env).await;
     env.create(&chalice_stage(STAGE, "Retain", None)).await;
@@ -359,20 +226,20 @@ async fn pair(
     b_env: &[(&str, &str)],
 ) -> (Replica, Door, Replica) {
     let door = env.server.door().await.unwrap();
-    let a = Replica::start(
+    let a = start_replica(
         env,
         "replica-a",
         &kubeconfig("a", &door.kubeconfig_yaml()),
         a_env,
     );
-    a.wait_log("leading: starting controllers").await;
-    let b = Replica::start(
+    a.wait_log("leading: starting controllers", TIMEOUT).await;
+    let b = start_replica(
         env,
         "replica-b",
         &kubeconfig("b", &env.server.kubeconfig_yaml()),
         b_env,
     );
-    b.wait_log("standby: another replica leads").await;
+    b.wait_log("standby: another replica leads", TIMEOUT).await;
     env.wait_for(STAGE, "Ready under replica-a", ready).await;
     (a, door, b)
 }
@@ -405,8 +272,12 @@ async fn a_frozen_leader_is_replaced_and_writes_nothing_once_thawed() {
     // Thawed: its timers have all fired; its queued reconciles meet a closed fence, its next
     // renewal finds the lease taken, and it exits for a restart as a standby.
     a.signal("-CONT");
-    assert_ne!(a.exited().await, Some(0), "a deposed leader exits non-zero");
-    a.wait_log("leadership lost").await;
+    assert_ne!(
+        a.exited(TIMEOUT).await,
+        Some(0),
+        "a deposed leader exits non-zero"
+    );
+    a.wait_log("leadership lost", TIMEOUT).await;
     stop.notify_one();
     let epochs = driver.await.unwrap();
     eprintln!(
@@ -421,7 +292,7 @@ async fn a_frozen_leader_is_replaced_and_writes_nothing_once_thawed() {
     );
 
     b.signal("-TERM");
-    assert_eq!(b.exited().await, Some(0));
+    assert_eq!(b.exited(TIMEOUT).await, Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -435,8 +306,8 @@ async fn a_leader_cut_off_from_the_api_server_stops_before_the_standby_leads() {
     let watch = watch_takeover(&env, "replica-b").await;
     door.set(Passage::Shut);
     assert_takeover(watch, "partitioned leader").await;
-    let lost = a.wait_log("leadership lost").await;
-    let leading = b.wait_log("leading: starting controllers").await;
+    let lost = a.wait_log("leadership lost", TIMEOUT).await;
+    let leading = b.wait_log("leading: starting controllers", TIMEOUT).await;
     // Same machine, same clock: the old leader had stopped writing before the new one led.
     let (lost_at, leading_at) = (
         lost["timestamp"].as_str().unwrap(),
@@ -451,7 +322,7 @@ async fn a_leader_cut_off_from_the_api_server_stops_before_the_standby_leads() {
         lost["reason"],
         "the lease could not be renewed within the renew deadline"
     );
-    assert_ne!(a.exited().await, Some(0));
+    assert_ne!(a.exited(TIMEOUT).await, Some(0));
     wait_writing(&env, "replica-b").await;
     stop.notify_one();
     driver.await.unwrap();
@@ -462,7 +333,7 @@ async fn a_leader_cut_off_from_the_api_server_stops_before_the_standby_leads() {
     );
 
     b.signal("-TERM");
-    assert_eq!(b.exited().await, Some(0));
+    assert_eq!(b.exited(TIMEOUT).await, Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -506,7 +377,7 @@ async fn skewed_clocks_never_let_a_standby_take_a_live_lease() {
     let watch = watch_takeover(&env, "replica-b").await;
     a.signal("-KILL");
     assert_takeover(watch, "killed skewed leader").await;
-    a.exited().await;
+    a.exited(TIMEOUT).await;
     wait_writing(&env, "replica-b").await;
     stop.notify_one();
     driver.await.unwrap();
@@ -517,5 +388,5 @@ async fn skewed_clocks_never_let_a_standby_take_a_live_lease() {
     );
 
     b.signal("-TERM");
-    assert_eq!(b.exited().await, Some(0));
+    assert_eq!(b.exited(TIMEOUT).await, Some(0));
 }

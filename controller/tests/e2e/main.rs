@@ -24,6 +24,7 @@ mod leader_failover;
 mod leader_fence;
 mod prometheus;
 mod runtime;
+mod soak;
 mod spot_fleet;
 mod spot_fleet_health;
 mod spot_fleet_interruption;

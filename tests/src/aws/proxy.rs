@@ -254,6 +254,15 @@ impl FaultProxy {
     pub fn add_fault(&self, rule: FaultRule) -> Result<u64, String> {
         lock(&self.state.faults).add(rule)
     }
+
+    /// The kept calls numbered after `seq`, in order, read in-process: what a caller keeping
+    /// the whole log (beyond the last 10 000 calls) reads every second without copying the
+    /// rest (`GET $ADMIN/log` returns all 10 000).
+    pub fn log_since(&self, seq: u64) -> Vec<CallRecord> {
+        let stats = lock(&self.state.stats);
+        let start = stats.log.partition_point(|r| r.seq <= seq);
+        stats.log.range(start..).cloned().collect()
+    }
 }
 
 impl Drop for FaultProxy {

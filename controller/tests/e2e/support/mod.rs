@@ -14,6 +14,9 @@
 )]
 
 pub mod aws;
+/// The chaos soak and the real-process replicas it shares with the failover suites.
+#[path = "../../../examples/soak_support/mod.rs"]
+pub mod soak;
 
 use stagehand_testenv::aws::CallRecord;
 
