@@ -79,6 +79,12 @@ async fn credentials_never_appear_in_logs_events_or_status() {
         );
     }
 
+    eprintln!(
+        "searched {} log lines, {} Events, {} object snapshots",
+        run.logs.len(),
+        events.len(),
+        objects.len()
+    );
     let mut found = leaks("a log line", &run.logs);
     found.extend(leaks("an Event", &events));
     found.extend(leaks("an object", &objects));
