@@ -41,7 +41,7 @@ fn leaks<'a>(what: &str, texts: impl IntoIterator<Item = &'a String>) -> Vec<Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_never_appear_in_logs_events_or_status() {
-    let run = crate::rbac_scenario::run().await;
+    let run = crate::rbac_scenario::run("debug").await;
     assert_eq!(
         run.exit_code,
         Some(0),

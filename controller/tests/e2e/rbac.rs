@@ -148,7 +148,7 @@ async fn the_charts_rbac_grants_exactly_what_the_controller_uses() {
         rules.iter().all(|r| r.namespace.as_deref() != Some("")),
         "{rules:#?}"
     );
-    let run = crate::rbac_scenario::run().await;
+    let run = crate::rbac_scenario::run("info").await;
     assert_eq!(
         run.exit_code,
         Some(0),

@@ -1,7 +1,7 @@
 //! The run the RBAC and credentials suites watch: one real `stagehand run --leader-election`
-//! process (debug logs, JSON) talking to the API stand-in through a named door (every request it
-//! makes is recorded as an RBAC access) and to moto through the proxy, with recognisable dummy
-//! AWS credentials. It takes every kind through its life: a LambdaStage, a SpotFleet and a
+//! process (JSON logs at the level the suite asks) talking to the API stand-in through a named
+//! door (every request it makes is recorded as an RBAC access) and to moto through the proxy,
+//! with recognisable dummy AWS credentials. It takes every kind through its life: a LambdaStage, a SpotFleet and a
 //! StaticSite created, reconciled to Ready, changed and reconciled again, then deleted through
 //! their finalizers; a LambdaStage stalled on a pinned build that does not match, and a
 //! SpotFleet whose launches AWS refuses with `UnauthorizedOperation` (access denied); Events for
@@ -144,14 +144,18 @@ fn ready_at_generation(object: &Value) -> bool {
 
 /// Starts `stagehand run` as the chart runs it (leader election in the release namespace,
 /// every namespace watched) through the named door, with the marker credentials.
-fn start_controller(env: &Env, kubeconfig: &std::path::Path) -> tokio::process::Child {
+fn start_controller(
+    env: &Env,
+    kubeconfig: &std::path::Path,
+    log_filter: &str,
+) -> tokio::process::Child {
     let mut command = tokio::process::Command::from(crate::cli::stagehand());
     command
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
         .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
         .env("AWS_SESSION_TOKEN", SESSION_TOKEN)
         .env("POD_NAME", "stagehand-0")
-        .env("RUST_LOG", "debug")
+        .env("RUST_LOG", log_filter)
         .args([
             "run",
             "--log-format",
@@ -180,8 +184,15 @@ fn start_controller(env: &Env, kubeconfig: &std::path::Path) -> tokio::process::
     command.spawn().unwrap()
 }
 
-/// Runs the scenario to its end (every object deleted, the process stopped by SIGTERM).
-pub async fn run() -> Run {
+/// The two suites' runs take turns: each is a controller process, moto and the stand-in, and
+/// (at debug level) enough CPU that running both beside the timing-sensitive leader suites
+/// starves them on a 2-core machine.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Runs the scenario to its end (every object deleted, the process stopped by SIGTERM), the
+/// controller logging at `log_filter` (`RUST_LOG`).
+pub async fn run(log_filter: &str) -> Run {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let env = Env::start().await;
     env.server
         .create_namespace(RELEASE_NAMESPACE)
@@ -219,7 +230,7 @@ pub async fn run() -> Run {
         door.url().replace([':', '/'], "_")
     ));
     door.write_kubeconfig(&kubeconfig).unwrap();
-    let mut child = start_controller(&env, &kubeconfig);
+    let mut child = start_controller(&env, &kubeconfig, log_filter);
     let logs = Arc::new(Mutex::new(Vec::new()));
     let _show = ShowLogsOnFailure(logs.clone());
     let readers = [
