@@ -15,14 +15,16 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+use crate::audit::Access;
 use crate::discovery;
 use crate::error::ApiError;
 use crate::openapi;
 use crate::patch::PatchType;
-use crate::registry::{Gvr, ResourceType};
+use crate::registry::Gvr;
 use crate::selectors::{FieldSelector, LabelSelector, Selectors};
 use crate::store::{EventKind, Store, WriteOptions, parse_rv};
 use crate::table::{self, IncludeObject};
+use crate::views::View;
 
 /// State shared by the handlers and the [`crate::TestApiServer`] handle.
 #[derive(Debug)]
@@ -31,6 +33,7 @@ pub struct Shared {
     notify: Notify,
     server_address: String,
     requests: Mutex<Vec<String>>,
+    accesses: Mutex<Vec<Access>>,
 }
 
 impl Shared {
@@ -40,6 +43,7 @@ impl Shared {
             notify: Notify::new(),
             server_address,
             requests: Mutex::new(Vec::new()),
+            accesses: Mutex::new(Vec::new()),
         }
     }
 
@@ -55,6 +59,21 @@ impl Shared {
         };
         self.notify.notify_waiters();
         out
+    }
+
+    /// What the named clients asked for so far, in order.
+    pub fn accesses(&self) -> Vec<Access> {
+        self.accesses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn record(&self, access: Access) {
+        self.accesses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(access);
     }
 
     /// `METHOD path?query` of every request so far (for tests).
@@ -99,6 +118,47 @@ pub fn router(shared: AppState) -> Router {
         .route("/openapi/v3/{*path}", get(openapi_group_version))
         .fallback(resource_handler)
         .with_state(shared)
+}
+
+/// The router of a named client's door: every request is recorded as an [`Access`] of
+/// `client`, then served like any other.
+pub fn client_router(shared: AppState, client: String) -> Router {
+    let recorder = shared.clone();
+    router(shared).layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            recorder.record(access_of(&client, request.method(), request.uri()));
+            next.run(request)
+        },
+    ))
+}
+
+/// A request in RBAC's terms.
+fn access_of(client: &str, method: &Method, uri: &Uri) -> Access {
+    let non_resource = || Access {
+        client: client.to_owned(),
+        verb: method.as_str().to_lowercase(),
+        group: String::new(),
+        resource: uri.path().to_owned(),
+        namespace: None,
+        name: None,
+        non_resource: true,
+    };
+    let Some(Parsed::Resource(target)) = parse_path(uri.path()) else {
+        return non_resource();
+    };
+    let watch = is_true(&query_map(uri), "watch");
+    Access {
+        client: client.to_owned(),
+        verb: Access::verb(method, target.name.is_some(), watch).to_owned(),
+        group: target.group,
+        resource: match target.subresource {
+            Some(sub) => format!("{}/{sub}", target.plural),
+            None => target.plural,
+        },
+        namespace: target.namespace,
+        name: target.name,
+        non_resource: false,
+    }
 }
 
 async fn openapi_group_version(
@@ -274,11 +334,15 @@ fn handle(
         Parsed::Resource(t) => t,
     };
     let gvr = Gvr::new(&target.group, &target.version, &target.plural);
-    let rt = shared
-        .store()
-        .registry()
-        .get(&gvr)
-        .ok_or_else(ApiError::not_found_path)?;
+    let view = {
+        let store = shared.store();
+        let served = store
+            .registry()
+            .get(&gvr)
+            .ok_or_else(ApiError::not_found_path)?;
+        View::of(store.registry(), served)
+    };
+    let rt = view.storage.clone();
     if target.namespace.is_some() && !rt.namespaced {
         return Err(ApiError::not_found_path());
     }
@@ -292,18 +356,11 @@ fn handle(
     };
     let q = query_map(uri);
     let ns = target.namespace.as_deref();
-    if !body.is_empty() && content_type(headers).contains("protobuf") {
-        return Err(ApiError::new(
-            415,
-            "UnsupportedMediaType",
-            "the stand-in API server does not decode protobuf request bodies; send JSON (kubectl apply -f works, kubectl create <kind> does not)",
-        ));
-    }
     match (method.clone(), target.name.as_deref()) {
-        (Method::GET, None) if is_true(&q, "watch") => watch(shared, &rt, ns, &q, headers),
-        (Method::GET, None) => list(shared, &rt, ns, &q, headers),
+        (Method::GET, None) if is_true(&q, "watch") => watch(shared, &view, ns, &q, headers),
+        (Method::GET, None) => list(shared, &view, ns, &q, headers),
         (Method::GET, Some(name)) => {
-            let obj = shared.store().get(&rt, ns, name)?;
+            let obj = view.to_served(shared.store().get(&rt, ns, name)?);
             if wants_table(headers) {
                 let rv = obj
                     .pointer("/metadata/resourceVersion")
@@ -312,24 +369,30 @@ fn handle(
                 let include = IncludeObject::parse(q.get("includeObject").map(String::as_str));
                 return Ok(json_response(
                     StatusCode::OK,
-                    &table::render(&rt, &[obj], rv, None, include),
+                    &table::render(&view.served, &[view.printable(&obj)], rv, None, include),
                 ));
             }
             Ok(json_response(StatusCode::OK, &obj))
         }
         (Method::POST, None) => {
-            let obj = crate::patch::parse_body(body, content_type(headers).contains("yaml"))
-                .map_err(|e| ApiError::bad_request(format!("error decoding body: {e}")))?;
+            let obj = view.to_storage(request_object(headers, body)?);
             let opts = write_options(&q, headers, None);
             let created = shared.write(|s| s.create(&rt, ns, obj, &opts))?;
-            Ok(json_response(StatusCode::CREATED, &created))
+            Ok(json_response(StatusCode::CREATED, &view.to_served(created)))
         }
         (Method::PUT, Some(name)) => {
-            let obj = crate::patch::parse_body(body, content_type(headers).contains("yaml"))
-                .map_err(|e| ApiError::bad_request(format!("error decoding body: {e}")))?;
+            let obj = view.to_storage(request_object(headers, body)?);
             let opts = write_options(&q, headers, None);
             let updated = shared.write(|s| s.update(&rt, ns, name, obj, status, &opts))?;
-            Ok(json_response(StatusCode::OK, &updated))
+            Ok(json_response(StatusCode::OK, &view.to_served(updated)))
+        }
+        (Method::PATCH, Some(name)) if view.converts() => {
+            let ct = content_type(headers);
+            let opts = write_options(&q, headers, None);
+            let current = view.to_served(shared.store().get(&rt, ns, name)?);
+            let patched = view.to_storage(patch_served(&ct, &current, body)?);
+            let updated = shared.write(|s| s.update(&rt, ns, name, patched, status, &opts))?;
+            Ok(json_response(StatusCode::OK, &view.to_served(updated)))
         }
         (Method::PATCH, Some(name)) => {
             let ct = content_type(headers);
@@ -358,16 +421,20 @@ fn handle(
             let opts = write_options(&q, headers, options.as_ref());
             let preconditions = options.as_ref().and_then(|o| o.get("preconditions"));
             let deleted = shared.write(|s| s.delete(&rt, ns, name, preconditions, &opts))?;
-            Ok(json_response(StatusCode::OK, &deleted))
+            Ok(json_response(StatusCode::OK, &view.to_served(deleted)))
         }
         (Method::DELETE, None) => {
             let sel = selectors(&q)?;
             let opts = write_options(&q, headers, None);
-            let items = shared.write(|s| s.delete_collection(&rt, ns, &sel, &opts))?;
+            let items: Vec<Value> = shared
+                .write(|s| s.delete_collection(&rt, ns, &sel, &opts))?
+                .into_iter()
+                .map(|item| view.to_served(item))
+                .collect();
             let rv = shared.store().resource_version();
             Ok(json_response(
                 StatusCode::OK,
-                &json!({"apiVersion": rt.api_version(), "kind": rt.list_kind, "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
+                &json!({"apiVersion": view.served.api_version(), "kind": view.served.list_kind, "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
             ))
         }
         (m, _) => Err(ApiError::method_not_allowed(format!(
@@ -376,14 +443,52 @@ fn handle(
     }
 }
 
+/// The object a POST or PUT carries: JSON, YAML, or the protobuf kubectl's typed clients send.
+fn request_object(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+    let ct = content_type(headers);
+    if crate::protobuf::is_protobuf(&ct) {
+        return crate::protobuf::decode(body);
+    }
+    crate::patch::parse_body(body, ct.contains("yaml"))
+        .map_err(|e| ApiError::bad_request(format!("error decoding body: {e}")))
+}
+
+/// Applies a patch to an object of a converted view in the client's shape (the store patches
+/// objects in its own). Server-side apply is not offered there.
+fn patch_served(content_type: &str, current: &Value, body: &Bytes) -> Result<Value, ApiError> {
+    let patch = crate::patch::parse_body(body, false)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    match PatchType::from_content_type(content_type) {
+        Some(PatchType::Merge) => Ok(crate::patch::merge_patch(current, &patch)),
+        Some(PatchType::Json) => {
+            crate::patch::json_patch(current, &patch).map_err(|e| ApiError::new(422, "Invalid", e))
+        }
+        Some(PatchType::Strategic) => {
+            crate::patch::strategic_merge(current, &patch).map_err(ApiError::bad_request)
+        }
+        _ => Err(ApiError::unsupported_media_type(content_type)),
+    }
+}
+
 fn list(
     shared: &AppState,
-    rt: &Arc<ResourceType>,
+    view: &View,
     ns: Option<&str>,
     q: &HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
+    let rt = &view.served;
     let sel = selectors(q)?;
+    // A converted view's field selectors name the client's fields: they are matched after
+    // conversion (a page may then hold fewer items than `limit`; the continue token still works).
+    let storage_sel = if view.converts() {
+        Selectors {
+            labels: sel.labels.clone(),
+            fields: FieldSelector::default(),
+        }
+    } else {
+        sel.clone()
+    };
     let limit = match q.get("limit").filter(|l| !l.is_empty()) {
         Some(l) => Some(
             l.parse::<usize>()
@@ -394,15 +499,27 @@ fn list(
     if let Some(rv) = q.get("resourceVersion").filter(|r| !r.is_empty()) {
         parse_rv(rv)?;
     }
-    let result = shared
-        .store()
-        .list(rt, ns, &sel, limit, q.get("continue").map(String::as_str))?;
+    let mut result = shared.store().list(
+        &view.storage,
+        ns,
+        &storage_sel,
+        limit,
+        q.get("continue").map(String::as_str),
+    )?;
+    if view.converts() {
+        result.items = std::mem::take(&mut result.items)
+            .into_iter()
+            .map(|item| view.to_served(item))
+            .filter(|item| sel.fields.matches(item))
+            .collect();
+    }
     let rv = result.resource_version.to_string();
     if wants_table(headers) {
         let include = IncludeObject::parse(q.get("includeObject").map(String::as_str));
+        let printable: Vec<Value> = result.items.iter().map(|o| view.printable(o)).collect();
         return Ok(json_response(
             StatusCode::OK,
-            &table::render(rt, &result.items, Some(rv), result.continue_token, include),
+            &table::render(rt, &printable, Some(rv), result.continue_token, include),
         ));
     }
     let mut metadata = json!({"resourceVersion": rv});
@@ -421,13 +538,19 @@ fn list(
 /// How a watch renders objects.
 #[derive(Debug, Clone)]
 struct WatchView {
-    rt: Arc<ResourceType>,
+    view: View,
     namespace: Option<String>,
     selectors: Selectors,
     table: Option<IncludeObject>,
 }
 
 impl WatchView {
+    /// The object as this watch's client sees it, if it matches the watch.
+    fn shown(&self, obj: &Value) -> Option<Value> {
+        let served = self.view.to_served(obj.clone());
+        self.matches(&served).then_some(served)
+    }
+
     fn matches(&self, obj: &Value) -> bool {
         let ns_ok = self.namespace.as_deref().is_none_or(|ns| {
             obj.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns)
@@ -442,7 +565,13 @@ impl WatchView {
                     .pointer("/metadata/resourceVersion")
                     .and_then(Value::as_str)
                     .map(str::to_owned);
-                table::render(&self.rt, std::slice::from_ref(obj), rv, None, include)
+                table::render(
+                    &self.view.served,
+                    &[self.view.printable(obj)],
+                    rv,
+                    None,
+                    include,
+                )
             }
             None => obj.clone(),
         };
@@ -456,7 +585,8 @@ impl WatchView {
         if initial_events_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        let obj = json!({"kind": self.rt.kind, "apiVersion": self.rt.api_version(), "metadata": metadata});
+        let rt = &self.view.served;
+        let obj = json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": metadata});
         let mut s = json!({"type": "BOOKMARK", "object": obj}).to_string();
         s.push('\n');
         s
@@ -486,7 +616,7 @@ struct WatchState {
 
 fn watch(
     shared: &AppState,
-    rt: &Arc<ResourceType>,
+    view: &View,
     ns: Option<&str>,
     q: &HashMap<String, String>,
     headers: &HeaderMap,
@@ -509,8 +639,9 @@ fn watch(
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
         .unwrap_or(1800);
+    let rt = &view.storage;
     let view = WatchView {
-        rt: rt.clone(),
+        view: view.clone(),
         namespace: ns.map(str::to_owned),
         selectors: sel,
         table: wants_table(headers)
@@ -525,8 +656,8 @@ fn watch(
     if start.expired {
         first.push_str(&expired_line(rv.unwrap_or_default()));
     } else {
-        for obj in start.initial.iter().filter(|o| view.matches(o)) {
-            first.push_str(&view.line("ADDED", obj));
+        for obj in start.initial.iter().filter_map(|o| view.shown(o)) {
+            first.push_str(&view.line("ADDED", &obj));
         }
         if send_initial && bookmarks {
             first.push_str(&view.bookmark(start.last_rv, true));
@@ -565,7 +696,7 @@ async fn next_chunk(mut st: WatchState) -> Option<(Result<Bytes, Infallible>, Wa
         notified.as_mut().enable();
         let poll = shared
             .store()
-            .watch_poll(&st.view.rt.gvr, st.last_rv, st.epoch);
+            .watch_poll(&st.view.view.storage.gvr, st.last_rv, st.epoch);
         if poll.closed {
             return None;
         }
@@ -575,8 +706,12 @@ async fn next_chunk(mut st: WatchState) -> Option<(Result<Bytes, Infallible>, Wa
         }
         let mut out = String::new();
         for e in &poll.events {
-            let now = st.view.matches(&e.object);
-            let before = e.prev.as_deref().is_some_and(|p| st.view.matches(p));
+            let shown = st.view.shown(&e.object);
+            let now = shown.is_some();
+            let before = e
+                .prev
+                .as_deref()
+                .is_some_and(|p| st.view.shown(p).is_some());
             let kind = match (e.kind, before, now) {
                 (EventKind::Added, _, true) | (EventKind::Modified, false, true) => Some("ADDED"),
                 (EventKind::Modified, true, true) => Some("MODIFIED"),
@@ -585,7 +720,8 @@ async fn next_chunk(mut st: WatchState) -> Option<(Result<Bytes, Infallible>, Wa
                 _ => None,
             };
             if let Some(kind) = kind {
-                out.push_str(&st.view.line(kind, &e.object));
+                let object = shown.unwrap_or_else(|| st.view.view.to_served((*e.object).clone()));
+                out.push_str(&st.view.line(kind, &object));
             }
         }
         st.last_rv = poll.last_rv;

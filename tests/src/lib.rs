@@ -10,6 +10,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod audit;
 pub mod aws;
 pub mod discovery;
 pub mod door;
@@ -18,11 +19,13 @@ pub mod fieldmanager;
 pub mod http;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod registry;
 pub mod schema;
 pub mod selectors;
 pub mod store;
 pub mod table;
+pub mod views;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -91,6 +94,7 @@ impl TestApiServerBuilder {
             shared,
             shutdown: Some(tx),
             task: Some(task),
+            client_ports: std::sync::Mutex::new(Vec::new()),
         })
     }
 }
@@ -102,6 +106,8 @@ pub struct TestApiServer {
     shared: Arc<Shared>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    /// The listeners behind [`TestApiServer::client_door`]s.
+    client_ports: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl TestApiServer {
@@ -132,6 +138,31 @@ impl TestApiServer {
     /// ([`door::Door`]).
     pub async fn door(&self) -> std::io::Result<door::Door> {
         door::Door::open(self.addr).await
+    }
+
+    /// A door for the client `client` ([`door::Door`]: it can be made slow or shut too) whose
+    /// every request is recorded as an [`audit::Access`] of `client` ([`Self::accesses`]):
+    /// what RBAC would have to allow it. The door forwards to a port of its own that serves the
+    /// same objects as the server's.
+    pub async fn client_door(&self, client: &str) -> std::io::Result<door::Door> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let app = http::client_router(self.shared.clone(), client.to_owned());
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "stand-in client port failed");
+            }
+        });
+        self.client_ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(task);
+        door::Door::open(addr).await
+    }
+
+    /// What every named client ([`Self::client_door`]) asked for so far, in order.
+    pub fn accesses(&self) -> Vec<audit::Access> {
+        self.shared.accesses()
     }
 
     pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> std::io::Result<()> {
@@ -227,6 +258,14 @@ impl TestApiServer {
 impl Drop for TestApiServer {
     fn drop(&mut self) {
         self.shared.write(store::Store::close);
+        for task in self
+            .client_ports
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..)
+        {
+            task.abort();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

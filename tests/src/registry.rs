@@ -129,12 +129,44 @@ pub fn builtin_types() -> Vec<ResourceType> {
         namespaces,
         ResourceType::builtin("", "v1", "configmaps", "ConfigMap", true, &["cm"]),
         ResourceType::builtin("", "v1", "secrets", "Secret", true, &[]),
-        ResourceType::builtin("", "v1", "events", "Event", true, &["ev"]),
+        core_events(),
         ResourceType::builtin("", "v1", "serviceaccounts", "ServiceAccount", true, &["sa"]),
         ResourceType::builtin("events.k8s.io", "v1", "events", "Event", true, &["ev"]),
         ResourceType::builtin("coordination.k8s.io", "v1", "leases", "Lease", true, &[]),
         crds,
     ]
+}
+
+/// Core `v1` Events (served from `events.k8s.io/v1`'s storage, see [`crate::views`]) with the
+/// columns `kubectl get events` shows: LAST SEEN, TYPE, REASON, OBJECT, MESSAGE.
+fn core_events() -> ResourceType {
+    let mut events = ResourceType::builtin("", "v1", "events", "Event", true, &["ev"]);
+    let column = |name: &str, type_: &str, json_path: &str, description: &str| PrinterColumn {
+        name: name.to_owned(),
+        type_: type_.to_owned(),
+        format: String::new(),
+        description: description.to_owned(),
+        priority: 0,
+        json_path: json_path.to_owned(),
+    };
+    events.printer_columns = vec![
+        column(
+            "Last Seen",
+            "date",
+            ".lastTimestamp",
+            "When the event was last seen",
+        ),
+        column("Type", "string", ".type", "Normal or Warning"),
+        column("Reason", "string", ".reason", "Why the event was emitted"),
+        column(
+            "Object",
+            "string",
+            ".involvedObject.name",
+            "The object it is about",
+        ),
+        column("Message", "string", ".message", "What happened"),
+    ];
+    events
 }
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {

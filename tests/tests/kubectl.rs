@@ -614,23 +614,10 @@ async fn kubectl_reports_server_side_apply_conflicts() {
 async fn kubectl_namespaces_and_built_in_kinds() {
     let server = TestApiServer::start().await.unwrap();
     let k = Kubectl::new(&server);
-    // `kubectl create namespace` sends a protobuf body, which the stand-in does not decode: it
-    // answers a clear 415 (documented in docs/testing.md); the generated manifest applies.
-    let err = k.fails(&["create", "namespace", "team-a"]).await;
-    assert!(err.contains("does not decode protobuf"), "{err}");
-    let yaml = k
-        .ok(&[
-            "create",
-            "namespace",
-            "team-a",
-            "--dry-run=client",
-            "-o",
-            "yaml",
-        ])
-        .await;
-    let file = k.dir.join("ns.yaml");
-    std::fs::write(&file, yaml).unwrap();
-    k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
+    // `kubectl create namespace` sends a protobuf body (kubectl's typed clients do), decoded by
+    // the stand-in; `--dry-run=client -o yaml | kubectl apply -f -` gives the same object.
+    let out = k.ok(&["create", "namespace", "team-a"]).await;
+    assert_eq!(out.trim(), "namespace/team-a created");
     let out = k
         .ok(&[
             "get",
@@ -641,6 +628,23 @@ async fn kubectl_namespaces_and_built_in_kinds() {
         ])
         .await;
     assert_eq!(out, "Active");
+    let yaml = k
+        .ok(&[
+            "create",
+            "namespace",
+            "team-b",
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        ])
+        .await;
+    let file = k.dir.join("ns.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
+    let out = k.ok(&["get", "namespaces", "-o", "name"]).await;
+    assert!(out.contains("namespace/team-a\nnamespace/team-b"), "{out}");
+    let err = k.fails(&["create", "namespace", "team-a"]).await;
+    assert!(err.contains("AlreadyExists"), "{err}");
     // Client-side apply of a built-in kind sends strategic merge patches: a removed key goes.
     let cm = |data: &str| {
         format!(
@@ -667,4 +671,191 @@ async fn kubectl_namespaces_and_built_in_kinds() {
     k.ok(&["label", "namespace", "team-a", "tier=test"]).await;
     let out = k.ok(&["describe", "namespace", "team-a"]).await;
     assert!(out.contains("tier=test") && out.contains("Active"), "{out}");
+}
+
+/// `kubectl create configmap|secret|serviceaccount` (protobuf bodies) store what they say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_configmap_secret_and_service_account() {
+    let server = TestApiServer::start().await.unwrap();
+    let k = Kubectl::new(&server);
+    k.ok(&["create", "namespace", "team-a"]).await;
+    let out = k
+        .ok(&[
+            "create",
+            "configmap",
+            "settings",
+            "-n",
+            "team-a",
+            "--from-literal=region=eu-west-1",
+            "--from-literal=tier=test",
+        ])
+        .await;
+    assert_eq!(out.trim(), "configmap/settings created");
+    let data = k
+        .ok(&[
+            "get",
+            "cm",
+            "settings",
+            "-n",
+            "team-a",
+            "-o",
+            "jsonpath={.data}",
+        ])
+        .await;
+    assert_eq!(data, r#"{"region":"eu-west-1","tier":"test"}"#);
+    let out = k
+        .ok(&[
+            "create",
+            "secret",
+            "generic",
+            "token",
+            "-n",
+            "team-a",
+            "--from-literal=key=s3cr3t",
+        ])
+        .await;
+    assert_eq!(out.trim(), "secret/token created");
+    let secret = k
+        .ok(&[
+            "get",
+            "secret",
+            "token",
+            "-n",
+            "team-a",
+            "-o",
+            "jsonpath={.data.key}",
+        ])
+        .await;
+    assert_eq!(secret, "czNjcjN0", "base64 of s3cr3t");
+    let out = k
+        .ok(&["create", "serviceaccount", "robot", "-n", "team-a"])
+        .await;
+    assert_eq!(out.trim(), "serviceaccount/robot created");
+    // Labels set by `kubectl create` flags travel in the protobuf metadata.
+    let out = k
+        .ok(&[
+            "create",
+            "configmap",
+            "labelled",
+            "-n",
+            "team-a",
+            "--from-literal=a=1",
+            "--dry-run=server",
+            "-o",
+            "jsonpath={.metadata.name}",
+        ])
+        .await;
+    assert_eq!(out, "labelled");
+    let err = k.fails(&["get", "cm", "labelled", "-n", "team-a"]).await;
+    assert!(
+        err.contains("NotFound"),
+        "a server dry run stores nothing: {err}"
+    );
+}
+
+/// Events written through `events.k8s.io/v1` (kube-runtime's recorder, what Stagehand uses) are
+/// listed by `kubectl get events` (core `v1`) and shown by `kubectl describe`, as a real API
+/// server serves one storage through both APIs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_events_lists_events_k8s_io_events() {
+    use kube::Resource;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+    let server = TestApiServer::start().await.unwrap();
+    let k = Kubectl::new(&server);
+    k.ok(&["create", "namespace", "team-a"]).await;
+    k.ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "-n",
+        "team-a",
+        "--from-literal=a=1",
+    ])
+    .await;
+    let cm: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(server.client(), "team-a");
+    let reference = cm.get("settings").await.unwrap().object_ref(&());
+    let recorder = Recorder::new(server.client(), Reporter::from("stagehand"));
+    let event = |reason: &str, note: &str| Event {
+        type_: EventType::Warning,
+        reason: reason.to_owned(),
+        note: Some(note.to_owned()),
+        action: "Reconcile".to_owned(),
+        secondary: None,
+    };
+    recorder
+        .publish(
+            &event("AccessDenied", "lambda:UpdateFunctionCode denied"),
+            &reference,
+        )
+        .await
+        .unwrap();
+    // A repeat becomes a series (a PATCH of the events.k8s.io object) and stays one Event.
+    recorder
+        .publish(
+            &event("AccessDenied", "lambda:UpdateFunctionCode denied"),
+            &reference,
+        )
+        .await
+        .unwrap();
+
+    let out = k.ok(&["get", "events", "-n", "team-a"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "a header and one event: {out}");
+    for column in ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"] {
+        assert!(lines[0].contains(column), "{out}");
+    }
+    for cell in [
+        "Warning",
+        "AccessDenied",
+        "settings",
+        "lambda:UpdateFunctionCode denied",
+    ] {
+        assert!(lines[1].contains(cell), "{cell}: {out}");
+    }
+    assert!(
+        !lines[1].contains("<unknown>"),
+        "LAST SEEN from the series: {out}"
+    );
+    let core: serde_json::Value =
+        serde_json::from_str(&k.ok(&["get", "events", "-n", "team-a", "-o", "json"]).await)
+            .unwrap();
+    let item = &core["items"][0];
+    assert_eq!(item["apiVersion"], "v1");
+    assert_eq!(item["involvedObject"]["name"], "settings");
+    assert_eq!(item["message"], "lambda:UpdateFunctionCode denied");
+    assert_eq!(item["reportingComponent"], "stagehand");
+    assert_eq!(item["series"]["count"], 2);
+    // The same object through events.k8s.io/v1, under its own field names.
+    let new = k
+        .ok(&[
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            "team-a",
+            "-o",
+            "jsonpath={.items[0].regarding.name} {.items[0].note}",
+        ])
+        .await;
+    assert_eq!(new, "settings lambda:UpdateFunctionCode denied");
+    // `describe` finds an object's events with a core field selector on involvedObject.
+    let out = k
+        .ok(&["describe", "configmap", "settings", "-n", "team-a"])
+        .await;
+    let events = out.split("Events:").nth(1).unwrap_or_default();
+    assert!(
+        events.contains("AccessDenied") && events.contains("lambda:UpdateFunctionCode denied"),
+        "{out}"
+    );
+    let out = k
+        .ok(&[
+            "get",
+            "events",
+            "-n",
+            "team-a",
+            "--field-selector",
+            "involvedObject.name=other",
+        ])
+        .await;
+    assert!(out.is_empty() || !out.contains("AccessDenied"), "{out}");
 }
