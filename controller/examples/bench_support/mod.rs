@@ -2,6 +2,8 @@
 //! count calls, not the limiter), a per-operation breakdown of the proxy's call counts, and the
 //! process's peak memory.
 
+pub mod process;
+
 use std::collections::BTreeMap;
 
 use aws_config::{BehaviorVersion, Region};
@@ -11,6 +13,10 @@ use stagehand::runtime::Metrics;
 use stagehand_testenv::aws::{AwsFloor, CallsReport, REGION};
 
 /// An AWS provider talking to `floor` (moto behind the counting proxy), its rate limits lifted.
+#[allow(
+    dead_code,
+    reason = "bench_scale runs the controller as a process instead"
+)]
 pub async fn unlimited_provider(floor: &AwsFloor) -> AwsProvider {
     unlimited_provider_at(&floor.endpoint_url()).await
 }
@@ -18,6 +24,10 @@ pub async fn unlimited_provider(floor: &AwsFloor) -> AwsProvider {
 /// An AWS provider talking to `endpoint_url`, its rate limits lifted. Straight to moto (not
 /// through the proxy) where the benchmark measures this process's memory: the proxy runs in
 /// the same process and holds whole request and response bodies.
+#[allow(
+    dead_code,
+    reason = "bench_scale runs the controller as a process instead"
+)]
 pub async fn unlimited_provider_at(endpoint_url: &str) -> AwsProvider {
     let sdk = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint_url)
