@@ -144,6 +144,40 @@ impl RetryTracker {
     }
 }
 
+/// When each object's pending watch event arrived, so that the reconcile it asked for can
+/// report how long it waited for a worker (`stagehand_reconcile_queue_seconds`): kube-runtime's
+/// scheduler does not say. One entry per object with an event not yet reconciled: taken when
+/// its reconcile starts, dropped when the object is deleted.
+#[derive(Debug, Default)]
+pub struct QueueClock {
+    arrived: Mutex<HashMap<String, tokio::time::Instant>>,
+}
+
+impl QueueClock {
+    /// A watch event for `key` arrived; the earliest one not yet reconciled counts.
+    pub fn arrived(&self, key: String) {
+        self.lock()
+            .entry(key)
+            .or_insert_with(tokio::time::Instant::now);
+    }
+
+    /// `key` was deleted: no reconcile will take its entry.
+    pub fn gone(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    /// `key`'s reconcile starts: how long since its first pending event (none for a timed
+    /// requeue or a feed trigger without an event).
+    pub fn started(&self, key: &str) -> Option<std::time::Duration> {
+        self.lock().remove(key).map(|arrived| arrived.elapsed())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, tokio::time::Instant>> {
+        // Single inserts and removals: consistent even after a panic.
+        self.arrived.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// `namespace/name` of an object (the key for per-object state).
 pub fn object_key<K: Resource>(object: &K) -> String {
     format!(
@@ -162,6 +196,7 @@ pub struct ControllerState<K, R> {
     pub api: Api<K>,
     pub metrics: ControllerMetrics,
     pub retries: RetryTracker,
+    pub queue: QueueClock,
 }
 
 impl<K, R> Debug for ControllerState<K, R> {
@@ -192,6 +227,7 @@ where
             api,
             metrics,
             retries: RetryTracker::default(),
+            queue: QueueClock::default(),
         }
     }
 
@@ -207,6 +243,9 @@ where
             generation = object.meta().generation.unwrap_or_default(),
         );
         async {
+            if let Some(waited) = self.queue.started(&key) {
+                self.metrics.record_queue_wait(waited);
+            }
             let timer = self.metrics.start_reconcile();
             let result = dispatch(object, &self.reconciler, self.ctx.clone()).await;
             let elapsed = timer.finish();
@@ -286,8 +325,15 @@ where
         watcher(state.api.clone(), watcher::Config::default()),
     )
     .inspect(move |event| {
-        if matches!(event, Ok(watcher::Event::InitDone)) {
-            synced_tx.send_replace(true);
+        match event {
+            Ok(watcher::Event::InitDone) => {
+                synced_tx.send_replace(true);
+            }
+            Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
+                declaring.1.queue.arrived(object_key(object));
+            }
+            Ok(watcher::Event::Delete(object)) => declaring.1.queue.gone(&object_key(object)),
+            _ => {}
         }
         // The store already holds the change: declare the queues the cache names now (not
         // per object of the initial list, once when it is complete).
@@ -453,6 +499,21 @@ async fn census_loop<K: ManagedKind>(reader: reflector::Store<K>, ctx: Arc<Conte
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test(start_paused = true)]
+    async fn the_queue_clock_counts_from_the_first_pending_event_and_forgets_deleted_objects() {
+        let clock = super::QueueClock::default();
+        clock.arrived("shop/a".into());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        clock.arrived("shop/a".into());
+        clock.arrived("shop/b".into());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(clock.started("shop/a"), Some(Duration::from_secs(3)));
+        assert_eq!(clock.started("shop/a"), None, "taken by the reconcile");
+        clock.gone("shop/b");
+        assert_eq!(clock.started("shop/b"), None, "deleted: nothing kept");
+        assert!(clock.arrived.lock().unwrap().is_empty());
+    }
+
     use super::*;
     use crate::runtime::metrics::Metrics;
     use crate::settings::Settings;
