@@ -23,8 +23,12 @@ pub struct StagehandProcess {
 }
 
 /// The `stagehand` binary of the same build as this example (`target/<profile>/stagehand`;
-/// examples live in `target/<profile>/examples/`). `make bench-scale` builds both.
+/// examples live in `target/<profile>/examples/`; `make bench-scale` builds both), or
+/// `BENCH_STAGEHAND_BIN` (to compare two builds).
 pub fn stagehand_binary() -> PathBuf {
+    if let Some(binary) = std::env::var_os("BENCH_STAGEHAND_BIN") {
+        return binary.into();
+    }
     let example = std::env::current_exe().unwrap();
     let profile_dir = example.parent().and_then(|examples| examples.parent());
     let binary = profile_dir.unwrap().join("stagehand");
@@ -113,9 +117,10 @@ impl StagehandProcess {
         let mut response = String::new();
         stream.read_to_string(&mut response).await.ok()?;
         let (head, body) = response.split_once("\r\n\r\n")?;
-        head.starts_with("HTTP/1.1 200")
+        head.lines()
+            .next()
+            .is_some_and(|status| status.contains(" 200 "))
             .then(|| body.to_owned())
-            .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_owned()))
     }
 
     /// Whether it still runs.
