@@ -440,6 +440,59 @@ fn total(report: &stagehand_testenv::aws::CallsReport) -> u64 {
     bench_support::by_operation(report).values().sum()
 }
 
+/// The controller's per-object state without moto or the stand-in in the way: the converged
+/// objects, as the API server serves them (managed fields, statuses), scaled up `factor` times
+/// under new names and held typed as kube's reflector caches hold them, and the region's
+/// function listing scaled the same way, held as the Lambda inventory holds it. Measured in this
+/// process as resident-memory growth (the allocator may reuse memory freed before: a floor).
+async fn controller_alone<K: Observed + Serialize>(api: &Api<K>, factor: usize) -> (usize, f64) {
+    let listed = api
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    let texts: Vec<String> = listed
+        .iter()
+        .map(|o| serde_json::to_string(o).unwrap())
+        .collect();
+    drop(listed);
+    let (_, before) = bench_support::memory_kib();
+    let mut cache: Vec<Arc<K>> = Vec::with_capacity(texts.len() * factor);
+    for copy in 0..factor {
+        for text in &texts {
+            let mut object: K = serde_json::from_str(text).unwrap();
+            let name = format!("{}-{copy}", object.name_any());
+            object.meta_mut().name = Some(name);
+            cache.push(Arc::new(object));
+        }
+    }
+    let (_, after) = bench_support::memory_kib();
+    let grown = mib(after.saturating_sub(before));
+    let count = cache.len();
+    drop(cache);
+    (count, grown)
+}
+
+/// The function listing of the region, `factor` times over, as the inventory keeps it.
+async fn listing_alone(endpoint_url: &str, factor: usize) -> (usize, f64) {
+    let aws = bench_support::unlimited_provider_at(endpoint_url).await;
+    let listed = aws.lambda(REGION).list_functions().await.unwrap();
+    let (_, before) = bench_support::memory_kib();
+    let mut listing = BTreeMap::new();
+    for copy in 0..factor {
+        for function in &listed {
+            let mut function = function.clone();
+            function.name = format!("{}-{copy}", function.name);
+            listing.insert(function.name.clone(), function);
+        }
+    }
+    let (_, after) = bench_support::memory_kib();
+    let grown = mib(after.saturating_sub(before));
+    let count = listing.len();
+    drop(listing);
+    (count, grown)
+}
+
 /// Waits (bounded) until the restarted controller has finished `objects` reconciles.
 async fn restart_reconciles(controller: &mut StagehandProcess, objects: usize) -> bool {
     let deadline = Instant::now() + PHASE_TIMEOUT;
@@ -602,6 +655,18 @@ async fn main() {
     let metrics = controller.scrape().await.unwrap_or_default();
     controller.stop().await;
 
+    // The controller alone at 10,000 objects, however many moto could serve.
+    let factor = (10_000 / mix.objects()).max(1);
+    let alone = [
+        ("LambdaStage", controller_alone(&stages, factor).await),
+        ("StaticSite", controller_alone(&sites, factor).await),
+        ("SpotFleet", controller_alone(&fleets, factor).await),
+        (
+            "functions listed",
+            listing_alone(&floor.moto().url(), factor).await,
+        ),
+    ];
+
     // A restart over the converged objects (a new pod after a rollout): how long until every
     // object was reconciled once, with what memory. Converged statuses are not rewritten, so
     // the controller's own count of finished reconciles is the clock.
@@ -691,6 +756,12 @@ async fn main() {
         "| restart over the converged objects: every object reconciled once | {restart_after:.1?} ({reconciled_once}), peak RSS {:.1} MiB, status writes {restart_status_writes} |",
         mib(restart_hwm)
     );
+    for (what, (count, grown)) in alone {
+        println!(
+            "| alone: {count} {what} held as the controller holds them | {grown:.1} MiB ({:.2} KiB each) |",
+            grown * 1024.0 / count.max(1) as f64
+        );
+    }
     println!();
     println!(
         "resync calls by operation: {}",

@@ -26,7 +26,7 @@ pub async fn unlimited_provider(floor: &AwsFloor) -> AwsProvider {
 /// the same process and holds whole request and response bodies.
 #[allow(
     dead_code,
-    reason = "bench_scale runs the controller as a process instead"
+    reason = "only bench_site and bench_scale talk to moto directly"
 )]
 pub async fn unlimited_provider_at(endpoint_url: &str) -> AwsProvider {
     let sdk = aws_config::defaults(BehaviorVersion::latest())
@@ -79,7 +79,10 @@ pub fn memory_lines() -> Vec<String> {
 }
 
 /// Resident memory of this process in KiB: `(VmHWM, VmRSS)`, peak and current.
-#[allow(dead_code, reason = "only bench_site measures phases separately")]
+#[allow(
+    dead_code,
+    reason = "bench_site and bench_scale measure phases separately"
+)]
 pub fn memory_kib() -> (u64, u64) {
     let field = |name: &str| {
         memory_lines()
