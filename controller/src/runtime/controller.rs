@@ -178,6 +178,49 @@ impl QueueClock {
     }
 }
 
+/// What each cached object asked of the event feed (its queues and feed interest) when the
+/// queues were last declared. Most watch events change neither (every status write is one), and
+/// then nothing is declared again: without this every such event rescanned every cached
+/// object — O(objects) allocations per event, O(objects²) for a first convergence of thousands
+/// (docs/benchmarks.md, "10,000 objects"). Interest is compared, not the generation: a site's
+/// created distribution, which it watches, is in its status.
+#[derive(Debug, Default)]
+pub struct DeclaredInterest {
+    by_object: Mutex<HashMap<String, ObjectInterest>>,
+}
+
+type ObjectInterest = (Vec<EventQueue>, Option<FeedInterest>);
+
+impl DeclaredInterest {
+    /// Records what `key` asks now; whether that differs from what it asked before (or it is
+    /// new).
+    pub fn changed(&self, key: String, interest: ObjectInterest) -> bool {
+        let mut by_object = self.lock();
+        if by_object.get(&key) == Some(&interest) {
+            return false;
+        }
+        by_object.insert(key, interest);
+        true
+    }
+
+    /// `key` was deleted.
+    pub fn forget(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    /// The watch lists again: objects deleted meanwhile send no event, so start over.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ObjectInterest>> {
+        // Single inserts and removals: consistent even after a panic.
+        self.by_object
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// `namespace/name` of an object (the key for per-object state).
 pub fn object_key<K: Resource>(object: &K) -> String {
     format!(
@@ -197,6 +240,7 @@ pub struct ControllerState<K, R> {
     pub metrics: ControllerMetrics,
     pub retries: RetryTracker,
     pub queue: QueueClock,
+    pub declared: DeclaredInterest,
 }
 
 impl<K, R> Debug for ControllerState<K, R> {
@@ -228,6 +272,7 @@ where
             metrics,
             retries: RetryTracker::default(),
             queue: QueueClock::default(),
+            declared: DeclaredInterest::default(),
         }
     }
 
@@ -261,6 +306,14 @@ where
         }
         .instrument(span)
         .await
+    }
+
+    /// What `object` asks of the event feed: its own queues and its feed interest.
+    fn interest(&self, object: &K) -> ObjectInterest {
+        (
+            self.reconciler.event_queues(object),
+            self.reconciler.feed_interest(object),
+        )
     }
 
     /// The requeue after a failed reconcile (see [`RetryTracker::on_error`]).
@@ -325,23 +378,42 @@ where
         watcher(state.api.clone(), watcher::Config::default()),
     )
     .inspect(move |event| {
-        match event {
+        let state = &declaring.1;
+        // The store already holds the change: declare the queues the cache names now (not
+        // per object of the initial list, once when it is complete; not again for a change
+        // that left every object's interest as it was).
+        let declare = match event {
+            Ok(watcher::Event::Init) => {
+                state.declared.clear();
+                false
+            }
+            Ok(watcher::Event::InitApply(object)) => {
+                state.queue.arrived(object_key(object));
+                state
+                    .declared
+                    .changed(object_key(object), state.interest(object));
+                false
+            }
             Ok(watcher::Event::InitDone) => {
                 synced_tx.send_replace(true);
+                true
             }
-            Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
-                declaring.1.queue.arrived(object_key(object));
+            Ok(watcher::Event::Apply(object)) => {
+                state.queue.arrived(object_key(object));
+                state
+                    .declared
+                    .changed(object_key(object), state.interest(object))
             }
-            Ok(watcher::Event::Delete(object)) => declaring.1.queue.gone(&object_key(object)),
-            _ => {}
-        }
-        // The store already holds the change: declare the queues the cache names now (not
-        // per object of the initial list, once when it is complete).
-        if matches!(
-            event,
-            Ok(watcher::Event::InitDone | watcher::Event::Apply(_) | watcher::Event::Delete(_))
-        ) {
-            declare_event_queues(&declaring.0, &declaring.1);
+            Ok(watcher::Event::Delete(object)) => {
+                let key = object_key(object);
+                state.queue.gone(&key);
+                state.declared.forget(&key);
+                true
+            }
+            Err(_) => false,
+        };
+        if declare {
+            declare_event_queues(&declaring.0, state);
         }
     })
     .applied_objects();
@@ -499,6 +571,36 @@ async fn census_loop<K: ManagedKind>(reader: reflector::Store<K>, ctx: Arc<Conte
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_change_of_interest_declares_the_queues_again() {
+        use crate::feed::{EventQueue, FeedInterest, Watched};
+        let declared = super::DeclaredInterest::default();
+        let interest = |distribution: Option<&str>| {
+            let mut watches = vec![Watched::Bucket("site".into())];
+            watches.extend(distribution.map(|d| Watched::Distribution(d.into())));
+            (
+                vec![EventQueue::new("eu-west-1", "events")],
+                Some(FeedInterest {
+                    region: "eu-west-1".into(),
+                    watches,
+                }),
+            )
+        };
+        assert!(declared.changed("web/a".into(), interest(None)), "new");
+        assert!(
+            !declared.changed("web/a".into(), interest(None)),
+            "a status write that changed nothing the feed reads"
+        );
+        assert!(
+            declared.changed("web/a".into(), interest(Some("E123"))),
+            "the created distribution, from status, is watched"
+        );
+        declared.forget("web/a");
+        assert!(declared.changed("web/a".into(), interest(Some("E123"))));
+        declared.clear();
+        assert!(declared.changed("web/a".into(), interest(Some("E123"))));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_queue_clock_counts_from_the_first_pending_event_and_forgets_deleted_objects() {
         let clock = super::QueueClock::default();
