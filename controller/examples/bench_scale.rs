@@ -441,40 +441,74 @@ fn total(report: &stagehand_testenv::aws::CallsReport) -> u64 {
 }
 
 /// The controller's per-object state without moto or the stand-in in the way: the converged
-/// objects, as the API server serves them (managed fields, statuses), scaled up `factor` times
-/// under new names and held typed as kube's reflector caches hold them, and the region's
-/// function listing scaled the same way, held as the Lambda inventory holds it. Measured in this
-/// process as resident-memory growth (the allocator may reuse memory freed before: a floor).
-async fn controller_alone<K: Observed + Serialize>(api: &Api<K>, factor: usize) -> (usize, f64) {
+/// objects, as the API server serves them, scaled up `factor` times under new names and held
+/// typed as kube's reflector caches hold them — with their managed fields, and without (what
+/// the controller caches). Each figure comes from a child process of its own (`bench_scale
+/// alone KIND FILE FACTOR STRIP`), so that memory freed by one measurement is not reused by the
+/// next: resident memory growth per object, in KiB.
+async fn controller_alone<K: Observed + Serialize>(
+    api: &Api<K>,
+    dir: &std::path::Path,
+    factor: usize,
+) -> (usize, f64, f64) {
     let listed = api
         .list(&kube::api::ListParams::default())
         .await
         .unwrap()
         .items;
-    let texts: Vec<String> = listed
+    let file = dir.join(format!("{}.jsonl", K::kind(&())));
+    let lines: Vec<String> = listed
         .iter()
         .map(|o| serde_json::to_string(o).unwrap())
         .collect();
-    drop(listed);
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let child = |strip: &str| {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "alone",
+                &K::kind(&()),
+                file.to_str().unwrap(),
+                &factor.to_string(),
+                strip,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .trim()
+            .parse::<f64>()
+            .unwrap()
+    };
+    (lines.len() * factor, child("keep"), child("strip"))
+}
+
+/// Child mode: holds FILE's objects FACTOR times as typed `K`s (managed fields stripped or
+/// kept) and prints the resident-memory growth per object in KiB.
+fn hold_alone<K: Observed>(file: &str, factor: usize, strip: bool) {
+    let text = std::fs::read_to_string(file).unwrap();
     let (_, before) = bench_support::memory_kib();
-    let mut cache: Vec<Arc<K>> = Vec::with_capacity(texts.len() * factor);
+    let mut cache: Vec<Arc<K>> = Vec::with_capacity(text.lines().count() * factor);
     for copy in 0..factor {
-        for text in &texts {
-            let mut object: K = serde_json::from_str(text).unwrap();
+        for line in text.lines() {
+            let mut object: K = serde_json::from_str(line).unwrap();
             let name = format!("{}-{copy}", object.name_any());
             object.meta_mut().name = Some(name);
+            if strip {
+                object.managed_fields_mut().clear();
+            }
             cache.push(Arc::new(object));
         }
     }
     let (_, after) = bench_support::memory_kib();
-    let grown = mib(after.saturating_sub(before));
-    let count = cache.len();
-    drop(cache);
-    (count, grown)
+    println!(
+        "{}",
+        after.saturating_sub(before) as f64 / cache.len().max(1) as f64
+    );
 }
 
-/// The function listing of the region, `factor` times over, as the inventory keeps it.
-async fn listing_alone(endpoint_url: &str, factor: usize) -> (usize, f64) {
+/// Child mode: the region's function listing FACTOR times over, as the Lambda inventory keeps
+/// it; prints the resident-memory growth per function in KiB and the count.
+async fn listing_alone(endpoint_url: &str, factor: usize) {
     let aws = bench_support::unlimited_provider_at(endpoint_url).await;
     let listed = aws.lambda(REGION).list_functions().await.unwrap();
     let (_, before) = bench_support::memory_kib();
@@ -487,10 +521,47 @@ async fn listing_alone(endpoint_url: &str, factor: usize) -> (usize, f64) {
         }
     }
     let (_, after) = bench_support::memory_kib();
-    let grown = mib(after.saturating_sub(before));
-    let count = listing.len();
-    drop(listing);
-    (count, grown)
+    println!(
+        "{} {}",
+        after.saturating_sub(before) as f64 / listing.len().max(1) as f64,
+        listing.len()
+    );
+}
+
+/// Runs the child modes; whether this process was one.
+async fn child_mode() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("alone") => {
+            let factor = args[4].parse().unwrap();
+            let strip = args[5] == "strip";
+            match args[2].as_str() {
+                "LambdaStage" => hold_alone::<LambdaStage>(&args[3], factor, strip),
+                "StaticSite" => hold_alone::<StaticSite>(&args[3], factor, strip),
+                _ => hold_alone::<SpotFleet>(&args[3], factor, strip),
+            }
+            true
+        }
+        Some("listing") => {
+            listing_alone(&args[2], args[3].parse().unwrap()).await;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The listing child for `endpoint_url`: (KiB per function, functions).
+fn listing_child(endpoint_url: &str, factor: usize) -> (f64, usize) {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["listing", endpoint_url, &factor.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let mut fields = text.split_whitespace();
+    (
+        fields.next().unwrap().parse().unwrap(),
+        fields.next().unwrap().parse().unwrap(),
+    )
 }
 
 /// Waits (bounded) until the restarted controller has finished `objects` reconciles.
@@ -518,6 +589,9 @@ fn mib(kib: u64) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if child_mode().await {
+        return;
+    }
     let mix = Mix::from_args();
     eprintln!("mix: {mix:?} ({} objects)", mix.objects());
     let floor = AwsFloor::start().await.unwrap();
@@ -658,14 +732,11 @@ async fn main() {
     // The controller alone at 10,000 objects, however many moto could serve.
     let factor = (10_000 / mix.objects()).max(1);
     let alone = [
-        ("LambdaStage", controller_alone(&stages, factor).await),
-        ("StaticSite", controller_alone(&sites, factor).await),
-        ("SpotFleet", controller_alone(&fleets, factor).await),
-        (
-            "functions listed",
-            listing_alone(&floor.moto().url(), factor).await,
-        ),
+        ("LambdaStage", controller_alone(&stages, &dir, factor).await),
+        ("StaticSite", controller_alone(&sites, &dir, factor).await),
+        ("SpotFleet", controller_alone(&fleets, &dir, factor).await),
     ];
+    let (listing_kib, listed) = listing_child(&floor.moto().url(), factor);
 
     // A restart over the converged objects (a new pod after a rollout): how long until every
     // object was reconciled once, with what memory. Converged statuses are not rewritten, so
@@ -756,12 +827,17 @@ async fn main() {
         "| restart over the converged objects: every object reconciled once | {restart_after:.1?} ({reconciled_once}), peak RSS {:.1} MiB, status writes {restart_status_writes} |",
         mib(restart_hwm)
     );
-    for (what, (count, grown)) in alone {
+    for (kind, (count, served, stripped)) in alone {
         println!(
-            "| alone: {count} {what} held as the controller holds them | {grown:.1} MiB ({:.2} KiB each) |",
-            grown * 1024.0 / count.max(1) as f64
+            "| alone: {count} {kind}s held typed, heap per object with / without managed fields | {served:.1} / {stripped:.1} KiB ({:.1} / {:.1} MiB) |",
+            served * count as f64 / 1024.0,
+            stripped * count as f64 / 1024.0
         );
     }
+    println!(
+        "| alone: {listed} functions listed, as the Lambda inventory holds them | {listing_kib:.2} KiB each ({:.1} MiB) |",
+        listing_kib * listed as f64 / 1024.0
+    );
     println!();
     println!(
         "resync calls by operation: {}",
