@@ -319,10 +319,10 @@ impl Census {
     }
 
     /// Percentile `p` (0–100) of the first-observed times.
-    fn observed_percentile(&self, p: f64) -> Duration {
+    fn observed_percentile(&self, p: usize) -> Duration {
         let mut times: Vec<Duration> = self.objects.values().filter_map(|s| s.observed).collect();
         times.sort();
-        let index = ((times.len().saturating_sub(1)) as f64 * p / 100.0).round() as usize;
+        let index = times.len().saturating_sub(1) * p / 100;
         times.get(index).copied().unwrap_or_default()
     }
 }
@@ -716,7 +716,7 @@ async fn main() {
     // A benchmark: waiting out one resync interval is the measurement.
     tokio::time::sleep(window).await;
     let resync_calls = floor.calls().await.unwrap();
-    let cpu_resync = controller.cpu_time() - cpu_before;
+    let cpu_resync = controller.cpu_time().saturating_sub(cpu_before);
     let requests = server.requests();
     let status_writes = requests[requests_before..]
         .iter()
@@ -782,9 +782,9 @@ async fn main() {
         let census = census.lock().unwrap();
         println!(
             "| {kind}: first observed p50 / p90 / max | {:.1?} / {:.1?} / {:.1?} |",
-            census.observed_percentile(50.0),
-            census.observed_percentile(90.0),
-            census.observed_percentile(100.0)
+            census.observed_percentile(50),
+            census.observed_percentile(90),
+            census.observed_percentile(100)
         );
     }
     println!("| every object Ready | {ready_after:.1?} ({all_ready}) |");

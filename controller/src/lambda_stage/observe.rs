@@ -89,12 +89,11 @@ pub async fn observe(
         .function_selector
         .as_ref()
         .and_then(|selector| selector.name_prefix.as_deref());
-    let prefixed = match prefix {
-        Some(prefix) => lambda.function_names_with_prefix(prefix).await?,
-        None => {
-            lambda.ensure_listed().await?;
-            Vec::new()
-        }
+    let prefixed = if let Some(prefix) = prefix {
+        lambda.function_names_with_prefix(prefix).await?
+    } else {
+        lambda.ensure_listed().await?;
+        Vec::new()
     };
     let selected = select_functions(spec, prefixed, &stack_functions);
     for (name, declared_as) in selected {

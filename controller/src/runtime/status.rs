@@ -169,6 +169,13 @@ mod tests {
         assert_eq!(patch["status"]["observedGeneration"], 2);
     }
 
+    fn patch(
+        status: &stagehand_crds::LambdaStageStatus,
+        stage: &stagehand_crds::LambdaStage,
+    ) -> Value {
+        status_patch(stage, serde_json::to_value(status).unwrap()).unwrap()
+    }
+
     #[test]
     fn a_status_the_object_already_carries_is_not_written_again() {
         let mut stage: stagehand_crds::LambdaStage = serde_json::from_value(json!({
@@ -187,12 +194,6 @@ mod tests {
             functions_in_sync: Some("1/1".into()),
             ..Default::default()
         };
-        fn patch(
-            status: &stagehand_crds::LambdaStageStatus,
-            stage: &stagehand_crds::LambdaStage,
-        ) -> Value {
-            status_patch(stage, serde_json::to_value(status).unwrap()).unwrap()
-        }
         assert!(
             !status_unchanged(&stage, &patch(&status, &stage)),
             "no status yet: written"
