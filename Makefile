@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/stagehand/target
 CARGO ?= cargo
 
-.PHONY: test fmt lint unit moto prometheus helm crds build dev demo bench soak help
+.PHONY: test fmt lint unit moto prometheus helm crds build dev demo bench bench-scale soak help
 
 help:
 	@echo "make demo   - the main job end to end: emulators, seed, controller, Chalice stage, a new build, metrics; stops it all"
@@ -15,6 +15,7 @@ help:
 	@echo "make build  - build the stagehand binary (debug)"
 	@echo "make bench  - LambdaStage, SpotFleet and StaticSite AWS-call benchmarks, StaticSite beside aws s3 sync (docs/benchmarks.md)"
 	@echo "make soak   - chaos soak: 200 objects, two replicas, ~20% AWS faults, leader SIGKILLs, spec changes; then the invariants (SOAK_OBJECTS=N)"
+	@echo "make bench-scale - one real stagehand run with 10,000 objects: peak RSS, time to observe all, calls and status writes per resync (long; BENCH_SCALE_ARGS=\"900 50 50 2 60\" for 1,000)"
 
 test: fmt lint unit
 
@@ -74,3 +75,13 @@ SOAK_OBJECTS ?= 200
 soak: moto
 	$(CARGO) build --locked -p stagehand --bin stagehand --example soak
 	nice $(CARGO_TARGET_DIR)/debug/examples/soak --objects $(SOAK_OBJECTS)
+
+# One real `stagehand run` (debug build) serving 10,000 objects (9,000 LambdaStages of 2 functions,
+# 500 StaticSites, 500 SpotFleets) against the API stand-in and moto through the proxy: peak RSS,
+# time until every object is observed and Ready, AWS calls and status writes over one resync
+# (docs/benchmarks.md, "10,000 objects"). Seeding moto alone takes minutes; on a shared 2-core
+# machine moto is the bottleneck at this size. Arguments: STAGES SITES FLEETS FUNCTIONS RESYNC_SECS.
+BENCH_SCALE_ARGS ?=
+bench-scale: moto
+	$(CARGO) build --locked -p stagehand --bin stagehand --example bench_scale
+	nice -n 10 $(CARGO_TARGET_DIR)/debug/examples/bench_scale $(BENCH_SCALE_ARGS)

@@ -2,6 +2,8 @@
 //! count calls, not the limiter), a per-operation breakdown of the proxy's call counts, and the
 //! process's peak memory.
 
+pub mod process;
+
 use std::collections::BTreeMap;
 
 use aws_config::{BehaviorVersion, Region};
@@ -11,6 +13,10 @@ use stagehand::runtime::Metrics;
 use stagehand_testenv::aws::{AwsFloor, CallsReport, REGION};
 
 /// An AWS provider talking to `floor` (moto behind the counting proxy), its rate limits lifted.
+#[allow(
+    dead_code,
+    reason = "bench_scale runs the controller as a process instead"
+)]
 pub async fn unlimited_provider(floor: &AwsFloor) -> AwsProvider {
     unlimited_provider_at(&floor.endpoint_url()).await
 }
@@ -18,6 +24,10 @@ pub async fn unlimited_provider(floor: &AwsFloor) -> AwsProvider {
 /// An AWS provider talking to `endpoint_url`, its rate limits lifted. Straight to moto (not
 /// through the proxy) where the benchmark measures this process's memory: the proxy runs in
 /// the same process and holds whole request and response bodies.
+#[allow(
+    dead_code,
+    reason = "only bench_site and bench_scale talk to moto directly"
+)]
 pub async fn unlimited_provider_at(endpoint_url: &str) -> AwsProvider {
     let sdk = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint_url)
@@ -69,7 +79,10 @@ pub fn memory_lines() -> Vec<String> {
 }
 
 /// Resident memory of this process in KiB: `(VmHWM, VmRSS)`, peak and current.
-#[allow(dead_code, reason = "only bench_site measures phases separately")]
+#[allow(
+    dead_code,
+    reason = "bench_site and bench_scale measure phases separately"
+)]
 pub fn memory_kib() -> (u64, u64) {
     let field = |name: &str| {
         memory_lines()

@@ -175,7 +175,7 @@ impl Consumer {
     /// configuration, tags and aliases are read afresh by that object's next round.
     async fn function_owner(&self, region: &str, name: &str) -> Result<Option<Target>, AwsError> {
         let lambda = self.inventory.lambda(region);
-        lambda.function_names().await?;
+        lambda.ensure_listed().await?;
         let owner = lambda.function(name).await?.and_then(|known| {
             known
                 .tags

@@ -85,8 +85,17 @@ pub async fn observe(
         stack_functions = functions;
     }
 
-    let listed: BTreeSet<String> = lambda.function_names().await?.into_iter().collect();
-    let selected = select_functions(spec, &listed, &stack_functions);
+    let prefix = spec
+        .function_selector
+        .as_ref()
+        .and_then(|selector| selector.name_prefix.as_deref());
+    let prefixed = if let Some(prefix) = prefix {
+        lambda.function_names_with_prefix(prefix).await?
+    } else {
+        lambda.ensure_listed().await?;
+        Vec::new()
+    };
+    let selected = select_functions(spec, prefixed, &stack_functions);
     for (name, declared_as) in selected {
         let alias_age = drift_read_age(&name, &observed.event_feed, inventory.max_age());
         let deployed = match lambda.function(&name).await? {
@@ -157,10 +166,11 @@ pub async fn reread_functions(
 }
 
 /// `spec.functions` in spec order (a `fromStack` entry by its physical name once the stack
-/// has it), then the selector's other functions in name order.
+/// has it), then the selector's other functions in name order: `prefixed`, the listed
+/// functions matching `functionSelector.namePrefix`, and the stack's with `stackResources`.
 fn select_functions(
     spec: &LambdaStageSpec,
-    listed: &BTreeSet<String>,
+    prefixed: Vec<String>,
     stack_functions: &BTreeMap<String, String>,
 ) -> Vec<(String, Option<DeclaredAs>)> {
     let mut selected: Vec<(String, Option<DeclaredAs>)> = Vec::new();
@@ -177,9 +187,7 @@ fn select_functions(
     }
     let mut extra: BTreeSet<String> = BTreeSet::new();
     if let Some(selector) = &spec.function_selector {
-        if let Some(prefix) = &selector.name_prefix {
-            extra.extend(listed.iter().filter(|n| n.starts_with(prefix)).cloned());
-        }
+        extra.extend(prefixed);
         if selector.stack_resources == Some(true) {
             extra.extend(stack_functions.values().cloned());
         }

@@ -144,6 +144,83 @@ impl RetryTracker {
     }
 }
 
+/// When each object's pending watch event arrived, so that the reconcile it asked for can
+/// report how long it waited for a worker (`stagehand_reconcile_queue_seconds`): kube-runtime's
+/// scheduler does not say. One entry per object with an event not yet reconciled: taken when
+/// its reconcile starts, dropped when the object is deleted.
+#[derive(Debug, Default)]
+pub struct QueueClock {
+    arrived: Mutex<HashMap<String, tokio::time::Instant>>,
+}
+
+impl QueueClock {
+    /// A watch event for `key` arrived; the earliest one not yet reconciled counts.
+    pub fn arrived(&self, key: String) {
+        self.lock()
+            .entry(key)
+            .or_insert_with(tokio::time::Instant::now);
+    }
+
+    /// `key` was deleted: no reconcile will take its entry.
+    pub fn gone(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    /// `key`'s reconcile starts: how long since its first pending event (none for a timed
+    /// requeue or a feed trigger without an event).
+    pub fn started(&self, key: &str) -> Option<std::time::Duration> {
+        self.lock().remove(key).map(|arrived| arrived.elapsed())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, tokio::time::Instant>> {
+        // Single inserts and removals: consistent even after a panic.
+        self.arrived.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What each cached object asked of the event feed (its queues and feed interest) when the
+/// queues were last declared. Most watch events change neither (every status write is one), and
+/// then nothing is declared again: without this every such event rescanned every cached
+/// object — O(objects) allocations per event, O(objects²) for a first convergence of thousands
+/// (docs/benchmarks.md, "10,000 objects"). Interest is compared, not the generation: a site's
+/// created distribution, which it watches, is in its status.
+#[derive(Debug, Default)]
+pub struct DeclaredInterest {
+    by_object: Mutex<HashMap<String, ObjectInterest>>,
+}
+
+type ObjectInterest = (Vec<EventQueue>, Option<FeedInterest>);
+
+impl DeclaredInterest {
+    /// Records what `key` asks now; whether that differs from what it asked before (or it is
+    /// new).
+    pub fn changed(&self, key: String, interest: ObjectInterest) -> bool {
+        let mut by_object = self.lock();
+        if by_object.get(&key) == Some(&interest) {
+            return false;
+        }
+        by_object.insert(key, interest);
+        true
+    }
+
+    /// `key` was deleted.
+    pub fn forget(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    /// The watch lists again: objects deleted meanwhile send no event, so start over.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ObjectInterest>> {
+        // Single inserts and removals: consistent even after a panic.
+        self.by_object
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// `namespace/name` of an object (the key for per-object state).
 pub fn object_key<K: Resource>(object: &K) -> String {
     format!(
@@ -162,6 +239,8 @@ pub struct ControllerState<K, R> {
     pub api: Api<K>,
     pub metrics: ControllerMetrics,
     pub retries: RetryTracker,
+    pub queue: QueueClock,
+    pub declared: DeclaredInterest,
 }
 
 impl<K, R> Debug for ControllerState<K, R> {
@@ -192,6 +271,8 @@ where
             api,
             metrics,
             retries: RetryTracker::default(),
+            queue: QueueClock::default(),
+            declared: DeclaredInterest::default(),
         }
     }
 
@@ -207,6 +288,9 @@ where
             generation = object.meta().generation.unwrap_or_default(),
         );
         async {
+            if let Some(waited) = self.queue.started(&key) {
+                self.metrics.record_queue_wait(waited);
+            }
             let timer = self.metrics.start_reconcile();
             let result = dispatch(object, &self.reconciler, self.ctx.clone()).await;
             let elapsed = timer.finish();
@@ -222,6 +306,14 @@ where
         }
         .instrument(span)
         .await
+    }
+
+    /// What `object` asks of the event feed: its own queues and its feed interest.
+    fn interest(&self, object: &K) -> ObjectInterest {
+        (
+            self.reconciler.event_queues(object),
+            self.reconciler.feed_interest(object),
+        )
     }
 
     /// The requeue after a failed reconcile (see [`RetryTracker::on_error`]).
@@ -281,21 +373,51 @@ where
     let (synced_tx, mut synced_rx) = tokio::sync::watch::channel(false);
     let (reader, writer) = reflector::store::<K>();
     let declaring = (reader.clone(), state.clone());
+    // Managed fields are dropped before the cache: nothing reads them (status is written by
+    // server-side apply, which needs none), and they were most of each cached object's memory
+    // (docs/benchmarks.md, "10,000 objects").
     let objects = reflector(
         writer,
-        watcher(state.api.clone(), watcher::Config::default()),
+        watcher(state.api.clone(), watcher::Config::default())
+            .modify(|object| object.managed_fields_mut().clear()),
     )
     .inspect(move |event| {
-        if matches!(event, Ok(watcher::Event::InitDone)) {
-            synced_tx.send_replace(true);
-        }
+        let state = &declaring.1;
         // The store already holds the change: declare the queues the cache names now (not
-        // per object of the initial list, once when it is complete).
-        if matches!(
-            event,
-            Ok(watcher::Event::InitDone | watcher::Event::Apply(_) | watcher::Event::Delete(_))
-        ) {
-            declare_event_queues(&declaring.0, &declaring.1);
+        // per object of the initial list, once when it is complete; not again for a change
+        // that left every object's interest as it was).
+        let declare = match event {
+            Ok(watcher::Event::Init) => {
+                state.declared.clear();
+                false
+            }
+            Ok(watcher::Event::InitApply(object)) => {
+                state.queue.arrived(object_key(object));
+                state
+                    .declared
+                    .changed(object_key(object), state.interest(object));
+                false
+            }
+            Ok(watcher::Event::InitDone) => {
+                synced_tx.send_replace(true);
+                true
+            }
+            Ok(watcher::Event::Apply(object)) => {
+                state.queue.arrived(object_key(object));
+                state
+                    .declared
+                    .changed(object_key(object), state.interest(object))
+            }
+            Ok(watcher::Event::Delete(object)) => {
+                let key = object_key(object);
+                state.queue.gone(&key);
+                state.declared.forget(&key);
+                true
+            }
+            Err(_) => false,
+        };
+        if declare {
+            declare_event_queues(&declaring.0, state);
         }
     })
     .applied_objects();
@@ -453,6 +575,51 @@ async fn census_loop<K: ManagedKind>(reader: reflector::Store<K>, ctx: Arc<Conte
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_change_of_interest_declares_the_queues_again() {
+        use crate::feed::{EventQueue, FeedInterest, Watched};
+        let declared = super::DeclaredInterest::default();
+        let interest = |distribution: Option<&str>| {
+            let mut watches = vec![Watched::Bucket("site".into())];
+            watches.extend(distribution.map(|d| Watched::Distribution(d.into())));
+            (
+                vec![EventQueue::new("eu-west-1", "events")],
+                Some(FeedInterest {
+                    region: "eu-west-1".into(),
+                    watches,
+                }),
+            )
+        };
+        assert!(declared.changed("web/a".into(), interest(None)), "new");
+        assert!(
+            !declared.changed("web/a".into(), interest(None)),
+            "a status write that changed nothing the feed reads"
+        );
+        assert!(
+            declared.changed("web/a".into(), interest(Some("E123"))),
+            "the created distribution, from status, is watched"
+        );
+        declared.forget("web/a");
+        assert!(declared.changed("web/a".into(), interest(Some("E123"))));
+        declared.clear();
+        assert!(declared.changed("web/a".into(), interest(Some("E123"))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_queue_clock_counts_from_the_first_pending_event_and_forgets_deleted_objects() {
+        let clock = super::QueueClock::default();
+        clock.arrived("shop/a".into());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        clock.arrived("shop/a".into());
+        clock.arrived("shop/b".into());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(clock.started("shop/a"), Some(Duration::from_secs(3)));
+        assert_eq!(clock.started("shop/a"), None, "taken by the reconcile");
+        clock.gone("shop/b");
+        assert_eq!(clock.started("shop/b"), None, "deleted: nothing kept");
+        assert!(clock.arrived.lock().unwrap().is_empty());
+    }
+
     use super::*;
     use crate::runtime::metrics::Metrics;
     use crate::settings::Settings;

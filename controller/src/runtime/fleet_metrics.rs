@@ -6,6 +6,8 @@
 
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 
+use super::series::remove_object_series;
+
 /// The EC2 states counted per fleet. `terminated` is left out: EC2 keeps describing terminated
 /// instances for about an hour, which says nothing about the fleet now.
 pub const INSTANCE_STATES: &[&str] =
@@ -111,8 +113,11 @@ impl FleetMetrics {
     }
 
     /// `fleet` is gone: its gauges go too (a dashboard must not show a deleted fleet's last
-    /// count forever).
+    /// count forever), and so do its counters (a controller whose fleets come and go must not
+    /// grow a series set per fleet it ever served).
     pub fn forget(&self, fleet: &str) {
+        remove_object_series(&self.replacements_total, "fleet", fleet);
+        remove_object_series(&self.launch_errors_total, "fleet", fleet);
         for state in INSTANCE_STATES {
             // Absent series are fine: the fleet may never have completed a round.
             let _ = self.instances.remove_label_values(&[fleet, state]);
@@ -144,7 +149,7 @@ mod tests {
     }
 
     #[test]
-    fn gauges_follow_the_last_round_and_go_with_the_fleet() {
+    fn gauges_follow_the_last_round_and_every_series_goes_with_the_fleet() {
         let registry = Registry::new();
         let metrics = FleetMetrics::register(&registry).unwrap();
         metrics.set(
@@ -181,11 +186,7 @@ mod tests {
 
         metrics.forget("ml/gpu");
         let all = series(&registry);
-        assert!(
-            !all.iter()
-                .any(|s| s.contains("ml/gpu") && !s.contains("_total")),
-            "{all:#?}"
-        );
+        assert!(!all.iter().any(|s| s.contains("ml/gpu")), "{all:#?}");
         assert!(
             all.iter()
                 .any(|s| s == r#"stagehand_fleet_ready_capacity{fleet="ml/cpu"} 1"#)

@@ -14,10 +14,17 @@ use prometheus::{
 };
 
 use super::fleet_metrics::FleetMetrics;
+use super::series::remove_object_series;
 use super::site_metrics::SiteMetrics;
 use crate::aws::AwsMetrics;
 use crate::base::ErrorClass;
 use crate::feed::FeedMetrics;
+
+/// Buckets for the work queue's wait: 10ms (a free worker) to 15min (thousands of objects
+/// queued behind a few workers after a restart).
+const QUEUE_BUCKETS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0,
+];
 
 /// Buckets for reconcile durations: 5ms to 5min (a reconcile may wait on a Lambda update).
 const RECONCILE_BUCKETS: &[f64] = &[
@@ -104,6 +111,7 @@ pub struct Metrics {
     pub reconcile_errors_total: IntCounterVec,
     pub terminal_reconcile_errors_total: IntCounterVec,
     pub reconcile_time_seconds: HistogramVec,
+    pub reconcile_queue_seconds: HistogramVec,
     pub active_workers: IntGaugeVec,
     pub max_concurrent_reconciles: IntGaugeVec,
     pub reconcile_errors_by_reason_total: IntCounterVec,
@@ -192,6 +200,13 @@ impl Metrics {
                 "Length of time per reconciliation per controller",
                 &["controller"],
                 RECONCILE_BUCKETS,
+            )?,
+            reconcile_queue_seconds: histogram(
+                &r,
+                "stagehand_reconcile_queue_seconds",
+                "Time from a watch event (a new object, a spec change, the initial list) to the start of the reconcile it asked for, per controller: the work queue's wait when every worker is busy",
+                &["controller"],
+                QUEUE_BUCKETS,
             )?,
             active_workers: gauge(
                 &r,
@@ -326,6 +341,7 @@ impl Metrics {
             reconcile_errors_total,
             terminal_reconcile_errors_total,
             reconcile_time_seconds,
+            reconcile_queue_seconds,
             active_workers,
             max_concurrent_reconciles,
             reconcile_errors_by_reason_total,
@@ -369,11 +385,12 @@ impl Metrics {
             leader_election_master_status,
             leader_transitions_total,
         } = self;
-        let collectors: [&dyn Collector; 34] = [
+        let collectors: [&dyn Collector; 35] = [
             reconcile_total,
             reconcile_errors_total,
             terminal_reconcile_errors_total,
             reconcile_time_seconds,
+            reconcile_queue_seconds,
             active_workers,
             max_concurrent_reconciles,
             reconcile_errors_by_reason_total,
@@ -442,6 +459,9 @@ impl Metrics {
             active_workers: self
                 .active_workers
                 .with_label_values(&[controller.as_str()]),
+            queue_wait: self
+                .reconcile_queue_seconds
+                .with_label_values(&[controller.as_str()]),
             metrics: self.clone(),
             controller,
         }
@@ -460,6 +480,20 @@ impl Metrics {
             .with_label_values(&[name])
     }
 
+    /// `fleet` (`<namespace>/<name>`) is gone: every series labelled with it goes, its own
+    /// gauges and counters and its interruption count (see `series::remove_object_series`).
+    pub fn forget_fleet(&self, fleet: &str) {
+        self.fleet.forget(fleet);
+        remove_object_series(&self.spot_interruptions_total, "fleet", fleet);
+    }
+
+    /// `site` (`<namespace>/<name>`) is gone: every series labelled with it goes, the revision
+    /// it served included (also when the site's bucket is retained).
+    pub fn forget_site(&self, site: &str) {
+        self.site.forget(site);
+        remove_object_series(&self.site_revision_info, "site", site);
+    }
+
     /// Records a change made in AWS.
     pub fn record_action(&self, kind: &str, action: &str) {
         self.actions_total.with_label_values(&[kind, action]).inc();
@@ -474,6 +508,7 @@ pub struct ControllerMetrics {
     reconcile_errors: IntCounter,
     terminal_errors: IntCounter,
     active_workers: IntGauge,
+    queue_wait: prometheus::Histogram,
     metrics: Metrics,
 }
 
@@ -496,6 +531,11 @@ impl ControllerMetrics {
             ),
             active_workers: self.active_workers.clone(),
         }
+    }
+
+    /// Records how long a reconcile asked for by a watch event waited for a worker.
+    pub fn record_queue_wait(&self, waited: Duration) {
+        self.queue_wait.observe(waited.as_secs_f64());
     }
 
     /// Counts a successful reconcile.
@@ -595,6 +635,7 @@ mod tests {
         c.record_success(&Action::await_change());
         c.record_error(ErrorClass::Stalled, "ArtifactMismatch");
         c.start_reconcile().finish();
+        c.record_queue_wait(Duration::from_millis(30));
         m.aws.record_call(
             "lambda",
             "ListFunctions",
@@ -635,6 +676,12 @@ mod tests {
             ),
             (
                 "controller_runtime_reconcile_time_seconds_bucket",
+                &["controller", "le"],
+            ),
+            ("stagehand_reconcile_queue_seconds_count", &["controller"]),
+            ("stagehand_reconcile_queue_seconds_sum", &["controller"]),
+            (
+                "stagehand_reconcile_queue_seconds_bucket",
                 &["controller", "le"],
             ),
             ("controller_runtime_active_workers", &["controller"]),

@@ -4,10 +4,11 @@
 //! value on dashboards forever, and a controller serving thousands of objects would grow one
 //! series set per object it ever saw.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use prometheus::IntGaugeVec;
+use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
 
 /// The series each object set in one gauge vector whose first label is the object.
 #[derive(Debug, Default)]
@@ -52,6 +53,27 @@ impl ObjectSeries {
     }
 }
 
+/// Removes every series of `metric` whose label `label` is `object`, whatever its other labels
+/// say: the per-object counters (replacements by reason, launch errors by code, uploads) of an
+/// object that is gone. Without this a controller whose objects come and go (preview
+/// environments, one fleet per branch) exports one more series set per object it ever saw,
+/// until it restarts. Prometheus reads a counter that disappears as ended, not as a reset.
+pub fn remove_object_series<T: MetricVecBuilder>(metric: &MetricVec<T>, label: &str, object: &str) {
+    for family in metric.collect() {
+        for series in family.get_metric() {
+            let labels: HashMap<&str, &str> = series
+                .get_label()
+                .iter()
+                .map(|pair| (pair.name(), pair.value()))
+                .collect();
+            if labels.get(label) == Some(&object) {
+                // Absent is fine: another caller may have removed it in between.
+                let _ = metric.remove(&labels);
+            }
+        }
+    }
+}
+
 fn full<'a>(object: &'a str, labels: &[&'a str]) -> Vec<&'a str> {
     let mut all = Vec::with_capacity(labels.len() + 1);
     all.push(object);
@@ -66,7 +88,6 @@ mod tests {
     use super::*;
 
     fn names(gauge: &IntGaugeVec) -> Vec<String> {
-        use prometheus::core::Collector;
         let mut found: Vec<String> = gauge
             .collect()
             .iter()
@@ -81,6 +102,26 @@ mod tests {
             .collect();
         found.sort();
         found
+    }
+
+    #[test]
+    fn every_series_of_a_removed_object_goes_whatever_its_other_labels() {
+        let counter =
+            prometheus::IntCounterVec::new(Opts::new("replacements", "test"), &["fleet", "reason"])
+                .unwrap();
+        counter.with_label_values(&["ml/gpu", "spec_hash"]).inc();
+        counter.with_label_values(&["ml/gpu", "unhealthy"]).inc();
+        counter.with_label_values(&["ml/cpu", "spec_hash"]).inc();
+        remove_object_series(&counter, "fleet", "ml/gpu");
+        let left: Vec<String> = counter
+            .collect()
+            .iter()
+            .flat_map(prometheus::proto::MetricFamily::get_metric)
+            .map(|m| m.get_label()[0].value().to_owned())
+            .collect();
+        assert_eq!(left, ["ml/cpu"]);
+        remove_object_series(&counter, "fleet", "ml/unknown");
+        assert_eq!(counter.with_label_values(&["ml/cpu", "spec_hash"]).get(), 1);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry};
 use stagehand_crds::static_site::InvalidationStatus;
 
+use super::series::remove_object_series;
+
 /// The metrics, registered once in the runtime's registry.
 #[derive(Clone, Debug)]
 pub struct SiteMetrics {
@@ -92,9 +94,19 @@ impl SiteMetrics {
             .set(i64::from(!completed));
     }
 
-    /// Drops the site's gauge (the site is being deleted: nothing of it is waited on any more).
+    /// Drops the site's series (the site is being deleted: nothing of it is waited on any
+    /// more), its counters too: a controller whose sites come and go (one per preview branch)
+    /// must not grow a series set per site it ever served.
     pub fn forget(&self, site: &str) {
         let _ = self.invalidation_in_progress.remove_label_values(&[site]);
+        for counter in [
+            &self.objects_uploaded_total,
+            &self.bytes_uploaded_total,
+            &self.invalidation_paths_total,
+            &self.rollbacks_total,
+        ] {
+            remove_object_series(counter, "site", site);
+        }
     }
 
     /// Counts one round's uploads.
@@ -172,5 +184,15 @@ mod tests {
             .map(|metric| metric.get_label()[0].value().to_owned())
             .collect();
         assert_eq!(sites, ["web/blog"]);
+        let shop = registry
+            .gather()
+            .iter()
+            .flat_map(prometheus::proto::MetricFamily::get_metric)
+            .filter(|metric| metric.get_label().iter().any(|l| l.value() == "web/shop"))
+            .count();
+        assert_eq!(
+            shop, 0,
+            "every series of a forgotten site goes, counters too"
+        );
     }
 }

@@ -5,6 +5,8 @@
 //! no-ops for the API server, and so avoid a watch event per reconcile, status must not contain
 //! values that change on every reconcile ("last checked at"): condition transition times move
 //! only on status changes (see `conditions`), and kinds report what they observed, not when.
+//! A status equal to the one the object already carries is not sent at all
+//! ([`status_unchanged`]): a converged resync makes no request.
 
 use std::fmt::Debug;
 
@@ -50,13 +52,34 @@ where
     }))
 }
 
+/// Whether the status `patch` ([`status_patch`]) would apply is what `object` already
+/// carries (as the controller's cache last saw it): then the write is skipped. The API server
+/// would answer such an apply as a no-op, but still has to receive, decode, merge and compare
+/// it: a converged resync would cost one request per object per interval (10,000 objects every
+/// 5 minutes are 33 requests a second) to say nothing. A cache that has not seen the last write
+/// yet compares unequal, and the write goes out: skipping is only ever on evidence.
+pub fn status_unchanged<K: Serialize>(object: &K, patch: &Value) -> bool {
+    // The typed object is serialized as the status write's own types were: a field the server
+    // dropped or defaulted, or a time it truncated, reads as a difference (a write), never as
+    // a false "unchanged".
+    let current = serde_json::to_value(object)
+        .ok()
+        .and_then(|mut object| object.get_mut("status").map(Value::take));
+    current.is_some_and(|current| Some(&current) == patch.get("status"))
+}
+
 /// Writes `status` (a JSON object with the kind's status fields) to `object`'s `/status`
 /// subresource by server-side apply, forcing ownership (Stagehand is the only writer of status).
+/// Nothing is sent when `object` already carries exactly that status ([`status_unchanged`]);
+/// the object is returned as it is.
 pub async fn apply_status<K>(api: &Api<K>, object: &K, status: Value) -> Result<K, Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug,
 {
     let patch = status_patch(object, status)?;
+    if status_unchanged(object, &patch) {
+        return Ok(object.clone());
+    }
     let params = PatchParams::apply(FIELD_MANAGER).force();
     api.patch_status(&object.name_any(), &params, &Patch::Apply(&patch))
         .await
@@ -213,6 +236,65 @@ mod tests {
         assert_eq!(patch["apiVersion"], "stagehand.dev/v1alpha1");
         assert_eq!(patch["kind"], "LambdaStage");
         assert_eq!(patch["status"]["observedGeneration"], 2);
+    }
+
+    fn patch(
+        status: &stagehand_crds::LambdaStageStatus,
+        stage: &stagehand_crds::LambdaStage,
+    ) -> Value {
+        status_patch(stage, serde_json::to_value(status).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_status_the_object_already_carries_is_not_written_again() {
+        let mut stage: stagehand_crds::LambdaStage = serde_json::from_value(json!({
+            "apiVersion": "stagehand.dev/v1alpha1",
+            "kind": "LambdaStage",
+            "metadata": {"name": "dev", "namespace": "shop", "generation": 2},
+            "spec": {"region": "eu-west-1", "functions": []},
+        }))
+        .unwrap();
+        let t0 = Timestamp::from_second(1_700_000_000).unwrap();
+        let outcome = ReconcileOutcome::Converged {
+            message: "in sync".into(),
+        };
+        let status = stagehand_crds::LambdaStageStatus {
+            common: next_common_status(None, &outcome, Some(2), t0),
+            functions_in_sync: Some("1/1".into()),
+            ..Default::default()
+        };
+        assert!(
+            !status_unchanged(&stage, &patch(&status, &stage)),
+            "no status yet: written"
+        );
+        // What the server stored, as the watch hands it back.
+        stage.status = Some(status.clone());
+        let stage: stagehand_crds::LambdaStage =
+            serde_json::from_value(serde_json::to_value(&stage).unwrap()).unwrap();
+        assert!(status_unchanged(&stage, &patch(&status, &stage)));
+        // The next round of a converged stage, minutes later: the same status, not written.
+        let resync = stagehand_crds::LambdaStageStatus {
+            common: next_common_status(
+                Some(&status.common),
+                &outcome,
+                Some(2),
+                Timestamp::from_second(1_700_000_300).unwrap(),
+            ),
+            ..status.clone()
+        };
+        assert!(status_unchanged(&stage, &patch(&resync, &stage)));
+
+        let changed = stagehand_crds::LambdaStageStatus {
+            functions_in_sync: Some("0/1".into()),
+            ..status.clone()
+        };
+        assert!(!status_unchanged(&stage, &patch(&changed, &stage)));
+        let mut respecified = stage.clone();
+        respecified.metadata.generation = Some(3);
+        assert!(
+            !status_unchanged(&respecified, &patch(&status, &respecified)),
+            "a new generation is recorded even when nothing else changed"
+        );
     }
 
     #[test]

@@ -279,7 +279,7 @@ impl Reconciler<SpotFleet> for SpotFleetReconciler {
             None
         };
         if let Some(why) = retained {
-            ctx.metrics.fleet.forget(&fleet_label(&fleet));
+            ctx.metrics.forget_fleet(&fleet_label(&fleet));
             ctx.events()
                 .action(
                     fleet.as_ref(),
@@ -292,7 +292,7 @@ impl Reconciler<SpotFleet> for SpotFleetReconciler {
         }
         terminate_every_instance(&ctx, &fleet, &owner).await?;
         delete_launch_templates(&ctx, &fleet, &owner).await?;
-        ctx.metrics.fleet.forget(&fleet_label(&fleet));
+        ctx.metrics.forget_fleet(&fleet_label(&fleet));
         Ok(Requeue::await_change())
     }
 }

@@ -283,7 +283,7 @@ impl Reconciler<StaticSite> for StaticSiteReconciler {
             return Err(StaticSiteError::Paused);
         }
         self.refreshes.forget(site.as_ref());
-        ctx.metrics.site.forget(&site_label(&site));
+        ctx.metrics.forget_site(&site_label(&site));
         let policy = spec.lifecycle.deletion_policy;
         let scope = TeardownScope {
             bucket: effective_deletion_policy(policy, spec.bucket.create) == DeletionPolicy::Delete,
