@@ -178,6 +178,18 @@ fn drive(env: &Arc<Env>) -> (tokio::task::JoinHandle<u64>, Arc<Notify>) {
     (driver, stop)
 }
 
+/// How each failover test ends: replica-a's writes all came before replica-b's (the proxy's
+/// whole log), and replica-b, the leader now, stops cleanly on SIGTERM.
+async fn end_with_no_overlap(env: &Env, b: &mut Replica) {
+    assert_no_overlap(
+        &env.floor.admin().log().await.unwrap(),
+        "replica-a",
+        "replica-b",
+    );
+    b.signal("-TERM");
+    assert_eq!(b.exited(TIMEOUT).await, Some(0));
+}
+
 /// Every write of `first` came before every write of `second` (the proxy's sequence).
 fn assert_no_overlap(log: &[CallRecord], first: &str, second: &str) {
     let (a, b) = (writes(log, first), writes(log, second));
@@ -285,14 +297,7 @@ async fn a_frozen_leader_is_replaced_and_writes_nothing_once_thawed() {
         a.count("AWS write refused by the leader fence")
     );
     env.wait_for(STAGE, "Ready under replica-b", ready).await;
-    assert_no_overlap(
-        &env.floor.admin().log().await.unwrap(),
-        "replica-a",
-        "replica-b",
-    );
-
-    b.signal("-TERM");
-    assert_eq!(b.exited(TIMEOUT).await, Some(0));
+    end_with_no_overlap(&env, &mut b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -326,14 +331,7 @@ async fn a_leader_cut_off_from_the_api_server_stops_before_the_standby_leads() {
     wait_writing(&env, "replica-b").await;
     stop.notify_one();
     driver.await.unwrap();
-    assert_no_overlap(
-        &env.floor.admin().log().await.unwrap(),
-        "replica-a",
-        "replica-b",
-    );
-
-    b.signal("-TERM");
-    assert_eq!(b.exited(TIMEOUT).await, Some(0));
+    end_with_no_overlap(&env, &mut b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -381,12 +379,5 @@ async fn skewed_clocks_never_let_a_standby_take_a_live_lease() {
     wait_writing(&env, "replica-b").await;
     stop.notify_one();
     driver.await.unwrap();
-    assert_no_overlap(
-        &env.floor.admin().log().await.unwrap(),
-        "replica-a",
-        "replica-b",
-    );
-
-    b.signal("-TERM");
-    assert_eq!(b.exited(TIMEOUT).await, Some(0));
+    end_with_no_overlap(&env, &mut b).await;
 }

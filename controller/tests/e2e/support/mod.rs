@@ -378,6 +378,35 @@ impl Deref for Env {
     }
 }
 
+/// The updates of `function` in `log`, after asserting that each came after the last
+/// `GetFunction` the proxy rewrote (a read that said the function was not settled: in
+/// progress, or a state Stagehand does not know). `said` names that state in the message.
+pub fn updates_after_unsettled_reads<'a>(
+    log: &'a [CallRecord],
+    function: &str,
+    said: &str,
+) -> Vec<&'a CallRecord> {
+    let last_unsettled = log
+        .iter()
+        .filter(|r| r.operation == "GetFunction" && r.injected.iter().any(|i| i == "rewrite"))
+        .map(|r| r.seq)
+        .max()
+        .expect("a rewritten GetFunction in the log");
+    let updates: Vec<&CallRecord> = log
+        .iter()
+        .filter(|r| r.operation.starts_with("UpdateFunction") && r.path.contains(function))
+        .collect();
+    for update in &updates {
+        assert!(
+            update.seq > last_unsettled,
+            "{} at #{} while the read #{last_unsettled} said {said}",
+            update.operation,
+            update.seq
+        );
+    }
+    updates
+}
+
 /// Lambda calls that change something.
 pub fn is_lambda_write(record: &CallRecord) -> bool {
     record.service == "lambda"
