@@ -587,6 +587,32 @@ pub struct LambdaStageStatus {
     /// every function; layers never declared are left alone. Kept until the detachment is done.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub declared_layers: Vec<String>,
+
+    /// The SHA-256 Stagehand streamed for each artifact that has no S3 `ChecksumSHA256`, by the
+    /// object's identity (bucket, key, version id, ETag). A restarted controller takes the hash
+    /// from here instead of downloading the artifact again, and so does not report the stage
+    /// as `Applying` while it re-hashes code it already knew. Only entries for the artifacts the
+    /// spec names now are kept; an object whose ETag or version changed is hashed afresh.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifact_hashes: Vec<ArtifactHash>,
+}
+
+/// The hash of one artifact's content, valid for exactly this object identity.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactHash {
+    /// S3 bucket.
+    pub bucket: String,
+    /// Object key.
+    pub key: String,
+    /// Object version id (versioned buckets, or a pinned `versionId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// The object's ETag when it was hashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_tag: Option<String>,
+    /// SHA-256 of the content, base64 (as Lambda's `CodeSha256`).
+    pub sha256: String,
 }
 
 /// Observed state of one function.

@@ -184,6 +184,12 @@ impl S3Inventory {
         self.hashes.get(artifact)
     }
 
+    /// Keeps a SHA-256 known from elsewhere for exactly this content (a hash an object's status
+    /// recorded when this or an earlier process streamed it).
+    pub fn remember_sha256(&self, artifact: ArtifactKey, sha256: Sha256Digest) {
+        self.hashes.insert(artifact, sha256);
+    }
+
     /// Streams the object `artifact` names and keeps its SHA-256 for every later reconcile.
     pub async fn hash_object(&self, artifact: ArtifactKey) -> Result<Sha256Digest, AwsError> {
         let sha256 = self

@@ -32,10 +32,12 @@ use super::observed::{
 use super::stack::{TEMPLATE_FINGERPRINT_TAG, change_set_name, template_fingerprint};
 use crate::aws::AwsError;
 use crate::aws::lambda::{EventSourceMapping, function_name_of_arn};
-use crate::aws::s3::ObjectHead;
+use crate::aws::s3::{ObjectHead, Sha256Digest};
 use crate::aws::sqs::QueueInfo;
 use crate::base::duration::parse_go_duration;
-use crate::inventory::{ArtifactKey, EventFeed, Inventory, KnownFunction, LambdaInventory};
+use crate::inventory::{
+    ArtifactKey, EventFeed, Inventory, KnownFunction, LambdaInventory, S3Inventory,
+};
 
 /// How long a drift-only read is trusted while the event feed is healthy: an hour, stretched by
 /// up to half an hour by a stable hash of the function's name, so that aliases read together
@@ -109,7 +111,7 @@ pub async fn observe(
         });
     }
 
-    observed.artifacts = observe_artifacts(inventory, spec, &observed.functions).await?;
+    observed.artifacts = observe_artifacts(inventory, spec, status, &observed.functions).await?;
     if observed.event_feed != EventFeed::NotConfigured {
         observed.buckets_without_events = buckets_without_events(inventory, spec, &observed).await;
     }
@@ -235,6 +237,7 @@ async fn deployed_function(
 async fn observe_artifacts(
     inventory: &Inventory,
     spec: &LambdaStageSpec,
+    status: Option<&LambdaStageStatus>,
     functions: &[ObservedFunction],
 ) -> Result<Vec<ObservedArtifact>, AwsError> {
     let mut sources: Vec<&S3ObjectRef> = Vec::new();
@@ -287,25 +290,39 @@ async fn observe_artifacts(
                 .and_then(|by_key| by_key.get(&source.key).cloned())
                 .flatten(),
         };
-        let cached_sha256 = head.as_ref().and_then(|head| {
-            s3.known_sha256(&ArtifactKey {
-                bucket: source.bucket.clone(),
-                key: source.key.clone(),
-                version_id: source
-                    .version_id
-                    .clone()
-                    .or_else(|| head.version_id.clone()),
-                e_tag: head.e_tag.clone(),
-            })
-        });
-        artifacts.push(ObservedArtifact {
+        let mut artifact = ObservedArtifact {
             source: source.clone(),
             head,
             bucket_missing: missing_buckets.contains(&source.bucket.as_str()),
-            cached_sha256,
-        });
+            cached_sha256: None,
+        };
+        if let Some(identity) = artifact.identity() {
+            artifact.cached_sha256 = s3
+                .known_sha256(&identity)
+                .or_else(|| recorded_sha256(&s3, status, identity));
+        }
+        artifacts.push(artifact);
     }
     Ok(artifacts)
+}
+
+/// The hash status recorded for exactly this content (`status.artifactHashes`), handed to the
+/// inventory so that every stage sharing the artifact finds it: what a restarted controller
+/// knows without downloading the artifact again.
+fn recorded_sha256(
+    s3: &S3Inventory,
+    status: Option<&LambdaStageStatus>,
+    identity: ArtifactKey,
+) -> Option<Sha256Digest> {
+    let recorded = status?.artifact_hashes.iter().find(|r| {
+        r.bucket == identity.bucket
+            && r.key == identity.key
+            && r.version_id == identity.version_id
+            && r.e_tag == identity.e_tag
+    })?;
+    let sha256 = Sha256Digest::from_base64(&recorded.sha256)?;
+    s3.remember_sha256(identity, sha256);
+    Some(sha256)
 }
 
 /// The artifact buckets that do not send `Object Created` to EventBridge. Only a status note: a

@@ -15,7 +15,7 @@ use crate::aws::cloudformation::{ChangeSetInfo, StackInfo};
 use crate::aws::lambda::{Alias, EventSourceMapping, FunctionInfo, PublishedVersion};
 use crate::aws::s3::{ObjectHead, Sha256Digest};
 use crate::aws::sqs::QueueInfo;
-use crate::inventory::EventFeed;
+use crate::inventory::{ArtifactKey, EventFeed};
 
 /// Everything [`super::plan::plan`] needs about one LambdaStage.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -141,6 +141,22 @@ pub struct ObservedArtifact {
 }
 
 impl ObservedArtifact {
+    /// The content identity a streamed hash is valid for (bucket, key, version, ETag); `None`
+    /// when the object does not exist.
+    pub fn identity(&self) -> Option<ArtifactKey> {
+        let head = self.head.as_ref()?;
+        Some(ArtifactKey {
+            bucket: self.source.bucket.clone(),
+            key: self.source.key.clone(),
+            version_id: self
+                .source
+                .version_id
+                .clone()
+                .or_else(|| head.version_id.clone()),
+            e_tag: head.e_tag.clone(),
+        })
+    }
+
     /// The artifact's own SHA-256: S3's whole-object checksum, else the cached streamed hash.
     /// `None`: unknown until the object is hashed.
     pub fn sha256(&self) -> Option<Sha256Digest> {

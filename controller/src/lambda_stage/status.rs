@@ -8,14 +8,15 @@ use jiff::Timestamp;
 use stagehand_crds::LambdaStageSpec;
 use stagehand_crds::condition::{LAYERS_ATTACHED, VALIDATED};
 use stagehand_crds::lambda_stage::{
-    AliasStatus, FunctionStatus, LambdaStageStatus, MappingStatus, PublishedVersion, StackStatus,
-    VersionRollback,
+    AliasStatus, ArtifactHash, FunctionStatus, LambdaStageStatus, MappingStatus, PublishedVersion,
+    StackStatus, VersionRollback,
 };
 
 use super::act::ActReport;
 use super::observed::{DeclaredAs, MappingKey, Observed, ObservedFunction};
 use super::plan::{Action, Plan, keep_mapping};
 use crate::aws::lambda;
+use crate::aws::s3::ObjectHead;
 use crate::base::conditions::{ConditionStatus, ReconcileOutcome, set_condition};
 use crate::runtime::status::{next_common_status, set_event_feed_condition};
 
@@ -79,7 +80,28 @@ pub fn next_status(inputs: &StatusInputs<'_>) -> LambdaStageStatus {
         alias: alias_status(previous, spec, observed, now),
         validation: Some(plan.validation.clone()),
         declared_layers: declared_layers(previous, spec, observed, plan),
+        artifact_hashes: artifact_hashes(observed),
     }
+}
+
+/// The streamed hashes of the artifacts the spec names now (S3's own checksum needs no record).
+fn artifact_hashes(observed: &Observed) -> Vec<ArtifactHash> {
+    observed
+        .artifacts
+        .iter()
+        .filter(|a| a.head.as_ref().and_then(ObjectHead::sha256).is_none())
+        .filter_map(|a| {
+            let sha256 = a.cached_sha256?;
+            let identity = a.identity()?;
+            Some(ArtifactHash {
+                bucket: identity.bucket,
+                key: identity.key,
+                version_id: identity.version_id,
+                e_tag: identity.e_tag,
+                sha256: sha256.to_base64(),
+            })
+        })
+        .collect()
 }
 
 fn shared_code_hash(plan: &Plan) -> Option<String> {
@@ -496,6 +518,49 @@ mod tests {
         // Once recorded, status keeps saying so without looking at tags again.
         let again = status_of(&observed(), Some(&status));
         assert!(again.mappings[0].created_by_stagehand);
+    }
+
+    /// An artifact at `etag`, with S3's own checksum or with a hash streamed earlier.
+    fn artifact(etag: &str, s3_checksum: bool) -> crate::lambda_stage::observed::ObservedArtifact {
+        let sha256 = crate::aws::s3::Sha256Digest::of(etag.as_bytes());
+        crate::lambda_stage::observed::ObservedArtifact {
+            source: stagehand_crds::S3ObjectRef {
+                bucket: "builds".into(),
+                key: etag.into(),
+                version_id: None,
+            },
+            head: Some(ObjectHead {
+                e_tag: Some(etag.into()),
+                checksum_sha256: s3_checksum.then(|| sha256.to_base64()),
+                ..ObjectHead::default()
+            }),
+            bucket_missing: false,
+            cached_sha256: (!s3_checksum).then_some(sha256),
+        }
+    }
+
+    #[test]
+    fn streamed_artifact_hashes_are_recorded_by_identity_and_s3_checksums_are_not() {
+        let mut observed = observed();
+        observed.artifacts = vec![artifact("\"a\"", false), artifact("\"b\"", true)];
+        let status = status_of(&observed, None);
+        assert_eq!(
+            status.artifact_hashes,
+            [ArtifactHash {
+                bucket: "builds".into(),
+                key: "\"a\"".into(),
+                version_id: None,
+                e_tag: Some("\"a\"".into()),
+                sha256: crate::aws::s3::Sha256Digest::of(b"\"a\"").to_base64(),
+            }]
+        );
+        // An artifact no longer named (or not hashed yet) leaves the record.
+        observed.artifacts.clear();
+        assert!(
+            status_of(&observed, Some(&status))
+                .artifact_hashes
+                .is_empty()
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod leader_fence;
 mod prometheus;
 mod rbac;
 mod rbac_scenario;
+mod restart;
 mod runtime;
 mod soak;
 mod spot_fleet;

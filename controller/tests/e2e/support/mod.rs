@@ -235,23 +235,22 @@ impl Env {
 
     /// Completed reconciles of LambdaStages so far (every result).
     pub fn reconciles(&self) -> u64 {
-        self.ctx
-            .metrics
-            .reconcile_total
-            .with_label_values(&["lambdastage", "requeue_after"])
-            .get()
-            + self
-                .ctx
-                .metrics
-                .reconcile_total
-                .with_label_values(&["lambdastage", "await_change"])
-                .get()
-            + self
-                .ctx
-                .metrics
-                .reconcile_total
-                .with_label_values(&["lambdastage", "error"])
-                .get()
+        self.reconciles_of("lambdastage")
+    }
+
+    /// Completed reconciles so far by the controller of `kind` (`lambdastage`, `spotfleet`,
+    /// `staticsite`), whatever their result.
+    pub fn reconciles_of(&self, kind: &str) -> u64 {
+        ["success", "requeue", "requeue_after", "error"]
+            .iter()
+            .map(|result| {
+                self.ctx
+                    .metrics
+                    .reconcile_total
+                    .with_label_values(&[kind, result])
+                    .get()
+            })
+            .sum()
     }
 
     /// Waits (bounded) until `n` more reconciles completed after `from`.

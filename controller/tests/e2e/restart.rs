@@ -1,0 +1,142 @@
+//! A restart over converged objects (a new controller pod after a rollout) changes nothing: for
+//! every kind, the status the fresh process writes — conditions with their transition times
+//! included — is the one the old process left, and nothing is read that the status already
+//! records (a LambdaStage's artifact is not downloaded again to learn its hash). Found by
+//! `bench_scale`: about 60% of converged objects wrote a changed status after a restart and
+//! some LambdaStages read `Ready=False` (`Applying`), which a GitOps tool shows as a flap of
+//! every stage on every controller rollout.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test module: a panic with its location is the failure report we want"
+)]
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use kube::Api;
+use kube::api::PostParams;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use stagehand_crds::SpotFleet;
+
+use crate::spot_fleet::{fleet, wait_ready};
+use crate::spot_fleet_round::{fleet_spec, network};
+use crate::support::{Env, NAMESPACE, TIMEOUT, chalice_stage, ready, seed};
+
+/// The object's status as JSON.
+async fn status_of<K>(api: &Api<K>, name: &str) -> Value
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug + Serialize,
+{
+    serde_json::to_value(api.get(name).await.unwrap()).unwrap()["status"].clone()
+}
+
+/// Waits (bounded) until two reconciles of `kind` in a row leave `name`'s status as it was:
+/// the object has converged and the rounds after its last action are over.
+async fn settled<K>(env: &Env, api: &Api<K>, name: &str, kind: &str) -> Value
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug + Serialize,
+{
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    let mut before = status_of(api, name).await;
+    loop {
+        let from = env.reconciles_of(kind);
+        while env.reconciles_of(kind) < from + 2 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name}: fewer than 2 reconciles"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let after = status_of(api, name).await;
+        if after == before {
+            return after;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name}: the status never settled"
+        );
+        before = after;
+    }
+}
+
+/// Restarts the controllers with nothing in memory, waits for `rounds` reconciles of `kind`
+/// by the new process and asserts `name`'s status is exactly `converged`, and that the new
+/// process made no call the old one's status made unnecessary (`GetObject` of an artifact).
+async fn restart_changes_nothing<K>(
+    env: &mut Env,
+    api: &Api<K>,
+    name: &str,
+    kind: &str,
+    rounds: u64,
+) where
+    K: kube::Resource + Clone + DeserializeOwned + Debug + Serialize,
+{
+    let converged = settled(env, api, name, kind).await;
+    env.floor.reset_calls().await.unwrap();
+    let seq = env.log().await.last().map_or(0, |r| r.seq);
+    env.restart_controllers().await;
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while env.reconciles_of(kind) < rounds {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name}: the restarted controller reconciled fewer than {rounds} times"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = status_of(api, name).await;
+    assert_eq!(
+        serde_json::to_string_pretty(&after).unwrap(),
+        serde_json::to_string_pretty(&converged).unwrap(),
+        "{name}: the restart changed the status"
+    );
+    let downloads: Vec<String> = env
+        .log()
+        .await
+        .into_iter()
+        .filter(|r| r.seq > seq && r.operation == "GetObject")
+        .map(|r| r.path)
+        .collect();
+    assert!(
+        downloads.is_empty(),
+        "{name}: the restart downloaded again {downloads:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_over_a_converged_stage_changes_nothing() {
+    let mut env = Env::start().await;
+    seed(&env).await;
+    env.start_controllers().await;
+    let name = "shop-api-dev";
+    let mut spec = chalice_stage(name, "Retain", None);
+    spec.spec.alias = Some(serde_json::from_value(json!({"name": "live"})).unwrap());
+    env.create(&spec).await;
+    env.wait_for(name, "Ready", ready).await;
+    let stages = env.stages();
+    // The artifact has no S3 checksum: its hash was streamed once, and status keeps it.
+    let status = status_of(&stages, name).await;
+    assert_eq!(status["artifactHashes"].as_array().map(Vec::len), Some(1));
+    restart_changes_nothing(&mut env, &stages, name, "lambdastage", 3).await;
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_over_a_converged_fleet_changes_nothing() {
+    let mut env = Env::start().await;
+    let network = network(&env.aws).await;
+    env.start_controllers().await;
+    let fleets: Api<SpotFleet> = Api::namespaced(env.ctx.client.clone(), NAMESPACE);
+    fleets
+        .create(
+            &PostParams::default(),
+            &fleet("workers", &fleet_spec(&network, 2, &json!({}))),
+        )
+        .await
+        .unwrap();
+    wait_ready(&fleets, "workers").await;
+    restart_changes_nothing(&mut env, &fleets, "workers", "spotfleet", 2).await;
+    env.stop().await;
+}
