@@ -247,6 +247,30 @@ pub struct StaticSiteStatus {
     /// What the last deploy, rollback or repair changed in the bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync: Option<SyncStatus>,
+    /// The source archive as last read, and the stored revision that holds exactly its files:
+    /// a restarted controller takes the build from that revision's manifest instead of
+    /// downloading and unpacking the archive again, as long as the archive's version and ETag
+    /// are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_archive: Option<SourceArchiveStatus>,
+}
+
+/// A source archive and the revision built from it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceArchiveStatus {
+    /// Source bucket.
+    pub bucket: String,
+    /// Archive key.
+    pub key: String,
+    /// The archive's object version when it was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// The archive's ETag when it was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_tag: Option<String>,
+    /// The revision whose manifest lists the archive's files.
+    pub revision: String,
 }
 
 /// What one deploy, rollback or repair changed in the bucket.

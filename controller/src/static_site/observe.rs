@@ -102,11 +102,6 @@ pub async fn observe(
     let invalidation = observe_invalidation(observer, &cloudfront, distribution.as_ref())
         .await
         .map_err(aws)?;
-    let source = if observer.read_source && spec.rollback_to.is_none() {
-        observe_source(observer, spec).await?
-    } else {
-        Arc::new(SourceState::NotRead)
-    };
     let event_feed = observer.inventory.event_feed(&spec.region);
     let source_without_events = if event_feed == EventFeed::NotConfigured || !observer.read_source {
         Vec::new()
@@ -121,7 +116,6 @@ pub async fn observe(
         bucket,
         origin_access_control,
         distribution,
-        source,
         invalidation,
         event_feed,
         source_without_events,
@@ -133,6 +127,11 @@ pub async fn observe(
         .is_some_and(|b| content_is_ours(b, observer.owner, spec.lifecycle.adopt))
     {
         observe_content(observer, spec, &s3, &mut observed).await?;
+    }
+    // After the content: an archive this process has not read yet may be known from the
+    // manifest status names for it.
+    if observer.read_source && spec.rollback_to.is_none() {
+        observed.source = observe_source(observer, spec, &mut observed).await?;
     }
     Ok(observed)
 }
@@ -259,10 +258,11 @@ async fn observe_invalidation(
 async fn observe_source(
     observer: &Observer<'_>,
     spec: &StaticSiteSpec,
+    observed: &mut Observed,
 ) -> Result<Arc<SourceState>, StaticSiteError> {
     let source = &spec.source;
     match (&source.archive, &source.prefix) {
-        (Some(key), _) => observe_archive(observer, spec, &source.bucket, key).await,
+        (Some(key), _) => observe_archive(observer, spec, observed, &source.bucket, key).await,
         (None, Some(prefix)) => observe_prefix(observer, spec, &source.bucket, prefix)
             .await
             .map(Arc::new)
@@ -278,6 +278,7 @@ async fn observe_source(
 async fn observe_archive(
     observer: &Observer<'_>,
     spec: &StaticSiteSpec,
+    observed: &mut Observed,
     bucket: &str,
     key: &str,
 ) -> Result<Arc<SourceState>, StaticSiteError> {
@@ -291,8 +292,16 @@ async fn observe_archive(
         version_id: head.version_id.clone(),
         e_tag: head.e_tag.clone(),
     };
+    observed.source_archive = Some(version.clone());
     if let Some(known) = observer.cache.build(bucket, key, &version) {
         return Ok(known);
+    }
+    if let Some(build) = recorded_build(observer.status, observed, bucket, key, &version) {
+        let state = Arc::new(SourceState::Read(build));
+        observer
+            .cache
+            .remember_build(bucket, key, version, Arc::clone(&state));
+        return Ok(state);
     }
     let Some(format) = ArchiveFormat::of_key(key) else {
         return Ok(Arc::new(SourceState::Refused {
@@ -426,6 +435,43 @@ async fn observe_prefix(
         },
         files,
     }))
+}
+
+/// The build of an archive read by an earlier process: status names the revision built from
+/// exactly this archive version and ETag, and that revision's stored manifest lists its files
+/// (every file of a build is in its revision, with its size and SHA-256). `None` when status
+/// names another archive version or the revision's manifest is no longer stored: read it.
+fn recorded_build(
+    status: Option<&StaticSiteStatus>,
+    observed: &Observed,
+    bucket: &str,
+    key: &str,
+    version: &ArchiveVersion,
+) -> Option<SourceBuild> {
+    let recorded = status?.source_archive.as_ref().filter(|r| {
+        r.bucket == bucket
+            && r.key == key
+            && r.version_id == version.version_id
+            && r.e_tag == version.e_tag
+    })?;
+    let stored = observed.manifest(&recorded.revision)?;
+    let manifest = &stored.manifest;
+    let files = manifest
+        .objects
+        .iter()
+        .map(|(key, object)| {
+            Some(SourceFile {
+                key: key.clone(),
+                size: object.size,
+                sha256: Some(object.digest()?),
+                origin: ContentOrigin::ArchiveEntry,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(SourceBuild {
+        location: manifest.source.clone(),
+        files,
+    })
 }
 
 /// The served record, the stored manifests, the live objects and every version, from one
@@ -596,5 +642,110 @@ async fn read_served(
             Ok(None)
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use stagehand_crds::static_site::SourceArchiveStatus;
+
+    use super::*;
+    use crate::aws::s3::Sha256Digest;
+    use crate::static_site::manifest::ManifestObject;
+
+    fn status(e_tag: &str) -> StaticSiteStatus {
+        StaticSiteStatus {
+            source_archive: Some(SourceArchiveStatus {
+                bucket: "builds".into(),
+                key: "site.zip".into(),
+                version_id: None,
+                e_tag: Some(e_tag.into()),
+                revision: "sha-1".into(),
+            }),
+            ..StaticSiteStatus::default()
+        }
+    }
+
+    fn stored(revision: &str) -> Observed {
+        let manifest = Manifest {
+            format: 1,
+            revision: revision.into(),
+            created_at: "2026-12-01T10:00:00Z".into(),
+            source: ManifestSource {
+                bucket: "builds".into(),
+                key: "site.zip".into(),
+                version_id: None,
+                sha256: None,
+            },
+            objects: BTreeMap::from([(
+                "index.html".into(),
+                ManifestObject {
+                    version_id: "ver-1".into(),
+                    sha256: Sha256Digest::of(b"<html>").to_hex(),
+                    size: 6,
+                    content_type: "text/html".into(),
+                    cache_control: None,
+                },
+            )]),
+        };
+        Observed {
+            manifests: vec![StoredManifest {
+                manifest: Arc::new(manifest),
+                version_id: "m-1".into(),
+            }],
+            ..Observed::default()
+        }
+    }
+
+    fn version(e_tag: &str) -> ArchiveVersion {
+        ArchiveVersion {
+            version_id: None,
+            e_tag: Some(e_tag.into()),
+        }
+    }
+
+    #[test]
+    fn an_unchanged_archive_is_known_from_the_revision_status_names() {
+        let build = recorded_build(
+            Some(&status("\"e1\"")),
+            &stored("sha-1"),
+            "builds",
+            "site.zip",
+            &version("\"e1\""),
+        )
+        .unwrap();
+        assert_eq!(build.files.len(), 1);
+        assert_eq!(build.files[0].key, "index.html");
+        assert_eq!(build.files[0].size, 6);
+        assert_eq!(build.files[0].sha256, Some(Sha256Digest::of(b"<html>")));
+        assert_eq!(build.files[0].origin, ContentOrigin::ArchiveEntry);
+    }
+
+    #[test]
+    fn a_changed_archive_or_a_revision_no_longer_stored_is_read_again() {
+        let changed = recorded_build(
+            Some(&status("\"e1\"")),
+            &stored("sha-1"),
+            "builds",
+            "site.zip",
+            &version("\"e2\""),
+        );
+        assert_eq!(changed, None);
+        let pruned = recorded_build(
+            Some(&status("\"e1\"")),
+            &stored("sha-2"),
+            "builds",
+            "site.zip",
+            &version("\"e1\""),
+        );
+        assert_eq!(pruned, None);
+        let other_key = recorded_build(
+            Some(&status("\"e1\"")),
+            &stored("sha-1"),
+            "builds",
+            "other.zip",
+            &version("\"e1\""),
+        );
+        assert_eq!(other_key, None);
     }
 }

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use super::cache::ArchiveVersion;
 use super::manifest::{Manifest, ManifestSource, Served};
 use super::metadata::ObjectMetadata;
 use crate::aws::s3::{ObjectVersion, Sha256Digest};
@@ -27,6 +28,9 @@ pub struct Observed {
     /// The build to deploy; shared with the cache, which keeps the checked build of an
     /// unchanged archive between rounds (50,000 files are ≈ 10 MB).
     pub source: Arc<SourceState>,
+    /// The source archive's version and ETag as HEAD showed them this round (`None` for a
+    /// prefix, or when the source was not read).
+    pub source_archive: Option<ArchiveVersion>,
     /// `.stagehand/served.json` and the manifest version it points to.
     pub served: Option<ServedRevision>,
     /// The current version of every manifest in the bucket, read (they are immutable per

@@ -6,12 +6,13 @@
 use jiff::Timestamp;
 use stagehand_crds::CommonStatus;
 use stagehand_crds::static_site::{
-    DistributionStatus, InvalidationStatus, RevisionStatus, StaticSiteStatus, SyncStatus,
+    DistributionStatus, InvalidationStatus, RevisionStatus, SourceArchiveStatus, StaticSiteStatus,
+    SyncStatus,
 };
 
 use super::act::ActReport;
 use super::manifest::{Manifest, manifest_key};
-use super::observed::Observed;
+use super::observed::{Observed, SourceState};
 use super::plan::{Action, Plan};
 use crate::base::conditions::{ReconcileOutcome, set_condition};
 use crate::runtime::round::KindStatus;
@@ -98,7 +99,30 @@ pub fn next_status(inputs: &StatusInputs<'_>) -> StaticSiteStatus {
         revisions: revisions(observed, report),
         last_invalidation: last_invalidation(previous, observed, report),
         last_sync: last_sync(previous, plan, report),
+        source_archive: source_archive(previous, observed, plan),
     }
+}
+
+/// The archive read this round and the revision built from it, once that revision is stored
+/// (a later round); otherwise what status said, while the archive is unchanged.
+fn source_archive(
+    previous: Option<&StaticSiteStatus>,
+    observed: &Observed,
+    plan: &Plan,
+) -> Option<SourceArchiveStatus> {
+    let SourceState::Read(build) = &*observed.source else {
+        return previous.and_then(|p| p.source_archive.clone());
+    };
+    let version = observed.source_archive.as_ref()?;
+    let revision = plan.revision.as_ref()?;
+    observed.manifest(revision)?;
+    Some(SourceArchiveStatus {
+        bucket: build.location.bucket.clone(),
+        key: build.location.key.clone(),
+        version_id: version.version_id.clone(),
+        e_tag: version.e_tag.clone(),
+        revision: revision.clone(),
+    })
 }
 
 /// The distribution as this round left it.
