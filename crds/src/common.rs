@@ -61,6 +61,23 @@ pub enum Management {
     ObserveOnly,
 }
 
+/// One S3 object's content, as HEAD identifies it: what a hash or a checked build read from the
+/// object stays valid for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct S3ObjectIdentity {
+    /// Bucket name.
+    pub bucket: String,
+    /// Object key.
+    pub key: String,
+    /// The object version when it was read (versioned buckets, or a pinned `versionId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// The object's ETag when it was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_tag: Option<String>,
+}
+
 /// A reference to one object in S3.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -8,7 +8,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{CommonStatus, Lifecycle, S3ObjectRef};
+use crate::common::{CommonStatus, Lifecycle, S3ObjectIdentity, S3ObjectRef};
 
 /// A stage of a serverless application: Lambda functions kept at exactly the declared code,
 /// layers, environment and event-source mappings, continuously.
@@ -601,16 +601,9 @@ pub struct LambdaStageStatus {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ArtifactHash {
-    /// S3 bucket.
-    pub bucket: String,
-    /// Object key.
-    pub key: String,
-    /// Object version id (versioned buckets, or a pinned `versionId`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version_id: Option<String>,
-    /// The object's ETag when it was hashed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub e_tag: Option<String>,
+    /// The artifact object as it was hashed.
+    #[serde(flatten)]
+    pub object: S3ObjectIdentity,
     /// SHA-256 of the content, base64 (as Lambda's `CodeSha256`).
     pub sha256: String,
 }

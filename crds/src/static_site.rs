@@ -6,7 +6,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{CommonStatus, Lifecycle};
+use crate::common::{CommonStatus, Lifecycle, S3ObjectIdentity};
 
 /// A static site served from S3 through CloudFront, with exact revisions and rollback.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -259,16 +259,9 @@ pub struct StaticSiteStatus {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceArchiveStatus {
-    /// Source bucket.
-    pub bucket: String,
-    /// Archive key.
-    pub key: String,
-    /// The archive's object version when it was read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version_id: Option<String>,
-    /// The archive's ETag when it was read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub e_tag: Option<String>,
+    /// The archive object as it was read.
+    #[serde(flatten)]
+    pub object: S3ObjectIdentity,
     /// The revision whose manifest lists the archive's files.
     pub revision: String,
 }

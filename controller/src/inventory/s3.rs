@@ -29,6 +29,17 @@ pub struct ArtifactKey {
     pub e_tag: Option<String>,
 }
 
+impl From<ArtifactKey> for stagehand_crds::S3ObjectIdentity {
+    fn from(key: ArtifactKey) -> Self {
+        Self {
+            bucket: key.bucket,
+            key: key.key,
+            version_id: key.version_id,
+            e_tag: key.e_tag,
+        }
+    }
+}
+
 /// One `ListObjectsV2` page: ETag by key, and whether it held every key under the prefix.
 #[derive(Clone, Debug)]
 struct ObjectListing {

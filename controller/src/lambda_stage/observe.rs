@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use stagehand_crds::lambda_stage::{Infrastructure, LambdaStageStatus};
-use stagehand_crds::{LambdaStageSpec, S3ObjectRef};
+use stagehand_crds::{LambdaStageSpec, S3ObjectIdentity, S3ObjectRef};
 
 use super::http_check::run_http_checks;
 use super::observed::{
@@ -314,12 +314,11 @@ fn recorded_sha256(
     status: Option<&LambdaStageStatus>,
     identity: ArtifactKey,
 ) -> Option<Sha256Digest> {
-    let recorded = status?.artifact_hashes.iter().find(|r| {
-        r.bucket == identity.bucket
-            && r.key == identity.key
-            && r.version_id == identity.version_id
-            && r.e_tag == identity.e_tag
-    })?;
+    let object = S3ObjectIdentity::from(identity.clone());
+    let recorded = status?
+        .artifact_hashes
+        .iter()
+        .find(|r| r.object == object)?;
     let sha256 = Sha256Digest::from_base64(&recorded.sha256)?;
     s3.remember_sha256(identity, sha256);
     Some(sha256)

@@ -91,14 +91,9 @@ fn artifact_hashes(observed: &Observed) -> Vec<ArtifactHash> {
         .iter()
         .filter(|a| a.head.as_ref().and_then(ObjectHead::sha256).is_none())
         .filter_map(|a| {
-            let sha256 = a.cached_sha256?;
-            let identity = a.identity()?;
             Some(ArtifactHash {
-                bucket: identity.bucket,
-                key: identity.key,
-                version_id: identity.version_id,
-                e_tag: identity.e_tag,
-                sha256: sha256.to_base64(),
+                sha256: a.cached_sha256?.to_base64(),
+                object: a.identity()?.into(),
             })
         })
         .collect()
@@ -547,10 +542,12 @@ mod tests {
         assert_eq!(
             status.artifact_hashes,
             [ArtifactHash {
-                bucket: "builds".into(),
-                key: "\"a\"".into(),
-                version_id: None,
-                e_tag: Some("\"a\"".into()),
+                object: stagehand_crds::S3ObjectIdentity {
+                    bucket: "builds".into(),
+                    key: "\"a\"".into(),
+                    version_id: None,
+                    e_tag: Some("\"a\"".into()),
+                },
                 sha256: crate::aws::s3::Sha256Digest::of(b"\"a\"").to_base64(),
             }]
         );

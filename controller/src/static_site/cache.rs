@@ -17,6 +17,18 @@ pub struct ArchiveVersion {
     pub e_tag: Option<String>,
 }
 
+impl ArchiveVersion {
+    /// The archive at `bucket`/`key` in this version, as status records it.
+    pub fn of(&self, bucket: &str, key: &str) -> stagehand_crds::S3ObjectIdentity {
+        stagehand_crds::S3ObjectIdentity {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id: self.version_id.clone(),
+            e_tag: self.e_tag.clone(),
+        }
+    }
+}
+
 /// A checked archive location's last read: what it was read at and what reading it gave.
 type KnownBuild = (ArchiveVersion, Arc<SourceState>);
 

@@ -448,12 +448,10 @@ fn recorded_build(
     key: &str,
     version: &ArchiveVersion,
 ) -> Option<SourceBuild> {
-    let recorded = status?.source_archive.as_ref().filter(|r| {
-        r.bucket == bucket
-            && r.key == key
-            && r.version_id == version.version_id
-            && r.e_tag == version.e_tag
-    })?;
+    let recorded = status?
+        .source_archive
+        .as_ref()
+        .filter(|r| r.object == version.of(bucket, key))?;
     let stored = observed.manifest(&recorded.revision)?;
     let manifest = &stored.manifest;
     let files = manifest
@@ -656,10 +654,7 @@ mod tests {
     fn status(e_tag: &str) -> StaticSiteStatus {
         StaticSiteStatus {
             source_archive: Some(SourceArchiveStatus {
-                bucket: "builds".into(),
-                key: "site.zip".into(),
-                version_id: None,
-                e_tag: Some(e_tag.into()),
+                object: version(e_tag).of("builds", "site.zip"),
                 revision: "sha-1".into(),
             }),
             ..StaticSiteStatus::default()

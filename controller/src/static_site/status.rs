@@ -117,10 +117,7 @@ fn source_archive(
     let revision = plan.revision.as_ref()?;
     observed.manifest(revision)?;
     Some(SourceArchiveStatus {
-        bucket: build.location.bucket.clone(),
-        key: build.location.key.clone(),
-        version_id: version.version_id.clone(),
-        e_tag: version.e_tag.clone(),
+        object: version.of(&build.location.bucket, &build.location.key),
         revision: revision.clone(),
     })
 }

@@ -19,11 +19,11 @@ use kube::api::PostParams;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use stagehand_crds::{SpotFleet, StaticSite};
+use stagehand_crds::SpotFleet;
 
 use crate::spot_fleet::{fleet, wait_ready};
 use crate::spot_fleet_round::{fleet_spec, network};
-use crate::static_site_lifecycle::{create, publish, wait_for};
+use crate::static_site_lifecycle::{create, started, wait_for};
 use crate::static_site_round::BUILDS;
 use crate::support::{BUCKET, Env, NAMESPACE, TIMEOUT, chalice_stage, ready, seed};
 
@@ -132,17 +132,7 @@ async fn a_restart_over_a_converged_stage_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_over_a_converged_site_changes_nothing() {
-    let mut env = Env::start().await;
-    env.aws
-        .s3()
-        .create_bucket()
-        .bucket(BUILDS)
-        .send()
-        .await
-        .unwrap();
-    publish(&env, 1).await;
-    env.start_controllers().await;
-    let sites: Api<StaticSite> = Api::namespaced(env.ctx.client.clone(), NAMESPACE);
+    let (mut env, sites) = started().await;
     create(&sites, &json!({})).await;
     wait_for(&sites, "Ready", crate::static_site_lifecycle::ready).await;
     // The build was read from the archive once; status keeps which revision holds its files.

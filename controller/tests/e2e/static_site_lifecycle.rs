@@ -22,7 +22,7 @@ use crate::support::{Env, NAMESPACE, TIMEOUT};
 const NAME: &str = "storefront";
 
 /// The environment with the builds bucket, build `n` published, and the controllers running.
-async fn started() -> (Env, Api<StaticSite>) {
+pub async fn started() -> (Env, Api<StaticSite>) {
     let mut env = Env::start().await;
     env.aws
         .s3()
