@@ -10,7 +10,7 @@ pub mod spot_fleet;
 pub mod static_site;
 pub mod validation;
 
-pub use common::{CommonStatus, DeletionPolicy, Lifecycle, Management, S3ObjectRef};
+pub use common::{CommonStatus, DeletionPolicy, Lifecycle, Management, PendingCreate, S3ObjectRef};
 pub use lambda_stage::{LambdaStage, LambdaStageSpec, LambdaStageStatus};
 pub use spot_fleet::{SpotFleet, SpotFleetSpec, SpotFleetStatus};
 pub use static_site::{StaticSite, StaticSiteSpec, StaticSiteStatus};

@@ -6,7 +6,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{CommonStatus, Lifecycle};
+use crate::common::{CommonStatus, Lifecycle, PendingCreate};
 
 /// A static site served from S3 through CloudFront, with exact revisions and rollback.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -247,6 +247,12 @@ pub struct StaticSiteStatus {
     /// What the last deploy, rollback or repair changed in the bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync: Option<SyncStatus>,
+    /// Set while the site's bucket is being created and not yet tagged as the site's: written
+    /// before `CreateBucket` is sent, so that a bucket left untagged by a crash between
+    /// `CreateBucket` and `PutBucketTagging` is known as the site's own (see
+    /// docs/architecture.md, "Found again after a crash").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_create: Option<PendingCreate>,
 }
 
 /// What one deploy, rollback or repair changed in the bucket.
