@@ -9,6 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use stagehand_crds::PendingCreate;
+
 use super::manifest::{Manifest, ManifestSource, Served};
 use super::metadata::ObjectMetadata;
 use crate::aws::s3::{ObjectVersion, Sha256Digest};
@@ -45,6 +47,9 @@ pub struct Observed {
     /// The source bucket, when the feed is configured and the bucket sends no events to
     /// EventBridge: a new build there is seen at the resync, not within seconds.
     pub source_without_events: Vec<String>,
+    /// The intent record status carries (`status.pendingCreate`): the bucket the site was
+    /// about to create when its last status was written (`base::intent`).
+    pub pending_create: Option<PendingCreate>,
 }
 
 impl Observed {

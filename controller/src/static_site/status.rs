@@ -98,6 +98,11 @@ pub fn next_status(inputs: &StatusInputs<'_>) -> StaticSiteStatus {
         revisions: revisions(observed, report),
         last_invalidation: last_invalidation(previous, observed, report),
         last_sync: last_sync(previous, plan, report),
+        pending_create: if report.done.iter().any(Action::tags_bucket) {
+            None
+        } else {
+            plan.pending_create.clone()
+        },
     }
 }
 

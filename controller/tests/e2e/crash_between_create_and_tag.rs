@@ -20,9 +20,9 @@ use stagehand::base::conditions::find_condition;
 use stagehand_crds::StaticSite;
 use stagehand_testenv::aws::{CallRecord, FaultAction, FaultRule};
 
+use crate::static_site_round::{ARCHIVE, BUILDS, SITE_BUCKET, build_files, site_spec, zip_of};
 use crate::support::soak::replica::{LeaderTimings, Replica, ReplicaOptions};
 use crate::support::{Env, NAMESPACE, REGION, TIMEOUT};
-use crate::static_site_round::{ARCHIVE, BUILDS, SITE_BUCKET, build_files, site_spec, zip_of};
 
 const NAME: &str = "storefront";
 const OWNER: &str = "shop/StaticSite/storefront";
@@ -127,13 +127,17 @@ async fn a_bucket_created_just_before_a_crash_is_tagged_served_and_deleted_by_th
         .create(&PostParams::default(), &manifest)
         .await
         .unwrap();
-    wait_log(&env, "CreateBucket answered and PutBucketTagging failed", |log| {
-        log.iter()
-            .any(|r| is_site_bucket_call(r, "CreateBucket") && r.status == 200)
-            && log
-                .iter()
-                .any(|r| is_site_bucket_call(r, "PutBucketTagging") && !r.injected.is_empty())
-    })
+    wait_log(
+        &env,
+        "CreateBucket answered and PutBucketTagging failed",
+        |log| {
+            log.iter()
+                .any(|r| is_site_bucket_call(r, "CreateBucket") && r.status == 200)
+                && log
+                    .iter()
+                    .any(|r| is_site_bucket_call(r, "PutBucketTagging") && !r.injected.is_empty())
+        },
+    )
     .await;
     first.signal("-KILL");
     first.exited(TIMEOUT).await;
@@ -141,6 +145,12 @@ async fn a_bucket_created_just_before_a_crash_is_tagged_served_and_deleted_by_th
         site_bucket_tags(&env).await,
         None,
         "the bucket exists without tags"
+    );
+    let recorded = sites.get(NAME).await.unwrap().status.unwrap();
+    assert_eq!(
+        recorded.pending_create.as_ref().map(|p| p.name.as_str()),
+        Some(SITE_BUCKET),
+        "the status recorded the bucket before CreateBucket: {recorded:#?}"
     );
 
     env.floor.clear_faults().await.unwrap();
@@ -160,6 +170,10 @@ async fn a_bucket_created_just_before_a_crash_is_tagged_served_and_deleted_by_th
     };
     let status = site.status.unwrap();
     assert!(status.revision.is_some(), "{status:#?}");
+    assert_eq!(
+        status.pending_create, None,
+        "the record is cleared once tagged"
+    );
     let tags = site_bucket_tags(&env).await.unwrap();
     assert!(
         tags.contains(&("stagehand.dev/owner".to_owned(), OWNER.to_owned())),
