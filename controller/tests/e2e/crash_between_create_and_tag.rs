@@ -12,6 +12,7 @@
 )]
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, PostParams};
@@ -83,9 +84,10 @@ async fn site_bucket_tags(env: &Env) -> Option<Vec<(String, String)>> {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bucket_created_just_before_a_crash_is_tagged_served_and_deleted_by_the_next_process() {
-    let _turn = crate::leader_failover::one_at_a_time().await;
+/// The crash: a site whose bucket S3 created and never tagged (every `PutBucketTagging` of it
+/// failed), its replica SIGKILLed, the faults gone. The environment, the sites' API and the
+/// kubeconfig a next replica uses.
+async fn crashed_after_create_bucket() -> (Env, Api<StaticSite>, PathBuf) {
     let env = Env::start().await;
     let s3 = env.aws.s3();
     s3.create_bucket().bucket(BUILDS).send().await.unwrap();
@@ -105,9 +107,11 @@ async fn a_bucket_created_just_before_a_crash_is_tagged_served_and_deleted_by_th
         )
         .await
         .unwrap();
+    static NEXT: AtomicU32 = AtomicU32::new(0);
     let kubeconfig = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "crash-create-tag-{}.kubeconfig",
-        std::process::id()
+        "crash-create-tag-{}-{}.kubeconfig",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::write(&kubeconfig, env.server.kubeconfig_yaml()).unwrap();
 
@@ -152,8 +156,27 @@ async fn a_bucket_created_just_before_a_crash_is_tagged_served_and_deleted_by_th
         Some(SITE_BUCKET),
         "the status recorded the bucket before CreateBucket: {recorded:#?}"
     );
-
     env.floor.clear_faults().await.unwrap();
+    (env, sites, kubeconfig)
+}
+
+/// Waits (bounded) until the site is gone.
+async fn wait_deleted(sites: &Api<StaticSite>) {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while sites.get_opt(NAME).await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{NAME} was never deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_created_just_before_a_crash_is_tagged_served_and_deleted_by_the_next_process() {
+    let _turn = crate::leader_failover::one_at_a_time().await;
+    let (env, sites, kubeconfig) = crashed_after_create_bucket().await;
+    let s3 = env.aws.s3();
     let mut second = start(&env, "replica-b", &kubeconfig);
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     let site = loop {
@@ -188,17 +211,34 @@ async fn a_bucket_created_just_before_a_crash_is_tagged_served_and_deleted_by_th
     assert_eq!(created, 1, "the bucket was created once");
 
     sites.delete(NAME, &DeleteParams::default()).await.unwrap();
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while sites.get_opt(NAME).await.unwrap().is_some() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{NAME} was never deleted"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_deleted(&sites).await;
     assert!(
         s3.head_bucket().bucket(SITE_BUCKET).send().await.is_err(),
         "deleting the site left its bucket"
+    );
+    second.signal("-TERM");
+    assert_eq!(second.exited(TIMEOUT).await, Some(0));
+    let _ = std::fs::remove_file(&kubeconfig);
+}
+
+/// Deleted while the record is set, before any process tagged the bucket: the next process's
+/// cleanup deletes the untagged bucket the record names (it holds nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_deleted_before_its_bucket_was_tagged_still_removes_the_bucket() {
+    let _turn = crate::leader_failover::one_at_a_time().await;
+    let (env, sites, kubeconfig) = crashed_after_create_bucket().await;
+    sites.delete(NAME, &DeleteParams::default()).await.unwrap();
+    let mut second = start(&env, "replica-b", &kubeconfig);
+    wait_deleted(&sites).await;
+    assert!(
+        env.aws
+            .s3()
+            .head_bucket()
+            .bucket(SITE_BUCKET)
+            .send()
+            .await
+            .is_err(),
+        "deleting the site left its untagged bucket"
     );
     second.signal("-TERM");
     assert_eq!(second.exited(TIMEOUT).await, Some(0));
