@@ -28,6 +28,9 @@ use crate::support::{Env, NAMESPACE, REGION, TIMEOUT};
 const NAME: &str = "storefront";
 const OWNER: &str = "shop/StaticSite/storefront";
 
+/// Numbers each test's kubeconfig file.
+static NEXT_KUBECONFIG: AtomicU32 = AtomicU32::new(0);
+
 fn start(env: &Env, name: &'static str, kubeconfig: &std::path::Path) -> Replica {
     let options = ReplicaOptions {
         aws_endpoint_url: env.floor.endpoint_url(),
@@ -107,11 +110,10 @@ async fn crashed_after_create_bucket() -> (Env, Api<StaticSite>, PathBuf) {
         )
         .await
         .unwrap();
-    static NEXT: AtomicU32 = AtomicU32::new(0);
     let kubeconfig = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "crash-create-tag-{}-{}.kubeconfig",
         std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
+        NEXT_KUBECONFIG.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::write(&kubeconfig, env.server.kubeconfig_yaml()).unwrap();
 

@@ -58,7 +58,12 @@ impl Planner<'_> {
                         &what,
                         "not tagged as owned by this site".to_owned(),
                     );
-                    let holds = if self.observed.pending_create.is_some() {
+                    let recorded = intent::records(
+                        self.observed.pending_create.as_ref(),
+                        PENDING_BUCKET,
+                        self.bucket(),
+                    );
+                    let holds = if recorded {
                         " and holds objects this site never wrote"
                     } else {
                         ""
