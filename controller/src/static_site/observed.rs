@@ -24,7 +24,7 @@ pub struct Observed {
     /// The site's Origin Access Control, found by its name (OACs carry no tags).
     pub origin_access_control: Option<ObservedOac>,
     /// The distribution: `distribution.id`'s, or the one created for the site (found by its
-    /// owner tag, so one created just before a crash is found again).
+    /// comment and `CallerReference`, so one created just before a crash is found again).
     pub distribution: Option<ObservedDistribution>,
     /// The build to deploy; shared with the cache, which keeps the checked build of an
     /// unchanged archive between rounds (50,000 files are ≈ 10 MB).
