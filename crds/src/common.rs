@@ -116,5 +116,20 @@ pub struct CommonStatus {
     pub message: Option<String>,
 }
 
+/// An intent record: an AWS resource this object is about to create that AWS cannot tag in the
+/// creating call (S3 `CreateBucket` takes no tags; `PutBucketTagging` follows it). Written to
+/// status, and accepted by the API server, before the create is sent; cleared once the
+/// resource carries its `stagehand.dev/owner` tag. A process killed between the create and the
+/// tagging leaves an untagged resource: with this record it is recognised as the object's own
+/// creation (tagged, used, deleted with the object) instead of a stranger's needing `adopt`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingCreate {
+    /// What is being created (`Bucket`).
+    pub kind: String,
+    /// Its name in AWS.
+    pub name: String,
+}
+
 /// Region names such as `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`.
 pub const REGION_PATTERN: &str = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]+$";

@@ -11,7 +11,8 @@ pub mod static_site;
 pub mod validation;
 
 pub use common::{
-    CommonStatus, DeletionPolicy, Lifecycle, Management, S3ObjectIdentity, S3ObjectRef,
+    CommonStatus, DeletionPolicy, Lifecycle, Management, PendingCreate, S3ObjectIdentity,
+    S3ObjectRef,
 };
 pub use lambda_stage::{LambdaStage, LambdaStageSpec, LambdaStageStatus};
 pub use spot_fleet::{SpotFleet, SpotFleetSpec, SpotFleetStatus};

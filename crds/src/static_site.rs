@@ -6,7 +6,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{CommonStatus, Lifecycle, S3ObjectIdentity};
+use crate::common::{CommonStatus, Lifecycle, PendingCreate, S3ObjectIdentity};
 
 /// A static site served from S3 through CloudFront, with exact revisions and rollback.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -253,6 +253,12 @@ pub struct StaticSiteStatus {
     /// are unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_archive: Option<SourceArchiveStatus>,
+    /// Set while the site's bucket is being created and not yet tagged as the site's: written
+    /// before `CreateBucket` is sent, so that a bucket left untagged by a crash between
+    /// `CreateBucket` and `PutBucketTagging` is known as the site's own (see
+    /// docs/architecture.md, "Found again after a crash").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_create: Option<PendingCreate>,
 }
 
 /// A source archive and the revision built from it.

@@ -115,7 +115,7 @@ impl Actor<'_> {
         let cloudfront = self.cloudfront();
         match action {
             Action::CreateBucket { bucket, tags } => self.create_bucket(bucket, tags).await,
-            Action::AdoptBucket { bucket, tags } => {
+            Action::ClaimBucket { bucket, tags } | Action::AdoptBucket { bucket, tags } => {
                 let mut all = s3.get_bucket_tags(bucket).await.map_err(failed)?;
                 all.extend(tags.clone());
                 s3.put_bucket_tags(bucket, &all).await.map_err(failed)
@@ -240,8 +240,11 @@ impl Actor<'_> {
         }
     }
 
-    /// Creates the bucket with every setting the site depends on. A bucket that already exists
-    /// in this account (a retry after a crash) is configured only when it carries our tags.
+    /// Creates the bucket with every setting the site depends on (the plan sends this only
+    /// once status carries the intent record, so a crash before the tagging leaves a bucket the
+    /// next round knows as the site's). A bucket that already exists in this account — a retry
+    /// whose first answer was lost, or a bucket someone made since observe looked — is tagged
+    /// and configured only when it is ours or untagged and empty (the plan's claim rule).
     async fn create_bucket(
         &self,
         bucket: &str,
@@ -254,13 +257,25 @@ impl Actor<'_> {
         };
         if s3.create_bucket(bucket).await.map_err(failed)? == BucketCreated::AlreadyOwned {
             let existing = s3.get_bucket_tags(bucket).await.map_err(failed)?;
-            if let Ownership::OtherOwner(other) =
-                tags::ownership(&existing, self.owner, self.cluster_id)
-            {
-                return Err(StaticSiteError::Stalled {
-                    reason: reason::OWNERSHIP_CONFLICT,
-                    message: format!("bucket {bucket} is owned by {other}"),
-                });
+            match tags::ownership(&existing, self.owner, self.cluster_id) {
+                Ownership::Ours => {}
+                Ownership::OtherOwner(other) => {
+                    return Err(StaticSiteError::Stalled {
+                        reason: reason::OWNERSHIP_CONFLICT,
+                        message: format!("bucket {bucket} is owned by {other}"),
+                    });
+                }
+                Ownership::Untagged => {
+                    if !s3.is_empty(bucket).await.map_err(failed)? {
+                        return Err(StaticSiteError::Stalled {
+                            reason: reason::ADOPTION_REQUIRED,
+                            message: format!(
+                                "bucket {bucket} already exists without a {} tag and holds objects this site never wrote; set spec.adopt: true to let this site manage it",
+                                tags::OWNER_TAG
+                            ),
+                        });
+                    }
+                }
             }
         }
         s3.put_bucket_tags(bucket, tags).await.map_err(failed)?;

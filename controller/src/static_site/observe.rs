@@ -34,12 +34,12 @@ use super::observed::{
     ObservedDistribution, ObservedInvalidation, ObservedOac, ServedRevision, SourceBuild,
     SourceFile, SourceState, StoredManifest,
 };
-use super::plan::{distribution_caller_reference, oac_name};
+use super::plan::{PENDING_BUCKET, distribution_caller_reference, oac_name};
 use crate::aws::AwsError;
 use crate::aws::cloudfront::{CloudFront, DistributionInfo, ErrorResponse};
 use crate::aws::s3::{ObjectVersion, S3, Versioning};
 use crate::aws::tags::OWNER_TAG;
-use crate::base::{Classify, ErrorClass};
+use crate::base::{Classify, ErrorClass, intent};
 use crate::inventory::{ArtifactKey, EventFeed, Inventory};
 
 /// The largest record read from `.stagehand/` (a manifest of 100,000 keys is about 25 MB).
@@ -112,6 +112,7 @@ pub async fn observe(
             .buckets_without_events([spec.source.bucket.as_str()])
             .await
     };
+    let pending_create = observer.status.and_then(|s| s.pending_create.clone());
     let mut observed = Observed {
         bucket,
         origin_access_control,
@@ -119,12 +120,19 @@ pub async fn observe(
         invalidation,
         event_feed,
         source_without_events,
+        pending_create,
         ..Observed::default()
     };
+    let claimable = spec.lifecycle.adopt
+        || intent::records(
+            observed.pending_create.as_ref(),
+            PENDING_BUCKET,
+            &spec.bucket.name,
+        );
     if observed
         .bucket
         .as_ref()
-        .is_some_and(|b| content_is_ours(b, observer.owner, spec.lifecycle.adopt))
+        .is_some_and(|b| content_is_ours(b, observer.owner, claimable))
     {
         observe_content(observer, spec, &s3, &mut observed).await?;
     }
@@ -137,13 +145,15 @@ pub async fn observe(
 }
 
 /// Whether the bucket's objects are the site's to read: the bucket is tagged as its own, or
-/// untagged and to be adopted. Another owner's bucket, or an untagged one without `adopt`,
-/// stalls the site whatever it holds, and reading it would cost a HEAD per object that no
-/// manifest of this site records (all of them) every round until someone steps in.
-fn content_is_ours(bucket: &ObservedBucket, owner: &str, adopt: bool) -> bool {
+/// untagged and `claimable` (to be adopted, or named by the site's intent record: the plan
+/// needs its version listing to tell an empty bucket the site created from a stranger's).
+/// Another owner's bucket, or an untagged one neither adopted nor recorded, stalls the site
+/// whatever it holds, and reading it would cost a HEAD per object that no manifest of this
+/// site records (all of them) every round until someone steps in.
+fn content_is_ours(bucket: &ObservedBucket, owner: &str, claimable: bool) -> bool {
     match bucket.tags.get(OWNER_TAG).filter(|o| !o.is_empty()) {
         Some(tagged) => tagged == owner,
-        None => adopt,
+        None => claimable,
     }
 }
 

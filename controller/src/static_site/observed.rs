@@ -9,6 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use stagehand_crds::PendingCreate;
+
 use super::cache::ArchiveVersion;
 use super::manifest::{Manifest, ManifestSource, Served};
 use super::metadata::ObjectMetadata;
@@ -23,7 +25,7 @@ pub struct Observed {
     /// The site's Origin Access Control, found by its name (OACs carry no tags).
     pub origin_access_control: Option<ObservedOac>,
     /// The distribution: `distribution.id`'s, or the one created for the site (found by its
-    /// owner tag, so one created just before a crash is found again).
+    /// comment and `CallerReference`, so one created just before a crash is found again).
     pub distribution: Option<ObservedDistribution>,
     /// The build to deploy; shared with the cache, which keeps the checked build of an
     /// unchanged archive between rounds (50,000 files are ≈ 10 MB).
@@ -49,6 +51,9 @@ pub struct Observed {
     /// The source bucket, when the feed is configured and the bucket sends no events to
     /// EventBridge: a new build there is seen at the resync, not within seconds.
     pub source_without_events: Vec<String>,
+    /// The intent record status carries (`status.pendingCreate`): the bucket the site was
+    /// about to create when its last status was written (`base::intent`).
+    pub pending_create: Option<PendingCreate>,
 }
 
 impl Observed {

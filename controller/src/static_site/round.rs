@@ -141,8 +141,8 @@ async fn observe_site(
     Ok((observed, context))
 }
 
-/// Runs the plan's actions unless the gate forbids it; in a dry run only those that merely
-/// read.
+/// Runs the plan's actions unless the gate forbids it or the intent record must reach status
+/// first; in a dry run only those that merely read.
 async fn act(
     inventory: &Inventory,
     site: &StaticSite,
@@ -151,6 +151,11 @@ async fn act(
     options: RoundOptions<'_>,
     on_start: impl FnMut(&Action),
 ) -> ActReport {
+    if plan.record_first && !options.dry_run {
+        // The intent record goes to status first (this round's status write): nothing runs
+        // before the API server has it.
+        return ActReport::default();
+    }
     let reads: Vec<Action>;
     let actions = if options.dry_run {
         reads = plan

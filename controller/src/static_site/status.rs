@@ -100,6 +100,11 @@ pub fn next_status(inputs: &StatusInputs<'_>) -> StaticSiteStatus {
         last_invalidation: last_invalidation(previous, observed, report),
         last_sync: last_sync(previous, plan, report),
         source_archive: source_archive(previous, observed, plan),
+        pending_create: if report.done.iter().any(Action::tags_bucket) {
+            None
+        } else {
+            plan.pending_create.clone()
+        },
     }
 }
 

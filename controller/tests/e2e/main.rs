@@ -11,6 +11,7 @@ mod aws_adapters;
 mod cli;
 mod cli_plan_apply;
 mod cli_site;
+mod crash_between_create_and_tag;
 mod credentials;
 mod event_queue_template;
 mod feed;

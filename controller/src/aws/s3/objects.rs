@@ -245,6 +245,15 @@ impl S3 {
         Ok((page.objects, page.next.is_some()))
     }
 
+    /// Whether the bucket holds no object version and no delete marker (one page of one key):
+    /// an untagged bucket that holds anything was written by someone else.
+    pub async fn is_empty(&self, bucket: &str) -> Result<bool, AwsError> {
+        let page = self
+            .list_object_versions_from(bucket, None, VersionMarker::default(), 1)
+            .await?;
+        Ok(page.versions.is_empty())
+    }
+
     /// One page of versions and delete markers under `prefix`, from `marker`.
     pub async fn list_object_versions_from(
         &self,

@@ -22,6 +22,12 @@ pub enum Action {
         bucket: String,
         tags: BTreeMap<String, String>,
     },
+    /// Write the ownership tags on the untagged bucket the site created before a crash (its
+    /// intent record, `status.pendingCreate`, names it and it holds nothing): no `adopt`.
+    ClaimBucket {
+        bucket: String,
+        tags: BTreeMap<String, String>,
+    },
     /// Write the ownership tags on an untagged bucket (`adopt: true`).
     AdoptBucket {
         bucket: String,
@@ -272,6 +278,13 @@ impl Action {
                 "CreateBucket",
                 Bucket,
             ),
+            Self::ClaimBucket { .. } => (
+                "ClaimBucket",
+                "bucket_claim",
+                "BucketClaimed",
+                "PutBucketTagging",
+                Bucket,
+            ),
             Self::AdoptBucket { .. } => (
                 "AdoptBucket",
                 "adopt",
@@ -435,6 +448,15 @@ impl Action {
         matches!(self, Self::HashSourceObjects { .. })
     }
 
+    /// Whether the bucket carries the site's ownership tags once this action is done: the
+    /// intent record (`status.pendingCreate`) has served its purpose.
+    pub const fn tags_bucket(&self) -> bool {
+        matches!(
+            self,
+            Self::CreateBucket { .. } | Self::ClaimBucket { .. } | Self::AdoptBucket { .. }
+        )
+    }
+
     /// Whether this action changes the site's objects (the content sync).
     pub const fn is_content(&self) -> bool {
         matches!(
@@ -466,6 +488,10 @@ impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::CreateBucket { bucket, .. } => write!(f, "create bucket {bucket}"),
+            Self::ClaimBucket { bucket, .. } => write!(
+                f,
+                "tag bucket {bucket}, which this site created (status.pendingCreate)"
+            ),
             Self::AdoptBucket { bucket, .. } => write!(f, "adopt bucket {bucket}"),
             Self::ConfigureBucket { bucket, settings } => {
                 let names: Vec<&str> = settings.iter().map(|s| s.as_str()).collect();

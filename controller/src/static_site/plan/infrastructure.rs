@@ -9,7 +9,9 @@
 use serde_json::{Value, json};
 
 use super::action::{Action, BucketSetting};
-use super::{DriftField, Planner, reason};
+use super::ownership::PENDING_BUCKET;
+use super::{DriftField, Planner, reason, requeue};
+use crate::base::intent::{self, CreateStep};
 use crate::static_site::observed::{DistributionConfig, ObservedBucket};
 
 /// The `Sid` of the site's statement in the bucket policy.
@@ -90,8 +92,7 @@ impl Planner<'_> {
         let bucket = self.bucket().to_owned();
         let Some(observed) = &self.observed.bucket else {
             if self.spec.bucket.create {
-                let tags = self.ownership_tags();
-                self.act(Action::CreateBucket { bucket, tags });
+                self.plan_bucket_create(bucket);
             } else {
                 self.stall(
                     reason::BUCKET_NOT_FOUND,
@@ -110,6 +111,23 @@ impl Planner<'_> {
             );
             self.act(Action::ConfigureBucket { bucket, settings });
         }
+    }
+
+    /// A bucket to create: S3 cannot tag it at `CreateBucket`, so the intent is recorded in
+    /// status first, and the bucket created by a round whose status carries the record.
+    fn plan_bucket_create(&mut self, bucket: String) {
+        let record = self.observed.pending_create.as_ref();
+        if intent::create_step(record, PENDING_BUCKET, &bucket) == CreateStep::Record {
+            self.plan.record_first = true;
+            self.wait(
+                reason::CREATE_RECORDED,
+                format!("bucket {bucket}"),
+                requeue::CREATE_RECORDED_SECONDS,
+            );
+        }
+        self.plan.pending_create = Some(intent::pending_create(PENDING_BUCKET, &bucket));
+        let tags = self.ownership_tags();
+        self.act(Action::CreateBucket { bucket, tags });
     }
 
     /// The distribution configuration the spec asks for, with this OAC.

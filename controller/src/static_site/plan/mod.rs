@@ -11,6 +11,12 @@
 //! - A stall stops everything: another owner's bucket or distribution, one to adopt without
 //!   `adopt`, a refused archive, an unknown `rollbackTo`, a reused `revision` label — the plan
 //!   then has no actions at all, and the live site is untouched.
+//! - A bucket to create is first recorded in status (`status.pendingCreate`, `base::intent`):
+//!   S3 cannot tag it at `CreateBucket`, and the record is how an untagged bucket left by a crash
+//!   between the create and the tagging is known as the site's own (tagged, no `adopt`). A plan
+//!   whose status lacks the record says so (`record_first`): the round acts on nothing, writes
+//!   the record, and the next round creates the bucket. The plan still lists every action, so
+//!   `stagehand plan` shows the whole change.
 //! - The bucket before anything in it; the OAC before the distribution that uses it; the
 //!   distribution before the policy that names its ARN (a new distribution's policy follows on
 //!   the next round).
@@ -27,7 +33,7 @@
 
 use std::collections::BTreeMap;
 
-use stagehand_crds::StaticSiteSpec;
+use stagehand_crds::{PendingCreate, StaticSiteSpec};
 
 use super::metadata::MetadataRules;
 use super::observed::Observed;
@@ -54,6 +60,7 @@ pub use self::content::{KeyVerdict, key_verdict};
 pub use self::infrastructure::{
     bucket_policy, distribution_caller_reference, oac_name, site_statement,
 };
+pub use self::ownership::PENDING_BUCKET;
 pub use self::revisions::{PRUNE_BATCH, kept_revisions};
 pub use self::teardown::{TeardownScope, teardown};
 
@@ -63,6 +70,8 @@ pub mod requeue {
     pub const DISTRIBUTION_SECONDS: u64 = 30;
     /// An invalidation (typically well under a minute).
     pub const INVALIDATION_SECONDS: u64 = 10;
+    /// The bucket's intent record was written: create it as soon as the record is read back.
+    pub const CREATE_RECORDED_SECONDS: u64 = 1;
 }
 
 /// Who is planning, for what, and whether acting is allowed.
@@ -143,6 +152,12 @@ pub struct Plan {
     pub rolled_back_from: Option<String>,
     pub sync: SyncSummary,
     pub gate: ActGate,
+    /// The intent record status is to carry after this round (`status.pendingCreate`), unless
+    /// an action done this round tagged the bucket.
+    pub pending_create: Option<PendingCreate>,
+    /// The actions wait for `pending_create` to be in status (written, and read back by the
+    /// next round): this round runs none of them.
+    pub record_first: bool,
 }
 
 impl Plan {
@@ -158,6 +173,8 @@ impl Plan {
             rolled_back_from: None,
             sync: SyncSummary::default(),
             gate,
+            pending_create: None,
+            record_first: false,
         }
     }
 
@@ -297,16 +314,17 @@ impl Planner<'_> {
         }
     }
 
-    /// A stall, or a gate that does not let Stagehand act, leaves no action.
+    /// A stall, or a gate that does not let Stagehand act, leaves no action, and the intent
+    /// record as it was.
     fn finish(mut self) -> Plan {
         self.push_content_condition();
-        if self.plan.stalled.is_some() {
+        if self.plan.stalled.is_some() || !self.context.gate.may_act() {
             self.plan.actions.clear();
             self.plan.waits.clear();
-        }
-        if !self.context.gate.may_act() {
-            self.plan.actions.clear();
-            self.plan.waits.clear();
+            self.plan.record_first = false;
+            self.plan
+                .pending_create
+                .clone_from(&self.observed.pending_create);
         }
         self.plan
     }

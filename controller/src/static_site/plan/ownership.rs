@@ -1,12 +1,33 @@
 //! Whose bucket and distribution these are. Another owner's bucket or distribution is never
 //! touched and stalls the site (a second site cannot take over the first one's bucket); an
-//! untagged bucket is managed only with `adopt: true`. An untagged distribution named by
+//! untagged bucket is managed only with `adopt: true`, unless it is the site's own creation
+//! (its intent record names it and it holds nothing: a crash came between `CreateBucket` and
+//! the tagging), which is tagged without `adopt`. An untagged distribution named by
 //! `distribution.id` is the one exception that does not stall: without `adopt` it is only read
 //! and invalidated, never reconfigured.
+
+use stagehand_crds::StaticSiteSpec;
 
 use super::action::Action;
 use super::{DriftField, Planner, reason};
 use crate::aws::tags::{self, Ownership};
+use crate::base::intent;
+use crate::static_site::observed::Observed;
+
+/// The `kind` of the site bucket's intent record (`status.pendingCreate.kind`).
+pub const PENDING_BUCKET: &str = "Bucket";
+
+/// Whether the site's bucket, found untagged, is the site's own creation: the intent record
+/// names it and it holds no version (a bucket the site creates is written only once tagged).
+pub fn bucket_is_own_creation(spec: &StaticSiteSpec, observed: &Observed) -> bool {
+    let empty = observed.versions.as_ref().is_some_and(Vec::is_empty);
+    intent::is_own_creation(
+        observed.pending_create.as_ref(),
+        PENDING_BUCKET,
+        &spec.bucket.name,
+        empty,
+    )
+}
 
 impl Planner<'_> {
     pub(super) fn check_ownership(&mut self) {
@@ -16,6 +37,15 @@ impl Planner<'_> {
             let what = format!("bucket {}", self.bucket());
             match tags::ownership(&bucket.tags, &owner, &cluster) {
                 Ownership::Ours => {}
+                Ownership::Untagged if bucket_is_own_creation(self.spec, self.observed) => {
+                    self.plan
+                        .pending_create
+                        .clone_from(&self.observed.pending_create);
+                    self.act(Action::ClaimBucket {
+                        bucket: self.bucket().to_owned(),
+                        tags: tags::missing_ownership_tags(&bucket.tags, &owner, &cluster),
+                    });
+                }
                 Ownership::Untagged if self.spec.lifecycle.adopt => {
                     self.act(Action::AdoptBucket {
                         bucket: self.bucket().to_owned(),
@@ -28,10 +58,20 @@ impl Planner<'_> {
                         &what,
                         "not tagged as owned by this site".to_owned(),
                     );
+                    let recorded = intent::records(
+                        self.observed.pending_create.as_ref(),
+                        PENDING_BUCKET,
+                        self.bucket(),
+                    );
+                    let holds = if recorded {
+                        " and holds objects this site never wrote"
+                    } else {
+                        ""
+                    };
                     self.stall(
                         reason::ADOPTION_REQUIRED,
                         format!(
-                            "{what} exists without a {} tag; set spec.adopt: true to let this site manage it",
+                            "{what} exists without a {} tag{holds}; set spec.adopt: true to let this site manage it",
                             tags::OWNER_TAG
                         ),
                     );

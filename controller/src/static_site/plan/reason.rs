@@ -17,6 +17,8 @@ pub const CONTENT_DRIFT: &str = "ContentDrift";
 /// `ContentInSync=Unknown` while prefix objects are being hashed.
 pub const SOURCE_HASH_PENDING: &str = "SourceHashPending";
 pub const DISTRIBUTION_DEPLOYING: &str = "DistributionDeploying";
+/// The bucket to create is being recorded in status; the next round creates it.
+pub const CREATE_RECORDED: &str = "CreateRecorded";
 pub const INVALIDATION_IN_PROGRESS: &str = "InvalidationInProgress";
 /// Deletion: the distribution is being disabled (CloudFront deletes only disabled ones).
 pub const DISTRIBUTION_DISABLING: &str = "DistributionDisabling";

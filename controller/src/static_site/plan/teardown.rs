@@ -5,12 +5,16 @@
 //! distribution, waits with requeues until CloudFront has deployed that (minutes on AWS: never a
 //! blocking loop), deletes it `If-Match` its ETag, then deletes the OAC; it empties the bucket
 //! of every version and delete marker, 1,000 a call, then deletes it. `Retain` leaves both.
-//! Only resources tagged as this site's are touched, whatever the policy; `ObserveOnly` and a
+//! Only resources tagged as this site's are touched, whatever the policy — and the empty,
+//! untagged bucket its intent record names (created, not tagged yet); `ObserveOnly` and a
 //! paused object never write.
+
+use std::collections::BTreeMap;
 
 use stagehand_crds::StaticSiteSpec;
 
 use super::action::Action;
+use super::ownership::bucket_is_own_creation;
 use super::revisions::PRUNE_BATCH;
 use super::{Plan, PlanContext, Wait, reason, requeue};
 use crate::aws::tags::{self, Ownership};
@@ -72,7 +76,7 @@ pub fn teardown(
     }
     if scope.bucket
         && let Some(bucket) = &observed.bucket
-        && ours(&bucket.tags)
+        && bucket_is_the_sites(spec, context, observed, &bucket.tags)
         && let Some(versions) = &observed.versions
     {
         let name = spec.bucket.name.clone();
@@ -96,6 +100,22 @@ pub fn teardown(
         }
     }
     plan
+}
+
+/// Whether the bucket is the site's to delete: tagged as its own, or untagged and its own
+/// creation (a crash between `CreateBucket` and the tagging, then deletion before a round
+/// tagged it).
+fn bucket_is_the_sites(
+    spec: &StaticSiteSpec,
+    context: &PlanContext,
+    observed: &Observed,
+    tags: &BTreeMap<String, String>,
+) -> bool {
+    match tags::ownership(tags, &context.owner, &context.cluster_id) {
+        Ownership::Ours => true,
+        Ownership::Untagged => bucket_is_own_creation(spec, observed),
+        Ownership::OtherOwner(_) => false,
+    }
 }
 
 fn wait(reason: &'static str, subject: String) -> Wait {

@@ -9,6 +9,7 @@ use stagehand_crds::StaticSiteSpec;
 use crate::aws::s3::{ObjectVersion, Sha256Digest};
 use crate::aws::tags::ownership_tags;
 use crate::base::gates::ActGate;
+use crate::base::intent;
 use crate::static_site::manifest::{FORMAT, Manifest, ManifestObject, ManifestSource, Served};
 use crate::static_site::metadata::{MetadataRules, ObjectMetadata};
 use crate::static_site::observed::{
@@ -16,7 +17,7 @@ use crate::static_site::observed::{
     ObservedDistribution, ObservedOac, ServedRevision, SourceBuild, SourceFile, SourceState,
     StoredManifest,
 };
-use crate::static_site::plan::{Action, Plan, PlanContext, bucket_policy, plan};
+use crate::static_site::plan::{Action, PENDING_BUCKET, Plan, PlanContext, bucket_policy, plan};
 
 pub const BUCKET: &str = "shop-web";
 pub const OWNER: &str = "shop/StaticSite/web";
@@ -146,6 +147,13 @@ impl Site {
                 ..Observed::default()
             },
         }
+    }
+
+    /// Status carries the intent record of the site's bucket (`status.pendingCreate`): what a
+    /// first round of a new site writes before the bucket is created.
+    pub fn recorded(mut self) -> Self {
+        self.observed.pending_create = Some(intent::pending_create(PENDING_BUCKET, BUCKET));
+        self
     }
 
     /// Revision `r1` (`BUILD_1`) deployed, served, every setting in place.

@@ -4,5 +4,6 @@ mod content;
 mod convergence;
 mod fixtures;
 mod infrastructure;
+mod intent;
 mod rollback;
 mod teardown;
