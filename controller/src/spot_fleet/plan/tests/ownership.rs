@@ -34,7 +34,7 @@ fn stalls_name_the_instance_and_stop_every_action() {
             "untagged without adopt",
             healthy("i-9").untagged(),
             reason::ADOPTION_REQUIRED,
-            "instance i-9 exists without a stagehand.dev/owner tag; set spec.adopt: true",
+            "instance i-9 exists without a stagehand.dev/owner tag and is named for this fleet; set spec.adopt: true",
         ),
     ];
     for (name, stranger, want_reason, want_message) in rows {
@@ -95,6 +95,22 @@ fn adopt_tags_first_then_replaces_like_any_out_of_date_instance() {
                     tags: ownership_tags(OWNER, CLUSTER),
                 },
                 launch(1, LaunchReason::Replacement),
+            ],
+        ),
+        case(
+            "adopted under Recreate: tagged, terminated, no launch until it is gone",
+            {
+                let mut spec = recreate(4);
+                spec.lifecycle.adopt = true;
+                spec
+            },
+            with_stranger(healthy("i-9").untagged()),
+            vec![
+                Action::Adopt {
+                    ids: vec!["i-9".into()],
+                    tags: ownership_tags(OWNER, CLUSTER),
+                },
+                replaced(&["i-9"], ReplacementReason::SpecHashDrifted),
             ],
         ),
     ]);
