@@ -258,7 +258,7 @@ impl World {
     }
 
     /// Rounds until a plan has nothing to do, checking `each` after every round; the plans.
-    async fn converge_checking(
+    pub async fn converge_checking(
         &self,
         fleet: &mut Fleet,
         mut each: impl AsyncFnMut(&Plan),
