@@ -404,7 +404,10 @@ mod tests {
         found_none("ml/gpu");
         assert!(!inventory.must_look_for_unowned("ml/gpu"));
         // Answered without a call (the provider points nowhere).
-        assert_eq!(inventory.unowned_named("ml/gpu").await.ok(), Some(Vec::new()));
+        assert_eq!(
+            inventory.unowned_named("ml/gpu").await.ok(),
+            Some(Vec::new())
+        );
         assert!(inventory.must_look_for_unowned("ml/cpu"), "per fleet name");
         // The listing's max age (a resync) does not look again...
         inventory.forget_older_than(Duration::ZERO);

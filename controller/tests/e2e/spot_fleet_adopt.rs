@@ -61,7 +61,12 @@ async fn describe(world: &World, ids: &[&String]) -> BTreeMap<String, Described>
         .iter()
         .flat_map(aws_sdk_ec2::types::Reservation::instances)
         .map(|i| {
-            let state = i.state().and_then(|s| s.name()).unwrap().as_str().to_owned();
+            let state = i
+                .state()
+                .and_then(|s| s.name())
+                .unwrap()
+                .as_str()
+                .to_owned();
             let tags = i
                 .tags()
                 .iter()
@@ -130,7 +135,10 @@ async fn without_adopt_an_untagged_instance_named_for_the_fleet_stalls_it_until_
         .unwrap();
     let plans = world.converge(&mut fleet).await;
     assert!(
-        matches!(plans[0].actions.as_slice(), [Action::Launch { count: 1, .. }]),
+        matches!(
+            plans[0].actions.as_slice(),
+            [Action::Launch { count: 1, .. }]
+        ),
         "{:?}",
         plans[0].actions
     );
@@ -144,8 +152,7 @@ async fn without_adopt_an_untagged_instance_named_for_the_fleet_stalls_it_until_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_adopt_an_untagged_instance_named_for_the_fleet_is_tagged_then_replaced_surge_first()
-{
+async fn with_adopt_an_untagged_instance_named_for_the_fleet_is_tagged_then_replaced_surge_first() {
     let world = World::start().await;
     let named = launch_by_hand(&world, &[("Name", "ml/gpu")]).await;
     let others = bystanders(&world).await;
@@ -174,11 +181,15 @@ async fn with_adopt_an_untagged_instance_named_for_the_fleet_is_tagged_then_repl
         first.actions
     );
     let verdict = first.instances.iter().find(|i| i.id == named).unwrap();
-    assert_eq!(verdict.replacement, Some(ReplacementReason::SpecHashDrifted));
+    assert_eq!(
+        verdict.replacement,
+        Some(ReplacementReason::SpecHashDrifted)
+    );
     // Then terminated, once the replacement was healthy, for that reason.
-    let retired = plans.iter().flat_map(|p| &p.actions).any(|a| {
-        matches!(a, Action::Terminate { ids, .. } if *ids == [named.clone()])
-    });
+    let retired = plans
+        .iter()
+        .flat_map(|p| &p.actions)
+        .any(|a| matches!(a, Action::Terminate { ids, .. } if *ids == [named.clone()]));
     assert!(retired, "{plans:?}");
     let ours = instances_of(&world.aws, &owner).await;
     let (state, tags) = &ours[&named];
@@ -199,7 +210,10 @@ async fn with_adopt_an_untagged_instance_named_for_the_fleet_is_tagged_then_repl
     assert_eq!(writes, ["CreateTags", "CreateFleet", "TerminateInstances"]);
 
     // The bystanders are as they were, and none is the fleet's in status.
-    assert_eq!(describe(&world, &others.iter().collect::<Vec<_>>()).await, before);
+    assert_eq!(
+        describe(&world, &others.iter().collect::<Vec<_>>()).await,
+        before
+    );
     let status = fleet.status.clone().unwrap();
     assert!(
         status
