@@ -1,8 +1,8 @@
 //! The reads of one SpotFleet round, through the shared EC2 inventory: the fleet's instances
 //! (one region-wide `DescribeInstances` serves every fleet), the unowned instances named for
-//! it that `adopt` would take over (a filtered `DescribeInstances` of the fleet's own, only when
-//! it can matter: see [`crate::inventory::ec2::Ec2Inventory::unowned_named`]), their status checks and TCP port
-//! while they are still proving health, the offerings a recent launch found without capacity,
+//! it that `adopt` would take over (a filtered `DescribeInstances` of the fleet's own, only
+//! when it can matter: see [`crate::inventory::ec2::Ec2Inventory::unowned_named`]), their
+//! status checks and TCP port while they are still proving health, the offerings a recent launch found without capacity,
 //! the errors of this fleet's last launch (for `CapacityReady`) and, only when the plan needs
 //! them, the zones of the spec's subnets. The clock is read here, never in
 //! the plan: whether an instance is past its grace period is decided now and stored as a fact.
@@ -48,8 +48,9 @@ pub struct Observer<'a> {
 /// without `adopt`, to stall it): `<namespace>/<name>`. A `Name` is what the team's scripts and
 /// the EC2 console already give instances, and the only hint an untagged instance can carry;
 /// requiring the exact namespaced name keeps a fleet from taking instances it was never meant
-/// to have. The launch template id EC2 stamps (`aws:ec2launchtemplate:id`) adds nothing: the
-/// fleet's template tags what it launches with the owner tags.
+/// to have. The launch template id EC2 stamps (`aws:ec2launchtemplate:id`) is not used: it
+/// would only add instances someone launched by hand from the fleet's own template, which a
+/// migration from a script never did (and moto does not stamp it, so it could not be tested).
 pub fn adoption_name(fleet: &SpotFleet) -> String {
     format!(
         "{}/{}",
