@@ -276,21 +276,7 @@ impl Bench {
     /// generation; the spec hash is unchanged, so only that instance is out of date).
     async fn adoptable_instance(&self, fleet: &mut Fleet) {
         let name = format!("bench/{}", fleet.object.metadata.name.as_deref().unwrap());
-        let spec = &fleet.object.spec;
-        self.ec2
-            .run_instances()
-            .image_id(&spec.image_id)
-            .instance_type(InstanceType::from(spec.instance_types[0].as_str()))
-            .subnet_id(&spec.subnet_ids[0])
-            .security_group_ids(&self.security_group)
-            .min_count(1)
-            .max_count(1)
-            .tag_specifications(
-                TagSpecification::builder()
-                    .resource_type(ResourceType::Instance)
-                    .tags(Tag::builder().key("Name").value(name).build())
-                    .build(),
-            )
+        self.run_by_hand(&fleet.object.spec, 1, ("Name", &name))
             .send()
             .await
             .unwrap();
@@ -361,28 +347,40 @@ impl Bench {
             .collect()
     }
 
-    /// `aws ec2 run-instances --count 4 --instance-market-options spot` with the script's
-    /// user data and tags.
-    async fn run_instances(&self, spec: &SpotFleetSpec, owner: &str) -> Vec<String> {
-        let tags = TagSpecification::builder()
-            .resource_type(ResourceType::Instance)
-            .tags(Tag::builder().key(OWNER_TAG).value(owner).build())
-            .build();
-        let ran = self
-            .ec2
+    /// `count` instances of `spec`'s image, first type and subnet, and the security group,
+    /// tagged `tag` only: what a script launches.
+    fn run_by_hand(
+        &self,
+        spec: &SpotFleetSpec,
+        count: i32,
+        (key, value): (&str, &str),
+    ) -> aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder {
+        self.ec2
             .run_instances()
             .image_id(&spec.image_id)
             .instance_type(InstanceType::from(spec.instance_types[0].as_str()))
             .subnet_id(&spec.subnet_ids[0])
             .security_group_ids(&self.security_group)
-            .min_count(CAPACITY)
-            .max_count(CAPACITY)
+            .min_count(count)
+            .max_count(count)
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Instance)
+                    .tags(Tag::builder().key(key).value(value).build())
+                    .build(),
+            )
+    }
+
+    /// `aws ec2 run-instances --count 4 --instance-market-options spot` with the script's
+    /// user data and tags.
+    async fn run_instances(&self, spec: &SpotFleetSpec, owner: &str) -> Vec<String> {
+        let ran = self
+            .run_by_hand(spec, CAPACITY, (OWNER_TAG, owner))
             .instance_market_options(
                 InstanceMarketOptionsRequest::builder()
                     .market_type(MarketType::Spot)
                     .build(),
             )
-            .tag_specifications(tags)
             .send()
             .await
             .unwrap();

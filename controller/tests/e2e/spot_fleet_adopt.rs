@@ -20,7 +20,7 @@ use serde_json::json;
 use stagehand::spot_fleet::plan::{Action, ReplacementReason};
 use stagehand_crds::{CLUSTER_TAG, OWNER_TAG};
 
-use crate::spot_fleet_round::{Fleet, IMAGE, World, instances_of, live_of};
+use crate::spot_fleet_round::{Fleet, IMAGE, World, by_id, instances_of, live_of};
 use crate::support::REGION;
 
 /// An instance's state and tags, as EC2 lists it.
@@ -56,25 +56,7 @@ async fn describe(world: &World, ids: &[&String]) -> BTreeMap<String, Described>
         .send()
         .await
         .unwrap();
-    described
-        .reservations()
-        .iter()
-        .flat_map(aws_sdk_ec2::types::Reservation::instances)
-        .map(|i| {
-            let state = i
-                .state()
-                .and_then(|s| s.name())
-                .unwrap()
-                .as_str()
-                .to_owned();
-            let tags = i
-                .tags()
-                .iter()
-                .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
-                .collect();
-            (i.instance_id().unwrap().to_owned(), (state, tags))
-        })
-        .collect()
+    by_id(&described)
 }
 
 /// Instances no fleet may take: named for `gpu` but owned by another fleet, named for `gpu`

@@ -110,6 +110,13 @@ pub async fn instances_of(
         .send()
         .await
         .unwrap();
+    by_id(&described)
+}
+
+/// The instances of a `DescribeInstances` answer, by id: (state, tags).
+pub fn by_id(
+    described: &aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput,
+) -> BTreeMap<String, (String, BTreeMap<String, String>)> {
     described
         .reservations()
         .iter()
