@@ -222,20 +222,24 @@ mod tests {
         }
     }
 
-    fn status_of(observed: &Observed) -> SpotFleetStatus {
-        status_after(None, observed)
-    }
-
-    /// The status after `previous` of a round that observed `observed`.
-    fn status_after(previous: Option<&SpotFleetStatus>, observed: &Observed) -> SpotFleetStatus {
-        let context = PlanContext {
+    fn context() -> PlanContext {
+        PlanContext {
             owner: OWNER.into(),
             cluster_id: "c1".into(),
             generation: 1,
             gate: ActGate::Act,
             desired_hash: "new".into(),
             hash_version: SPEC_HASH_VERSION.into(),
-        };
+        }
+    }
+
+    fn status_of(observed: &Observed) -> SpotFleetStatus {
+        status_after(None, observed)
+    }
+
+    /// The status after `previous` of a round that observed `observed`.
+    fn status_after(previous: Option<&SpotFleetStatus>, observed: &Observed) -> SpotFleetStatus {
+        let context = context();
         let plan = plan(&spec(), &context, observed);
         next_status(&StatusInputs {
             previous,
@@ -263,14 +267,7 @@ mod tests {
             instances: vec![instance("i-1", "new"), untagged, gone],
             ..Observed::default()
         };
-        let context = PlanContext {
-            owner: OWNER.into(),
-            cluster_id: "c1".into(),
-            generation: 1,
-            gate: ActGate::Act,
-            desired_hash: "new".into(),
-            hash_version: SPEC_HASH_VERSION.into(),
-        };
+        let context = context();
         // Without adopt the untagged instance only stalls the fleet; with it, it is a member.
         let stalled = plan(&spec(), &context, &observed);
         assert_eq!(fleet_states(&observed, &stalled), ["running", "terminated"]);
