@@ -3,7 +3,9 @@
 //! change on k = 1 and k = 10 fleets (Surge, `maxSurge: 1`), (d) one instance terminated by
 //! someone else, (e) one spot interruption warning (recorded in the inventory as the event feed
 //! does when the queue delivers it; the feed's own `ReceiveMessage` and `DeleteMessageBatch` are
-//! not counted) — side by side with the team's script, which on every change destroys every
+//! not counted), (f) an untagged instance named for one fleet adopted once that fleet gets
+//! `adopt: true` (tagged, then terminated: the fleet's four in-date instances already meet its
+//! capacity) — side by side with the team's script, which on every change destroys every
 //! instance of a fleet, lists until none is left, creates all of them again and checks them.
 //!
 //! Not a test and not timed: `make bench` (or `cargo run -p stagehand --example bench_fleet
@@ -269,6 +271,20 @@ impl Bench {
         self.inventory.ec2(REGION).notice(id, Notice::Interruption);
     }
 
+    /// Someone launched an instance by hand, without owner tags, named `<namespace>/<name>` of
+    /// `fleet` (as the team's script named them), and the fleet gets `adopt: true` (a new
+    /// generation; the spec hash is unchanged, so only that instance is out of date).
+    async fn adoptable_instance(&self, fleet: &mut Fleet) {
+        let name = format!("bench/{}", fleet.object.metadata.name.as_deref().unwrap());
+        self.run_by_hand(&fleet.object.spec, 1, ("Name", &name))
+            .send()
+            .await
+            .unwrap();
+        fleet.object.spec.lifecycle.adopt = true;
+        let generation = fleet.object.metadata.generation.unwrap_or(1);
+        fleet.object.metadata.generation = Some(generation + 1);
+    }
+
     /// The team's script for the first `k` fleets: destroy every instance, list until none is
     /// left, create all of them again, then the debug script's status check.
     async fn scripted(&self, fleets: &[Fleet], k: usize) -> Cost {
@@ -331,28 +347,40 @@ impl Bench {
             .collect()
     }
 
-    /// `aws ec2 run-instances --count 4 --instance-market-options spot` with the script's
-    /// user data and tags.
-    async fn run_instances(&self, spec: &SpotFleetSpec, owner: &str) -> Vec<String> {
-        let tags = TagSpecification::builder()
-            .resource_type(ResourceType::Instance)
-            .tags(Tag::builder().key(OWNER_TAG).value(owner).build())
-            .build();
-        let ran = self
-            .ec2
+    /// `count` instances of `spec`'s image, first type and subnet, and the security group,
+    /// tagged `tag` only: what a script launches.
+    fn run_by_hand(
+        &self,
+        spec: &SpotFleetSpec,
+        count: i32,
+        (key, value): (&str, &str),
+    ) -> aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder {
+        self.ec2
             .run_instances()
             .image_id(&spec.image_id)
             .instance_type(InstanceType::from(spec.instance_types[0].as_str()))
             .subnet_id(&spec.subnet_ids[0])
             .security_group_ids(&self.security_group)
-            .min_count(CAPACITY)
-            .max_count(CAPACITY)
+            .min_count(count)
+            .max_count(count)
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Instance)
+                    .tags(Tag::builder().key(key).value(value).build())
+                    .build(),
+            )
+    }
+
+    /// `aws ec2 run-instances --count 4 --instance-market-options spot` with the script's
+    /// user data and tags.
+    async fn run_instances(&self, spec: &SpotFleetSpec, owner: &str) -> Vec<String> {
+        let ran = self
+            .run_by_hand(spec, CAPACITY, (OWNER_TAG, owner))
             .instance_market_options(
                 InstanceMarketOptionsRequest::builder()
                     .market_type(MarketType::Spot)
                     .build(),
             )
-            .tag_specifications(tags)
             .send()
             .await
             .unwrap();
@@ -407,6 +435,10 @@ async fn main() {
         let lost = bench.converge(&mut fleets).await;
         bench.interruption_warning(&fleets[0]);
         let interrupted = bench.converge(&mut fleets).await;
+        bench.adoptable_instance(&mut fleets[1]).await;
+        let adoption = bench.converge(&mut fleets).await;
+        // Adopted beyond capacity: tagged, then terminated, nothing launched.
+        assert_eq!((adoption.launched, adoption.terminated), (0, 1));
         let script_all = bench.scripted(&fleets, f).await;
         let script_k1 = bench.scripted(&fleets, 1).await;
         let script_k10 = bench.scripted(&fleets, 10).await;
@@ -417,6 +449,7 @@ async fn main() {
             ("(c) spec change, k = 10", &k10, Some(&script_k10)),
             ("(d) one instance terminated by hand", &lost, None),
             ("(e) one spot interruption warning", &interrupted, None),
+            ("(f) one instance adopted, beyond capacity", &adoption, None),
         ];
         for (phase, cost, script) in rows {
             row(&mut table, f, phase, cost, script);

@@ -9,7 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{CommonStatus, Lifecycle};
 
-/// A fleet of immutable EC2 spot instances configured by cloud-init.
+/// A fleet of immutable EC2 spot instances configured by cloud-init. Its instances carry the
+/// `stagehand.dev/owner` tag; with `adopt`, a pending or running instance with no owner tag
+/// whose `Name` tag is `<namespace>/<name>` of the fleet is taken over too (tagged, then
+/// replaced under `replacement` like any instance without a spec hash), and without `adopt`
+/// such an instance stalls the fleet (`AdoptionRequired`).
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[expect(
     clippy::duplicated_attributes,

@@ -19,6 +19,12 @@
 //!   next launch of any fleet leaves that pool out instead of failing on it again.
 //! - **Owners by instance** ([`Ec2Inventory::owner_of`]): the same listing read the other way,
 //!   for the event feed, which learns an instance id and must find the object that owns it.
+//! - **Unowned instances named for a fleet** ([`Ec2Inventory::unowned_named`]): what `adopt`
+//!   may take over, which the owner-tag listing cannot show. EC2 cannot filter on a tag being
+//!   absent, so this is a listing of its own, filtered by the fleet's exact `Name`, read only
+//!   when it can matter: after a spec change or refresh, after a controller start, while the
+//!   last look found some, and at most every [`UNOWNED_RECHECK`] otherwise. A steady fleet
+//!   costs nothing more per round.
 //! - **Notices**: spot interruption warnings and rebalance recommendations the event feed
 //!   received, by instance, for [`NOTICE_TTL`] or until the instance is terminated; each
 //!   fleet's observe reads those of its own instances.
@@ -53,6 +59,13 @@ pub const LAUNCH_VISIBILITY_GRACE: Duration = Duration::from_secs(2 * 60);
 /// one event is far shorter). A rebalance recommendation or a scheduled change that lapses
 /// before the replacement is done is repeated by AWS or leads to a warning later.
 pub const NOTICE_TTL: Duration = Duration::from_secs(10 * 60);
+
+/// How long a look that found no unowned instance named for a fleet is trusted. Such an instance
+/// appears only by a human act (a hand launch, a migration from a script), which usually comes
+/// with a spec change (`adopt: true`) that looks again at once; an hour bounds how long one
+/// launched next to a steady fleet goes unreported, at one `DescribeInstances` per fleet per
+/// hour (100 fleets: one call every 36 s), instead of one per fleet every round.
+pub const UNOWNED_RECHECK: Duration = Duration::from_secs(60 * 60);
 
 /// What AWS announced about an instance.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -105,6 +118,8 @@ pub struct Ec2Inventory {
     notices: Cached<String, Notices>,
     /// The region's instances with an impaired status check, as old as the listing may be.
     impaired: Cached<(), Arc<Vec<InstanceHealth>>>,
+    /// By `Name`: a look for unowned instances so named found none, within [`UNOWNED_RECHECK`].
+    none_unowned: Cached<String, ()>,
 }
 
 impl Ec2Inventory {
@@ -119,6 +134,7 @@ impl Ec2Inventory {
             ec2,
             notices: Cached::new(NOTICE_TTL),
             impaired: Cached::new(max_age),
+            none_unowned: Cached::new(UNOWNED_RECHECK),
         }
     }
 
@@ -165,6 +181,33 @@ impl Ec2Inventory {
         unlisted.sort_by(|a, b| a.id.cmp(&b.id));
         owned.extend(unlisted);
         Ok(owned)
+    }
+
+    /// The pending and running instances whose `Name` tag is `name` and that carry no owner
+    /// tag: what a fleet so named may adopt. Empty without a call when a look within
+    /// [`UNOWNED_RECHECK`] found none (see [`Ec2Inventory::look_for_unowned`]); otherwise one
+    /// filtered `DescribeInstances`, whose answer is remembered only when it is empty, so that
+    /// a fleet with something to adopt or report keeps looking until it is gone.
+    pub async fn unowned_named(&self, name: &str) -> Result<Vec<InstanceInfo>, AwsError> {
+        if !self.must_look_for_unowned(name) {
+            return Ok(Vec::new());
+        }
+        let found = unowned(self.ec2.describe_live_instances_named(name).await?);
+        if found.is_empty() {
+            self.none_unowned.insert(name.to_owned(), ());
+        }
+        Ok(found)
+    }
+
+    /// No look within [`UNOWNED_RECHECK`] found that no unowned instance is named `name`.
+    fn must_look_for_unowned(&self, name: &str) -> bool {
+        self.none_unowned.get(&name.to_owned()).is_none()
+    }
+
+    /// The next [`Ec2Inventory::unowned_named`] for `name` reads EC2: the fleet's spec changed
+    /// (`adopt` may just have been set) or a refresh was asked for.
+    pub fn look_for_unowned(&self, name: &str) {
+        self.none_unowned.invalidate(&name.to_owned());
     }
 
     /// Subnet zones and launch templates of the region's fleets.
@@ -302,6 +345,14 @@ fn owned_by(listing: &[InstanceInfo], owner: &str) -> Vec<InstanceInfo> {
         .collect()
 }
 
+/// The instances of `listing` that carry no owner tag (or an empty one: nobody's).
+fn unowned(listing: Vec<InstanceInfo>) -> Vec<InstanceInfo> {
+    listing
+        .into_iter()
+        .filter(|i| i.tag(OWNER_TAG).is_none_or(str::is_empty))
+        .collect()
+}
+
 #[cfg(test)]
 impl Ec2Inventory {
     pub(crate) fn remember_instances(&self, listing: Vec<InstanceInfo>) {
@@ -331,6 +382,43 @@ mod tests {
                 .unwrap_or_default(),
             ..InstanceInfo::default()
         }
+    }
+
+    #[test]
+    fn only_instances_nobody_owns_are_adoptable() {
+        let listing = vec![
+            instance("i-1", None, "running"),
+            instance("i-2", Some("ml/SpotFleet/other"), "running"),
+            instance("i-3", Some(""), "pending"),
+            instance("i-4", Some("ml/SpotFleet/gpu"), "running"),
+        ];
+        let ids: Vec<String> = unowned(listing).into_iter().map(|i| i.id).collect();
+        assert_eq!(ids, ["i-1", "i-3"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_look_that_found_no_unowned_instance_is_trusted_until_told_or_an_hour() {
+        let inventory = inventory();
+        let found_none = |name: &str| inventory.none_unowned.insert(name.to_owned(), ());
+        assert!(inventory.must_look_for_unowned("ml/gpu"), "never looked");
+        found_none("ml/gpu");
+        assert!(!inventory.must_look_for_unowned("ml/gpu"));
+        // Answered without a call (the provider points nowhere).
+        assert_eq!(
+            inventory.unowned_named("ml/gpu").await.ok(),
+            Some(Vec::new())
+        );
+        assert!(inventory.must_look_for_unowned("ml/cpu"), "per fleet name");
+        // The listing's max age (a resync) does not look again...
+        inventory.forget_older_than(Duration::ZERO);
+        assert!(!inventory.must_look_for_unowned("ml/gpu"));
+        // ...a spec change or refresh of the fleet does...
+        inventory.look_for_unowned("ml/gpu");
+        assert!(inventory.must_look_for_unowned("ml/gpu"));
+        // ...and so does the hour.
+        found_none("ml/gpu");
+        tokio::time::advance(UNOWNED_RECHECK).await;
+        assert!(inventory.must_look_for_unowned("ml/gpu"));
     }
 
     #[tokio::test(start_paused = true)]

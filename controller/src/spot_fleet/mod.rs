@@ -84,12 +84,7 @@ fn record_metrics(ctx: &Context, fleet: &SpotFleet, round: &Round) {
     metrics.set(
         &label,
         &FleetSnapshot {
-            states: round
-                .observed
-                .instances
-                .iter()
-                .map(|i| i.state.as_str())
-                .collect(),
+            states: status::fleet_states(&round.observed, &round.plan),
             desired_capacity: i64::from(round.plan.desired_capacity),
             ready_capacity: i64::from(round.plan.ready_capacity),
         },

@@ -1,6 +1,8 @@
 //! The reads of one SpotFleet round, through the shared EC2 inventory: the fleet's instances
-//! (one region-wide `DescribeInstances` serves every fleet), their status checks and TCP port
-//! while they are still proving health, the offerings a recent launch found without capacity,
+//! (one region-wide `DescribeInstances` serves every fleet), the unowned instances named for
+//! it that `adopt` would take over (a filtered `DescribeInstances` of the fleet's own, only
+//! when it can matter: see [`crate::inventory::ec2::Ec2Inventory::unowned_named`]), their
+//! status checks and TCP port while they are still proving health, the offerings a recent launch found without capacity,
 //! the errors of this fleet's last launch (for `CapacityReady`) and, only when the plan needs
 //! them, the zones of the spec's subnets. The clock is read here, never in
 //! the plan: whether an instance is past its grace period is decided now and stored as a fact.
@@ -13,7 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
 use jiff::{SignedDuration, Timestamp};
-use stagehand_crds::{SpotFleetSpec, SpotFleetStatus};
+use kube::ResourceExt;
+use stagehand_crds::{SpotFleet, SpotFleetSpec, SpotFleetStatus};
 
 use super::observed::{
     Ec2Checks, InstanceState, LaunchError, Observed, ObservedInstance, Offering, QueueFeedState,
@@ -37,6 +40,23 @@ pub struct Observer<'a> {
     /// The generation being reconciled: a previous TCP verdict counts only for the same one
     /// (the port may just have been declared or changed).
     pub generation: Option<i64>,
+    /// The `Name` tag that marks an untagged instance as this fleet's ([`adoption_name`]).
+    pub name: &'a str,
+}
+
+/// The `Name` tag an instance without an owner tag must carry to be this fleet's to adopt (or,
+/// without `adopt`, to stall it): `<namespace>/<name>`. A `Name` is what the team's scripts and
+/// the EC2 console already give instances, and the only hint an untagged instance can carry;
+/// requiring the exact namespaced name keeps a fleet from taking instances it was never meant
+/// to have. The launch template id EC2 stamps (`aws:ec2launchtemplate:id`) is not used: it
+/// would only add instances someone launched by hand from the fleet's own template, which a
+/// migration from a script never did (and moto does not stamp it, so it could not be tested).
+pub fn adoption_name(fleet: &SpotFleet) -> String {
+    format!(
+        "{}/{}",
+        fleet.namespace().unwrap_or_default(),
+        fleet.name_any()
+    )
 }
 
 /// Observes the fleet owned by `owner` at `now`.
@@ -48,10 +68,11 @@ pub async fn observe(
 ) -> Result<Observed, AwsError> {
     let inventory = observer.inventory;
     let ec2 = inventory.ec2(&spec.region);
-    // Only instances carrying this fleet's owner tag value are read: the listing is filtered
-    // by the owner tag key, so an untagged instance is never seen and adoption has nothing to
-    // find; one tagged for this owner in another cluster is, and the plan stalls on it.
-    let listed = ec2.instances_of(owner).await?;
+    // Instances tagged for this owner (in another cluster too: the plan stalls on those), and
+    // live ones nobody owns named for the fleet (the plan adopts them or stalls). An instance
+    // another object owns is in neither, whatever its name.
+    let mut listed = ec2.instances_of(owner).await?;
+    listed.extend(ec2.unowned_named(observer.name).await?);
     let grace = SignedDuration::from_secs(i64::from(spec.health_check.grace_period_seconds));
     let mut instances: Vec<ObservedInstance> = listed
         .iter()

@@ -10,7 +10,8 @@ use crate::aws::ec2::{InstanceHealth, InstanceInfo, SpecRefusal};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Observed {
     /// The instances attributed to this fleet: those tagged with its owner, and candidates for
-    /// adoption. Terminated instances stay listed by EC2 for a while; they are here too.
+    /// adoption (pending or running, no owner tag, `Name` tag `<namespace>/<name>` of the
+    /// fleet). Terminated instances stay listed by EC2 for a while; they are here too.
     pub instances: Vec<ObservedInstance>,
     /// Instances with a pending spot interruption warning (about two minutes left).
     pub interruption_notices: BTreeSet<String>,

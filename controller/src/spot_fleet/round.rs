@@ -8,7 +8,7 @@ use stagehand_crds::{SpotFleet, SpotFleetStatus};
 
 use super::act::{ActReport, Actor};
 use super::error::SpotFleetError;
-use super::observe::{Observer, observe};
+use super::observe::{Observer, adoption_name, observe};
 use super::observed::{Observed, TcpCheck};
 use super::plan::{Action, Plan, PlanContext, plan};
 use super::spec_hash::{SPEC_HASH_VERSION, desired};
@@ -59,10 +59,12 @@ pub async fn round(
 ) -> Result<Round, SpotFleetError> {
     let spec = &fleet.spec;
     let desired = desired(spec)?;
+    let name = adoption_name(fleet);
     if options.refresh || spec_changed(fleet, status) {
         // A spec change is acted on with a fresh view of EC2, not a listing up to the max age
-        // old.
+        // old; and `adopt` may just have been set, so unowned instances are looked for again.
         inventory.refresh(&spec.region);
+        inventory.ec2(&spec.region).look_for_unowned(&name);
     }
     let owner = owner_of(fleet);
     let observer = Observer {
@@ -70,6 +72,7 @@ pub async fn round(
         prober: options.prober,
         status,
         generation: fleet.meta().generation,
+        name: &name,
     };
     let observed = observe(observer, spec, &owner, options.now)
         .await

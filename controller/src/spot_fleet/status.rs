@@ -167,6 +167,19 @@ fn instance_rows(observed: &Observed, plan: &Plan) -> Vec<InstanceStatus> {
         .collect()
 }
 
+/// The EC2 state of every instance that is the fleet's, for `stagehand_fleet_instances`: its
+/// live members as the plan judged them (adopted ones included) and its instances going away;
+/// not an untagged instance it only stalled on, nor another owner's.
+pub fn fleet_states<'a>(observed: &'a Observed, plan: &Plan) -> Vec<&'a str> {
+    let members: BTreeSet<&str> = plan.instances.iter().map(|i| i.id.as_str()).collect();
+    observed
+        .instances
+        .iter()
+        .filter(|i| members.contains(i.id.as_str()) || !i.state.is_live())
+        .map(|i| i.state.as_str())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
@@ -209,20 +222,24 @@ mod tests {
         }
     }
 
-    fn status_of(observed: &Observed) -> SpotFleetStatus {
-        status_after(None, observed)
-    }
-
-    /// The status after `previous` of a round that observed `observed`.
-    fn status_after(previous: Option<&SpotFleetStatus>, observed: &Observed) -> SpotFleetStatus {
-        let context = PlanContext {
+    fn context() -> PlanContext {
+        PlanContext {
             owner: OWNER.into(),
             cluster_id: "c1".into(),
             generation: 1,
             gate: ActGate::Act,
             desired_hash: "new".into(),
             hash_version: SPEC_HASH_VERSION.into(),
-        };
+        }
+    }
+
+    fn status_of(observed: &Observed) -> SpotFleetStatus {
+        status_after(None, observed)
+    }
+
+    /// The status after `previous` of a round that observed `observed`.
+    fn status_after(previous: Option<&SpotFleetStatus>, observed: &Observed) -> SpotFleetStatus {
+        let context = context();
         let plan = plan(&spec(), &context, observed);
         next_status(&StatusInputs {
             previous,
@@ -234,6 +251,33 @@ mod tests {
             generation: Some(1),
             now: Timestamp::UNIX_EPOCH,
         })
+    }
+
+    #[test]
+    fn the_instance_metric_counts_only_the_fleet_s_instances() {
+        let untagged = ObservedInstance {
+            tags: BTreeMap::new(),
+            ..instance("i-9", "new")
+        };
+        let gone = ObservedInstance {
+            state: InstanceState::Terminated,
+            ..instance("i-2", "new")
+        };
+        let observed = Observed {
+            instances: vec![instance("i-1", "new"), untagged, gone],
+            ..Observed::default()
+        };
+        let context = context();
+        // Without adopt the untagged instance only stalls the fleet; with it, it is a member.
+        let stalled = plan(&spec(), &context, &observed);
+        assert_eq!(fleet_states(&observed, &stalled), ["running", "terminated"]);
+        let mut adopting = spec();
+        adopting.lifecycle.adopt = true;
+        let adopted = plan(&adopting, &context, &observed);
+        assert_eq!(
+            fleet_states(&observed, &adopted),
+            ["running", "running", "terminated"]
+        );
     }
 
     #[test]

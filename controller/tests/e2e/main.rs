@@ -31,6 +31,7 @@ mod restart;
 mod runtime;
 mod soak;
 mod spot_fleet;
+mod spot_fleet_adopt;
 mod spot_fleet_health;
 mod spot_fleet_interruption;
 mod spot_fleet_round;

@@ -110,6 +110,13 @@ pub async fn instances_of(
         .send()
         .await
         .unwrap();
+    by_id(&described)
+}
+
+/// The instances of a `DescribeInstances` answer, by id: (state, tags).
+pub fn by_id(
+    described: &aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput,
+) -> BTreeMap<String, (String, BTreeMap<String, String>)> {
     described
         .reservations()
         .iter()
@@ -258,7 +265,7 @@ impl World {
     }
 
     /// Rounds until a plan has nothing to do, checking `each` after every round; the plans.
-    async fn converge_checking(
+    pub async fn converge_checking(
         &self,
         fleet: &mut Fleet,
         mut each: impl AsyncFnMut(&Plan),

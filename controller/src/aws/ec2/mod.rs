@@ -517,19 +517,50 @@ impl Ec2 {
         &self,
         key: &str,
     ) -> Result<Vec<InstanceInfo>, AwsError> {
+        let filters = vec![Filter::builder().name("tag-key").values(key).build()];
+        self.describe_instances_where(filters, key).await
+    }
+
+    /// The pending and running instances whose `Name` tag is `name` (all pages), whatever else
+    /// they are tagged with: the instances an adopting fleet may take over, before the caller
+    /// leaves out those another object owns. EC2 cannot filter on a tag being absent, so the
+    /// exact name is what keeps this listing small; stopped instances are left out, as a
+    /// stopped machine is someone's, not a fleet's capacity.
+    pub async fn describe_live_instances_named(
+        &self,
+        name: &str,
+    ) -> Result<Vec<InstanceInfo>, AwsError> {
+        let filters = vec![
+            Filter::builder().name("tag:Name").values(name).build(),
+            Filter::builder()
+                .name("instance-state-name")
+                .values("pending")
+                .values("running")
+                .build(),
+        ];
+        self.describe_instances_where(filters, name).await
+    }
+
+    /// Every instance matching `filters`, all pages; `resource` names the listing in logs and
+    /// errors.
+    async fn describe_instances_where(
+        &self,
+        filters: Vec<Filter>,
+        resource: &str,
+    ) -> Result<Vec<InstanceInfo>, AwsError> {
         let mut instances = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let request = self
                 .client
                 .describe_instances()
-                .filters(Filter::builder().name("tag-key").values(key).build())
+                .set_filters(Some(filters.clone()))
                 .max_results(INSTANCES_PAGE_SIZE)
                 .set_next_token(token.take())
                 .send();
             let page = self
                 .caller
-                .call("DescribeInstances", Some(key), request)
+                .call("DescribeInstances", Some(resource), request)
                 .await?;
             instances.extend(
                 page.reservations()

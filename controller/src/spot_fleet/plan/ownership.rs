@@ -1,5 +1,7 @@
 //! Whose instances these are. Another owner's instance is never touched and stalls the fleet
-//! (two controllers would fight over it); an untagged one is adopted only with `adopt: true`.
+//! (two controllers would fight over it); an untagged one (observe brings only those named for
+//! the fleet) is adopted only with `adopt: true`, and stalls the fleet otherwise, as for a
+//! LambdaStage: launching beside instances meant to be the fleet's would double it.
 
 use super::action::Action;
 use super::replacement::is_gone;
@@ -36,7 +38,7 @@ impl Planner<'_> {
                     self.stall(
                         reason::ADOPTION_REQUIRED,
                         format!(
-                            "instance {} exists without a {} tag; set spec.adopt: true to let this fleet manage (and replace) it",
+                            "instance {} exists without a {} tag and is named for this fleet; set spec.adopt: true to let this fleet manage (and replace) it, or rename it",
                             instance.id,
                             tags::OWNER_TAG
                         ),

@@ -34,7 +34,7 @@ fn stalls_name_the_instance_and_stop_every_action() {
             "untagged without adopt",
             healthy("i-9").untagged(),
             reason::ADOPTION_REQUIRED,
-            "instance i-9 exists without a stagehand.dev/owner tag; set spec.adopt: true",
+            "instance i-9 exists without a stagehand.dev/owner tag and is named for this fleet; set spec.adopt: true",
         ),
     ];
     for (name, stranger, want_reason, want_message) in rows {
@@ -67,6 +67,13 @@ fn what_is_going_away_is_nobody_s_concern() {
     assert_eq!(plan.actions, vec![]);
 }
 
+fn adopt_i9() -> Action {
+    Action::Adopt {
+        ids: vec!["i-9".into()],
+        tags: ownership_tags(OWNER, CLUSTER),
+    }
+}
+
 #[test]
 fn adopt_tags_first_then_replaces_like_any_out_of_date_instance() {
     check_table(&[
@@ -75,10 +82,7 @@ fn adopt_tags_first_then_replaces_like_any_out_of_date_instance() {
             spec_with(|s| s.lifecycle.adopt = true),
             with_stranger(healthy("i-9").untagged()),
             vec![
-                Action::Adopt {
-                    ids: vec!["i-9".into()],
-                    tags: ownership_tags(OWNER, CLUSTER),
-                },
+                adopt_i9(),
                 replaced(&["i-9"], ReplacementReason::SpecHashDrifted),
             ],
         ),
@@ -89,12 +93,19 @@ fn adopt_tags_first_then_replaces_like_any_out_of_date_instance() {
                 s.capacity = 4;
             }),
             with_stranger(healthy("i-9").untagged()),
+            vec![adopt_i9(), launch(1, LaunchReason::Replacement)],
+        ),
+        case(
+            "adopted under Recreate: tagged, terminated, no launch until it is gone",
+            {
+                let mut spec = recreate(4);
+                spec.lifecycle.adopt = true;
+                spec
+            },
+            with_stranger(healthy("i-9").untagged()),
             vec![
-                Action::Adopt {
-                    ids: vec!["i-9".into()],
-                    tags: ownership_tags(OWNER, CLUSTER),
-                },
-                launch(1, LaunchReason::Replacement),
+                adopt_i9(),
+                replaced(&["i-9"], ReplacementReason::SpecHashDrifted),
             ],
         ),
     ]);
