@@ -736,7 +736,8 @@ async fn main() {
         ("StaticSite", controller_alone(&sites, &dir, factor).await),
         ("SpotFleet", controller_alone(&fleets, &dir, factor).await),
     ];
-    let (listing_kib, listed) = listing_child(&floor.moto().url(), factor);
+    // Through the proxy: in Lambda's pages, from its snapshot (moto's one page is ~12 s).
+    let (listing_kib, listed) = listing_child(&floor.endpoint_url(), factor);
 
     // A restart over the converged objects (a new pod after a rollout): how long until every
     // object was reconciled once, with what memory. Converged statuses are not rewritten, so
@@ -847,6 +848,11 @@ async fn main() {
     println!(
         "calls until Ready by operation: {}",
         bench_support::breakdown(&bench_support::by_operation(&calls_to_ready))
+    );
+    println!();
+    println!(
+        "slowest operations until Ready (total wait): {}",
+        bench_support::slowest(&calls_to_ready, 8)
     );
     println!();
     for (labels, value) in samples(&metrics, "controller_runtime_reconcile_total") {

@@ -65,6 +65,33 @@ pub fn breakdown(by_operation: &BTreeMap<String, u64>) -> String {
         .join(", ")
 }
 
+/// The `n` operations that kept callers waiting longest in all (the proxy's latency: moto's
+/// answer plus the proxy's own handling): `Operation count × mean ms (max ms)`, slowest first.
+/// Where moto, not the caller, is the bottleneck, it shows here.
+#[allow(
+    dead_code,
+    clippy::cast_precision_loss,
+    reason = "only bench_scale reports where the time went; a mean of call counts"
+)]
+pub fn slowest(report: &CallsReport, n: usize) -> String {
+    let mut operations: Vec<_> = report.calls.values().collect();
+    operations.sort_by(|a, b| b.total_latency_ms.total_cmp(&a.total_latency_ms));
+    operations
+        .iter()
+        .take(n)
+        .map(|s| {
+            format!(
+                "{} {} × {:.0} ms ({:.0} ms max)",
+                s.operation,
+                s.count,
+                s.total_latency_ms / s.count.max(1) as f64,
+                s.max_latency_ms
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Peak and current resident memory of this process (`VmHWM`, `VmRSS` lines).
 pub fn memory_lines() -> Vec<String> {
     std::fs::read_to_string("/proc/self/status")
