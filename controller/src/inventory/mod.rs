@@ -28,6 +28,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 pub use self::ec2::{Ec2Inventory, Offering};
 pub use self::lambda::{KnownFunction, LambdaInventory};
 pub use self::s3::{ArtifactKey, S3Inventory};
@@ -160,11 +162,16 @@ impl Inventory {
     }
 
     /// What a spec change or a `stagehand.dev/refresh` asks for: forgets the listings of
-    /// `region` taken [`Inventory::fresh_floor`] or longer ago. A burst of spec changes then
-    /// costs one listing per floor, not one per object, while each change still sees AWS as it
-    /// was at most that long before.
-    pub fn refresh(&self, region: &str) {
-        self.forget_older_than(region, self.fresh_floor);
+    /// `region` read before the change was `noticed` (when the watch event that brought it
+    /// arrived; `None`: now), and in any case those [`Inventory::fresh_floor`] or older. A
+    /// listing read after the event already shows AWS as it was when the change was made, so a
+    /// burst of new objects — a GitOps sync, or every object of a controller that just started
+    /// — costs one listing, not one per floor while they wait their turn: at 18,000 functions a
+    /// listing is 360 pages, and relisting every second starved the first rounds
+    /// (docs/benchmarks.md, "10,000 objects").
+    pub fn refresh(&self, region: &str, noticed: Option<Instant>) {
+        let since_noticed = noticed.map_or(Duration::ZERO, |at| at.elapsed());
+        self.forget_older_than(region, self.fresh_floor.max(since_noticed));
     }
 
     /// Forgets every listing of `region`: the next reconcile lists again. What is keyed by
@@ -222,17 +229,37 @@ pub(crate) mod tests {
         };
         lambda.remember_layer("deps", None);
         tokio::time::advance(Duration::from_millis(500)).await;
-        inventory.refresh("r");
+        inventory.refresh("r", None);
         assert!(listed(), "half a second old: fresh enough");
         tokio::time::advance(Duration::from_millis(500)).await;
-        inventory.refresh("r");
+        inventory.refresh("r", None);
         assert!(!listed(), "a second old: listed again");
         // A zero floor: every refresh lists again.
         let eager =
             Inventory::new(provider(), Duration::from_secs(30)).with_fresh_floor(Duration::ZERO);
         eager.lambda("r").remember_layer("deps", None);
-        eager.refresh("r");
+        eager.refresh("r", None);
         assert!(!eager.lambda("r").cached_layer("deps"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_keeps_listings_read_after_the_change_was_noticed() {
+        let inventory = Inventory::new(provider(), Duration::from_secs(30));
+        let lambda = inventory.lambda("r");
+        let noticed = Instant::now();
+        tokio::time::advance(Duration::from_secs(5)).await;
+        lambda.remember_layer("deps", None);
+        tokio::time::advance(Duration::from_secs(20)).await;
+        inventory.refresh("r", Some(noticed));
+        assert!(
+            lambda.cached_layer("deps"),
+            "read after the change was noticed: fresh enough, however long the wait"
+        );
+        inventory.refresh("r", Some(Instant::now()));
+        assert!(
+            !lambda.cached_layer("deps"),
+            "read before a change noticed now: listed again"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -241,10 +268,10 @@ pub(crate) mod tests {
         let ec2 = inventory.ec2("r");
         ec2.remember_instances(Vec::new());
         tokio::time::advance(Duration::from_millis(500)).await;
-        inventory.refresh("r");
+        inventory.refresh("r", None);
         assert!(ec2.cached_instances(), "half a second old: fresh enough");
         tokio::time::advance(Duration::from_millis(500)).await;
-        inventory.refresh("r");
+        inventory.refresh("r", None);
         assert!(!ec2.cached_instances(), "a second old: listed again");
         ec2.remember_instances(Vec::new());
         inventory.forget("r");

@@ -19,6 +19,7 @@ use super::status::{StatusInputs, next_status};
 use crate::aws::AwsError;
 use crate::base::{ActGate, ReconcileOutcome};
 use crate::inventory::Inventory;
+use crate::runtime::controller::noticed_at;
 use crate::runtime::round::{owner_of, spec_changed};
 
 /// Which of the planned actions a round runs.
@@ -65,7 +66,7 @@ pub async fn round(
     if options.refresh || spec_changed(stage, status) {
         // A spec change is acted on with a fresh view of AWS (a build or layer version
         // published just before it is seen), not with listings up to the max age old.
-        inventory.refresh(&stage.spec.region);
+        inventory.refresh(&stage.spec.region, noticed_at());
     }
     let (observed, plan) = observe_and_plan(inventory, stage, status, &options)
         .await

@@ -19,6 +19,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::context::Context;
@@ -144,21 +145,38 @@ impl RetryTracker {
     }
 }
 
-/// When each object's pending watch event arrived, so that the reconcile it asked for can
-/// report how long it waited for a worker (`stagehand_reconcile_queue_seconds`): kube-runtime's
-/// scheduler does not say. One entry per object with an event not yet reconciled: taken when
-/// its reconcile starts, dropped when the object is deleted.
+tokio::task_local! {
+    /// When the last watch event before this reconcile arrived (see [`noticed_at`]).
+    static NOTICED: Option<Instant>;
+}
+
+/// When the reconcile running on this task learnt of what it acts on: the arrival of the
+/// latest watch event for its object before it started. A change made in AWS before that (a
+/// build published, then the spec applied) is in any listing read after it, which is how a
+/// spec change asks for a fresh view ([`crate::inventory::Inventory::refresh`]). `None` outside
+/// a controller's reconcile (the CLI) and for a timed requeue or a feed trigger.
+pub fn noticed_at() -> Option<Instant> {
+    NOTICED.try_with(|noticed| *noticed).ok().flatten()
+}
+
+/// When each object's pending watch events arrived, so that the reconcile they asked for can
+/// report how long it waited for a worker (`stagehand_reconcile_queue_seconds`, from the first)
+/// — kube-runtime's scheduler does not say — and when it learnt of the change (the last, see
+/// [`noticed_at`]). One entry per object with an event not yet reconciled: taken when its
+/// reconcile starts, dropped when the object is deleted.
 #[derive(Debug, Default)]
 pub struct QueueClock {
-    arrived: Mutex<HashMap<String, tokio::time::Instant>>,
+    arrived: Mutex<HashMap<String, (Instant, Instant)>>,
 }
 
 impl QueueClock {
-    /// A watch event for `key` arrived; the earliest one not yet reconciled counts.
+    /// A watch event for `key` arrived: the first one not yet reconciled, and this one.
     pub fn arrived(&self, key: String) {
+        let now = Instant::now();
         self.lock()
             .entry(key)
-            .or_insert_with(tokio::time::Instant::now);
+            .and_modify(|(_, last)| *last = now)
+            .or_insert((now, now));
     }
 
     /// `key` was deleted: no reconcile will take its entry.
@@ -166,13 +184,15 @@ impl QueueClock {
         self.lock().remove(key);
     }
 
-    /// `key`'s reconcile starts: how long since its first pending event (none for a timed
-    /// requeue or a feed trigger without an event).
-    pub fn started(&self, key: &str) -> Option<std::time::Duration> {
-        self.lock().remove(key).map(|arrived| arrived.elapsed())
+    /// `key`'s reconcile starts: how long since its first pending event, and when the last one
+    /// arrived (none for a timed requeue or a feed trigger without an event).
+    pub fn started(&self, key: &str) -> Option<(std::time::Duration, Instant)> {
+        self.lock()
+            .remove(key)
+            .map(|(first, last)| (first.elapsed(), last))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, tokio::time::Instant>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Instant)>> {
         // Single inserts and removals: consistent even after a panic.
         self.arrived.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -288,11 +308,17 @@ where
             generation = object.meta().generation.unwrap_or_default(),
         );
         async {
-            if let Some(waited) = self.queue.started(&key) {
+            let noticed = self.queue.started(&key).map(|(waited, last)| {
                 self.metrics.record_queue_wait(waited);
-            }
+                last
+            });
             let timer = self.metrics.start_reconcile();
-            let result = dispatch(object, &self.reconciler, self.ctx.clone()).await;
+            let result = NOTICED
+                .scope(
+                    noticed,
+                    dispatch(object, &self.reconciler, self.ctx.clone()),
+                )
+                .await;
             let elapsed = timer.finish();
             match &result {
                 Ok(action) => {
@@ -612,8 +638,13 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         clock.arrived("shop/a".into());
         clock.arrived("shop/b".into());
+        let last = tokio::time::Instant::now();
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert_eq!(clock.started("shop/a"), Some(Duration::from_secs(3)));
+        assert_eq!(
+            clock.started("shop/a"),
+            Some((Duration::from_secs(3), last)),
+            "waited since the first event, noticed at the last"
+        );
         assert_eq!(clock.started("shop/a"), None, "taken by the reconcile");
         clock.gone("shop/b");
         assert_eq!(clock.started("shop/b"), None, "deleted: nothing kept");

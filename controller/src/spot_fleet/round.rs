@@ -16,6 +16,7 @@ use super::status::{StatusInputs, next_status};
 use crate::base::{ActGate, ReconcileOutcome};
 use crate::inventory::Inventory;
 use crate::probe::TcpProber;
+use crate::runtime::controller::noticed_at;
 use crate::runtime::round::{owner_of, spec_changed};
 
 /// How one round is run.
@@ -63,7 +64,7 @@ pub async fn round(
     if options.refresh || spec_changed(fleet, status) {
         // A spec change is acted on with a fresh view of EC2, not a listing up to the max age
         // old; and `adopt` may just have been set, so unowned instances are looked for again.
-        inventory.refresh(&spec.region);
+        inventory.refresh(&spec.region, noticed_at());
         inventory.ec2(&spec.region).look_for_unowned(&name);
     }
     let owner = owner_of(fleet);

@@ -20,6 +20,7 @@ use super::plan::{Action, Plan, PlanContext, TeardownScope, plan, teardown};
 use super::status::{StatusInputs, next_status};
 use crate::base::{ActGate, ReconcileOutcome};
 use crate::inventory::Inventory;
+use crate::runtime::controller::noticed_at;
 use crate::runtime::round::{owner_of, spec_changed};
 
 /// How one round is run.
@@ -65,7 +66,7 @@ pub async fn round(
     let spec = &site.spec;
     let rules = MetadataRules::compile(&spec.cache_control)?;
     if options.refresh || spec_changed(site, status) {
-        inventory.refresh(&spec.region);
+        inventory.refresh(&spec.region, noticed_at());
     }
     let (observed, context) = observe_site(inventory, site, status, options, true).await?;
     let plan = plan(spec, &context, &rules, &observed);
@@ -102,7 +103,7 @@ pub async fn teardown_round(
     options: RoundOptions<'_>,
     on_start: impl FnMut(&Action),
 ) -> Result<(Plan, ActReport), StaticSiteError> {
-    inventory.refresh(&site.spec.region);
+    inventory.refresh(&site.spec.region, noticed_at());
     let (observed, context) =
         observe_site(inventory, site, site.status.as_ref(), options, false).await?;
     let plan = teardown(&site.spec, &context, scope, &observed);
