@@ -14,6 +14,7 @@ mod cli_site;
 mod credentials;
 mod event_queue_template;
 mod feed;
+mod feed_backstop;
 mod lambda_inventory;
 mod lambda_stage_alias;
 mod lambda_stage_deploy;
