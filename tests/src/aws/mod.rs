@@ -20,6 +20,8 @@
 //!   [`moto_oac`], [`moto_lt_versions`] and [`moto_fleet_launch`] give back what moto forgets or
 //!   never implemented (CloudFront origin access controls; `DeleteLaunchTemplateVersions`; a
 //!   fleet template's security groups and instance profile on the instances it launches).
+//!   [`moto_lambda_pages`] answers `ListFunctions` in AWS's pages of 50 (moto answers every
+//!   function in one page) from a snapshot of moto's listing, taken again only after a write.
 //! - [`AwsFloor`] starts both; [`AdminClient`] drives the admin API over HTTP, as an external
 //!   process would. With `STAGEHAND_AWS_CALLS_SUMMARY=1` a floor prints its call counts to stderr
 //!   when dropped (for suite-level call budgets).
@@ -40,6 +42,7 @@ pub mod faults;
 pub mod moto;
 pub mod moto_fixes;
 pub mod moto_fleet_launch;
+pub mod moto_lambda_pages;
 pub mod moto_lt_versions;
 pub mod moto_oac;
 pub mod moto_s3_events;

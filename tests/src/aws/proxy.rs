@@ -146,6 +146,8 @@ struct ProxyState {
     eventbridge_buckets: super::moto_s3_events::EventBridgeBuckets,
     /// The launch template versions deleted here (see [`super::moto_lt_versions`]).
     template_versions: super::moto_lt_versions::LaunchTemplateVersions,
+    /// `ListFunctions` in AWS's pages (see [`super::moto_lambda_pages`]).
+    lambda_pages: super::moto_lambda_pages::LambdaPages,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -220,6 +222,7 @@ impl FaultProxy {
             origin_access_controls: super::moto_oac::OriginAccessControls::default(),
             eventbridge_buckets: super::moto_s3_events::EventBridgeBuckets::default(),
             template_versions: super::moto_lt_versions::LaunchTemplateVersions::default(),
+            lambda_pages: super::moto_lambda_pages::LambdaPages::default(),
         });
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(serve(listener, state.clone(), rx));
@@ -401,6 +404,7 @@ async fn handle(
         .path_and_query()
         .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
     if path.starts_with("/moto-api") {
+        state.lambda_pages.note_reset();
         return Ok(
             forward(&state, &parts.method, &path_and_query, &parts.headers, body)
                 .await
@@ -463,14 +467,8 @@ async fn handle(
             } else {
                 format!("error:{}", injected.status.as_u16())
             });
-            let mut resp = Response::new(Full::new(injected.body.clone()));
-            *resp.status_mut() = injected.status;
-            for (name, value) in &injected.headers {
-                resp.headers_mut()
-                    .insert(*name, faults::header_value(value));
-            }
             finish(record, injected.status.as_u16(), injected.body.len());
-            return Ok(resp);
+            return Ok(injected_response(&injected));
         }
         None => {}
     }
@@ -483,8 +481,17 @@ async fn handle(
         return Ok(resp);
     }
     let fleet_launch = super::moto_fleet_launch::FleetLaunch::parse(&id, &body);
+    let page_request =
+        super::moto_lambda_pages::PageRequest::parse(&id, &parts.uri, &parts.headers);
     let request_body = body.clone();
-    match forward(&state, &parts.method, &path_and_query, &parts.headers, body).await {
+    // Counted before and after: a listing snapshot taken meanwhile is not reused.
+    state.lambda_pages.note(&id);
+    let answer = match page_request {
+        Some(request) => lambda_page(&state, &id, request, &parts.headers).await,
+        None => forward(&state, &parts.method, &path_and_query, &parts.headers, body).await,
+    };
+    state.lambda_pages.note(&id);
+    match answer {
         Ok((mut resp, resp_body)) => {
             if resp.status().is_success() {
                 state
@@ -544,6 +551,61 @@ async fn handle(
             finish(record, resp.status().as_u16(), 0);
             Ok(resp)
         }
+    }
+}
+
+fn injected_response(injected: &faults::InjectedResponse) -> ProxyResponse {
+    let mut resp = Response::new(Full::new(injected.body.clone()));
+    *resp.status_mut() = injected.status;
+    for (name, value) in &injected.headers {
+        resp.headers_mut()
+            .insert(*name, faults::header_value(value));
+    }
+    resp
+}
+
+/// moto answers `ListFunctions` in one page: the proxy answers it in Lambda's pages from a
+/// snapshot of moto's listing ([`super::moto_lambda_pages`]). Like [`forward`]'s result.
+async fn lambda_page(
+    state: &ProxyState,
+    id: &CallId,
+    request: Result<super::moto_lambda_pages::PageRequest, String>,
+    headers: &HeaderMap,
+) -> Result<(ProxyResponse, Bytes), ProxyResponse> {
+    use super::moto_lambda_pages::Answer;
+    let answer = match request {
+        Ok(request) => {
+            state
+                .lambda_pages
+                .answer(&request, |path| async move {
+                    match forward(state, &Method::GET, &path, headers, Bytes::new()).await {
+                        Ok((resp, body)) if resp.status().is_success() => Ok(body.to_vec()),
+                        other => Err(other),
+                    }
+                })
+                .await
+        }
+        Err(message) => Answer::Invalid(message),
+    };
+    match answer {
+        Answer::Page(page) => {
+            let page = Bytes::from(page);
+            Ok((
+                respond(StatusCode::OK, "application/json", page.clone()),
+                page,
+            ))
+        }
+        Answer::Invalid(message) => {
+            let invalid = faults::error_response(
+                id,
+                400,
+                Some("InvalidParameterValueException"),
+                Some(&message),
+                false,
+            );
+            Ok((injected_response(&invalid), invalid.body))
+        }
+        Answer::Upstream(moto) => moto,
     }
 }
 
@@ -683,6 +745,7 @@ async fn admin(state: &ProxyState, method: &Method, sub: &str, body: &[u8]) -> P
         }
         ("POST", "/reset") => {
             lock(&state.faults).clear();
+            state.lambda_pages.note_reset();
             let result = forward(
                 state,
                 &Method::POST,
