@@ -70,6 +70,21 @@ pub struct Settings {
     #[arg(long, env = "STAGEHAND_EVENT_QUEUE", value_name = "NAME_OR_ARN")]
     pub event_queue: Option<String>,
 
+    /// How old the region-wide Lambda listings (functions, event-source mappings, layer
+    /// versions) may be while the `--event-queue` of their region is healthy (Go-style
+    /// duration, at most 1h; at or below `--inventory-max-age`: never stretched). CloudTrail
+    /// then announces what a new listing would find (a function created, a mapping made, a
+    /// layer published); the listing is the backstop for an event lost. Unhealthy or no feed:
+    /// `--inventory-max-age`.
+    #[arg(
+        long,
+        env = "STAGEHAND_FEED_BACKSTOP_MAX_AGE",
+        default_value = "10m",
+        value_parser = parse_feed_backstop_max_age,
+        value_name = "DURATION"
+    )]
+    pub feed_backstop_max_age: Duration,
+
     /// The IAM ARN Stagehand calls AWS as (an IAM user, a role, or an assumed-role session):
     /// CloudTrail events of its own writes do not trigger a second round. Unset: learned with
     /// STS `GetCallerIdentity` when the event feed starts; if that fails, every write event
@@ -196,6 +211,7 @@ impl Default for Settings {
             default_resync: Duration::from_secs(5 * 60),
             inventory_max_age: Duration::from_secs(30),
             event_queue: None,
+            feed_backstop_max_age: Duration::from_secs(600),
             event_feed_identity: None,
             cluster_id: "default".to_owned(),
             metrics_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
@@ -355,11 +371,25 @@ pub const MAX_INVENTORY_AGE: Duration = Duration::from_secs(600);
 
 /// `--inventory-max-age`: a Go duration from 0 to [`MAX_INVENTORY_AGE`].
 pub fn parse_inventory_max_age(input: &str) -> Result<Duration, String> {
+    parse_age_at_most(input, MAX_INVENTORY_AGE)
+}
+
+/// Longest `--feed-backstop-max-age`: the cadence of the drift-only reads on a healthy feed
+/// (`lambda_stage::observe::DRIFT_BACKSTOP`); a change whose event was lost stays unseen no
+/// longer than a hand-moved alias.
+pub const MAX_FEED_BACKSTOP: Duration = Duration::from_secs(3600);
+
+/// `--feed-backstop-max-age`: a Go duration from 0 to [`MAX_FEED_BACKSTOP`].
+pub fn parse_feed_backstop_max_age(input: &str) -> Result<Duration, String> {
+    parse_age_at_most(input, MAX_FEED_BACKSTOP)
+}
+
+fn parse_age_at_most(input: &str, longest: Duration) -> Result<Duration, String> {
     let age = parse_go_duration(input).map_err(|e| e.to_string())?;
-    if age > MAX_INVENTORY_AGE {
+    if age > longest {
         return Err(format!(
             "{input} is longer than {}s: changes made outside Stagehand would go unnoticed for too long",
-            MAX_INVENTORY_AGE.as_secs()
+            longest.as_secs()
         ));
     }
     Ok(age)
@@ -487,6 +517,10 @@ mod tests {
         assert_eq!(parse_inventory_max_age("0"), Ok(Duration::ZERO));
         assert_eq!(parse_inventory_max_age("2m"), Ok(secs(120)));
         assert!(parse_inventory_max_age("11m").is_err_and(|e| e.contains("longer than 600s")));
+        assert_eq!(Settings::default().feed_backstop_max_age, secs(600));
+        assert_eq!(parse_feed_backstop_max_age("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_feed_backstop_max_age("1h"), Ok(secs(3600)));
+        assert!(parse_feed_backstop_max_age("61m").is_err_and(|e| e.contains("longer than 3600s")));
         assert_eq!(Settings::default().concurrency, 8);
     }
 

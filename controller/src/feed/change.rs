@@ -22,8 +22,9 @@ pub enum Change {
         bucket: String,
         key: String,
     },
-    /// Someone else wrote to a Lambda function: it (configuration, tags, aliases) is read on
-    /// its own again and its owner reconciles now.
+    /// Someone else created, changed or deleted a Lambda function: it (configuration, tags,
+    /// aliases) is read on its own again, and its owner and the stages whose selector covers
+    /// its name reconcile now.
     Function { region: String, function: String },
     /// Someone else wrote to an event-source mapping: the mappings are listed again and the
     /// owner of its function reconciles now.
@@ -32,6 +33,9 @@ pub enum Change {
         uuid: String,
         function: Option<String>,
     },
+    /// Someone else published or deleted a version of a layer: its listing is dropped and the
+    /// objects using it look now.
+    Layer { region: String, layer: String },
     /// Someone else wrote to a bucket's configuration or a distribution: its watchers look now.
     /// `region` is `None` for CloudFront (global; its calls are recorded in us-east-1).
     Watched {
@@ -81,6 +85,7 @@ fn api_change(call: &ApiCall, identity: Option<&str>) -> Option<Change> {
             uuid,
             function,
         },
+        (ApiService::Lambda, ApiResource::Layer(layer)) => Change::Layer { region, layer },
         (ApiService::S3, ApiResource::Bucket(bucket)) => Change::Watched {
             region: Some(region),
             watched: Watched::Bucket(bucket),
@@ -179,6 +184,18 @@ mod tests {
                     region: "us-east-1".into(),
                     uuid: "u-1".into(),
                     function: None,
+                }),
+            ),
+            (
+                lambda_call(
+                    ALICE,
+                    "PublishLayerVersion20181031",
+                    &json!({"layerName": "deps"}),
+                ),
+                Some(ROLE),
+                Some(Change::Layer {
+                    region: "us-east-1".into(),
+                    layer: "deps".into(),
                 }),
             ),
             (

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::change::{Change, change};
-use super::demand::QueueDemand;
+use super::demand::{QueueDemand, Watched};
 use super::effect::{EventKind, InstanceEffect, effect};
 use super::event::{Event, ParseError, parse};
 use super::metrics::FeedMetrics;
@@ -141,11 +141,18 @@ impl Consumer {
                 }
                 watchers
             }
-            Change::Function { region, function } => self
-                .function_owner(region, function)
-                .await?
-                .into_iter()
-                .collect(),
+            Change::Function { region, function } => {
+                self.function_concerned(region, function).await?
+            }
+            Change::Layer { region, layer } => {
+                let watchers = self
+                    .demand
+                    .watchers(Some(region), |w| *w == Watched::Layer(layer.clone()));
+                if !watchers.is_empty() {
+                    self.inventory.lambda(region).layer_changed_elsewhere(layer);
+                }
+                watchers
+            }
             Change::Mapping {
                 region,
                 uuid,
@@ -169,6 +176,27 @@ impl Consumer {
                 self.demand.watchers(region.as_deref(), |w| w == watched)
             }
         })
+    }
+
+    /// The owner of the function `name` and the stages whose selector covers it. A covered
+    /// function is read on its own first (`GetFunction`, outside the 15/s quota), which puts a
+    /// new one into the shared listing and takes a deleted one out of it: a listing trusted for
+    /// the feed backstop then selects what AWS has now.
+    async fn function_concerned(&self, region: &str, name: &str) -> Result<Vec<Target>, AwsError> {
+        let mut targets = self
+            .demand
+            .watchers(Some(region), |w| w.covers_function(name));
+        if !targets.is_empty() {
+            self.inventory
+                .lambda(region)
+                .function_changed_elsewhere(name);
+        }
+        if let Some(owner) = self.function_owner(region, name).await?
+            && !targets.contains(&owner)
+        {
+            targets.push(owner);
+        }
+        Ok(targets)
     }
 
     /// The object owning the function `name` (its owner tag, as the inventory knows it); its
@@ -232,7 +260,7 @@ mod tests {
     use super::*;
     use crate::aws::ec2::InstanceInfo;
     use crate::aws::tags::OWNER_TAG;
-    use crate::feed::event::tests::interruption_warning;
+    use crate::feed::event::tests::{ALICE, api_call, interruption_warning};
     use crate::inventory::tests::provider;
 
     const OURS: &str = "i-0123456789abcdef0";
@@ -271,6 +299,47 @@ mod tests {
             demand: QueueDemand::default(),
             identity: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_new_layer_version_reaches_the_stages_using_the_layer() {
+        let consumer = consumer();
+        let mut stages = consumer.triggers.subscribe("LambdaStage");
+        let stage = Target::new("LambdaStage", "shop", "api");
+        consumer.demand.declare_watchers(
+            "LambdaStage",
+            crate::feed::Watchers::from([(
+                stage.clone(),
+                crate::feed::FeedInterest {
+                    region: "us-east-1".into(),
+                    watches: vec![Watched::Layer("deps".into())],
+                },
+            )]),
+        );
+        let lambda = consumer.inventory.lambda("us-east-1");
+        let published = |layer: &str| {
+            api_call(
+                "aws.lambda",
+                "PublishLayerVersion20181031",
+                ALICE,
+                &json!({"layerName": layer}),
+            )
+            .to_string()
+        };
+        lambda.remember_layer("other", None);
+        assert_eq!(
+            consumer.handle("q", "m", &published("other")).await,
+            Disposition::Ignored,
+            "no stage uses it"
+        );
+        assert!(lambda.cached_layer("other"), "kept: nobody's business");
+        lambda.remember_layer("deps", None);
+        assert_eq!(
+            consumer.handle("q", "m", &published("deps")).await,
+            Disposition::Handled
+        );
+        assert!(!lambda.cached_layer("deps"), "listed again at the next use");
+        assert_eq!(stages.recv().await, Some(stage));
     }
 
     #[tokio::test]

@@ -48,6 +48,13 @@ pub enum Watched {
     Bucket(String),
     /// A CloudFront distribution (a site's), by id.
     Distribution(String),
+    /// The Lambda functions whose names start with this (a stage's
+    /// `functionSelector.namePrefix`): a function created or deleted there changes what the
+    /// stage selects, though no owner tag names the stage yet.
+    FunctionPrefix(String),
+    /// A Lambda layer, by name (a stage's `layers[]`): a version published or deleted may
+    /// change what `latest` means.
+    Layer(String),
 }
 
 impl Watched {
@@ -57,8 +64,13 @@ impl Watched {
             Self::S3Object { bucket: b, key: k } => b == bucket && k == key,
             Self::S3Prefix { bucket: b, prefix } => b == bucket && key.starts_with(prefix.as_str()),
             Self::Bucket(b) => b == bucket,
-            Self::Distribution(_) => false,
+            Self::Distribution(_) | Self::FunctionPrefix(_) | Self::Layer(_) => false,
         }
+    }
+
+    /// Whether the function `name` is (or would be) among what this watches.
+    pub fn covers_function(&self, name: &str) -> bool {
+        matches!(self, Self::FunctionPrefix(prefix) if name.starts_with(prefix.as_str()))
     }
 }
 
@@ -265,7 +277,12 @@ mod tests {
             now.watchers(None, |w| *w == Watched::Distribution("E123".into())),
             vec![site.clone()]
         );
-        assert_eq!(now.relying(), [stage, site]);
+        assert_eq!(now.relying(), [stage.clone(), site.clone()]);
+        let selector = Watched::FunctionPrefix("shop-api-".into());
+        assert!(selector.covers_function("shop-api-dev"));
+        assert!(!selector.covers_function("shop-web"));
+        assert!(!Watched::Layer("shop-api-".into()).covers_function("shop-api-dev"));
+        assert!(!selector.covers_object("builds", "shop-api-dev"));
         demand.declare_watchers("StaticSite", Watchers::new());
         assert_eq!(demand.current().relying().len(), 1);
     }

@@ -16,10 +16,12 @@
 //! SpotFleet is the first user (interruption warnings, rebalance recommendations, state changes,
 //! AWS Health scheduled changes, on its `interruptionQueue`). LambdaStage and StaticSite rely
 //! on the controller-wide queue (`--event-queue`): S3 `Object Created` for the artifacts and
-//! sources they watch, CloudTrail writes to their functions, buckets and distributions
-//! ([`change`]), and a heartbeat whose silence marks the feed unhealthy. While the feed is
-//! healthy, drift-only reads (aliases) slow to an hourly cadence; otherwise
-//! polling is as it always was.
+//! sources they watch, CloudTrail writes to their functions, buckets and distributions, and
+//! the creations a listing would find — a function under a stage's selector prefix, a mapping,
+//! a layer version ([`change`]) — and a heartbeat whose silence marks the feed unhealthy. While
+//! the feed is healthy, drift-only reads (aliases) slow to an hourly cadence and the region's
+//! Lambda listings are trusted for `--feed-backstop-max-age` (`inventory::ListingAge`);
+//! otherwise polling is as it always was.
 //!
 //! Only the leader polls: the runtime starts the feed with the controllers, after the lease is
 //! acquired (`runtime::manager::run_controllers`).

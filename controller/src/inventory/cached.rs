@@ -138,12 +138,45 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        if let Some(found) = self.get(key) {
+        self.load_unless(key, || self.get(key), load).await
+    }
+
+    /// [`Cached::get_or_load`] with `age` in place of the time-to-live: `key`'s value if it was
+    /// read less than `age` ago, else what `load` reads. For values whose trust changes with
+    /// the moment (a listing trusted longer while the event feed announces what it would find),
+    /// decided by the caller at each use.
+    pub async fn get_or_load_within<E, F, Fut>(
+        &self,
+        key: &K,
+        age: Duration,
+        load: F,
+    ) -> Result<V, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        self.load_unless(key, || self.get_younger_than(key, age), load)
+            .await
+    }
+
+    /// `found()`, or else the value `load` reads, single flight: a caller that waited for
+    /// another's load asks `found()` again before loading.
+    async fn load_unless<E, F, Fut>(
+        &self,
+        key: &K,
+        found: impl Fn() -> Option<V>,
+        load: F,
+    ) -> Result<V, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        if let Some(found) = found() {
             return Ok(found);
         }
         let flight = lock(&self.flights).entry(key.clone()).or_default().clone();
         let guard = flight.lock().await;
-        let result = match self.get(key) {
+        let result = match found() {
             Some(found) => Ok(found),
             None => load()
                 .await
@@ -273,6 +306,29 @@ mod tests {
         cache.insert((), 2);
         cache.forget_older_than(Duration::ZERO);
         assert_eq!(cache.get(&()), None, "zero: everything goes");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_load_within_an_age_trusts_the_value_for_that_age() {
+        let cache: Cached<(), u32> = Cached::new(Duration::from_secs(30));
+        let load = |value: u32| move || async move { Ok::<_, ()>(value) };
+        let within = |age: u64| Duration::from_secs(age);
+        assert_eq!(
+            cache.get_or_load_within(&(), within(600), load(1)).await,
+            Ok(1)
+        );
+        tokio::time::advance(Duration::from_secs(300)).await;
+        assert_eq!(cache.get(&()), None, "past the time-to-live");
+        assert_eq!(
+            cache.get_or_load_within(&(), within(600), load(2)).await,
+            Ok(1),
+            "a longer age: still trusted"
+        );
+        assert_eq!(
+            cache.get_or_load_within(&(), within(30), load(3)).await,
+            Ok(3),
+            "back to the short age: read again at once"
+        );
     }
 
     #[tokio::test]

@@ -4,14 +4,18 @@
 //! AWS gives each account and region 15 calls/s for *all* Lambda control-plane APIs together,
 //! shared with every other tool; `GetFunction` has its own 100/s. So:
 //!
-//! - **Functions**: one paged `ListFunctions` (50 per page) serves every stage for `max_age`. A
+//! - **Functions**: one paged `ListFunctions` (50 per page) serves every stage for the listing
+//!   age ([`ListingAge`]: `max_age`, or the feed backstop while the event feed announces what a
+//!   new listing would find). A
 //!   function is read on its own (`GetFunction`: configuration, tags and image digest in one
 //!   call) only when the listing cannot be trusted for it: Stagehand just wrote to it, an
 //!   update is in progress, the listing does not have it, or its ownership tags were not read
 //!   for its current revision within [`IDENTITY_RECHECK`].
 //! - **Event-source mappings**: one paged region-wide `ListEventSourceMappings` (100 per page)
-//!   for `max_age`, dropped after every mapping Stagehand creates or changes.
-//! - **Layers**: `ListLayerVersions` per layer name for `max_age`.
+//!   for the listing age, dropped after every mapping Stagehand creates or changes, and when
+//!   the feed announces a mapping written by someone else.
+//! - **Layers**: `ListLayerVersions` per layer name for the listing age, dropped when the feed
+//!   announces a version published or deleted.
 //! - **Published versions** per function and code hash for [`IDENTITY_RECHECK`], and **aliases**
 //!   for `max_age`, dropped after Stagehand publishes, deletes or moves one.
 
@@ -21,8 +25,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::IDENTITY_RECHECK;
 use super::cached::Cached;
+use super::{IDENTITY_RECHECK, ListingAge};
 use crate::aws::AwsError;
 use crate::aws::lambda::{
     Alias, EventSourceMapping, FunctionDetails, FunctionInfo, Lambda, LayerVersion,
@@ -51,6 +55,8 @@ struct FunctionIdentity {
 #[derive(Debug)]
 pub struct LambdaInventory {
     lambda: Lambda,
+    /// How old the region-wide listings (functions, mappings, layers) may be at each use.
+    listing_age: ListingAge,
     functions: Cached<(), Arc<BTreeMap<String, FunctionInfo>>>,
     /// Functions to read on their own before the listing is trusted for them again.
     dirty: Mutex<BTreeSet<String>>,
@@ -69,6 +75,7 @@ impl LambdaInventory {
     pub fn new(lambda: Lambda, max_age: Duration) -> Self {
         Self {
             lambda,
+            listing_age: ListingAge::fixed(max_age),
             functions: Cached::new(max_age),
             dirty: Mutex::default(),
             identities: Cached::new(IDENTITY_RECHECK),
@@ -79,18 +86,30 @@ impl LambdaInventory {
         }
     }
 
+    /// Region-wide listings trusted for `age` (decided at each use) instead of `max_age`.
+    #[must_use]
+    pub fn with_listing_age(mut self, age: ListingAge) -> Self {
+        self.listing_age = age;
+        self
+    }
+
+    /// How old the region-wide listings may be now.
+    pub fn listing_age(&self) -> Duration {
+        self.listing_age.now()
+    }
+
     fn dirty(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
         // Every update is a single insert or removal: consistent even after a panic.
         self.dirty.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The region's listing of functions, younger than `max_age` (one paged `ListFunctions`
-    /// when there is none), shared rather than copied: every stage's round asks for it, and a
+    /// The region's listing of functions, younger than the listing age (one paged
+    /// `ListFunctions` when there is none), shared rather than copied: every stage's round asks for it, and a
     /// copy of its names per round was O(functions) per object — at 18,000 functions ≈ 1.5 MB
     /// allocated and freed by each of 9,000 stages at every resync.
     async fn listing(&self) -> Result<Arc<BTreeMap<String, FunctionInfo>>, AwsError> {
         self.functions
-            .get_or_load(&(), || async {
+            .get_or_load_within(&(), self.listing_age(), || async {
                 let listed = self.lambda.list_functions().await?;
                 // Functions written while the listing ran may be listed with their old state:
                 // they stay dirty and are read on their own.
@@ -101,7 +120,7 @@ impl LambdaInventory {
             .await
     }
 
-    /// Makes sure a listing younger than `max_age` is there, for [`LambdaInventory::function`].
+    /// Makes sure a listing younger than the listing age is there, for [`LambdaInventory::function`].
     pub async fn ensure_listed(&self) -> Result<(), AwsError> {
         self.listing().await.map(drop)
     }
@@ -212,10 +231,10 @@ impl LambdaInventory {
         self.mappings.invalidate(&());
     }
 
-    /// Every mapping of the region (one region-wide listing for `max_age`).
+    /// Every mapping of the region (one region-wide listing for the listing age).
     pub async fn mappings(&self) -> Result<Arc<Vec<EventSourceMapping>>, AwsError> {
         self.mappings
-            .get_or_load(&(), || async {
+            .get_or_load_within(&(), self.listing_age(), || async {
                 Ok(Arc::new(
                     self.lambda.list_all_event_source_mappings().await?,
                 ))
@@ -228,16 +247,24 @@ impl LambdaInventory {
         self.mappings.invalidate(&());
     }
 
-    /// The newest version of a layer (`ListLayerVersions` once per `max_age`).
+    /// The newest version of a layer (`ListLayerVersions` once per listing age).
     pub async fn latest_layer_version(
         &self,
         layer: &str,
     ) -> Result<Option<LayerVersion>, AwsError> {
         self.layers
-            .get_or_load(&layer.to_owned(), || {
+            .get_or_load_within(&layer.to_owned(), self.listing_age(), || {
                 self.lambda.latest_layer_version(layer)
             })
             .await
+    }
+
+    /// Someone published or deleted a version of `layer` (a CloudTrail event; a name or ARN):
+    /// list it again next time, however a spec names it.
+    pub fn layer_changed_elsewhere(&self, layer: &str) {
+        let name = layer_name(layer);
+        self.layers
+            .invalidate_where(|cached| layer_name(cached) == name);
     }
 
     /// Published versions of `function` (not `$LATEST`), listed again when its code changed,
@@ -338,6 +365,16 @@ impl LambdaInventory {
     }
 }
 
+/// A layer's name from what names it: a name, or a layer (version) ARN
+/// (`arn:aws:lambda:<region>:<account>:layer:<name>[:<version>]`).
+pub fn layer_name(reference: &str) -> &str {
+    reference
+        .split_once(":layer:")
+        .map_or(reference, |(_, rest)| {
+            rest.split(':').next().unwrap_or(rest)
+        })
+}
+
 #[cfg(test)]
 impl LambdaInventory {
     pub(crate) fn remember_layer(&self, layer: &str, latest: Option<LayerVersion>) {
@@ -400,6 +437,20 @@ mod tests {
                 .is_empty()
         );
         inventory.ensure_listed().await.unwrap();
+    }
+
+    #[test]
+    fn a_layer_event_drops_the_layer_however_it_is_named() {
+        let inventory = inventory();
+        let arn = "arn:aws:lambda:r:123456789012:layer:deps";
+        inventory.remember_layer("deps", None);
+        inventory.remember_layer(arn, None);
+        inventory.remember_layer("other", None);
+        inventory.layer_changed_elsewhere(&format!("{arn}:7"));
+        assert!(!inventory.cached_layer("deps"));
+        assert!(!inventory.cached_layer(arn));
+        assert!(inventory.cached_layer("other"));
+        assert_eq!(layer_name("deps"), "deps");
     }
 
     #[test]

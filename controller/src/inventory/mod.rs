@@ -12,7 +12,9 @@
 //! - [`lambda`], [`s3`], [`sqs`], [`ec2`]: one inventory per service and region.
 //!
 //! Every write a kind makes marks what it changed, so the next reconcile reads it back instead
-//! of trusting a listing; what others change is seen within `max_age` (`--inventory-max-age`).
+//! of trusting a listing; what others change is seen within `max_age` (`--inventory-max-age`),
+//! or — the region-wide Lambda listings while the event feed covering the region is healthy and
+//! announces those changes itself — within the feed backstop ([`ListingAge`]).
 //! A spec change (or `stagehand.dev/refresh`) asks for listings at most
 //! [`DEFAULT_FRESH_FLOOR`] old ([`Inventory::refresh`]): fresh enough for the change, shared by
 //! a burst of them.
@@ -46,6 +48,46 @@ pub const IDENTITY_RECHECK: Duration = Duration::from_secs(3600);
 /// sync touching hundreds of objects costs one listing per second, not one per object.
 pub const DEFAULT_FRESH_FLOOR: Duration = Duration::from_secs(1);
 
+/// How old a region-wide listing may be while the event feed covering its region is healthy
+/// (`--feed-backstop-max-age`): ten minutes, the longest `--inventory-max-age` allows, so a
+/// change the feed failed to announce (an event lost, a write CloudTrail does not record) is
+/// found no later than by a controller polling at its slowest. At 10,000 functions a listing is
+/// 200 `ListFunctions` pages: every 30 s that is 45% of Lambda's 15 calls/s, every 10 minutes
+/// 2%. Longer would save little more and leave a lost event unseen for longer.
+pub const DEFAULT_FEED_BACKSTOP: Duration = Duration::from_secs(600);
+
+/// How old a region-wide listing may be now, decided at each use: `max_age`, or the feed
+/// backstop while the controller-wide queue covering the region is healthy
+/// ([`EventFeed::listing_age`]). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ListingAge {
+    max_age: Duration,
+    backstop: Duration,
+    /// The SQS inventory holding the health of the queue covering the region, and the queue.
+    feed: Option<(Arc<SqsInventory>, String)>,
+}
+
+impl ListingAge {
+    /// Always `max_age` (no event feed).
+    pub fn fixed(max_age: Duration) -> Self {
+        Self {
+            max_age,
+            backstop: max_age,
+            feed: None,
+        }
+    }
+
+    /// The age to trust a listing for at this moment.
+    pub fn now(&self) -> Duration {
+        match &self.feed {
+            None => self.max_age,
+            Some((sqs, queue)) => sqs
+                .feed_health(queue)
+                .listing_age(self.max_age, self.backstop),
+        }
+    }
+}
+
 /// Every service's inventory of one region.
 #[derive(Debug)]
 struct RegionInventory {
@@ -61,6 +103,8 @@ pub struct Inventory {
     aws: AwsProvider,
     max_age: Duration,
     fresh_floor: Duration,
+    /// `--feed-backstop-max-age`: see [`ListingAge`].
+    feed_backstop: Duration,
     /// `--event-queue`: the controller-wide queue LambdaStages and StaticSites rely on.
     event_queue: Option<String>,
     regions: Arc<Mutex<HashMap<String, Arc<RegionInventory>>>>,
@@ -73,6 +117,7 @@ impl Inventory {
             aws,
             max_age,
             fresh_floor: DEFAULT_FRESH_FLOOR,
+            feed_backstop: DEFAULT_FEED_BACKSTOP,
             event_queue: None,
             regions: Arc::default(),
         }
@@ -86,6 +131,15 @@ impl Inventory {
         self
     }
 
+    /// How old region-wide listings may be while the feed covering their region is healthy
+    /// (default [`DEFAULT_FEED_BACKSTOP`]; anything up to `max_age`: never stretched). Set it
+    /// before cloning.
+    #[must_use]
+    pub fn with_feed_backstop(mut self, backstop: Duration) -> Self {
+        self.feed_backstop = backstop;
+        self
+    }
+
     /// The controller-wide event queue (`--event-queue`, a name or an ARN). Set it before
     /// cloning.
     #[must_use]
@@ -94,18 +148,20 @@ impl Inventory {
         self
     }
 
-    /// The controller-wide event queue objects of `region` rely on: (its region, name or ARN).
     /// Whether a controller-wide event queue (`--event-queue`) is configured.
     pub fn has_event_queue(&self) -> bool {
         self.event_queue.is_some()
     }
 
+    /// The controller-wide event queue objects of `region` rely on: (its region, name or
+    /// ARN). `None` without one, and for an ARN of another region: EventBridge delivers a
+    /// region's events to a queue in that region, so an ARN's queue hears nothing of `region`
+    /// and its heartbeat would vouch for events that never come (objects there poll as without
+    /// a feed). A name stands for the queue of that name in every region.
     pub fn event_queue(&self, region: &str) -> Option<(String, String)> {
         let queue = self.event_queue.as_deref()?;
-        Some((
-            sqs::event_queue_region(queue, region).to_owned(),
-            queue.to_owned(),
-        ))
+        (sqs::event_queue_region(queue, region) == region)
+            .then(|| (region.to_owned(), queue.to_owned()))
     }
 
     /// How the controller-wide event queue of `region` stands (see [`EventFeed`]).
@@ -135,10 +191,22 @@ impl Inventory {
         regions
             .entry(region.to_owned())
             .or_insert_with(|| {
+                let sqs = Arc::new(SqsInventory::new(self.aws.sqs(region), self.max_age));
+                // The queue covering a region is in that region (see `event_queue`).
+                let listing_age = ListingAge {
+                    max_age: self.max_age,
+                    backstop: self.feed_backstop,
+                    feed: self
+                        .event_queue(region)
+                        .map(|(_, queue)| (sqs.clone(), queue)),
+                };
                 Arc::new(RegionInventory {
-                    lambda: Arc::new(LambdaInventory::new(self.aws.lambda(region), self.max_age)),
+                    lambda: Arc::new(
+                        LambdaInventory::new(self.aws.lambda(region), self.max_age)
+                            .with_listing_age(listing_age),
+                    ),
                     s3: Arc::new(S3Inventory::new(self.aws.s3(region), self.max_age)),
-                    sqs: Arc::new(SqsInventory::new(self.aws.sqs(region), self.max_age)),
+                    sqs,
                     ec2: Arc::new(Ec2Inventory::new(self.aws.ec2(region), self.max_age)),
                 })
             })
@@ -240,6 +308,51 @@ pub(crate) mod tests {
         eager.lambda("r").remember_layer("deps", None);
         eager.refresh("r", None);
         assert!(!eager.lambda("r").cached_layer("deps"));
+    }
+
+    #[test]
+    fn a_queue_arn_covers_its_own_region_only() {
+        let arn = "arn:aws:sqs:eu-west-1:123456789012:events";
+        let inventory =
+            Inventory::new(provider(), Duration::from_secs(30)).with_event_queue(Some(arn.into()));
+        assert_eq!(
+            inventory.event_queue("eu-west-1"),
+            Some(("eu-west-1".to_owned(), arn.to_owned()))
+        );
+        assert_eq!(inventory.event_queue("us-east-1"), None);
+        assert_eq!(inventory.event_feed("us-east-1"), EventFeed::NotConfigured);
+        let named = Inventory::new(provider(), Duration::from_secs(30))
+            .with_event_queue(Some("events".into()));
+        assert_eq!(
+            named.event_queue("us-east-1"),
+            Some(("us-east-1".to_owned(), "events".to_owned()))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn listings_follow_the_health_of_the_queue_covering_their_region() {
+        let (max_age, backstop) = (Duration::from_secs(30), Duration::from_secs(600));
+        let inventory = Inventory::new(provider(), max_age)
+            .with_feed_backstop(backstop)
+            .with_event_queue(Some("arn:aws:sqs:eu-west-1:123456789012:events".into()));
+        let covered = inventory.lambda("eu-west-1");
+        let elsewhere = inventory.lambda("us-east-1");
+        assert_eq!(covered.listing_age(), max_age, "not polled yet");
+        let sqs = inventory.sqs("eu-west-1");
+        let arn = "arn:aws:sqs:eu-west-1:123456789012:events";
+        sqs.feed_polled(arn, sqs::QueueFeed::Polling);
+        sqs.feed_heard(arn);
+        assert_eq!(covered.listing_age(), backstop, "healthy");
+        assert_eq!(elsewhere.listing_age(), max_age, "not covered by the ARN");
+        tokio::time::advance(sqs::FEED_SILENCE_LIMIT).await;
+        assert_eq!(covered.listing_age(), max_age, "silent: back at once");
+        assert_eq!(
+            Inventory::new(provider(), max_age)
+                .lambda("eu-west-1")
+                .listing_age(),
+            max_age,
+            "no feed"
+        );
     }
 
     #[tokio::test(start_paused = true)]

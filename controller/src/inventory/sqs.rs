@@ -48,6 +48,20 @@ impl EventFeed {
     pub fn is_healthy(&self) -> bool {
         *self == Self::Healthy
     }
+
+    /// How old a region-wide listing (functions, event-source mappings, layer versions) may be
+    /// while the feed stands like this: `backstop` (`--feed-backstop-max-age`, never less than
+    /// `max_age`) while it is healthy, since CloudTrail then announces every write the listing
+    /// would find (a new function, a mapping, a layer version) and the consumer drops or
+    /// corrects the entry it concerns; `max_age` (`--inventory-max-age`) in every other state,
+    /// so a listing older than that is read again at its next use the moment the feed falters.
+    pub fn listing_age(&self, max_age: Duration, backstop: Duration) -> Duration {
+        if self.is_healthy() {
+            backstop.max(max_age)
+        } else {
+            max_age
+        }
+    }
 }
 
 /// The region of the controller-wide queue for objects of `region`: an ARN's own region, a
@@ -164,6 +178,34 @@ mod tests {
             "eu-west-1"
         );
         assert_eq!(event_queue_region("events", "us-east-1"), "us-east-1");
+    }
+
+    #[test]
+    fn listings_stretch_only_while_the_feed_is_healthy() {
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        let (max_age, backstop) = (Duration::from_secs(30), minutes(10));
+        assert_eq!(EventFeed::Healthy.listing_age(max_age, backstop), backstop);
+        let failing = EventFeed::Failing {
+            reason: "QueueNotFound".into(),
+            message: "m".into(),
+        };
+        for feed in [
+            EventFeed::NotConfigured,
+            EventFeed::Starting,
+            EventFeed::Silent,
+            failing,
+        ] {
+            assert_eq!(feed.listing_age(max_age, backstop), max_age, "{feed:?}");
+        }
+        // A backstop below the max age (0 turns the stretch off) never shortens it.
+        assert_eq!(
+            EventFeed::Healthy.listing_age(minutes(5), Duration::ZERO),
+            minutes(5)
+        );
+        assert_eq!(
+            EventFeed::Healthy.listing_age(minutes(5), minutes(2)),
+            minutes(5)
+        );
     }
 
     #[tokio::test(start_paused = true)]

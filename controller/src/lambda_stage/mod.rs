@@ -37,6 +37,7 @@ pub use self::error::LambdaStageError;
 use self::round::{ActScope, Round, RoundOptions, round};
 use crate::base::{ActGate, may_act};
 use crate::feed::{FeedInterest, Watched};
+use crate::inventory::lambda::layer_name;
 use crate::runtime::controller::object_key;
 use crate::runtime::requeue::resync_action;
 use crate::runtime::round::{
@@ -100,7 +101,9 @@ impl Reconciler<LambdaStage> for LambdaStageReconciler {
     type Error = LambdaStageError;
 
     /// A stage relies on the controller-wide event queue: a new build under one of its artifact
-    /// keys reconciles it at once (CloudTrail writes to its functions find it by owner tag).
+    /// keys, a function created or deleted under its selector's prefix and a new version of one
+    /// of its layers reconcile it at once (CloudTrail writes to its functions find it by owner
+    /// tag).
     fn feed_interest(&self, stage: &LambdaStage) -> Option<FeedInterest> {
         let spec = &stage.spec;
         let mut watches: Vec<Watched> = spec
@@ -113,6 +116,17 @@ impl Reconciler<LambdaStage> for LambdaStageReconciler {
                 bucket: s3.bucket.clone(),
                 key: s3.key.clone(),
             })
+            .chain(
+                spec.function_selector
+                    .as_ref()
+                    .and_then(|selector| selector.name_prefix.clone())
+                    .map(Watched::FunctionPrefix),
+            )
+            .chain(
+                spec.layers
+                    .iter()
+                    .map(|layer| Watched::Layer(layer_name(&layer.name).to_owned())),
+            )
             .collect();
         watches.sort();
         watches.dedup();

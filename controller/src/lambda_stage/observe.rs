@@ -15,7 +15,10 @@
 //! per function per `max_age`: 10,000 aliased functions at 5 minutes are 33 calls/s against
 //! Lambda's 15/s account quota. While the controller-wide event feed is healthy, CloudTrail
 //! announces such a change within seconds, so they are read at [`DRIFT_BACKSTOP`] cadence
-//! instead ([`drift_read_age`]); without a feed, or while it is unhealthy, as before.
+//! instead ([`drift_read_age`]); without a feed, or while it is unhealthy, as before. The
+//! region-wide listings this reads through (functions, mappings, layers) follow the feed on
+//! their own: the inventory trusts them for `--feed-backstop-max-age` while it is healthy
+//! (`inventory::ListingAge`), so nothing here chooses their age.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

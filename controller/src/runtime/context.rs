@@ -93,6 +93,7 @@ impl Context {
         let aws = AwsProvider::new(aws, metrics.aws.clone(), settings.aws_settings())
             .with_write_fence(fence);
         let inventory = Inventory::new(aws.clone(), settings.inventory_max_age)
+            .with_feed_backstop(settings.feed_backstop_max_age)
             .with_event_queue(settings.event_queue.clone());
         let prober = TcpProber::new(settings.probe.probe_settings());
         Self {

@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use stagehand::feed::event::{Detail, ParseError, parse};
+use stagehand::feed::event::{ApiResource, Detail, ParseError, parse};
 
 use crate::aws_adapters::{Env, REGION};
 
@@ -218,6 +218,21 @@ async fn the_event_queue_template_creates_and_routes_matching_events() {
                    "awsRegion": REGION, "userIdentity": {"arn": "arn:aws:iam::123456789012:user/alice"},
                    "requestParameters": {"functionName": "shop-api", "name": "live"}})
         ),
+        // Creations the stretched listings rely on (`--feed-backstop-max-age`).
+        entry(
+            "aws.lambda",
+            "AWS API Call via CloudTrail",
+            json!({"eventSource": "lambda.amazonaws.com", "eventName": "CreateFunction20150331",
+                   "awsRegion": REGION, "userIdentity": {"arn": "arn:aws:iam::123456789012:user/alice"},
+                   "requestParameters": {"functionName": "shop-api-new"}})
+        ),
+        entry(
+            "aws.lambda",
+            "AWS API Call via CloudTrail",
+            json!({"eventSource": "lambda.amazonaws.com", "eventName": "PublishLayerVersion20181031",
+                   "awsRegion": REGION, "userIdentity": {"arn": "arn:aws:iam::123456789012:user/alice"},
+                   "requestParameters": {"layerName": "deps"}})
+        ),
         // A CloudTrail event of another service: no rule.
         entry(
             "aws.ec2",
@@ -234,7 +249,7 @@ async fn the_event_queue_template_creates_and_routes_matching_events() {
     assert!(put.contains("\"FailedEntryCount\": 0"), "{put}");
     let started = std::time::Instant::now();
     let mut routed = Vec::new();
-    while routed.len() < 4 && started.elapsed() < Duration::from_secs(5) {
+    while routed.len() < 6 && started.elapsed() < Duration::from_secs(5) {
         let messages = env
             .aws
             .sqs(REGION)
@@ -244,11 +259,11 @@ async fn the_event_queue_template_creates_and_routes_matching_events() {
         routed.extend(messages);
     }
     eprintln!(
-        "moto routed {} of 7 events (4 match a rule) in {:?}",
+        "moto routed {} of 9 events (6 match a rule) in {:?}",
         routed.len(),
         started.elapsed()
     );
-    assert_eq!(routed.len(), 4, "{routed:?}");
+    assert_eq!(routed.len(), 6, "{routed:?}");
     let mut details = Vec::new();
     for message in &routed {
         // moto's envelope has no `account`: refused as AWS never sends it so.
@@ -262,20 +277,41 @@ async fn the_event_queue_template_creates_and_routes_matching_events() {
         details.push(parse(&body.to_string()).unwrap().detail);
     }
     details.sort_by_key(|d| format!("{d:?}"));
-    assert!(
-        matches!(&details[0], Detail::ApiCall(call) if call.action == "UpdateAlias"),
+    let calls: Vec<(&str, Option<&ApiResource>)> = details[..3]
+        .iter()
+        .filter_map(|d| match d {
+            Detail::ApiCall(call) => Some((call.action.as_str(), call.resource.as_ref())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (
+                "CreateFunction",
+                Some(&ApiResource::Function("shop-api-new".into()))
+            ),
+            (
+                "PublishLayerVersion",
+                Some(&ApiResource::Layer("deps".into()))
+            ),
+            (
+                "UpdateAlias",
+                Some(&ApiResource::Function("shop-api".into()))
+            ),
+        ],
         "{details:?}"
     );
     assert!(
-        matches!(&details[1], Detail::ObjectCreated { key, .. } if key == "api/app.zip"),
+        matches!(&details[3], Detail::ObjectCreated { key, .. } if key == "api/app.zip"),
         "{details:?}"
     );
     assert!(
-        matches!(&details[2], Detail::SpotInterruptionWarning { instance_id, .. } if instance_id == instance),
+        matches!(&details[4], Detail::SpotInterruptionWarning { instance_id, .. } if instance_id == instance),
         "{details:?}"
     );
     assert!(
-        matches!(&details[3], Detail::StateChange { instance_id, .. } if instance_id == instance),
+        matches!(&details[5], Detail::StateChange { instance_id, .. } if instance_id == instance),
         "{details:?}"
     );
 }

@@ -27,9 +27,9 @@ use stagehand_crds::LambdaStage;
 use crate::event_queue_template::aws_cli;
 use crate::support::{API, BUCKET, EVAL, Env, KEY, REGION, b64, build, condition, seed, stage};
 
-const QUEUE: &str = "stagehand-events";
-const IDENTITY: &str = "arn:aws:iam::123456789012:role/stagehand";
-const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
+pub(crate) const QUEUE: &str = "stagehand-events";
+pub(crate) const IDENTITY: &str = "arn:aws:iam::123456789012:role/stagehand";
+pub(crate) const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
 
 /// The e2e environment with the controller reading `--event-queue stagehand-events` (created
 /// here), `--event-feed-identity` [`IDENTITY`], and this max age and default resync.
@@ -38,7 +38,7 @@ async fn start(max_age: Duration, resync: Duration) -> Env {
 }
 
 /// [`start`] with `--event-feed-identity` `identity` (none: learned from STS).
-async fn start_as(max_age: Duration, resync: Duration, identity: Option<&str>) -> Env {
+pub(crate) async fn start_as(max_age: Duration, resync: Duration, identity: Option<&str>) -> Env {
     let mut env = Env::start().await;
     env.sqs()
         .create_queue()
@@ -60,7 +60,7 @@ async fn start_as(max_age: Duration, resync: Duration, identity: Option<&str>) -
     env
 }
 
-async fn send(env: &Env, body: &str) {
+pub(crate) async fn send(env: &Env, body: &str) {
     let url = env.queue_url(QUEUE).await;
     env.sqs()
         .send_message()
@@ -71,7 +71,7 @@ async fn send(env: &Env, body: &str) {
         .unwrap();
 }
 
-fn messages(env: &Env, kind: &str, result: &str) -> u64 {
+pub(crate) fn messages(env: &Env, kind: &str, result: &str) -> u64 {
     env.ctx
         .metrics
         .feed
@@ -80,14 +80,14 @@ fn messages(env: &Env, kind: &str, result: &str) -> u64 {
         .get()
 }
 
-async fn wait_messages(env: &Env, kind: &str, result: &str, n: u64) {
+pub(crate) async fn wait_messages(env: &Env, kind: &str, result: &str, n: u64) {
     env.wait_aws(&format!("{n} {kind} messages {result}"), || async {
         (messages(env, kind, result) >= n).then_some(())
     })
     .await;
 }
 
-fn envelope(source: &str, detail_type: &str, detail: &serde_json::Value) -> String {
+pub(crate) fn envelope(source: &str, detail_type: &str, detail: &serde_json::Value) -> String {
     json!({
         "version": "0",
         "id": format!("{detail_type}-{}", detail),
@@ -141,7 +141,7 @@ async fn live_version(env: &Env) -> String {
         .to_owned()
 }
 
-fn feed_ready(stage: &LambdaStage) -> bool {
+pub(crate) fn feed_ready(stage: &LambdaStage) -> bool {
     condition(stage, "EventFeedReady").0 == "True"
 }
 

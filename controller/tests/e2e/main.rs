@@ -15,6 +15,7 @@ mod crash_between_create_and_tag;
 mod credentials;
 mod event_queue_template;
 mod feed;
+mod feed_backstop;
 mod lambda_inventory;
 mod lambda_stage_alias;
 mod lambda_stage_deploy;

@@ -37,6 +37,7 @@ fn cases() -> Value {
             "watchNamespace": "team-a",
             "concurrency": 16,
             "inventoryMaxAge": "2m",
+            "eventFeed": {"queue": "stagehand-events", "backstopMaxAge": "15m"},
             "image": {"repository": "registry.example.com/stagehand", "tag": "0.1.0"},
             "imagePullSecrets": [{"name": "registry"}],
             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
@@ -259,6 +260,11 @@ fn overrides_reach_the_manifests() {
     };
     assert_eq!(value("STAGEHAND_NAMESPACE"), Some(json!("team-a")));
     assert_eq!(value("STAGEHAND_CONCURRENCY"), Some(json!("16")));
+    assert_eq!(
+        value("STAGEHAND_EVENT_QUEUE"),
+        Some(json!("stagehand-events"))
+    );
+    assert_eq!(value("STAGEHAND_FEED_BACKSTOP_MAX_AGE"), Some(json!("15m")));
     assert_eq!(value("AWS_STS_REGIONAL_ENDPOINTS"), Some(json!("regional")));
     assert_eq!(pod["imagePullSecrets"][0]["name"], "registry");
     assert_eq!(

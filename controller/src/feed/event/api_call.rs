@@ -8,11 +8,19 @@
 //! (`errorCode`: nothing changed), and which resource it touched, from `requestParameters`
 //! (and, for a mapping's function, `responseElements`). Read-only calls never reach the queue
 //! (the template's rule matches writes only) but parse the same.
+//!
+//! Creations matter as much as changes: while the feed is healthy the region-wide listings are
+//! trusted for the feed backstop, so a function created by hand (`CreateFunction`, which may
+//! fall under a stage's `functionSelector`), a mapping made by hand (`CreateEventSourceMapping`,
+//! whose id only its response carries) and a layer version published or deleted
+//! (`PublishLayerVersion`, `DeleteLayerVersion`, by `layerName`) must each name what they
+//! touched.
 
 use serde::Deserialize;
 
 use super::{ParseError, detail_of};
 use crate::aws::lambda::function_name_of_arn;
+use crate::inventory::lambda::layer_name;
 
 /// The `detail-type` of every CloudTrail event.
 pub const DETAIL_TYPE: &str = "AWS API Call via CloudTrail";
@@ -47,6 +55,8 @@ pub enum ApiResource {
         uuid: String,
         function: Option<String>,
     },
+    /// A Lambda layer (a version published or deleted), by name.
+    Layer(String),
     Bucket(String),
     Distribution(String),
 }
@@ -156,8 +166,8 @@ fn lambda_resource(
     request: &serde_json::Map<String, serde_json::Value>,
     response: &serde_json::Map<String, serde_json::Value>,
 ) -> Option<ApiResource> {
-    // CloudTrail records the mapping's id as `uUID` (the API's `UUID`, camel-cased).
-    // Tags of a mapping name it by ARN.
+    // CloudTrail records the mapping's id as `uUID` (the API's `UUID`, camel-cased); a new
+    // mapping's id is in the response only. Tags of a mapping name it by ARN.
     let tagged_mapping = text(request, "resource").and_then(|arn| {
         arn.split_once(":event-source-mapping:")
             .map(|(_, uuid)| uuid.to_owned())
@@ -165,9 +175,15 @@ fn lambda_resource(
     if let Some(uuid) = text(request, "uUID")
         .or_else(|| text(request, "uuid"))
         .or(tagged_mapping)
+        .or_else(|| text(response, "uUID"))
     {
-        let function = text(response, "functionArn").map(|arn| function_name(&arn));
+        let function = text(response, "functionArn")
+            .or_else(|| text(request, "functionName"))
+            .map(|arn| function_name(&arn));
         return Some(ApiResource::Mapping { uuid, function });
+    }
+    if let Some(layer) = text(request, "layerName").or_else(|| text(response, "layerArn")) {
+        return Some(ApiResource::Layer(layer_name(&layer).to_owned()));
     }
     text(request, "functionName")
         .or_else(|| text(request, "resource"))

@@ -299,11 +299,46 @@ fn s3_cloudtrail_and_heartbeat_events_parse() {
             }),
         ),
         ("ListFunctions20150331", serde_json::Value::Null, None),
+        // Creations: a function for a selector, a layer version, a mapping by hand.
+        (
+            "CreateFunction20150331",
+            json!({"functionName": "shop-api-new", "runtime": "python3.12"}),
+            function("shop-api-new"),
+        ),
+        (
+            "PublishLayerVersion20181031",
+            json!({"layerName": "deps", "description": "d"}),
+            Some(ApiResource::Layer("deps".into())),
+        ),
+        (
+            "DeleteLayerVersion20181031",
+            json!({"layerName": "arn:aws:lambda:us-east-1:123456789012:layer:deps", "versionNumber": 3}),
+            Some(ApiResource::Layer("deps".into())),
+        ),
     ] {
         let parsed = call("aws.lambda", name, request);
         assert_eq!(parsed.resource, resource, "{name}");
         assert!(!parsed.action.chars().any(|c| c.is_ascii_digit()), "{name}");
     }
+    // A new mapping's id is in the response; its function in both.
+    let mut created = api_call(
+        "aws.lambda",
+        "CreateEventSourceMapping20150331",
+        ALICE,
+        &json!({"functionName": "shop-api", "eventSourceArn": "arn:aws:sqs:us-east-1:123456789012:orders"}),
+    );
+    created["detail"]["responseElements"] = json!({"uUID": "m-9", "state": "Creating",
+        "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:shop-api"});
+    let Detail::ApiCall(created) = parsed(&created).unwrap().detail else {
+        panic!("an API call")
+    };
+    assert_eq!(
+        created.resource,
+        Some(ApiResource::Mapping {
+            uuid: "m-9".into(),
+            function: Some("shop-api".into())
+        })
+    );
     assert_eq!(
         call("aws.s3", "PutBucketPolicy", json!({"bucketName": "site"})).resource,
         Some(ApiResource::Bucket("site".into()))
