@@ -25,7 +25,11 @@ use crate::spot_fleet::{fleet, wait_ready};
 use crate::spot_fleet_round::{fleet_spec, network};
 use crate::static_site_lifecycle::{create, started, wait_for};
 use crate::static_site_round::BUILDS;
-use crate::support::{BUCKET, Env, NAMESPACE, TIMEOUT, chalice_stage, ready, seed};
+use stagehand_testenv::aws::{FaultAction, FaultRule};
+
+use crate::support::{
+    API, BUCKET, CHAT, Env, KEY, NAMESPACE, TIMEOUT, chalice_stage, ready, seed, stage,
+};
 
 /// The object's status as JSON.
 async fn status_of<K>(api: &Api<K>, name: &str) -> Value
@@ -157,5 +161,69 @@ async fn a_restart_over_a_converged_fleet_changes_nothing() {
         .unwrap();
     wait_ready(&fleets, "workers").await;
     restart_changes_nothing(&mut env, &fleets, "workers", "spotfleet", 2).await;
+    env.stop().await;
+}
+
+/// A cold start over objects it has never reconciled (or a GitOps sync of many): every new
+/// object's first round asks for a fresh view of AWS, and a listing read after the object was
+/// noticed is that view, however long the object waited for a worker. With one worker and a
+/// first round slowed past the old one-second floor, the second stage still reuses the first
+/// one's listing: one `ListFunctions` for both, where a listing per round was made before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_start_over_new_objects_shares_one_listing() {
+    let mut env = Env::start_with_inventory_max_age(Duration::from_secs(60)).await;
+    seed(&env).await;
+    let mut settings = env.ctx.settings.clone();
+    settings.concurrency = 1;
+    env.ctx = std::sync::Arc::new(stagehand::runtime::Context::new(
+        env.ctx.client.clone(),
+        env.sdk.clone(),
+        stagehand::runtime::Metrics::new().unwrap(),
+        settings,
+    ));
+    for (name, function) in [("api", API), ("chat", CHAT)] {
+        env.create(&stage(
+            name,
+            json!({
+                "adopt": true,
+                "code": {"s3": {"bucket": BUCKET, "key": KEY}},
+                "functions": [{"name": function}],
+            }),
+        ))
+        .await;
+    }
+    // The first round (whichever stage it is) outlasts the old floor of one second.
+    env.floor
+        .add_fault(
+            &FaultRule::new(FaultAction::latency(Duration::from_millis(1500)))
+                .service("s3")
+                .operation("ListObjectsV2")
+                .times(1),
+        )
+        .await
+        .unwrap();
+    env.floor.reset_calls().await.unwrap();
+    env.start_controllers().await;
+    for name in ["api", "chat"] {
+        env.wait_for(name, "Ready", ready).await;
+    }
+    let log = env.log().await;
+    // Each stage's first round reads its function's tags once (`GetFunction`) after its
+    // refresh: the later of the two is the second first round.
+    let second_first_round = [API, CHAT]
+        .iter()
+        .map(|function| {
+            log.iter()
+                .find(|r| r.operation == "GetFunction" && r.path.contains(function))
+                .map(|r| r.seq)
+                .unwrap()
+        })
+        .max()
+        .unwrap();
+    let listings = log
+        .iter()
+        .filter(|r| r.operation == "ListFunctions" && r.seq < second_first_round)
+        .count();
+    assert_eq!(listings, 1, "both first rounds share one listing");
     env.stop().await;
 }
