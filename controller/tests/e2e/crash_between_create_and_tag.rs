@@ -21,7 +21,8 @@ use stagehand::base::conditions::find_condition;
 use stagehand_crds::StaticSite;
 use stagehand_testenv::aws::{CallRecord, FaultAction, FaultRule};
 
-use crate::static_site_round::{ARCHIVE, BUILDS, SITE_BUCKET, build_files, site_spec, zip_of};
+use crate::static_site_lifecycle::builds_bucket;
+use crate::static_site_round::{SITE_BUCKET, site_spec};
 use crate::support::soak::replica::{LeaderTimings, Replica, ReplicaOptions};
 use crate::support::{Env, NAMESPACE, REGION, TIMEOUT};
 
@@ -92,15 +93,7 @@ async fn site_bucket_tags(env: &Env) -> Option<Vec<(String, String)>> {
 /// kubeconfig a next replica uses.
 async fn crashed_after_create_bucket() -> (Env, Api<StaticSite>, PathBuf) {
     let env = Env::start().await;
-    let s3 = env.aws.s3();
-    s3.create_bucket().bucket(BUILDS).send().await.unwrap();
-    s3.put_object()
-        .bucket(BUILDS)
-        .key(ARCHIVE)
-        .body(zip_of(&build_files("console.log(1)"), 2024).into())
-        .send()
-        .await
-        .unwrap();
+    builds_bucket(&env).await;
     env.floor
         .add_fault(
             &FaultRule::new(FaultAction::error(500))

@@ -25,8 +25,9 @@ use stagehand_testenv::aws::CallRecord;
 
 use crate::spot_fleet::{wait_gone, wait_ready};
 use crate::spot_fleet_round::{fleet_spec, instances_of, live_of, network};
+use crate::static_site_lifecycle::builds_bucket;
 use crate::static_site_missing::wait_site;
-use crate::static_site_round::{ARCHIVE, BUILDS, SITE_BUCKET, build_files, site_spec, zip_of};
+use crate::static_site_round::{SITE_BUCKET, site_spec};
 use crate::support::{Env, NAMESPACE, TIMEOUT};
 
 const OTHER: &str = "other";
@@ -63,15 +64,7 @@ fn condition_is(site: &StaticSite, type_: &str, status: &str) -> bool {
 async fn a_site_in_another_namespace_cannot_take_or_delete_the_bucket_and_distribution() {
     let mut env = Env::start().await;
     env.server.create_namespace(OTHER).await.unwrap();
-    let s3 = env.aws.s3();
-    s3.create_bucket().bucket(BUILDS).send().await.unwrap();
-    s3.put_object()
-        .bucket(BUILDS)
-        .key(ARCHIVE)
-        .body(zip_of(&build_files("console.log(1)"), 2024).into())
-        .send()
-        .await
-        .unwrap();
+    builds_bucket(&env).await;
     env.start_controllers().await;
     let ours: Api<StaticSite> = Api::namespaced(env.ctx.client.clone(), NAMESPACE);
     let theirs: Api<StaticSite> = Api::namespaced(env.ctx.client.clone(), OTHER);

@@ -27,7 +27,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use crate::spot_fleet::{fleet, wait_fleet, wait_gone};
 use crate::spot_fleet_round::{fleet_spec, network};
-use crate::static_site_round::{ARCHIVE, BUILDS, build_files, site_spec, zip_of};
+use crate::static_site_lifecycle::builds_bucket;
+use crate::static_site_round::site_spec;
 use crate::support::{
     BUCKET, Env, KEY, NAMESPACE, REGION, TIMEOUT, chalice_stage, condition, ready, seed, stage,
 };
@@ -200,15 +201,7 @@ pub async fn run(log_filter: &str) -> Run {
         .unwrap();
     seed(&env.aws).await;
     let network = network(&env.aws).await;
-    let s3 = env.aws.s3();
-    s3.create_bucket().bucket(BUILDS).send().await.unwrap();
-    s3.put_object()
-        .bucket(BUILDS)
-        .key(ARCHIVE)
-        .body(zip_of(&build_files("console.log(1)"), 2024).into())
-        .send()
-        .await
-        .unwrap();
+    builds_bucket(&env).await;
     // The fleet named "denied" is refused every launch, as a role without ec2:CreateFleet is.
     let mut denied = FaultRule::new(FaultAction::Error {
         status: 403,

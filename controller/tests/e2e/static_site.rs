@@ -15,7 +15,8 @@ use stagehand::base::conditions::find_condition;
 use stagehand_crds::StaticSite;
 
 use crate::spot_fleet::event_reasons;
-use crate::static_site_round::{ARCHIVE, BUILDS, SITE_BUCKET, build_files, site_spec, zip_of};
+use crate::static_site_lifecycle::builds_bucket;
+use crate::static_site_round::{SITE_BUCKET, site_spec};
 use crate::support::{Env, NAMESPACE, TIMEOUT};
 
 fn ready(site: &StaticSite) -> bool {
@@ -28,15 +29,8 @@ fn ready(site: &StaticSite) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_serves_a_site_to_ready_and_deletion_removes_it() {
     let mut env = Env::start().await;
+    builds_bucket(&env).await;
     let s3 = env.aws.s3();
-    s3.create_bucket().bucket(BUILDS).send().await.unwrap();
-    s3.put_object()
-        .bucket(BUILDS)
-        .key(ARCHIVE)
-        .body(zip_of(&build_files("console.log(1)"), 2024).into())
-        .send()
-        .await
-        .unwrap();
     env.start_controllers().await;
     let sites: Api<StaticSite> = Api::namespaced(env.ctx.client.clone(), NAMESPACE);
     let manifest: StaticSite = serde_json::from_value(json!({

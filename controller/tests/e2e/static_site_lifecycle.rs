@@ -21,9 +21,8 @@ use crate::support::{Env, NAMESPACE, TIMEOUT};
 
 const NAME: &str = "storefront";
 
-/// The environment with the builds bucket, build `n` published, and the controllers running.
-pub async fn started() -> (Env, Api<StaticSite>) {
-    let mut env = Env::start().await;
+/// The builds bucket with build 1 published: where every site test's source starts.
+pub async fn builds_bucket(env: &Env) {
     env.aws
         .s3()
         .create_bucket()
@@ -31,7 +30,13 @@ pub async fn started() -> (Env, Api<StaticSite>) {
         .send()
         .await
         .unwrap();
-    publish(&env, 1).await;
+    publish(env, 1).await;
+}
+
+/// The environment with the builds bucket, build 1 published, and the controllers running.
+pub async fn started() -> (Env, Api<StaticSite>) {
+    let mut env = Env::start().await;
+    builds_bucket(&env).await;
     env.start_controllers().await;
     let sites = Api::namespaced(env.ctx.client.clone(), NAMESPACE);
     (env, sites)
