@@ -16,17 +16,14 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{FunctionCode, LayerVersionContentInput};
+use aws_sdk_lambda::types::FunctionCode;
 use serde_json::json;
 use stagehand_testenv::aws::CallsReport;
 
 use crate::lambda_stage_feed::{
     ALICE, IDENTITY, envelope, feed_ready, send, start_as, wait_messages,
 };
-use crate::support::{
-    API, BUCKET, CHAT, CHAT_QUEUE, Env, KEY, REGION, b64, build, condition, seed, stage,
-};
+use crate::support::{API, BUCKET, CHAT, CHAT_QUEUE, Env, KEY, REGION, b64, build, seed, stage};
 
 const LISTINGS: [&str; 3] = [
     "ListFunctions",
@@ -97,19 +94,7 @@ async fn listings_stretch_while_the_feed_is_healthy_and_return_when_it_stops() {
     );
 
     // The queue goes away: the feed is unhealthy and every round lists at the max age again.
-    let url = env.queue_url(crate::lambda_stage_feed::QUEUE).await;
-    env.sqs()
-        .delete_queue()
-        .queue_url(url)
-        .send()
-        .await
-        .unwrap();
-    let stopped = env
-        .wait_for("stretch", "feed not ready", |s| {
-            condition(s, "EventFeedReady").0 == "False"
-        })
-        .await;
-    assert_eq!(condition(&stopped, "EventFeedReady").1, "QueueNotFound");
+    crate::lambda_stage_feed::delete_the_queue(&env, "stretch").await;
     let before = listings(&env.calls().await);
     env.wait_aws("listings at every round again", || async {
         let now = listings(&env.calls().await);
@@ -184,20 +169,8 @@ async fn a_function_and_a_layer_version_made_by_hand_are_picked_up_on_their_even
 
     // A new version of the stage's layer, published by hand.
     let v3 = env
-        .lambda()
-        .publish_layer_version()
-        .layer_name("shop-deps")
-        .content(
-            LayerVersionContentInput::builder()
-                .zip_file(Blob::new(b"layer shop-deps v3".to_vec()))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .layer_version_arn()
-        .unwrap()
-        .to_owned();
+        .publish_layer("shop-deps", b"layer shop-deps v3".to_vec())
+        .await;
     let started = Instant::now();
     send(
         &env,

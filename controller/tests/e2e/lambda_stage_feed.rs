@@ -145,6 +145,24 @@ pub(crate) fn feed_ready(stage: &LambdaStage) -> bool {
     condition(stage, "EventFeedReady").0 == "True"
 }
 
+/// Deletes the feed's queue and waits (bounded) until stage `name` says the feed is not ready
+/// because the queue is gone.
+pub(crate) async fn delete_the_queue(env: &Env, name: &str) {
+    let url = env.queue_url(QUEUE).await;
+    env.sqs()
+        .delete_queue()
+        .queue_url(url)
+        .send()
+        .await
+        .unwrap();
+    let stopped = env
+        .wait_for(name, "feed not ready", |s| {
+            condition(s, "EventFeedReady").0 == "False"
+        })
+        .await;
+    assert_eq!(condition(&stopped, "EventFeedReady").1, "QueueNotFound");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_build_and_its_s3_event_are_deployed_at_once() {
     let mut env = start(Duration::from_secs(600), Duration::from_secs(600)).await;
@@ -310,19 +328,7 @@ async fn polling_takes_over_when_the_feed_stops() {
     );
 
     // The queue goes away: the feed is unhealthy, the stage says so, and polling is back.
-    let url = env.queue_url(QUEUE).await;
-    env.sqs()
-        .delete_queue()
-        .queue_url(url)
-        .send()
-        .await
-        .unwrap();
-    let stopped = env
-        .wait_for("feed-backstop", "feed not ready", |s| {
-            condition(s, "EventFeedReady").0 == "False"
-        })
-        .await;
-    assert_eq!(condition(&stopped, "EventFeedReady").1, "QueueNotFound");
+    delete_the_queue(&env, "feed-backstop").await;
     // Rounds come faster than resyncs for a moment (the health change triggers them) and share
     // a read within the 1 s max age; then every resync reads the alias again.
     let before = get_alias(&env.calls().await);

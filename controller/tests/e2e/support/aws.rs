@@ -65,6 +65,24 @@ impl Aws {
             .unwrap();
     }
 
+    /// Publishes a new version of layer `name` holding `content`; its version ARN.
+    pub async fn publish_layer(&self, name: &str, content: Vec<u8>) -> String {
+        self.lambda()
+            .publish_layer_version()
+            .layer_name(name)
+            .content(
+                LayerVersionContentInput::builder()
+                    .zip_file(Blob::new(content))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .layer_version_arn()
+            .unwrap()
+            .to_owned()
+    }
+
     pub async fn function(
         &self,
         name: &str,
@@ -155,22 +173,8 @@ pub async fn seed(aws: &Aws) -> Seeded {
         .unwrap();
     aws.upload("old.zip", &build("v0")).await;
     aws.upload(KEY, &build("v1")).await;
-    let publish = |name: &'static str| async move {
-        aws.lambda()
-            .publish_layer_version()
-            .layer_name(name)
-            .content(
-                LayerVersionContentInput::builder()
-                    .zip_file(Blob::new(format!("layer {name}").into_bytes()))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap()
-            .layer_version_arn()
-            .unwrap()
-            .to_owned()
-    };
+    let publish =
+        |name: &'static str| aws.publish_layer(name, format!("layer {name}").into_bytes());
     let monitoring_layer = publish("monitoring").await;
     publish("shop-deps").await;
     let deps_v2 = publish("shop-deps").await;
