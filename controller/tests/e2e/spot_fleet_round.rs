@@ -449,14 +449,10 @@ async fn surge_replaces_every_instance_never_running_more_than_capacity_plus_max
     }
     assert_eq!(fleet.status.as_ref().map(|s| s.ready_capacity), Some(3));
 
-    // The other fleet was never touched.
+    // The other fleet was never touched: EC2 still lists exactly its instances live. (Not a
+    // search of the call log: EC2's query API posts every action to `/`, so an instance id is
+    // never in a request path and such a check could not fail.)
     assert_eq!(live_of(&world.aws, &other.owner()).await, others);
-    let log = world.aws.floor.admin().log().await.unwrap();
-    let other_id = others.iter().next().unwrap();
-    assert!(
-        !log.iter()
-            .any(|r| r.operation == "TerminateInstances" && r.path.contains(other_id.as_str())),
-    );
 
     // Capacity 0 terminates all (the other fleet still untouched).
     let mut empty = world.spec(0, &surge);
