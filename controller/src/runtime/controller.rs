@@ -399,13 +399,9 @@ where
     let (synced_tx, mut synced_rx) = tokio::sync::watch::channel(false);
     let (reader, writer) = reflector::store::<K>();
     let declaring = (reader.clone(), state.clone());
-    // Managed fields are dropped before the cache: nothing reads them (status is written by
-    // server-side apply, which needs none), and they were most of each cached object's memory
-    // (docs/benchmarks.md, "10,000 objects").
     let objects = reflector(
         writer,
-        watcher(state.api.clone(), watcher::Config::default())
-            .modify(|object| object.managed_fields_mut().clear()),
+        watcher(state.api.clone(), watcher::Config::default()).modify(trim_for_cache),
     )
     .inspect(move |event| {
         let state = &declaring.1;
@@ -599,8 +595,61 @@ async fn census_loop<K: ManagedKind>(reader: reflector::Store<K>, ctx: Arc<Conte
     }
 }
 
+/// `kubectl apply`'s copy of the whole applied manifest, kept as an annotation by client-side
+/// apply (`kubectl apply` without `--server-side`, Argo CD's default sync).
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// What the cache keeps of a watched object: all of it but what nothing here reads and every
+/// object carries — its managed fields (status is written by server-side apply, which needs
+/// none; they were most of each cached object's memory, docs/benchmarks.md "10,000 objects")
+/// and client-side apply's copy of the manifest (the spec once more, as one JSON string).
+/// Nothing writes a cached object back whole (patches and server-side apply only), so what is
+/// dropped here is never dropped on the server.
+fn trim_for_cache<K: Resource>(object: &mut K) {
+    object.managed_fields_mut().clear();
+    if let Some(annotations) = object.meta_mut().annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_cache_keeps_neither_managed_fields_nor_the_last_applied_manifest() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+        let mut object = ConfigMap::default();
+        object.metadata.name = Some("stage".into());
+        object.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
+            manager: Some("kubectl".into()),
+            ..ManagedFieldsEntry::default()
+        }]);
+        object.metadata.annotations = Some(
+            [
+                (super::LAST_APPLIED.to_owned(), "{\"spec\":{}}".to_owned()),
+                (
+                    stagehand_crds::REFRESH_ANNOTATION.to_owned(),
+                    "1".to_owned(),
+                ),
+            ]
+            .into(),
+        );
+        super::trim_for_cache(&mut object);
+        assert!(
+            object
+                .metadata
+                .managed_fields
+                .unwrap_or_default()
+                .is_empty()
+        );
+        let annotations = object.metadata.annotations.unwrap_or_default();
+        assert_eq!(
+            annotations.keys().collect::<Vec<_>>(),
+            [stagehand_crds::REFRESH_ANNOTATION],
+            "every other annotation stays"
+        );
+    }
+
     #[test]
     fn only_a_change_of_interest_declares_the_queues_again() {
         use crate::feed::{EventQueue, FeedInterest, Watched};
