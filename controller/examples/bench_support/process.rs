@@ -49,7 +49,9 @@ pub fn free_local_addr() -> SocketAddr {
 impl StagehandProcess {
     /// Starts `stagehand run ARGS` with `--metrics-addr` on a free loopback port, the dummy
     /// credentials of the test floor and `envs`; its log goes to `log_path` (warnings only by
-    /// default: at 10,000 objects an info line per reconcile would be the benchmark).
+    /// default: at 10,000 objects an info line per reconcile would be the benchmark). The
+    /// environment is cleared but for `MALLOC_ARENA_MAX`, passed on when set (to measure
+    /// glibc's allocator with fewer arenas).
     pub fn start(args: &[String], envs: &[(&str, &str)], log_path: &std::path::Path) -> Self {
         let metrics_addr = free_local_addr();
         let log = std::fs::File::create(log_path).unwrap();
@@ -61,6 +63,7 @@ impl StagehandProcess {
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("RUST_LOG", "warn")
+            .envs(std::env::var_os("MALLOC_ARENA_MAX").map(|arenas| ("MALLOC_ARENA_MAX", arenas)))
             .envs(envs.iter().copied())
             .arg("run")
             .args(["--metrics-addr", &metrics_addr.to_string()])
