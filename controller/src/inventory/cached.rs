@@ -176,11 +176,15 @@ where
         }
         let flight = lock(&self.flights).entry(key.clone()).or_default().clone();
         let guard = flight.lock().await;
-        let result = match found() {
-            Some(found) => Ok(found),
-            None => load()
+        let result = if let Some(found) = found() {
+            Ok(found)
+        } else {
+            // Read as of when the load began: a listing of many pages that began before a
+            // change was noticed may have passed the changed item before the change.
+            let began = Instant::now();
+            load()
                 .await
-                .inspect(|value| self.insert(key.clone(), value.clone())),
+                .inspect(|value| self.insert_read_at(key.clone(), value.clone(), began))
         };
         drop(guard);
         self.land(key, &flight);
@@ -201,13 +205,11 @@ where
 
     /// Stores `value` as read now.
     pub fn insert(&self, key: K, value: V) {
-        lock(&self.entries).insert(
-            key,
-            Entry {
-                read_at: Instant::now(),
-                value,
-            },
-        );
+        self.insert_read_at(key, value, Instant::now());
+    }
+
+    fn insert_read_at(&self, key: K, value: V, read_at: Instant) {
+        lock(&self.entries).insert(key, Entry { read_at, value });
     }
 
     /// Changes `key`'s value in place, keeping when it was read (a read of one item corrects
@@ -306,6 +308,21 @@ mod tests {
         cache.insert((), 2);
         cache.forget_older_than(Duration::ZERO);
         assert_eq!(cache.get(&()), None, "zero: everything goes");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_loaded_value_counts_as_read_when_its_load_began() {
+        let cache: Cached<(), u32> = Cached::new(Duration::from_secs(30));
+        let began = Instant::now();
+        let slow = || async {
+            // A listing of many pages: five seconds from the first page to the last.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok::<_, ()>(1)
+        };
+        assert_eq!(cache.get_or_load(&(), slow).await, Ok(1));
+        assert_eq!(cache.read_at(&()), Some(began));
+        tokio::time::advance(Duration::from_secs(25)).await;
+        assert_eq!(cache.get(&()), None, "30 s after its first page: too old");
     }
 
     #[tokio::test(start_paused = true)]

@@ -15,9 +15,9 @@
 //! of trusting a listing; what others change is seen within `max_age` (`--inventory-max-age`),
 //! or — the region-wide Lambda listings while the event feed covering the region is healthy and
 //! announces those changes itself — within the feed backstop ([`ListingAge`]).
-//! A spec change (or `stagehand.dev/refresh`) asks for listings at most
-//! [`DEFAULT_FRESH_FLOOR`] old ([`Inventory::refresh`]): fresh enough for the change, shared by
-//! a burst of them.
+//! A spec change (or `stagehand.dev/refresh`) asks for the listings its kind reads to have been
+//! read after the change was noticed, or at most [`DEFAULT_FRESH_FLOOR`] ago
+//! ([`Inventory::refresh`]): fresh enough for the change, shared by a burst of them.
 
 pub mod cached;
 pub mod ec2;
@@ -37,6 +37,18 @@ pub use self::lambda::{KnownFunction, LambdaInventory};
 pub use self::s3::{ArtifactKey, S3Inventory};
 pub use self::sqs::{EventFeed, SqsInventory};
 use crate::aws::AwsProvider;
+
+/// The region-wide listings a round reads, which its spec change or refresh reads afresh
+/// ([`Inventory::refresh`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listings {
+    /// Functions, event-source mappings, layers' latest versions and aliases.
+    Lambda,
+    /// Object listings (artifact keys).
+    S3,
+    /// Instances and their status.
+    Ec2,
+}
 
 /// How long identities that rarely change are trusted: ownership tags read for an unchanged
 /// function revision (tags are not part of a revision, so a hand-edited owner tag is noticed
@@ -229,31 +241,36 @@ impl Inventory {
         self.region(region).ec2.clone()
     }
 
-    /// What a spec change or a `stagehand.dev/refresh` asks for: forgets the listings of
-    /// `region` read before the change was `noticed` (when the watch event that brought it
-    /// arrived; `None`: now), and in any case those [`Inventory::fresh_floor`] or older. A
-    /// listing read after the event already shows AWS as it was when the change was made, so a
-    /// burst of new objects — a GitOps sync, or every object of a controller that just started
-    /// — costs one listing, not one per floor while they wait their turn: at 18,000 functions a
-    /// listing is 360 pages, and relisting every second starved the first rounds
-    /// (docs/benchmarks.md, "10,000 objects").
-    pub fn refresh(&self, region: &str, noticed: Option<Instant>) {
+    /// What a spec change or a `stagehand.dev/refresh` asks for: forgets the `listings` of
+    /// `region` (those the kind's round reads: a fleet's spec change does not relist the
+    /// region's functions) read before the change was `noticed` (when the watch event that
+    /// brought it arrived; `None`: now), and in any case those [`Inventory::fresh_floor`] or
+    /// older. A listing read after the event already shows AWS as it was when the change was
+    /// made, so a burst of new objects — a GitOps sync, or every object of a controller that
+    /// just started — costs one listing, not one per floor while they wait their turn: at
+    /// 18,000 functions a listing is 360 pages, and relisting every second starved the first
+    /// rounds (docs/benchmarks.md, "10,000 objects").
+    pub fn refresh(&self, region: &str, noticed: Option<Instant>, listings: &[Listings]) {
         let since_noticed = noticed.map_or(Duration::ZERO, |at| at.elapsed());
-        self.forget_older_than(region, self.fresh_floor.max(since_noticed));
+        let age = self.fresh_floor.max(since_noticed);
+        let inventories = self.region(region);
+        for listing in listings {
+            match listing {
+                Listings::Lambda => inventories.lambda.forget_older_than(age),
+                Listings::S3 => inventories.s3.forget_older_than(age),
+                Listings::Ec2 => inventories.ec2.forget_older_than(age),
+            }
+        }
     }
 
     /// Forgets every listing of `region`: the next reconcile lists again. What is keyed by
     /// identity stays (tags per function revision, heads per ETag, versions per code hash,
     /// queue URLs and ARNs).
     pub fn forget(&self, region: &str) {
-        self.forget_older_than(region, Duration::ZERO);
-    }
-
-    fn forget_older_than(&self, region: &str, age: Duration) {
         let inventories = self.region(region);
-        inventories.lambda.forget_older_than(age);
-        inventories.s3.forget_older_than(age);
-        inventories.ec2.forget_older_than(age);
+        inventories.lambda.forget_older_than(Duration::ZERO);
+        inventories.s3.forget_older_than(Duration::ZERO);
+        inventories.ec2.forget_older_than(Duration::ZERO);
     }
 }
 
@@ -263,6 +280,8 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::aws::{AwsMetrics, AwsSettings};
+
+    const ALL: &[Listings] = &[Listings::Lambda, Listings::S3, Listings::Ec2];
 
     /// Adapters that are never called (nothing here reaches AWS).
     pub(crate) fn provider() -> AwsProvider {
@@ -297,16 +316,16 @@ pub(crate) mod tests {
         };
         lambda.remember_layer("deps", None);
         tokio::time::advance(Duration::from_millis(500)).await;
-        inventory.refresh("r", None);
+        inventory.refresh("r", None, ALL);
         assert!(listed(), "half a second old: fresh enough");
         tokio::time::advance(Duration::from_millis(500)).await;
-        inventory.refresh("r", None);
+        inventory.refresh("r", None, ALL);
         assert!(!listed(), "a second old: listed again");
         // A zero floor: every refresh lists again.
         let eager =
             Inventory::new(provider(), Duration::from_secs(30)).with_fresh_floor(Duration::ZERO);
         eager.lambda("r").remember_layer("deps", None);
-        eager.refresh("r", None);
+        eager.refresh("r", None, ALL);
         assert!(!eager.lambda("r").cached_layer("deps"));
     }
 
@@ -363,12 +382,12 @@ pub(crate) mod tests {
         tokio::time::advance(Duration::from_secs(5)).await;
         lambda.remember_layer("deps", None);
         tokio::time::advance(Duration::from_secs(20)).await;
-        inventory.refresh("r", Some(noticed));
+        inventory.refresh("r", Some(noticed), ALL);
         assert!(
             lambda.cached_layer("deps"),
             "read after the change was noticed: fresh enough, however long the wait"
         );
-        inventory.refresh("r", Some(Instant::now()));
+        inventory.refresh("r", Some(Instant::now()), ALL);
         assert!(
             !lambda.cached_layer("deps"),
             "read before a change noticed now: listed again"
@@ -381,13 +400,31 @@ pub(crate) mod tests {
         let ec2 = inventory.ec2("r");
         ec2.remember_instances(Vec::new());
         tokio::time::advance(Duration::from_millis(500)).await;
-        inventory.refresh("r", None);
+        inventory.refresh("r", None, ALL);
         assert!(ec2.cached_instances(), "half a second old: fresh enough");
         tokio::time::advance(Duration::from_millis(500)).await;
-        inventory.refresh("r", None);
+        inventory.refresh("r", None, ALL);
         assert!(!ec2.cached_instances(), "a second old: listed again");
         ec2.remember_instances(Vec::new());
         inventory.forget("r");
         assert!(!ec2.cached_instances());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_forgets_only_the_listings_named() {
+        let inventory = Inventory::new(provider(), Duration::from_secs(30));
+        let (lambda, ec2) = (inventory.lambda("r"), inventory.ec2("r"));
+        lambda.remember_layer("deps", None);
+        ec2.remember_instances(Vec::new());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        inventory.refresh("r", None, &[Listings::Ec2]);
+        assert!(
+            !ec2.cached_instances(),
+            "a fleet's spec change lists instances again"
+        );
+        assert!(
+            lambda.cached_layer("deps"),
+            "and leaves the region's Lambda listings to their own age"
+        );
     }
 }

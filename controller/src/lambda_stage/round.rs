@@ -18,9 +18,8 @@ use super::plan::{Action, Plan, PlanContext, plan};
 use super::status::{StatusInputs, next_status};
 use crate::aws::AwsError;
 use crate::base::{ActGate, ReconcileOutcome};
-use crate::inventory::Inventory;
-use crate::runtime::controller::noticed_at;
-use crate::runtime::round::{owner_of, spec_changed};
+use crate::inventory::{Inventory, Listings};
+use crate::runtime::round::{owner_of, refresh_for_round, spec_changed};
 
 /// Which of the planned actions a round runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,11 +62,15 @@ pub async fn round(
     options: RoundOptions<'_>,
     on_start: impl FnMut(&Action),
 ) -> Result<Round, LambdaStageError> {
-    if options.refresh || spec_changed(stage, status) {
-        // A spec change is acted on with a fresh view of AWS (a build or layer version
-        // published just before it is seen), not with listings up to the max age old.
-        inventory.refresh(&stage.spec.region, noticed_at());
-    }
+    // A spec change is acted on with a fresh view of AWS (a build or layer version published
+    // just before it is seen), not with listings up to the max age old.
+    refresh_for_round(
+        inventory,
+        &stage.spec.region,
+        &[Listings::Lambda, Listings::S3],
+        options.refresh,
+        spec_changed(stage, status),
+    );
     let (observed, plan) = observe_and_plan(inventory, stage, status, &options)
         .await
         .map_err(|source| LambdaStageError::Observe { source })?;

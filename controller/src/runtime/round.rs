@@ -1,6 +1,6 @@
 //! What every kind's reconcile round needs from the runtime, written once: the owner tag value
 //! of an object, whether its spec changed since its status was written, the
-//! `stagehand.dev/refresh` values already acted on, the status write (and the failure report
+//! `stagehand.dev/refresh` values already acted on, what a round asks of the inventory first, the status write (and the failure report
 //! when a round fails before it planned anything), and the requeue after a round.
 
 use std::collections::HashMap;
@@ -14,12 +14,13 @@ use serde::Serialize;
 use stagehand_crds::{CommonStatus, REFRESH_ANNOTATION};
 
 use super::context::Context;
-use super::controller::{ManagedKind, object_key};
+use super::controller::{ManagedKind, noticed_at, object_key, spec_noticed_at};
 use super::error::Error;
 use super::finalizer::object_api;
 use super::status::{apply_status, next_common_status};
 use crate::aws::tags;
 use crate::base::{Classify, ReconcileOutcome};
+use crate::inventory::{Inventory, Listings};
 
 /// After a round acted, look again this soon: the next round checks what the actions did and
 /// takes the next step (Lambda, for one, allows one update per function at a time).
@@ -44,6 +45,30 @@ pub fn owner_of<K: Resource<DynamicType = ()>>(object: &K) -> String {
 /// round wants a fresh view of AWS, not listings up to the inventory's max age old.
 pub fn spec_changed<K: Resource, S: KindStatus>(object: &K, status: Option<&S>) -> bool {
     status.and_then(|s| s.common().observed_generation) != object.meta().generation
+}
+
+/// What a round asks of the shared inventory before it observes `region`: for a
+/// `stagehand.dev/refresh` not acted on yet, the kind's `listings` read after the event that
+/// brought it ([`noticed_at`]); for a spec change, read after the spec was first seen
+/// ([`spec_noticed_at`]: not after the finalizer or a label was added since, which would relist
+/// the region once per new object of a cold start); for an unchanged object, nothing (listings
+/// up to their age). Returns whether it asked.
+pub fn refresh_for_round(
+    inventory: &Inventory,
+    region: &str,
+    listings: &[Listings],
+    refresh: bool,
+    spec_changed: bool,
+) -> bool {
+    let noticed = if refresh {
+        noticed_at()
+    } else if spec_changed {
+        spec_noticed_at()
+    } else {
+        return false;
+    };
+    inventory.refresh(region, noticed, listings);
+    true
 }
 
 /// The `stagehand.dev/refresh` value last acted on, per object. After a restart every value

@@ -14,10 +14,9 @@ use super::plan::{Action, Plan, PlanContext, plan};
 use super::spec_hash::{SPEC_HASH_VERSION, desired};
 use super::status::{StatusInputs, next_status};
 use crate::base::{ActGate, ReconcileOutcome};
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, Listings};
 use crate::probe::TcpProber;
-use crate::runtime::controller::noticed_at;
-use crate::runtime::round::{owner_of, spec_changed};
+use crate::runtime::round::{owner_of, refresh_for_round, spec_changed};
 
 /// How one round is run.
 #[derive(Clone, Copy, Debug)]
@@ -61,10 +60,15 @@ pub async fn round(
     let spec = &fleet.spec;
     let desired = desired(spec)?;
     let name = adoption_name(fleet);
-    if options.refresh || spec_changed(fleet, status) {
-        // A spec change is acted on with a fresh view of EC2, not a listing up to the max age
-        // old; and `adopt` may just have been set, so unowned instances are looked for again.
-        inventory.refresh(&spec.region, noticed_at());
+    // A spec change is acted on with a fresh view of EC2, not a listing up to the max age old;
+    // and `adopt` may just have been set, so unowned instances are looked for again.
+    if refresh_for_round(
+        inventory,
+        &spec.region,
+        &[Listings::Ec2],
+        options.refresh,
+        spec_changed(fleet, status),
+    ) {
         inventory.ec2(&spec.region).look_for_unowned(&name);
     }
     let owner = owner_of(fleet);

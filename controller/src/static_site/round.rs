@@ -19,9 +19,9 @@ use super::observed::Observed;
 use super::plan::{Action, Plan, PlanContext, TeardownScope, plan, teardown};
 use super::status::{StatusInputs, next_status};
 use crate::base::{ActGate, ReconcileOutcome};
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, Listings};
 use crate::runtime::controller::noticed_at;
-use crate::runtime::round::{owner_of, spec_changed};
+use crate::runtime::round::{owner_of, refresh_for_round, spec_changed};
 
 /// How one round is run.
 #[derive(Clone, Copy, Debug)]
@@ -65,9 +65,13 @@ pub async fn round(
 ) -> Result<Round, StaticSiteError> {
     let spec = &site.spec;
     let rules = MetadataRules::compile(&spec.cache_control)?;
-    if options.refresh || spec_changed(site, status) {
-        inventory.refresh(&spec.region, noticed_at());
-    }
+    refresh_for_round(
+        inventory,
+        &spec.region,
+        &[Listings::S3],
+        options.refresh,
+        spec_changed(site, status),
+    );
     let (observed, context) = observe_site(inventory, site, status, options, true).await?;
     let plan = plan(spec, &context, &rules, &observed);
     let report = act(inventory, site, &observed, &plan, options, on_start).await;
@@ -103,7 +107,7 @@ pub async fn teardown_round(
     options: RoundOptions<'_>,
     on_start: impl FnMut(&Action),
 ) -> Result<(Plan, ActReport), StaticSiteError> {
-    inventory.refresh(&site.spec.region, noticed_at());
+    inventory.refresh(&site.spec.region, noticed_at(), &[Listings::S3]);
     let (observed, context) =
         observe_site(inventory, site, site.status.as_ref(), options, false).await?;
     let plan = teardown(&site.spec, &context, scope, &observed);
