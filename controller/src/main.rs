@@ -12,6 +12,14 @@ use stagehand::cli::one_line;
 use stagehand::runtime::Error;
 use stagehand::settings::Settings;
 
+/// jemalloc, not glibc's malloc: the controller allocates from every runtime thread and frees
+/// in bursts (a region's listing replaced, a sweep of rounds), and glibc kept what was freed in
+/// per-thread arenas — at 10,000 objects 188 MB resident for 76 MB in use. jemalloc returns
+/// freed pages to the system as they decay (docs/benchmarks.md, "10,000 objects").
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Keeps serverless stages on AWS (Lambda, Spot fleets, static sites) exactly as declared in
 /// Kubernetes.
 #[derive(Parser, Debug)]
