@@ -9,7 +9,7 @@
 //!
 //! - [`cached`]: the one primitive (time-to-live, single flight, invalidate on our own write,
 //!   forget on demand).
-//! - [`lambda`], [`s3`], [`sqs`], [`ec2`]: one inventory per service and region.
+//! - [`lambda`], [`s3`], [`sqs`], [`ec2`], [`cloudfront`]: one inventory per service and region.
 //!
 //! Every write a kind makes marks what it changed, so the next reconcile reads it back instead
 //! of trusting a listing; what others change is seen within `max_age` (`--inventory-max-age`),
@@ -20,6 +20,7 @@
 //! ([`Inventory::refresh`]): fresh enough for the change, shared by a burst of them.
 
 pub mod cached;
+pub mod cloudfront;
 pub mod ec2;
 pub mod lambda;
 pub mod launch;
@@ -32,6 +33,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+pub use self::cloudfront::CloudFrontInventory;
 pub use self::ec2::{Ec2Inventory, Offering};
 pub use self::lambda::{KnownFunction, LambdaInventory};
 pub use self::s3::{ArtifactKey, S3Inventory};
@@ -48,6 +50,8 @@ pub enum Listings {
     S3,
     /// Instances and their status.
     Ec2,
+    /// CloudFront's origin access controls.
+    CloudFront,
 }
 
 /// How long identities that rarely change are trusted: ownership tags read for an unchanged
@@ -107,6 +111,7 @@ struct RegionInventory {
     s3: Arc<S3Inventory>,
     sqs: Arc<SqsInventory>,
     ec2: Arc<Ec2Inventory>,
+    cloudfront: Arc<CloudFrontInventory>,
 }
 
 /// The inventories of every region, made on first use. Cheap to clone (clones share them).
@@ -220,6 +225,10 @@ impl Inventory {
                     s3: Arc::new(S3Inventory::new(self.aws.s3(region), self.max_age)),
                     sqs,
                     ec2: Arc::new(Ec2Inventory::new(self.aws.ec2(region), self.max_age)),
+                    cloudfront: Arc::new(CloudFrontInventory::new(
+                        self.aws.cloudfront(region),
+                        self.max_age,
+                    )),
                 })
             })
             .clone()
@@ -241,6 +250,10 @@ impl Inventory {
         self.region(region).ec2.clone()
     }
 
+    pub fn cloudfront(&self, region: &str) -> Arc<CloudFrontInventory> {
+        self.region(region).cloudfront.clone()
+    }
+
     /// What a spec change or a `stagehand.dev/refresh` asks for: forgets the `listings` of
     /// `region` (those the kind's round reads: a fleet's spec change does not relist the
     /// region's functions) read before the change was `noticed` (when the watch event that
@@ -259,6 +272,7 @@ impl Inventory {
                 Listings::Lambda => inventories.lambda.forget_older_than(age),
                 Listings::S3 => inventories.s3.forget_older_than(age),
                 Listings::Ec2 => inventories.ec2.forget_older_than(age),
+                Listings::CloudFront => inventories.cloudfront.forget_older_than(age),
             }
         }
     }
@@ -271,6 +285,7 @@ impl Inventory {
         inventories.lambda.forget_older_than(Duration::ZERO);
         inventories.s3.forget_older_than(Duration::ZERO);
         inventories.ec2.forget_older_than(Duration::ZERO);
+        inventories.cloudfront.forget_older_than(Duration::ZERO);
     }
 }
 
@@ -281,7 +296,12 @@ pub(crate) mod tests {
     use super::*;
     use crate::aws::{AwsMetrics, AwsSettings};
 
-    const ALL: &[Listings] = &[Listings::Lambda, Listings::S3, Listings::Ec2];
+    const ALL: &[Listings] = &[
+        Listings::Lambda,
+        Listings::S3,
+        Listings::Ec2,
+        Listings::CloudFront,
+    ];
 
     /// Adapters that are never called (nothing here reaches AWS).
     pub(crate) fn provider() -> AwsProvider {

@@ -102,6 +102,14 @@ impl Actor<'_> {
         self.inventory.aws().cloudfront(&self.spec.region)
     }
 
+    /// An OAC was created or deleted (or may have been, when the call failed): the shared
+    /// listing is read again by the next round.
+    fn access_controls_written(&self) {
+        self.inventory
+            .cloudfront(&self.spec.region)
+            .access_controls_written();
+    }
+
     fn bucket(&self) -> &str {
         &self.spec.bucket.name
     }
@@ -126,11 +134,16 @@ impl Actor<'_> {
                 }
                 Ok(())
             }
-            Action::CreateOriginAccessControl { name } => cloudfront
-                .create_origin_access_control(name, "Stagehand: CloudFront reads the site bucket")
-                .await
-                .map(drop)
-                .map_err(failed),
+            Action::CreateOriginAccessControl { name } => {
+                let created = cloudfront
+                    .create_origin_access_control(
+                        name,
+                        "Stagehand: CloudFront reads the site bucket",
+                    )
+                    .await;
+                self.access_controls_written();
+                created.map(drop).map_err(failed)
+            }
             Action::PutBucketPolicy { bucket, policy } => s3
                 .put_bucket_policy(bucket, &policy.to_string())
                 .await
@@ -232,11 +245,11 @@ impl Actor<'_> {
                 .await
                 .map(drop)
                 .map_err(failed),
-            Action::DeleteOriginAccessControl { id } => cloudfront
-                .delete_origin_access_control(id)
-                .await
-                .map(drop)
-                .map_err(failed),
+            Action::DeleteOriginAccessControl { id } => {
+                let deleted = cloudfront.delete_origin_access_control(id).await;
+                self.access_controls_written();
+                deleted.map(drop).map_err(failed)
+            }
         }
     }
 

@@ -3,8 +3,8 @@
 //! object versions.
 //!
 //! What a no-change resync costs (measured against moto through the counting proxy, see the
-//! e2e `static_site_round`): `HeadBucket`, the seven setting reads of `bucket_settings`, one
-//! `ListOriginAccessControls`, `GetDistribution` and `ListTagsForResource`, `HeadObject` of the
+//! e2e `static_site_round`): `HeadBucket`, the seven setting reads of `bucket_settings`,
+//! `GetDistribution` and `ListTagsForResource`, `HeadObject` of the
 //! archive, `GetObject` of `.stagehand/served.json` and **one paged `ListObjectVersions`** of
 //! the bucket — never a call per object. The choice: the version listing names every key's
 //! current version (and every older one, which pruning needs anyway), and a current version a
@@ -12,7 +12,9 @@
 //! metadata included). Only a version no manifest records — a hand edit, an upload cut short by
 //! a crash — is HEADed, once (the S3 inventory keeps version heads). The archive is read (and
 //! checked) only when its version or ETag changed, manifests only once per version: both are
-//! in the [`SiteCache`].
+//! in the [`SiteCache`]. The site's OAC comes from the account's listing, which the shared
+//! inventory reads once per max age for every site of the region
+//! ([`crate::inventory::CloudFrontInventory`]), not per round.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -88,8 +90,10 @@ pub async fn observe(
     let s3 = observer.s3(spec);
     let bucket = observe_bucket(&s3, &spec.bucket.name).await.map_err(aws)?;
     let cloudfront = observer.cloudfront(spec);
-    let origin_access_control = cloudfront
-        .find_origin_access_control(&oac_name(observer.owner))
+    let origin_access_control = observer
+        .inventory
+        .cloudfront(&spec.region)
+        .origin_access_control(&oac_name(observer.owner))
         .await
         .map_err(aws)?
         .map(|o| ObservedOac {

@@ -68,7 +68,7 @@ pub async fn round(
     refresh_for_round(
         inventory,
         &spec.region,
-        &[Listings::S3],
+        &[Listings::S3, Listings::CloudFront],
         options.refresh,
         spec_changed(site, status),
     );
@@ -107,7 +107,11 @@ pub async fn teardown_round(
     options: RoundOptions<'_>,
     on_start: impl FnMut(&Action),
 ) -> Result<(Plan, ActReport), StaticSiteError> {
-    inventory.refresh(&site.spec.region, noticed_at(), &[Listings::S3]);
+    inventory.refresh(
+        &site.spec.region,
+        noticed_at(),
+        &[Listings::S3, Listings::CloudFront],
+    );
     let (observed, context) =
         observe_site(inventory, site, site.status.as_ref(), options, false).await?;
     let plan = teardown(&site.spec, &context, scope, &observed);

@@ -409,6 +409,27 @@ async fn a_first_deploy_serves_the_archive_privately_with_its_metadata_and_is_re
     );
 }
 
+/// A site finds its OAC in the account's listing, which one read serves to every site of the
+/// region for the max age; its rounds do not list them again. Per round, 500 sites cost 2,500
+/// `ListOriginAccessControls` per resync against CloudFront's 5 calls/s (docs/benchmarks.md,
+/// "10,000 objects").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_converged_sites_rounds_reuse_the_access_control_listing() {
+    let (world, mut site) = deployed().await;
+    world.aws.floor.reset_calls().await.unwrap();
+    for _ in 0..2 {
+        let round = world.round(&mut site).await;
+        assert!(round.plan.actions.is_empty(), "{:#?}", round.plan);
+    }
+    let calls = world.aws.floor.calls().await.unwrap();
+    assert_eq!(calls.count("cloudfront", "ListOriginAccessControls"), 0);
+    assert_eq!(
+        calls.count("cloudfront", "GetDistribution"),
+        2,
+        "each round read its own distribution"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_changed_file_is_one_upload_and_one_invalidation_path_and_a_rebuild_uploads_nothing() {
     let (world, mut site) = deployed().await;

@@ -89,7 +89,20 @@ impl CloudFront {
         &self,
         name: &str,
     ) -> Result<Option<OriginAccessControlInfo>, AwsError> {
+        Ok(self
+            .list_origin_access_controls()
+            .await?
+            .into_iter()
+            .find(|o| o.name == name))
+    }
+
+    /// Every OAC of the account (all pages of `ListOriginAccessControls`). OACs are global:
+    /// one listing serves every site, whatever its region.
+    pub async fn list_origin_access_controls(
+        &self,
+    ) -> Result<Vec<OriginAccessControlInfo>, AwsError> {
         let mut marker: Option<String> = None;
+        let mut all = Vec::new();
         loop {
             let request = self
                 .client
@@ -99,13 +112,13 @@ impl CloudFront {
                 .send();
             let output = self
                 .caller
-                .call("ListOriginAccessControls", Some(name), request)
+                .call("ListOriginAccessControls", None, request)
                 .await?;
             let Some(list) = output.origin_access_control_list() else {
-                return Ok(None);
+                return Ok(all);
             };
-            if let Some(found) = list.items().iter().find(|o| o.name() == name) {
-                return Ok(Some(OriginAccessControlInfo {
+            all.extend(list.items().iter().map(|found| {
+                OriginAccessControlInfo {
                     id: found.id().to_owned(),
                     name: found.name().to_owned(),
                     description: found.description().to_owned(),
@@ -116,13 +129,13 @@ impl CloudFront {
                         .as_str()
                         .to_owned(),
                     e_tag: None,
-                }));
-            }
+                }
+            }));
             match list.next_marker() {
                 Some(next) if list.is_truncated() && !next.is_empty() => {
                     marker = Some(next.to_owned());
                 }
-                _ => return Ok(None),
+                _ => return Ok(all),
             }
         }
     }
