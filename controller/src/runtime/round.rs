@@ -1,7 +1,8 @@
 //! What every kind's reconcile round needs from the runtime, written once: the owner tag value
 //! of an object, whether its spec changed since its status was written, the
-//! `stagehand.dev/refresh` values already acted on, what a round asks of the inventory first, the status write (and the failure report
-//! when a round fails before it planned anything), and the requeue after a round.
+//! `stagehand.dev/refresh` values already acted on, what a round asks of the inventory first,
+//! the status write (and the failure report when a round fails before it planned anything), and
+//! the requeue after a round.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
