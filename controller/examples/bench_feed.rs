@@ -190,7 +190,7 @@ async fn main() {
     }
     // The inventory knows the controller-wide queue; the feed's health decides. Every stage's
     // first round is a spec change, which the controller answers with a listing read after
-    // the object's watch event (`runtime::controller::noticed_at`); this bench drives rounds
+    // the object's watch event (`runtime::queue_clock::noticed_at`); this bench drives rounds
     // without the runtime, so it says the same with a fresh floor past the whole converge:
     // everything was seeded before the inventory existed, so any listing it reads is fresh
     // enough. Without it, 1,000 new stages relist 10,000 functions (200 pages) each. Only the

@@ -13,6 +13,7 @@ pub mod manager;
 pub mod metrics;
 #[cfg(test)]
 mod metrics_doc;
+pub mod queue_clock;
 pub mod registry;
 pub mod requeue;
 pub mod round;

@@ -15,9 +15,10 @@ use serde::Serialize;
 use stagehand_crds::{CommonStatus, REFRESH_ANNOTATION};
 
 use super::context::Context;
-use super::controller::{ManagedKind, noticed_at, object_key, spec_noticed_at};
+use super::controller::{ManagedKind, object_key};
 use super::error::Error;
 use super::finalizer::object_api;
+use super::queue_clock::{noticed_at, spec_noticed_at};
 use super::status::{apply_status, next_common_status};
 use crate::aws::tags;
 use crate::base::{Classify, ReconcileOutcome};

@@ -20,7 +20,7 @@ use super::plan::{Action, Plan, PlanContext, TeardownScope, plan, teardown};
 use super::status::{StatusInputs, next_status};
 use crate::base::{ActGate, ReconcileOutcome};
 use crate::inventory::{Inventory, Listings};
-use crate::runtime::controller::noticed_at;
+use crate::runtime::queue_clock::noticed_at;
 use crate::runtime::round::{owner_of, refresh_for_round, spec_changed};
 
 /// How one round is run.
