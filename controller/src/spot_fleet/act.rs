@@ -150,13 +150,13 @@ impl Actor<'_> {
         }
     }
 
-    /// Tells the inventory what `action` wrote. The listing is region-wide and read in one
-    /// call, so instances written by id and a launch (instances not known by id before) both
-    /// drop it; a launch also registered its instances in `launch`.
+    /// Tells the inventory what `action` wrote: instances written by id and a launch
+    /// (instances not known by id before) both make the next round read this fleet's own
+    /// instances back; a launch also registered its instances in `launch`.
     fn mark_written(&self, action: &Action) {
         let ec2 = self.inventory.ec2(&self.spec.region);
         match action.facts().written {
-            Written::Instances(_) | Written::Fleet => ec2.instances_written(),
+            Written::Instances(_) | Written::Fleet => ec2.instances_written(self.owner),
             Written::Template => {}
         }
     }

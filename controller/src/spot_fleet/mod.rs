@@ -326,7 +326,7 @@ async fn terminate_every_instance(
                     action: format!("terminate {}", live.join(", ")),
                     source,
                 })?;
-            ctx.inventory.ec2(&spec.region).instances_written();
+            ctx.inventory.ec2(&spec.region).instances_written(owner);
             ctx.events()
                 .action(
                     fleet,

@@ -464,6 +464,47 @@ async fn surge_replaces_every_instance_never_running_more_than_capacity_plus_max
     assert_eq!(live_of(&world.aws, &other.owner()).await, others);
 }
 
+/// After a launch, the fleet that launched reads back its own instances by its owner tag and
+/// every other fleet keeps the region's listing: at 500 fleets, dropping that listing at each
+/// launch relisted the whole region hundreds of times (docs/benchmarks.md, "10,000 objects").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_launch_only_the_fleet_that_launched_reads_its_instances_again() {
+    let world = World::start().await;
+    let mut other = Fleet::new("cpu", &world.spec(1, &json!({})));
+    world.converge(&mut other).await;
+    let mut fleet = Fleet::new("gpu", &world.spec(1, &json!({})));
+    world.converge(&mut fleet).await;
+    world.inventory.forget(REGION);
+    for f in [&mut fleet, &mut other] {
+        world.round(f).await;
+    }
+
+    // The spec change lists the region afresh before the launch (refresh_for_round).
+    fleet.change(world.spec(2, &json!({})));
+    let plan = world.round(&mut fleet).await;
+    assert_eq!(launched(&[plan]), 1);
+    world.aws.floor.reset_calls().await.unwrap();
+    let plan = world.round(&mut other).await;
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    let calls = world.aws.floor.calls().await.unwrap();
+    assert_eq!(calls.count("ec2", "DescribeInstances"), 0, "{calls:?}");
+
+    // One read of its own serves every round until the next write.
+    let plans = world.converge(&mut fleet).await;
+    assert_eq!(launched(&plans), 0, "{plans:?}");
+    world.round(&mut other).await;
+    let calls = world.aws.floor.calls().await.unwrap();
+    assert_eq!(calls.count("ec2", "DescribeInstances"), 1, "{calls:?}");
+    let status = fleet.status.as_ref().unwrap();
+    let listed: BTreeSet<String> = status
+        .instances
+        .iter()
+        .map(|i| i.instance_id.clone())
+        .collect();
+    assert_eq!(listed, live_of(&world.aws, &fleet.owner()).await);
+    assert_eq!(listed.len(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recreate_launches_nothing_before_every_old_instance_is_terminated() {
     let world = World::start().await;

@@ -177,41 +177,20 @@ impl Ec2 {
         Ok(InstanceInfo::from_sdk(instance))
     }
 
-    /// Every instance carrying `tag_key = tag_value` (all pages), terminated ones included.
+    /// Every instance carrying `tag_key = tag_value` (all pages), terminated ones included:
+    /// one fleet's own instances, without listing every fleet's.
     pub async fn describe_instances_by_tag(
         &self,
         tag_key: &str,
         tag_value: &str,
     ) -> Result<Vec<InstanceInfo>, AwsError> {
-        let mut instances = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let request = self
-                .client
-                .describe_instances()
-                .filters(
-                    Filter::builder()
-                        .name(format!("tag:{tag_key}"))
-                        .values(tag_value)
-                        .build(),
-                )
-                .set_next_token(token.take())
-                .send();
-            let page = self
-                .caller
-                .call("DescribeInstances", Some(tag_value), request)
-                .await?;
-            instances.extend(
-                page.reservations()
-                    .iter()
-                    .flat_map(aws_sdk_ec2::types::Reservation::instances)
-                    .map(InstanceInfo::from_sdk),
-            );
-            match page.next_token() {
-                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
-                _ => return Ok(instances),
-            }
-        }
+        let filters = vec![
+            Filter::builder()
+                .name(format!("tag:{tag_key}"))
+                .values(tag_value)
+                .build(),
+        ];
+        self.describe_instances_where(filters, tag_value).await
     }
 
     /// Starts terminating instances; returns (id, new state) per instance.

@@ -388,10 +388,10 @@ async fn a_fleet_launches_tagged_spot_instances_listed_once_for_every_owner() {
             .unwrap()
             .count("ec2", "DescribeInstances"),
         1,
-        "one page serves every fleet of the region"
+        "one page serves every fleet of the region (read after the launch: the launcher's too)"
     );
     // Fifty fleets asking at once, the listing just dropped: one call, shared.
-    ec2_inventory.instances_written();
+    ec2_inventory.forget_older_than(Duration::ZERO);
     let owners = [FLEET, "ml/SpotFleet/cpu"];
     let asked =
         futures::future::join_all((0..50).map(|i| ec2_inventory.instances_of(owners[i % 2]))).await;
@@ -463,10 +463,10 @@ async fn a_fleet_launches_tagged_spot_instances_listed_once_for_every_owner() {
         }
     }
 
-    // Terminated by us: the listing is read back and shows them as EC2 reports them.
+    // Terminated by us: the fleet's own are read back and show them as EC2 reports them.
     let gone = ec2.terminate_instances(&launched[..1]).await.unwrap();
     assert_eq!(gone.len(), 1);
-    ec2_inventory.instances_written();
+    ec2_inventory.instances_written(FLEET);
     let after = ec2_inventory.instances_of(FLEET).await.unwrap();
     assert_eq!(after.len(), 3, "terminated instances stay listed");
     let terminated: Vec<&InstanceInfo> = after.iter().filter(|i| i.is_terminated()).collect();
@@ -475,6 +475,24 @@ async fn a_fleet_launches_tagged_spot_instances_listed_once_for_every_owner() {
     assert_eq!(
         terminated[0].state_reason_code.as_deref(),
         Some("Client.UserInitiatedShutdown")
+    );
+    assert_eq!(
+        env.floor
+            .calls()
+            .await
+            .unwrap()
+            .count("ec2", "DescribeInstances"),
+        3,
+        "after a write, the writer reads its own, by its owner tag"
+    );
+    assert_eq!(
+        ec2_inventory
+            .instances_of("ml/SpotFleet/cpu")
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "the others keep the shared listing"
     );
     assert_eq!(
         env.floor
