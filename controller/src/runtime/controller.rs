@@ -400,7 +400,7 @@ where
         }
     })
     .applied_objects();
-    let census = census_loop(reader.clone(), state.ctx.clone(), kind.clone());
+    let census = super::census::census_loop(reader.clone(), state.ctx.clone(), kind.clone());
     let controller = Controller::for_stream(objects, reader)
         .with_config(config)
         .reconcile_on(triggered::<K>(&state.ctx, &kind))
@@ -488,68 +488,6 @@ where
     }
     state.ctx.feed.demand.declare(&kind, users);
     state.ctx.feed.demand.declare_watchers(&kind, watchers);
-}
-
-/// How often `stagehand_resources` is recounted from the controller's cache.
-pub const CENSUS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// The kstatus conditions `stagehand_resources` counts.
-const CENSUS_CONDITIONS: [&str; 3] = ["Ready", "Reconciling", "Stalled"];
-
-/// Objects per (condition, status) among `objects` (serialized): each object counts once per
-/// condition, as `True`, `False` or `Unknown` (also when it has no such condition yet). Every
-/// combination is present, zeros included, so a gauge drops to 0 instead of keeping a stale
-/// count.
-pub fn census<'a>(
-    objects: impl IntoIterator<Item = &'a serde_json::Value>,
-) -> std::collections::BTreeMap<(&'static str, &'static str), i64> {
-    let mut counts = std::collections::BTreeMap::new();
-    for condition in CENSUS_CONDITIONS {
-        for status in ["True", "False", "Unknown"] {
-            counts.insert((condition, status), 0);
-        }
-    }
-    for object in objects {
-        let conditions = object
-            .pointer("/status/conditions")
-            .and_then(serde_json::Value::as_array);
-        for condition in CENSUS_CONDITIONS {
-            let status = conditions
-                .and_then(|list| {
-                    list.iter().find(|c| {
-                        c.get("type").and_then(serde_json::Value::as_str) == Some(condition)
-                    })
-                })
-                .and_then(|c| c.get("status").and_then(serde_json::Value::as_str));
-            let status = match status {
-                Some("True") => "True",
-                Some("False") => "False",
-                _ => "Unknown",
-            };
-            *counts.entry((condition, status)).or_default() += 1;
-        }
-    }
-    counts
-}
-
-/// Recounts `stagehand_resources{kind}` from the cache every [`CENSUS_INTERVAL`]; never ends.
-async fn census_loop<K: ManagedKind>(reader: reflector::Store<K>, ctx: Arc<Context>, kind: String) {
-    let mut ticks = tokio::time::interval(CENSUS_INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let objects: Vec<serde_json::Value> = reader
-            .state()
-            .iter()
-            .filter_map(|object| serde_json::to_value(object.as_ref()).ok())
-            .collect();
-        for ((condition, status), count) in census(&objects) {
-            ctx.metrics
-                .resources
-                .with_label_values(&[kind.as_str(), condition, status])
-                .set(count);
-        }
-    }
 }
 
 /// `kubectl apply`'s copy of the whole applied manifest, kept as an annotation by client-side
@@ -645,29 +583,6 @@ mod tests {
     use kube::api::ObjectMeta;
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
-
-    #[test]
-    fn census_counts_each_object_once_per_condition() {
-        let ready = serde_json::json!({"status": {"conditions": [
-            {"type": "Ready", "status": "True"},
-            {"type": "Reconciling", "status": "False"},
-            {"type": "Stalled", "status": "False"},
-        ]}});
-        let stalled = serde_json::json!({"status": {"conditions": [
-            {"type": "Ready", "status": "False"},
-            {"type": "Stalled", "status": "True"},
-        ]}});
-        let fresh = serde_json::json!({"metadata": {"name": "new"}});
-        let counts = census([&ready, &ready, &stalled, &fresh]);
-        assert_eq!(counts[&("Ready", "True")], 2);
-        assert_eq!(counts[&("Ready", "False")], 1);
-        assert_eq!(counts[&("Ready", "Unknown")], 1);
-        assert_eq!(counts[&("Stalled", "True")], 1);
-        assert_eq!(counts[&("Stalled", "False")], 2);
-        assert_eq!(counts[&("Reconciling", "Unknown")], 2);
-        assert_eq!(counts.len(), 9, "zeros are reported too");
-        assert_eq!(census([])[&("Ready", "True")], 0);
-    }
 
     #[test]
     fn recoverable_errors_back_off_per_object_and_reset_on_success() {

@@ -2,6 +2,7 @@
 //! status, finalizer, events, requeue policy, metrics, HTTP server and
 //! the generic controller wiring.
 
+pub mod census;
 pub mod context;
 pub mod controller;
 pub mod error;
