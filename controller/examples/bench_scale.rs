@@ -38,6 +38,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use stagehand::base::conditions::find_condition;
+use stagehand::inventory::function_listing::FunctionListing;
 use stagehand_crds::{CLUSTER_TAG, CommonStatus, LambdaStage, OWNER_TAG, SpotFleet, StaticSite};
 use stagehand_testenv::TestApiServer;
 use stagehand_testenv::aws::seed::{Seeder, deterministic_zip};
@@ -512,14 +513,15 @@ async fn listing_alone(endpoint_url: &str, factor: usize) {
     let aws = bench_support::unlimited_provider_at(endpoint_url).await;
     let listed = aws.lambda(REGION).list_functions().await.unwrap();
     let (_, before) = bench_support::memory_kib();
-    let mut listing = BTreeMap::new();
+    let mut copies = Vec::new();
     for copy in 0..factor {
         for function in &listed {
             let mut function = function.clone();
             function.name = format!("{}-{copy}", function.name);
-            listing.insert(function.name.clone(), function);
+            copies.push(function);
         }
     }
+    let listing = FunctionListing::new(copies);
     let (_, after) = bench_support::memory_kib();
     println!(
         "{} {}",

@@ -26,6 +26,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::cached::Cached;
+use super::function_listing::FunctionListing;
 use super::{IDENTITY_RECHECK, ListingAge};
 use crate::aws::AwsError;
 use crate::aws::lambda::{
@@ -57,7 +58,7 @@ pub struct LambdaInventory {
     lambda: Lambda,
     /// How old the region-wide listings (functions, mappings, layers) may be at each use.
     listing_age: ListingAge,
-    functions: Cached<(), Arc<BTreeMap<String, FunctionInfo>>>,
+    functions: Cached<(), Arc<FunctionListing>>,
     /// Functions to read on their own before the listing is trusted for them again.
     dirty: Mutex<BTreeSet<String>>,
     /// By function ARN; the time is when the tags were read.
@@ -107,15 +108,13 @@ impl LambdaInventory {
     /// `ListFunctions` when there is none), shared rather than copied: every stage's round asks for it, and a
     /// copy of its names per round was O(functions) per object — at 18,000 functions ≈ 1.5 MB
     /// allocated and freed by each of 9,000 stages at every resync.
-    async fn listing(&self) -> Result<Arc<BTreeMap<String, FunctionInfo>>, AwsError> {
+    async fn listing(&self) -> Result<Arc<FunctionListing>, AwsError> {
         self.functions
             .get_or_load_within(&(), self.listing_age(), || async {
                 let listed = self.lambda.list_functions().await?;
                 // Functions written while the listing ran may be listed with their old state:
                 // they stay dirty and are read on their own.
-                Ok::<_, AwsError>(Arc::new(
-                    listed.into_iter().map(|f| (f.name.clone(), f)).collect(),
-                ))
+                Ok::<_, AwsError>(Arc::new(FunctionListing::new(listed)))
             })
             .await
     }
@@ -129,15 +128,7 @@ impl LambdaInventory {
     /// the sorted listing: nothing else is visited or copied). Ensures the listing like
     /// [`LambdaInventory::ensure_listed`].
     pub async fn function_names_with_prefix(&self, prefix: &str) -> Result<Vec<String>, AwsError> {
-        let listing = self.listing().await?;
-        Ok(listing
-            .range::<str, _>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Unbounded,
-            ))
-            .take_while(|(name, _)| name.starts_with(prefix))
-            .map(|(name, _)| name.clone())
-            .collect())
+        Ok(self.listing().await?.names_with_prefix(prefix))
     }
 
     /// The function `name` (listed, or read on its own when the listing cannot be trusted for
@@ -203,7 +194,7 @@ impl LambdaInventory {
             self.dirty().remove(name);
         }
         self.functions.update(&(), |listing| {
-            Arc::make_mut(listing).insert(name.to_owned(), info.clone());
+            Arc::make_mut(listing).insert(info.clone());
         });
         Some(KnownFunction {
             info,
@@ -407,18 +398,15 @@ mod tests {
         ];
         inventory.functions.insert(
             (),
-            Arc::new(
+            Arc::new(FunctionListing::new(
                 listed
                     .iter()
-                    .map(|name| {
-                        let info = FunctionInfo {
-                            name: (*name).to_owned(),
-                            ..FunctionInfo::default()
-                        };
-                        ((*name).to_owned(), info)
+                    .map(|name| FunctionInfo {
+                        name: (*name).to_owned(),
+                        ..FunctionInfo::default()
                     })
                     .collect(),
-            ),
+            )),
         );
         // Listed within max age: no call (the provider points nowhere).
         let names = inventory

@@ -22,6 +22,7 @@
 pub mod cached;
 pub mod cloudfront;
 pub mod ec2;
+pub mod function_listing;
 pub mod lambda;
 pub mod launch;
 pub mod s3;
