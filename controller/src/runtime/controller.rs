@@ -27,6 +27,7 @@ use super::finalizer::dispatch;
 use super::metrics::ControllerMetrics;
 use super::queue_clock::{QueueClock, with_noticed};
 use super::shutdown::Shutdown;
+use super::workers::Workers;
 use crate::base::{Classify, ErrorClass};
 use crate::feed::{EventQueue, FeedInterest, QueueUsers, Target, Watchers};
 
@@ -208,6 +209,8 @@ pub struct ControllerState<K, R> {
     pub retries: RetryTracker,
     pub queue: QueueClock,
     pub declared: DeclaredInterest,
+    /// The worker slots every reconcile takes first (kube is given no limit: see `workers`).
+    pub workers: Workers,
 }
 
 impl<K, R> Debug for ControllerState<K, R> {
@@ -232,6 +235,7 @@ where
         let metrics = ctx
             .metrics
             .controller(&K::kind(&()), ctx.settings.concurrency);
+        let workers = Workers::new(ctx.settings.concurrency);
         Self {
             ctx,
             reconciler,
@@ -240,6 +244,7 @@ where
             retries: RetryTracker::default(),
             queue: QueueClock::default(),
             declared: DeclaredInterest::default(),
+            workers,
         }
     }
 
@@ -336,7 +341,9 @@ where
 {
     let kind = K::kind(&()).into_owned();
     let state = Arc::new(ControllerState::<K, R>::new(ctx, reconciler));
-    let config = controller::Config::default().concurrency(state.ctx.settings.concurrency);
+    // No limit in kube: every reconcile takes one of `state.workers`' slots first, in the
+    // order they came due (kube's own limit can starve objects, see `runtime::workers`).
+    let config = controller::Config::default().concurrency(0);
 
     // Cache sync is observed on the watch stream itself (the first `InitDone` after the
     // reflector stored the initial list), not with `Store::wait_until_ready`: that future shares
@@ -407,9 +414,16 @@ where
         .graceful_shutdown_on(shutdown.wait());
 
     let run_kind = kind.clone();
+    let (closing_state, stop) = (state.clone(), shutdown.wait());
     let run = controller
         .run(
-            |object, state: Arc<ControllerState<K, R>>| async move { state.reconcile(object).await },
+            |object, state: Arc<ControllerState<K, R>>| async move {
+                let Some(_slot) = state.workers.take().await else {
+                    // Shutting down: not reconciled here (the next start or leader will).
+                    return Ok(Action::await_change());
+                };
+                Box::pin(state.reconcile(object)).await
+            },
             |object, error, state| state.error_policy(&object, error),
             state,
         )
@@ -424,11 +438,19 @@ where
             }
         })
         .map(move |()| tracing::info!(kind = %run_kind, "controller stopped"));
-    // The census runs as long as the controller does.
+    // Once shutdown begins, reconciles still waiting for a slot give up; the graceful
+    // shutdown waits for the running ones only.
+    let closing = async move {
+        stop.await;
+        closing_state.workers.close();
+        std::future::pending::<()>().await;
+    };
+    // The census and the closing run as long as the controller does.
     let run = async move {
         tokio::select! {
             () = run => {}
             () = census => {}
+            () = closing => {}
         }
     };
 

@@ -23,6 +23,7 @@ pub mod server;
 pub mod shutdown;
 pub mod site_metrics;
 pub mod status;
+pub mod workers;
 
 pub use context::{Context, Readiness};
 pub use controller::{Reconciler, run_controller};
