@@ -190,6 +190,25 @@ impl AwsError {
         }
     }
 
+    /// A paged listing whose next page marker is the one just sent: the service would answer
+    /// the same page forever (moto does past 100 origin access controls), so the listing
+    /// stops with this error instead of looping and growing without end.
+    pub fn endless_listing(service: Service, operation: &'static str, marker: &str) -> Self {
+        Self {
+            service,
+            operation,
+            resource: None,
+            kind: ErrorKind::Other,
+            code: None,
+            message: format!(
+                "the listing does not advance: the marker sent ({marker}) came back as the next \
+                 one, so the listing was stopped"
+            ),
+            http_status: None,
+            request_id: None,
+        }
+    }
+
     /// A request Stagehand could not build from its input (a required field missing): bad
     /// input, so `Validation`.
     pub fn invalid_request(

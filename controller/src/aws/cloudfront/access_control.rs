@@ -107,7 +107,7 @@ impl CloudFront {
             let request = self
                 .client
                 .list_origin_access_controls()
-                .set_marker(marker.take())
+                .set_marker(marker.clone())
                 .max_items(PAGE_SIZE)
                 .send();
             let output = self
@@ -132,6 +132,13 @@ impl CloudFront {
                 }
             }));
             match list.next_marker() {
+                Some(next) if list.is_truncated() && marker.as_deref() == Some(next) => {
+                    return Err(AwsError::endless_listing(
+                        Service::CloudFront,
+                        "ListOriginAccessControls",
+                        next,
+                    ));
+                }
                 Some(next) if list.is_truncated() && !next.is_empty() => {
                     marker = Some(next.to_owned());
                 }

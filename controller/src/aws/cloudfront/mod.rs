@@ -225,9 +225,18 @@ impl CloudFront {
         let mut all = Vec::new();
         let mut marker = None;
         loop {
-            let page = self.list_distributions_page(marker, PAGE_SIZE).await?;
+            let page = self
+                .list_distributions_page(marker.clone(), PAGE_SIZE)
+                .await?;
             all.extend(page.distributions);
             match page.next_marker {
+                Some(next) if marker.as_ref() == Some(&next) => {
+                    return Err(AwsError::endless_listing(
+                        Service::CloudFront,
+                        "ListDistributions",
+                        &next,
+                    ));
+                }
                 Some(next) => marker = Some(next),
                 None => return Ok(all),
             }

@@ -104,6 +104,40 @@ async fn an_origin_access_control_is_created_found_and_read() {
     assert_proxy_names_every_call(&env, "cloudfront").await;
 }
 
+/// A listing whose next marker is the one just sent stops with an error instead of asking
+/// for the same page forever. moto does exactly that past 100 origin access controls (it
+/// ignores `Marker`): the listing used to loop, holding a worker and growing without end
+/// (docs/testing.md, moto's gaps).
+#[tokio::test]
+async fn a_listing_that_does_not_advance_stops_with_an_error() {
+    let env = Env::start().await;
+    let cloudfront = env.aws.cloudfront(REGION);
+    for n in 0..101 {
+        cloudfront
+            .create_origin_access_control(&format!("site-{n:03}"), "web/StaticSite/site")
+            .await
+            .unwrap();
+    }
+    let listed = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        cloudfront.list_origin_access_controls(),
+    )
+    .await
+    .expect("the listing ends");
+    let error = listed.unwrap_err();
+    assert!(
+        error.to_string().contains("the listing does not advance"),
+        "{error}"
+    );
+    assert_eq!(error.operation, "ListOriginAccessControls");
+    let calls = env.floor.calls().await.unwrap();
+    assert_eq!(
+        calls.count("cloudfront", "ListOriginAccessControls"),
+        2,
+        "the first page, then the same page once: {calls:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_site_distribution_is_created_tagged_and_reads_back_as_its_settings() {
     let env = Env::start().await;
