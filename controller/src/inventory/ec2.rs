@@ -200,19 +200,18 @@ impl Ec2Inventory {
         } else {
             None
         };
-        let listing = match (shared, written_at) {
-            (Some(listing), _) => listing,
-            (None, written_at) => {
-                // Only a read of its own that began after the write will do.
-                let since_write = written_at.map_or(Duration::ZERO, |w| w.elapsed());
-                self.own
-                    .get_or_load_within(&key, since_write.min(self.max_age), || async {
-                        Ok(Arc::new(
-                            self.ec2.describe_instances_by_tag(OWNER_TAG, owner).await?,
-                        ))
-                    })
-                    .await?
-            }
+        let listing = if let Some(listing) = shared {
+            listing
+        } else {
+            // Only a read of its own that began after the write will do.
+            let since_write = written_at.map_or(Duration::ZERO, |w| w.elapsed());
+            self.own
+                .get_or_load_within(&key, since_write.min(self.max_age), || async {
+                    Ok(Arc::new(
+                        self.ec2.describe_instances_by_tag(OWNER_TAG, owner).await?,
+                    ))
+                })
+                .await?
         };
         let mut owned = owned_by(&listing, owner);
         self.launched.drop_expired();

@@ -382,11 +382,7 @@ async fn a_fleet_launches_tagged_spot_instances_listed_once_for_every_owner() {
         .await
         .unwrap();
     assert_eq!(
-        env.floor
-            .calls()
-            .await
-            .unwrap()
-            .count("ec2", "DescribeInstances"),
+        describe_instances_calls(&env).await,
         1,
         "one page serves every fleet of the region (read after the launch: the launcher's too)"
     );
@@ -397,11 +393,7 @@ async fn a_fleet_launches_tagged_spot_instances_listed_once_for_every_owner() {
         futures::future::join_all((0..50).map(|i| ec2_inventory.instances_of(owners[i % 2]))).await;
     assert!(asked.iter().all(Result::is_ok));
     assert_eq!(
-        env.floor
-            .calls()
-            .await
-            .unwrap()
-            .count("ec2", "DescribeInstances"),
+        describe_instances_calls(&env).await,
         2,
         "concurrent readers wait for one listing"
     );
@@ -477,11 +469,7 @@ async fn a_fleet_launches_tagged_spot_instances_listed_once_for_every_owner() {
         Some("Client.UserInitiatedShutdown")
     );
     assert_eq!(
-        env.floor
-            .calls()
-            .await
-            .unwrap()
-            .count("ec2", "DescribeInstances"),
+        describe_instances_calls(&env).await,
         3,
         "after a write, the writer reads its own, by its owner tag"
     );
@@ -494,14 +482,7 @@ async fn a_fleet_launches_tagged_spot_instances_listed_once_for_every_owner() {
         1,
         "the others keep the shared listing"
     );
-    assert_eq!(
-        env.floor
-            .calls()
-            .await
-            .unwrap()
-            .count("ec2", "DescribeInstances"),
-        3
-    );
+    assert_eq!(describe_instances_calls(&env).await, 3);
     env.report("ec2 fleet");
 }
 
@@ -548,11 +529,7 @@ async fn a_throttled_launch_or_listing_is_an_error_and_stores_nothing() {
         Vec::new()
     );
     assert_eq!(
-        env.floor
-            .calls()
-            .await
-            .unwrap()
-            .count("ec2", "DescribeInstances"),
+        describe_instances_calls(&env).await,
         1,
         "the failed listing was not kept: listed again"
     );
@@ -630,4 +607,13 @@ async fn a_pool_without_capacity_is_reported_as_data_and_left_out() {
     );
     assert_eq!(left_out.len(), 1);
     env.report("ec2 fleet errors");
+}
+
+/// `DescribeInstances` calls the proxy counted since its last reset.
+async fn describe_instances_calls(env: &Env) -> u64 {
+    env.floor
+        .calls()
+        .await
+        .unwrap()
+        .count("ec2", "DescribeInstances")
 }
