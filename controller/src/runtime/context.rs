@@ -13,7 +13,6 @@ use crate::inventory::Inventory;
 use crate::probe::TcpProber;
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::events::{Recorder, Reporter};
 
 use super::error::Error;
 use super::events::EventPublisher;
@@ -64,7 +63,7 @@ pub struct Context {
     pub metrics: Metrics,
     pub settings: Settings,
     pub readiness: Readiness,
-    recorder: Recorder,
+    events: EventPublisher,
 }
 
 impl std::fmt::Debug for Context {
@@ -82,7 +81,7 @@ impl std::fmt::Debug for Context {
 impl Context {
     /// Assembles a context from parts already built (tests, and [`Context::from_settings`]).
     pub fn new(client: Client, aws: SdkConfig, metrics: Metrics, settings: Settings) -> Self {
-        let recorder = Recorder::new(client.clone(), Reporter::from(EVENT_REPORTER));
+        let events = EventPublisher::new(client.clone(), EVENT_REPORTER);
         // With leader election nothing may be written to AWS before the first renewal
         // confirms leadership (see `aws::fence`); the elector opens the fence.
         let fence = if settings.leader_election {
@@ -105,7 +104,7 @@ impl Context {
             metrics,
             settings,
             readiness: Readiness::default(),
-            recorder,
+            events,
         }
     }
 
@@ -136,10 +135,10 @@ impl Context {
         Ok(Self::new(client, aws, metrics, settings))
     }
 
-    /// Publishes Kubernetes Events for Stagehand's objects. All publishers share one recorder,
-    /// so repeated events are aggregated into a series.
+    /// Publishes Kubernetes Events for Stagehand's objects. All publishers share one record of
+    /// recent events, so repeated events are aggregated into a series.
     pub fn events(&self) -> EventPublisher {
-        EventPublisher::new(self.recorder.clone())
+        self.events.clone()
     }
 
     /// S3 must use path-style addressing (`http://endpoint/bucket/key`) when an endpoint is

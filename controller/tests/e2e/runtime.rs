@@ -882,3 +882,71 @@ async fn deletion_runs_cleanup_with_the_policy_then_releases_the_object() {
 
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_event_is_one_series_and_another_note_is_another_event() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use stagehand::runtime::events::{EventPublisher, action_event};
+
+    let server = TestApiServer::start().await.unwrap();
+    let maps: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    let regarding = maps
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "api-dev"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let events: Api<Event> = Api::namespaced(server.client(), "default");
+    let listed = || async { events.list(&ListParams::default()).await.unwrap().items };
+    let publisher = EventPublisher::new(server.client(), "stagehand");
+    let deployed = |build: &str| action_event("CodeUpdated", "UpdateFunctionCode", build);
+
+    publisher
+        .publish(&regarding, deployed("api: deployed 1a2b"))
+        .await;
+    publisher
+        .publish(&regarding, deployed("api: deployed 1a2b"))
+        .await;
+    publisher
+        .publish(&regarding, deployed("api: deployed 1a2b"))
+        .await;
+    let first = listed().await;
+    assert_eq!(first.len(), 1, "three occurrences, one Event: {first:#?}");
+    assert_eq!(first[0].series.as_ref().map(|s| s.count), Some(3));
+    assert_eq!(first[0].note.as_deref(), Some("api: deployed 1a2b"));
+    assert_eq!(first[0].reporting_controller.as_deref(), Some("stagehand"));
+    assert_eq!(
+        first[0].regarding.as_ref().and_then(|r| r.uid.clone()),
+        regarding.metadata.uid
+    );
+
+    // Another build deployed is news, not a repeat of the first.
+    publisher
+        .publish(&regarding, deployed("api: deployed 3c4d"))
+        .await;
+    let notes: Vec<_> = listed().await.into_iter().filter_map(|e| e.note).collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes.contains(&"api: deployed 3c4d".to_owned()),
+        "{notes:?}"
+    );
+    assert_eq!(publisher.remembered(), 2);
+
+    // An Event gone from the API server (its TTL) is created again, not patched into nothing.
+    events
+        .delete(&first[0].name_any(), &DeleteParams::default())
+        .await
+        .unwrap();
+    publisher
+        .publish(&regarding, deployed("api: deployed 1a2b"))
+        .await;
+    let again = listed().await;
+    let recreated: Vec<_> = again
+        .iter()
+        .filter(|e| e.note.as_deref() == Some("api: deployed 1a2b"))
+        .collect();
+    assert_eq!(recreated.len(), 1, "{again:#?}");
+    assert_ne!(recreated[0].name_any(), first[0].name_any());
+    assert_eq!(recreated[0].series, None, "a new Event, counted from one");
+}
