@@ -52,9 +52,14 @@ impl FunctionListing {
         }
     }
 
-    /// `info` was read on its own after the listing.
+    /// `info` was read on its own after the listing. As listed, it is not kept twice: every
+    /// function is read on its own once per identity recheck, and most are as listed.
     pub fn insert(&mut self, info: FunctionInfo) {
-        self.changed.insert(info.name.clone(), Some(info));
+        if self.listed(&info.name) == Some(&info) {
+            self.changed.remove(&info.name);
+        } else {
+            self.changed.insert(info.name.clone(), Some(info));
+        }
     }
 
     /// The function `name` was found gone after the listing.
@@ -157,5 +162,18 @@ mod tests {
         listing.insert(function("shop-api-prod", "3"));
         assert_eq!(listing.names_with_prefix("shop-api-p"), ["shop-api-prod"]);
         assert_eq!(revision(&listing, "shop-api-prod").as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn a_function_read_as_listed_is_not_kept_twice() {
+        let mut listing = FunctionListing::new(vec![function("shop-api-dev", "1")]);
+        listing.insert(function("shop-api-dev", "1"));
+        assert!(listing.changed.is_empty(), "{:?}", listing.changed);
+        listing.insert(function("shop-api-dev", "2"));
+        assert_eq!(revision(&listing, "shop-api-dev").as_deref(), Some("2"));
+        // Read back as listed again (a change reverted): the listing serves it once more.
+        listing.insert(function("shop-api-dev", "1"));
+        assert!(listing.changed.is_empty(), "{:?}", listing.changed);
+        assert_eq!(revision(&listing, "shop-api-dev").as_deref(), Some("1"));
     }
 }

@@ -33,11 +33,14 @@ use crate::aws::lambda::{
     Alias, EventSourceMapping, FunctionDetails, FunctionInfo, Lambda, LayerVersion,
     PublishedVersion,
 };
+use crate::aws::tags::{CLUSTER_TAG, OWNER_TAG};
 
 /// A function as the inventory knows it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct KnownFunction {
     pub info: FunctionInfo,
+    /// Its ownership tags (`stagehand.dev/owner`, `stagehand.dev/cluster`): the only tags a
+    /// stage reads, so the only ones kept (a function's other tags are not Stagehand's).
     pub tags: BTreeMap<String, String>,
     /// `sha256:<hex>` of the deployed image (image functions).
     pub image_digest: Option<String>,
@@ -48,7 +51,9 @@ pub struct KnownFunction {
 struct FunctionIdentity {
     revision_id: Option<String>,
     code_sha256: Option<String>,
-    tags: BTreeMap<String, String>,
+    /// The ownership tags, as pairs: one of these per function of the region, and a
+    /// `BTreeMap`'s node is ~0.5 KiB however few tags it holds.
+    tags: Box<[(String, String)]>,
     image_digest: Option<String>,
 }
 
@@ -162,7 +167,7 @@ impl LambdaInventory {
         }
         Some(KnownFunction {
             info: info.clone(),
-            tags: identity.tags,
+            tags: identity.tags.into_vec().into_iter().collect(),
             image_digest: identity.image_digest.filter(|_| info.is_image()),
         })
     }
@@ -178,12 +183,17 @@ impl LambdaInventory {
         };
         let info = details.function.clone();
         let image_digest = details.image_digest().map(str::to_owned);
+        let tags: BTreeMap<String, String> = details
+            .tags
+            .into_iter()
+            .filter(|(key, _)| key == OWNER_TAG || key == CLUSTER_TAG)
+            .collect();
         self.identities.insert(
             info.arn.clone(),
             FunctionIdentity {
                 revision_id: info.revision_id.clone(),
                 code_sha256: info.code_sha256.clone(),
-                tags: details.tags.clone(),
+                tags: tags.clone().into_iter().collect(),
                 image_digest: image_digest.clone(),
             },
         );
@@ -198,7 +208,7 @@ impl LambdaInventory {
         });
         Some(KnownFunction {
             info,
-            tags: details.tags,
+            tags,
             image_digest,
         })
     }
@@ -456,14 +466,20 @@ mod tests {
             "f",
             Some(FunctionDetails {
                 function: info.clone(),
-                tags: BTreeMap::from([("team".into(), "shop".into())]),
+                tags: BTreeMap::from([
+                    ("team".into(), "shop".into()),
+                    (OWNER_TAG.into(), "shop/LambdaStage/dev".into()),
+                ]),
                 ..FunctionDetails::default()
             }),
         );
         assert_eq!(
-            known.as_ref().map(|k| k.tags.len()),
-            Some(1),
-            "tags come with GetFunction"
+            known.as_ref().map(|k| k.tags.clone()),
+            Some(BTreeMap::from([(
+                OWNER_TAG.to_owned(),
+                "shop/LambdaStage/dev".to_owned()
+            )])),
+            "ownership tags come with GetFunction; no other tag is kept"
         );
         assert_eq!(inventory.known(&info), known);
         // Another revision (someone changed the function): tags are read again.
