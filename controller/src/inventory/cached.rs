@@ -20,6 +20,8 @@ type TimeToLive<V> = Box<dyn Fn(&V, Duration) -> Duration + Send + Sync>;
 
 struct Entry<V> {
     read_at: Instant,
+    /// When a reader last asked for it (or it was stored): what [`Cached::sweep`] keeps by.
+    used_at: Instant,
     value: V,
 }
 
@@ -86,26 +88,37 @@ where
         self.peek(key, V::clone)
     }
 
+    /// `read(entry)` of `key`'s entry if `accept(entry)`, which then counts as used now.
+    fn read_entry<R>(
+        &self,
+        key: &K,
+        accept: impl FnOnce(&Entry<V>) -> bool,
+        read: impl FnOnce(&Entry<V>) -> R,
+    ) -> Option<R> {
+        let mut entries = lock(&self.entries);
+        let entry = entries.get_mut(key).filter(|entry| accept(entry))?;
+        entry.used_at = Instant::now();
+        Some(read(entry))
+    }
+
     /// `read(value)` of `key`'s value, if it is still trusted (without cloning the value).
     pub fn peek<R>(&self, key: &K, read: impl FnOnce(&V) -> R) -> Option<R> {
-        lock(&self.entries)
-            .get(key)
-            .filter(|entry| self.trusted(entry))
-            .map(|entry| read(&entry.value))
+        self.read_entry(key, |entry| self.trusted(entry), |entry| read(&entry.value))
     }
 
     /// `key`'s value if it was read less than `age` ago, whatever the time-to-live says: for
     /// readers that may trust a value longer (or must trust it shorter) than usual.
     pub fn get_younger_than(&self, key: &K, age: Duration) -> Option<V> {
-        lock(&self.entries)
-            .get(key)
-            .filter(|entry| entry.read_at.elapsed() < age)
-            .map(|entry| entry.value.clone())
+        self.read_entry(
+            key,
+            |entry| entry.read_at.elapsed() < age,
+            |entry| entry.value.clone(),
+        )
     }
 
     /// `read(value)` of `key`'s value however old it is.
     pub fn peek_any_age<R>(&self, key: &K, read: impl FnOnce(&V) -> R) -> Option<R> {
-        lock(&self.entries).get(key).map(|entry| read(&entry.value))
+        self.read_entry(key, |_| true, |entry| read(&entry.value))
     }
 
     /// Every key with its value that is still trusted (in no particular order).
@@ -125,10 +138,7 @@ where
 
     /// When `key`'s value was read, if it is still trusted.
     pub fn read_at(&self, key: &K) -> Option<Instant> {
-        lock(&self.entries)
-            .get(key)
-            .filter(|entry| self.trusted(entry))
-            .map(|entry| entry.read_at)
+        self.read_entry(key, |entry| self.trusted(entry), |entry| entry.read_at)
     }
 
     /// The trusted value of `key`, or else the value `load` reads (stored, read now). Callers
@@ -209,7 +219,15 @@ where
     }
 
     fn insert_read_at(&self, key: K, value: V, read_at: Instant) {
-        lock(&self.entries).insert(key, Entry { read_at, value });
+        let used_at = Instant::now();
+        lock(&self.entries).insert(
+            key,
+            Entry {
+                read_at,
+                used_at,
+                value,
+            },
+        );
     }
 
     /// Changes `key`'s value in place, keeping when it was read (a read of one item corrects
@@ -234,6 +252,30 @@ where
     /// change asks for: a view at most `age` old, shared by every change within `age`.
     pub fn forget_older_than(&self, age: Duration) {
         lock(&self.entries).retain(|_, entry| entry.read_at.elapsed() < age);
+    }
+
+    /// Drops what nobody asked for in `unused` (trusted or not), and gives the memory of a map
+    /// that shrank by most back. Keys come and go with the objects and with every build (an
+    /// artifact's key, a function's versions by code hash, a deleted stage's listing), and an
+    /// expired value is only replaced when its key is asked for again: without a sweep a
+    /// controller that runs for months keeps every key it ever read. Returns how many went.
+    pub fn sweep(&self, unused: Duration) -> usize {
+        let mut entries = lock(&self.entries);
+        let before = entries.len();
+        entries.retain(|_, entry| entry.used_at.elapsed() < unused);
+        if entries.capacity() > 16 && entries.len() < entries.capacity() / 4 {
+            entries.shrink_to_fit();
+        }
+        before - entries.len()
+    }
+
+    /// How many values it holds (trusted or not).
+    pub fn len(&self) -> usize {
+        lock(&self.entries).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -377,6 +419,37 @@ mod tests {
             lock(&cache.flights).is_empty(),
             "no lock kept once the flight landed"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sweep_drops_what_nobody_asked_for_and_keeps_what_is_read() {
+        let hour = Duration::from_secs(3600);
+        let cache: Cached<String, u32> = Cached::new(NEVER);
+        for build in 0..1000 {
+            cache.insert(format!("stage/build-{build}.zip"), build);
+        }
+        let capacity = lock(&cache.entries).capacity();
+        tokio::time::advance(hour / 2).await;
+        // Only the current build is read again: at every resync of its stage.
+        for _ in 0..3 {
+            assert_eq!(cache.get(&"stage/build-999.zip".to_owned()), Some(999));
+            tokio::time::advance(hour / 4).await;
+        }
+        assert_eq!(cache.sweep(hour), 999, "the old builds' keys");
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.get(&"stage/build-999.zip".to_owned()), Some(999));
+        assert!(lock(&cache.entries).capacity() < capacity / 4);
+        // Every way of reading counts as a use; a value past its time-to-live read at any
+        // age stays too.
+        let listing: Cached<(), u32> = Cached::new(Duration::from_secs(60));
+        listing.insert((), 1);
+        tokio::time::advance(Duration::from_secs(3599)).await;
+        assert_eq!(listing.peek_any_age(&(), |v| *v), Some(1));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(listing.sweep(hour), 0);
+        tokio::time::advance(hour).await;
+        assert_eq!(listing.sweep(hour), 1);
+        assert!(listing.is_empty());
     }
 
     #[tokio::test]

@@ -386,6 +386,18 @@ impl Ec2Inventory {
         self.own.forget_older_than(age);
         self.impaired.forget_older_than(age);
     }
+
+    /// Drops what nobody read for `unused` among the per-fleet reads (see [`Cached::sweep`]),
+    /// and the per-fleet and per-instance records past their time (a deleted fleet's, a
+    /// terminated instance's).
+    pub fn sweep(&self, unused: Duration) -> usize {
+        let before = self.written.len() + self.launch_errors.len() + self.notices.len();
+        self.written.drop_expired();
+        self.launch_errors.drop_expired();
+        self.notices.drop_expired();
+        let expired = before - (self.written.len() + self.launch_errors.len() + self.notices.len());
+        expired + self.own.sweep(unused) + self.none_unowned.sweep(unused)
+    }
 }
 
 /// The instances of `listing` whose owner tag is `owner`.

@@ -364,6 +364,15 @@ impl LambdaInventory {
         self.layers.forget_older_than(age);
         self.aliases.forget_older_than(age);
     }
+
+    /// Drops what nobody read for `unused` among what is kept per function, version, alias
+    /// and layer (see [`Cached::sweep`]); all of it can be read from AWS again.
+    pub fn sweep(&self, unused: Duration) -> usize {
+        self.identities.sweep(unused)
+            + self.versions.sweep(unused)
+            + self.aliases.sweep(unused)
+            + self.layers.sweep(unused)
+    }
 }
 
 /// A layer's name from what names it: a name, or a layer (version) ARN

@@ -61,6 +61,13 @@ pub enum Listings {
 /// published versions of an unchanged code hash.
 pub const IDENTITY_RECHECK: Duration = Duration::from_secs(3600);
 
+/// What nobody read for this long is dropped by [`Inventory::sweep`]: past every time-to-live
+/// but the identity-keyed ones, and at least 12 resyncs of the default interval.
+pub const SWEEP_UNUSED: Duration = IDENTITY_RECHECK;
+
+/// How often [`Inventory::sweep_until`] sweeps.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(600);
+
 /// Listings younger than this count as fresh when a spec change asks for a fresh view: a GitOps
 /// sync touching hundreds of objects costs one listing per second, not one per object.
 pub const DEFAULT_FRESH_FLOOR: Duration = Duration::from_secs(1);
@@ -278,6 +285,45 @@ impl Inventory {
         }
     }
 
+    /// Drops, in every region, what nobody read for [`SWEEP_UNUSED`] (see [`Cached::sweep`]);
+    /// how many values went.
+    pub fn sweep(&self) -> usize {
+        let regions: Vec<_> = self
+            .regions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        regions
+            .iter()
+            .map(|region| {
+                region.lambda.sweep(SWEEP_UNUSED)
+                    + region.s3.sweep(SWEEP_UNUSED)
+                    + region.ec2.sweep(SWEEP_UNUSED)
+                    + region.sqs.sweep(SWEEP_UNUSED)
+            })
+            .sum()
+    }
+
+    /// Sweeps every [`SWEEP_EVERY`] until `stop` resolves.
+    pub async fn sweep_until(&self, stop: impl Future<Output = ()>) {
+        let sweeping = async {
+            let mut every = tokio::time::interval(SWEEP_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let dropped = self.sweep();
+                tracing::debug!(dropped, "inventory swept of values nobody read for an hour");
+            }
+        };
+        tokio::select! {
+            () = stop => {}
+            () = sweeping => {}
+        }
+    }
+
     /// Forgets every listing of `region`: the next reconcile lists again. What is keyed by
     /// identity stays (tags per function revision, heads per ETag, versions per code hash,
     /// queue URLs and ARNs).
@@ -325,6 +371,71 @@ pub(crate) mod tests {
         assert!(Arc::ptr_eq(&inventory.sqs("a"), &clone.sqs("a")));
         assert!(Arc::ptr_eq(&inventory.ec2("a"), &clone.ec2("a")));
         assert!(!Arc::ptr_eq(&inventory.ec2("a"), &inventory.ec2("b")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sweep_drops_what_no_round_asked_for_in_an_hour_in_every_region() {
+        use crate::aws::s3::Sha256Digest;
+        use crate::inventory::s3::ArtifactKey;
+        let inventory = Inventory::new(provider(), Duration::from_secs(30));
+        let build = |region: &str, n: u32| {
+            let key = ArtifactKey {
+                bucket: format!("{region}-artifacts"),
+                key: format!("api/build-{n}.zip"),
+                version_id: None,
+                e_tag: Some(format!("\"{n}\"")),
+            };
+            inventory
+                .s3(region)
+                .remember_sha256(key.clone(), Sha256Digest::of(key.key.as_bytes()));
+            key
+        };
+        // Ten builds deployed one after another in each of two regions; only the last is read
+        // again (at every resync of its stage).
+        let mut current = Vec::new();
+        for region in ["eu-west-1", "us-east-1"] {
+            for n in 0..9 {
+                build(region, n);
+            }
+            current.push((region, build(region, 9)));
+        }
+        for _ in 0..6 {
+            tokio::time::advance(SWEEP_UNUSED / 5).await;
+            for (region, key) in &current {
+                assert!(inventory.s3(region).known_sha256(key).is_some());
+            }
+        }
+        assert_eq!(inventory.sweep(), 18, "the nine old builds of each region");
+        for (region, key) in &current {
+            assert!(inventory.s3(region).known_sha256(key).is_some(), "{region}");
+        }
+        assert_eq!(inventory.sweep(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_sweep_runs_every_ten_minutes_until_stopped() {
+        let inventory = Inventory::new(provider(), Duration::from_secs(30));
+        let s3 = inventory.s3("r");
+        let key = crate::inventory::s3::ArtifactKey {
+            bucket: "b".into(),
+            key: "old.zip".into(),
+            version_id: None,
+            e_tag: None,
+        };
+        s3.remember_sha256(key.clone(), crate::aws::s3::Sha256Digest::of(b"old"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let sweeping = tokio::spawn({
+            let inventory = inventory.clone();
+            async move {
+                inventory
+                    .sweep_until(async { stopped.await.unwrap_or(()) })
+                    .await;
+            }
+        });
+        tokio::time::sleep(SWEEP_UNUSED + SWEEP_EVERY + Duration::from_secs(1)).await;
+        assert!(s3.known_sha256(&key).is_none(), "swept by the loop");
+        let _ = stop.send(());
+        assert!(sweeping.await.is_ok(), "stops when told");
     }
 
     #[tokio::test(start_paused = true)]

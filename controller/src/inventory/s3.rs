@@ -226,6 +226,17 @@ impl S3Inventory {
     pub fn forget_older_than(&self, age: Duration) {
         self.listings.forget_older_than(age);
     }
+
+    /// Drops what nobody read for `unused`: listings by prefix, heads by key and hashes by
+    /// content, whose keys change with every build (see [`Cached::sweep`]). A hash dropped is
+    /// streamed again only if its object is asked for again, and an object's status gives it
+    /// back first ([`S3Inventory::remember_sha256`]).
+    pub fn sweep(&self, unused: Duration) -> usize {
+        self.listings.sweep(unused)
+            + self.heads.sweep(unused)
+            + self.hashes.sweep(unused)
+            + self.eventbridge.sweep(unused)
+    }
 }
 
 /// The longest common prefix of `keys` (cut at a character boundary).

@@ -111,6 +111,12 @@ impl SqsInventory {
         }
     }
 
+    /// Drops the queue lookups nobody read for `unused` (see [`Cached::sweep`]); the feeds'
+    /// polls are the pollers' to keep.
+    pub fn sweep(&self, unused: Duration) -> usize {
+        self.queues.sweep(unused)
+    }
+
     /// Messages arrived on `name_or_arn` (or its polls started answering): proof of life.
     pub fn feed_heard(&self, name_or_arn: &str) {
         self.heard.insert(name_or_arn.to_owned(), ());

@@ -160,8 +160,11 @@ pub async fn run_controllers(
             controllers_shutdown.trigger();
         }
     };
+    // What the inventories keep for keys nobody asks for any more (a deleted object's, an old
+    // build's) goes while the controllers run.
+    let sweep = ctx.inventory.sweep_until(shutdown.wait());
     let running = async {
-        tokio::join!(wait_for_caches, controllers);
+        tokio::join!(wait_for_caches, controllers, sweep);
     };
 
     let Some(elector) = election else {
