@@ -43,8 +43,29 @@ impl From<ArtifactKey> for stagehand_crds::S3ObjectIdentity {
 /// One `ListObjectsV2` page: ETag by key, and whether it held every key under the prefix.
 #[derive(Clone, Debug)]
 struct ObjectListing {
-    e_tags: BTreeMap<String, Option<String>>,
+    /// Sorted by key (S3 lists in key order), shrunk to its length: most listings are of one
+    /// stage's artifact prefix and hold one key, where a `BTreeMap` node is ~0.5 KiB.
+    e_tags: Box<[(String, Option<String>)]>,
     complete: bool,
+}
+
+impl ObjectListing {
+    fn new(objects: Vec<crate::aws::s3::ObjectSummary>, complete: bool) -> Self {
+        let mut e_tags: Vec<_> = objects.into_iter().map(|o| (o.key, o.e_tag)).collect();
+        e_tags.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Self {
+            e_tags: e_tags.into_boxed_slice(),
+            complete,
+        }
+    }
+
+    /// The listed ETag of `key` (`Some(None)`: listed without one).
+    fn e_tag(&self, key: &str) -> Option<&Option<String>> {
+        self.e_tags
+            .binary_search_by(|(listed, _)| listed.as_str().cmp(key))
+            .ok()
+            .map(|i| &self.e_tags[i].1)
+    }
 }
 
 /// The S3 inventory of one region.
@@ -119,16 +140,13 @@ impl S3Inventory {
                     .s3
                     .list_objects_page(bucket, &prefix, LISTING_PAGE)
                     .await?;
-                Ok::<_, AwsError>(ObjectListing {
-                    e_tags: objects.into_iter().map(|o| (o.key, o.e_tag)).collect(),
-                    complete: !truncated,
-                })
+                Ok::<_, AwsError>(ObjectListing::new(objects, !truncated))
             })
             .await?;
         let mut heads = BTreeMap::new();
         for key in keys {
             let head_key = (bucket.to_owned(), key.clone(), None);
-            let listed = listing.e_tags.get(key);
+            let listed = listing.e_tag(key);
             if listed.is_none() && listing.complete {
                 heads.insert(key.clone(), None);
                 continue;
@@ -276,5 +294,36 @@ mod tests {
         assert_eq!(common_prefix(&keys(&["app/x", "lib/y"])), "");
         assert_eq!(common_prefix(&keys(&["é/a", "é/b"])), "é/");
         assert_eq!(common_prefix(&keys(&["ab", "a"])), "a");
+    }
+
+    #[test]
+    fn a_listing_finds_each_key_s_etag_whatever_order_it_was_listed_in() {
+        let summary = |key: &str, e_tag: Option<&str>| crate::aws::s3::ObjectSummary {
+            key: key.to_owned(),
+            e_tag: e_tag.map(str::to_owned),
+            ..Default::default()
+        };
+        let listing = ObjectListing::new(
+            vec![
+                summary("s01/fn09.zip", Some("\"9\"")),
+                summary("s01/fn00.zip", Some("\"0\"")),
+                summary("s01/fn01.zip", None),
+            ],
+            true,
+        );
+        assert_eq!(
+            listing.e_tag("s01/fn00.zip"),
+            Some(&Some("\"0\"".to_owned()))
+        );
+        assert_eq!(
+            listing.e_tag("s01/fn09.zip"),
+            Some(&Some("\"9\"".to_owned()))
+        );
+        assert_eq!(
+            listing.e_tag("s01/fn01.zip"),
+            Some(&None),
+            "listed without an ETag"
+        );
+        assert_eq!(listing.e_tag("s01/fn02.zip"), None, "not listed");
     }
 }
