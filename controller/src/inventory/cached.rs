@@ -132,8 +132,11 @@ where
 
     /// Drops the values no longer trusted: for caches keyed by something that comes and goes
     /// (a remembered error), where nobody asks for an expired key again.
-    pub fn drop_expired(&self) {
-        lock(&self.entries).retain(|_, entry| self.trusted(entry));
+    pub fn drop_expired(&self) -> usize {
+        let mut entries = lock(&self.entries);
+        let before = entries.len();
+        entries.retain(|_, entry| self.trusted(entry));
+        before - entries.len()
     }
 
     /// When `key`'s value was read, if it is still trusted.

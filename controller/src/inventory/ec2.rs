@@ -391,12 +391,11 @@ impl Ec2Inventory {
     /// and the per-fleet and per-instance records past their time (a deleted fleet's, a
     /// terminated instance's).
     pub fn sweep(&self, unused: Duration) -> usize {
-        let before = self.written.len() + self.launch_errors.len() + self.notices.len();
-        self.written.drop_expired();
-        self.launch_errors.drop_expired();
-        self.notices.drop_expired();
-        let expired = before - (self.written.len() + self.launch_errors.len() + self.notices.len());
-        expired + self.own.sweep(unused) + self.none_unowned.sweep(unused)
+        self.written.drop_expired()
+            + self.launch_errors.drop_expired()
+            + self.notices.drop_expired()
+            + self.own.sweep(unused)
+            + self.none_unowned.sweep(unused)
     }
 }
 

@@ -398,6 +398,10 @@ pub(crate) mod tests {
                 build(region, n);
             }
             current.push((region, build(region, 9)));
+            // A fleet that launched once, then was deleted: its record of the write expires.
+            inventory
+                .ec2(region)
+                .instances_written("shop/SpotFleet/preview-42");
         }
         for _ in 0..6 {
             tokio::time::advance(SWEEP_UNUSED / 5).await;
@@ -405,7 +409,11 @@ pub(crate) mod tests {
                 assert!(inventory.s3(region).known_sha256(key).is_some());
             }
         }
-        assert_eq!(inventory.sweep(), 18, "the nine old builds of each region");
+        assert_eq!(
+            inventory.sweep(),
+            20,
+            "the nine old builds of each region and the deleted fleet's write"
+        );
         for (region, key) in &current {
             assert!(inventory.s3(region).known_sha256(key).is_some(), "{region}");
         }
