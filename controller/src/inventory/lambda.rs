@@ -193,7 +193,7 @@ impl LambdaInventory {
             FunctionIdentity {
                 revision_id: info.revision_id.clone(),
                 code_sha256: info.code_sha256.clone(),
-                tags: tags.clone().into_iter().collect(),
+                tags: tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 image_digest: image_digest.clone(),
             },
         );

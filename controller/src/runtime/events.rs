@@ -26,7 +26,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
 use tokio::time::Instant;
 
-pub use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::{Event, EventType};
 
 use crate::base::conditions::is_valid_reason;
 use crate::base::{Classify, ErrorClass};
