@@ -37,7 +37,7 @@ pub type QueueUsers = BTreeMap<EventQueue, BTreeSet<Target>>;
 
 /// An AWS resource an object's spec points at, whose changes the object wants to hear of at
 /// once: S3 `Object Created` and CloudTrail events are mapped to objects through these.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Watched {
     /// One S3 object (a LambdaStage's artifact, a site's source archive).
     S3Object { bucket: String, key: String },
@@ -76,7 +76,7 @@ impl Watched {
 
 /// What an object that relies on the controller-wide event queue (`--event-queue`) wants from
 /// it: the queue of its region polled, and the events about these resources mapped to it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FeedInterest {
     pub region: String,
     pub watches: Vec<Watched>,

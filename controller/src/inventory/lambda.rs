@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::cached::Cached;
-use super::function_listing::FunctionListing;
+use super::function_listing::{FunctionListing, FunctionListingBuilder};
 use super::{IDENTITY_RECHECK, ListingAge};
 use crate::aws::AwsError;
 use crate::aws::lambda::{
@@ -47,14 +47,44 @@ pub struct KnownFunction {
 }
 
 /// What one `GetFunction` said beyond the listing, valid for the revision and code it read.
+/// One of these per function of the region, so only what a stage reads is kept, each string
+/// at its length: ≈ 0.3 KiB per function with its key, against ≈ 0.55 KiB as a tag map and
+/// full strings (docs/benchmarks.md, "The function listing, compact").
 #[derive(Clone, Debug)]
 struct FunctionIdentity {
-    revision_id: Option<String>,
-    code_sha256: Option<String>,
-    /// The ownership tags, as pairs: one of these per function of the region, and a
-    /// `BTreeMap`'s node is ~0.5 KiB however few tags it holds.
-    tags: Box<[(String, String)]>,
-    image_digest: Option<String>,
+    revision_id: Option<Box<str>>,
+    /// Image functions only: the code hash the digest was read with.
+    code_sha256: Option<Box<str>>,
+    image_digest: Option<Box<str>>,
+    /// The ownership tags' values: the only tags a stage reads (a function's other tags are
+    /// not Stagehand's).
+    owner: Option<Box<str>>,
+    cluster: Option<Box<str>>,
+}
+
+impl FunctionIdentity {
+    fn new(
+        info: &FunctionInfo,
+        tags: &BTreeMap<String, String>,
+        image_digest: Option<&str>,
+    ) -> Self {
+        let boxed = |value: Option<&String>| value.map(|value| value.as_str().into());
+        Self {
+            revision_id: boxed(info.revision_id.as_ref()),
+            code_sha256: boxed(info.code_sha256.as_ref().filter(|_| info.is_image())),
+            image_digest: image_digest.map(Into::into),
+            owner: boxed(tags.get(OWNER_TAG)),
+            cluster: boxed(tags.get(CLUSTER_TAG)),
+        }
+    }
+
+    /// The ownership tags, as `GetFunction` gave them.
+    fn tags(&self) -> BTreeMap<String, String> {
+        [(OWNER_TAG, &self.owner), (CLUSTER_TAG, &self.cluster)]
+            .into_iter()
+            .filter_map(|(key, value)| Some((key.to_owned(), value.as_deref()?.to_owned())))
+            .collect()
+    }
 }
 
 /// The Lambda inventory of one region.
@@ -116,10 +146,11 @@ impl LambdaInventory {
     async fn listing(&self) -> Result<Arc<FunctionListing>, AwsError> {
         self.functions
             .get_or_load_within(&(), self.listing_age(), || async {
-                let listed = self.lambda.list_functions().await?;
+                let mut listing = FunctionListingBuilder::default();
+                self.lambda.list_functions_into(&mut listing).await?;
                 // Functions written while the listing ran may be listed with their old state:
                 // they stay dirty and are read on their own.
-                Ok::<_, AwsError>(Arc::new(FunctionListing::new(listed)))
+                Ok::<_, AwsError>(Arc::new(listing.build()))
             })
             .await
     }
@@ -142,7 +173,7 @@ impl LambdaInventory {
         let dirty = self.dirty().contains(name);
         let listed = self
             .functions
-            .peek_any_age(&(), |listing| listing.get(name).cloned())
+            .peek_any_age(&(), |listing| listing.get(name))
             .flatten();
         if !dirty
             && let Some(info) = listed
@@ -159,16 +190,19 @@ impl LambdaInventory {
     /// is enough: tags read within [`IDENTITY_RECHECK`], and the image digest of this code.
     fn known(&self, info: &FunctionInfo) -> Option<KnownFunction> {
         let identity = self.identities.get(&info.arn)?;
-        if identity.revision_id != info.revision_id {
+        if identity.revision_id.as_deref() != info.revision_id.as_deref() {
             return None;
         }
-        if info.is_image() && identity.code_sha256 != info.code_sha256 {
+        if info.is_image() && identity.code_sha256.as_deref() != info.code_sha256.as_deref() {
             return None;
         }
         Some(KnownFunction {
             info: info.clone(),
-            tags: identity.tags.into_vec().into_iter().collect(),
-            image_digest: identity.image_digest.filter(|_| info.is_image()),
+            tags: identity.tags(),
+            image_digest: identity
+                .image_digest
+                .filter(|_| info.is_image())
+                .map(Into::into),
         })
     }
 
@@ -190,12 +224,7 @@ impl LambdaInventory {
             .collect();
         self.identities.insert(
             info.arn.clone(),
-            FunctionIdentity {
-                revision_id: info.revision_id.clone(),
-                code_sha256: info.code_sha256.clone(),
-                tags: tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                image_digest: image_digest.clone(),
-            },
+            FunctionIdentity::new(&info, &tags, image_digest.as_deref()),
         );
         // Still updating: read it on its own again next time, whatever a listing says.
         if info.update_in_progress() {

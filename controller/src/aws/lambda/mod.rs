@@ -98,6 +98,16 @@ impl Lambda {
     /// Every function of the region (all pages).
     pub async fn list_functions(&self) -> Result<Vec<FunctionInfo>, AwsError> {
         let mut functions = Vec::new();
+        self.list_functions_into(&mut functions).await?;
+        Ok(functions)
+    }
+
+    /// Every function of the region (all pages), each page added to `functions` as it arrives:
+    /// the region's listing is built in its own shape, never held whole as `FunctionInfo`s too.
+    pub async fn list_functions_into(
+        &self,
+        functions: &mut impl Extend<FunctionInfo>,
+    ) -> Result<(), AwsError> {
         let mut marker: Option<String> = None;
         loop {
             let request = self
@@ -110,7 +120,7 @@ impl Lambda {
             functions.extend(page.functions().iter().map(FunctionInfo::from_sdk));
             match page.next_marker() {
                 Some(next) if !next.is_empty() => marker = Some(next.to_owned()),
-                _ => return Ok(functions),
+                _ => return Ok(()),
             }
         }
     }

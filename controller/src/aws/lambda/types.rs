@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 /// A function as listed: everything Stagehand compares, without a per-function call.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FunctionInfo {
     pub name: String,
     pub arn: String,
