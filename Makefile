@@ -80,7 +80,8 @@ soak: moto
 # 500 StaticSites, 500 SpotFleets) against the API stand-in and moto through the proxy: peak RSS,
 # time until every object is observed and Ready, AWS calls and status writes over one resync
 # (docs/benchmarks.md, "10,000 objects"). Seeding moto alone takes minutes; on a shared 2-core
-# machine moto is the bottleneck at this size. Arguments: STAGES SITES FLEETS FUNCTIONS RESYNC_SECS.
+# machine moto is the bottleneck at this size (STAGEHAND_MOTO_BIN=scripts/moto-quiet drops its log
+# line per request: faster). Arguments: STAGES SITES FLEETS FUNCTIONS RESYNC_SECS.
 BENCH_SCALE_ARGS ?=
 bench-scale: moto
 	$(CARGO) build --locked -p stagehand --bin stagehand --example bench_scale

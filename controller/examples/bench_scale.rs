@@ -38,7 +38,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use stagehand::base::conditions::find_condition;
-use stagehand::inventory::function_listing::FunctionListing;
+use stagehand::inventory::function_listing::FunctionListingBuilder;
 use stagehand_crds::{CLUSTER_TAG, CommonStatus, LambdaStage, OWNER_TAG, SpotFleet, StaticSite};
 use stagehand_testenv::TestApiServer;
 use stagehand_testenv::aws::seed::{Seeder, deterministic_zip};
@@ -513,15 +513,17 @@ async fn listing_alone(endpoint_url: &str, factor: usize) {
     let aws = bench_support::unlimited_provider_at(endpoint_url).await;
     let listed = aws.lambda(REGION).list_functions().await.unwrap();
     let (_, before) = bench_support::memory_kib();
-    let mut copies = Vec::new();
+    // Page by page, as the inventory builds it: never held whole as `FunctionInfo`s.
+    let mut listing = FunctionListingBuilder::default();
     for copy in 0..factor {
-        for function in &listed {
+        listing.extend(listed.iter().map(|function| {
             let mut function = function.clone();
             function.name = format!("{}-{copy}", function.name);
-            copies.push(function);
-        }
+            function.arn = format!("{}-{copy}", function.arn);
+            function
+        }));
     }
-    let listing = FunctionListing::new(copies);
+    let listing = listing.build();
     let (_, after) = bench_support::memory_kib();
     println!(
         "{} {}",
@@ -758,8 +760,9 @@ async fn main() {
     restarted.stop().await;
 
     println!(
-        "## bench_scale: {} objects in one `stagehand run` (debug build)",
-        mix.objects()
+        "## bench_scale: {} objects in one `stagehand run` ({})",
+        mix.objects(),
+        bench_support::process::stagehand_binary().display()
     );
     println!();
     println!(
