@@ -23,7 +23,7 @@ mod observed;
 pub mod plan;
 pub mod round;
 mod stack;
-mod status;
+pub(crate) mod status;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -18,7 +18,13 @@ use super::plan::{Action, Plan, keep_mapping};
 use crate::aws::lambda;
 use crate::aws::s3::ObjectHead;
 use crate::base::conditions::{ConditionStatus, ReconcileOutcome, set_condition};
-use crate::runtime::status::{next_common_status, set_event_feed_condition};
+use crate::runtime::status::{FeedUse, next_common_status, set_event_feed_condition};
+
+/// What a stage gets from a healthy event feed (`EventFeedReady`'s message).
+pub const FEED_USE: FeedUse = FeedUse {
+    holding: "artifact",
+    while_healthy: "aliases are read hourly and the region's Lambda listings serve for the backstop max age (--feed-backstop-max-age), not the inventory max age",
+};
 
 /// Everything a status is built from.
 #[derive(Debug)]
@@ -61,7 +67,7 @@ pub fn next_status(inputs: &StatusInputs<'_>) -> LambdaStageStatus {
         &mut common.conditions,
         &observed.event_feed,
         &observed.buckets_without_events,
-        "artifact",
+        FEED_USE,
         generation,
         now,
     );

@@ -109,21 +109,29 @@ pub fn next_common_status(
     }
 }
 
+/// What a kind gets from the event feed, for its `EventFeedReady` message.
+#[derive(Clone, Copy, Debug)]
+pub struct FeedUse {
+    /// What the buckets it reads builds from hold ("artifact", "source").
+    pub holding: &'static str,
+    /// What a healthy feed changes for it.
+    pub while_healthy: &'static str,
+}
+
 /// Sets `EventFeedReady` of an object relying on the controller-wide event feed
-/// (`--event-queue`) — whether changes are announced within seconds (and drift-only reads run at
-/// the slow backstop cadence), or why not — or removes it without a feed. `silent_buckets` are
-/// the buckets the object reads builds from that send no events to EventBridge (`holding`
-/// says what they hold, e.g. "artifact"): new builds there are seen at the resync only.
+/// (`--event-queue`) — whether changes are announced within seconds (and what that changes for
+/// its kind, `uses.while_healthy`), or why not — or removes it without a feed. `silent_buckets`
+/// are the buckets the object reads builds from that send no events to EventBridge
+/// (`uses.holding` says what they hold): new builds there are seen at the resync only.
 pub fn set_event_feed_condition(
     conditions: &mut Vec<Condition>,
     feed: &EventFeed,
     silent_buckets: &[String],
-    holding: &str,
+    uses: FeedUse,
     generation: Option<i64>,
     now: Timestamp,
 ) {
-    let Some((status, reason, message)) = event_feed_condition(feed, silent_buckets, holding)
-    else {
+    let Some((status, reason, message)) = event_feed_condition(feed, silent_buckets, uses) else {
         conditions.retain(|c| c.type_ != EVENT_FEED_READY);
         return;
     };
@@ -141,7 +149,7 @@ pub fn set_event_feed_condition(
 fn event_feed_condition<'a>(
     feed: &'a EventFeed,
     silent_buckets: &[String],
-    holding: &str,
+    uses: FeedUse,
 ) -> Option<(ConditionStatus, &'a str, String)> {
     let (status, reason, mut message) = match feed {
         EventFeed::NotConfigured => return None,
@@ -153,7 +161,7 @@ fn event_feed_condition<'a>(
         EventFeed::Healthy => (
             ConditionStatus::True,
             "Healthy",
-            "changes arrive from the event queue; drift-only reads run hourly".to_owned(),
+            format!("changes arrive from the event queue; {}", uses.while_healthy),
         ),
         EventFeed::Silent => (
             ConditionStatus::False,
@@ -168,7 +176,8 @@ fn event_feed_condition<'a>(
     };
     if !silent_buckets.is_empty() {
         message = format!(
-            "{message}; {holding} bucket(s) {} send no events to EventBridge (turn on EventBridge notifications): new builds there are seen at the resync",
+            "{message}; {} bucket(s) {} send no events to EventBridge (turn on EventBridge notifications): new builds there are seen at the resync",
+            uses.holding,
             silent_buckets.join(", ")
         );
     }
@@ -350,18 +359,33 @@ mod tests {
     #[test]
     fn event_feed_ready_says_whether_changes_are_announced() {
         let none: &[String] = &[];
+        let stage = crate::lambda_stage::status::FEED_USE;
         assert_eq!(
-            event_feed_condition(&EventFeed::NotConfigured, none, "artifact"),
+            event_feed_condition(&EventFeed::NotConfigured, none, stage),
             None
         );
         let row = |feed: &EventFeed, buckets: &[String]| {
-            event_feed_condition(feed, buckets, "artifact").map(|(s, r, m)| (s, r.to_owned(), m))
+            event_feed_condition(feed, buckets, stage).map(|(s, r, m)| (s, r.to_owned(), m))
         };
         let healthy = row(&EventFeed::Healthy, none).unwrap_or_else(|| panic!("a condition"));
         assert_eq!(
             (healthy.0, healthy.1.as_str()),
             (ConditionStatus::True, "Healthy")
         );
+        assert!(
+            healthy.2.contains("aliases are read hourly"),
+            "{}",
+            healthy.2
+        );
+        // A site's reads do not slow down with the feed: its message does not say they do.
+        let site = event_feed_condition(
+            &EventFeed::Healthy,
+            none,
+            crate::static_site::status::FEED_USE,
+        )
+        .unwrap_or_else(|| panic!("a condition"));
+        assert!(!site.2.contains("hourly"), "{}", site.2);
+        assert!(site.2.contains("every resync"), "{}", site.2);
         let failing = EventFeed::Failing {
             reason: "QueueNotFound".into(),
             message: "SQS queue q does not exist in r".into(),

@@ -27,7 +27,7 @@ pub mod observe;
 pub mod observed;
 pub mod plan;
 pub mod round;
-mod status;
+pub(crate) mod status;
 
 pub use self::error::StaticSiteError;
 

@@ -16,7 +16,14 @@ use super::observed::{Observed, SourceState};
 use super::plan::{Action, Plan};
 use crate::base::conditions::{ReconcileOutcome, set_condition};
 use crate::runtime::round::KindStatus;
-use crate::runtime::status::{next_common_status, set_event_feed_condition};
+use crate::runtime::status::{FeedUse, next_common_status, set_event_feed_condition};
+
+/// What a site gets from a healthy event feed (`EventFeedReady`'s message): its reads do not
+/// slow down, changes to what it watches reconcile it at once.
+pub const FEED_USE: FeedUse = FeedUse {
+    holding: "source",
+    while_healthy: "changes to its source, bucket and distribution reconcile it at once; drift is still read at every resync",
+};
 
 impl KindStatus for StaticSiteStatus {
     fn common(&self) -> &CommonStatus {
@@ -70,7 +77,7 @@ pub fn next_status(inputs: &StatusInputs<'_>) -> StaticSiteStatus {
         &mut common.conditions,
         &observed.event_feed,
         &observed.source_without_events,
-        "source",
+        FEED_USE,
         generation,
         now,
     );
