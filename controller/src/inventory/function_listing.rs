@@ -13,7 +13,7 @@
 //!   the ARN up to its name) with every function of the listing configured alike: the
 //!   functions of one stage, or of one service across stages, differ in little else. A
 //!   `FunctionInfo` per function was ≈ 1 KiB with its dozen strings; a listed one is ≈ 0.2 KiB
-//!   (docs/benchmarks.md, "The function listing, compact");
+//!   (docs/benchmarks.md, "10,000 objects converged");
 //! - pages are added as they arrive ([`FunctionListingBuilder`]), so the listing is never also
 //!   held whole as `FunctionInfo`s;
 //! - a function read on its own after the listing (created, changed, gone) goes into a small

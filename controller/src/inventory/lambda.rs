@@ -49,7 +49,7 @@ pub struct KnownFunction {
 /// What one `GetFunction` said beyond the listing, valid for the revision and code it read.
 /// One of these per function of the region, so only what a stage reads is kept, each string
 /// at its length: ≈ 0.3 KiB per function with its key, against ≈ 0.55 KiB as a tag map and
-/// full strings (docs/benchmarks.md, "The function listing, compact").
+/// full strings (docs/benchmarks.md, "10,000 objects converged").
 #[derive(Clone, Debug)]
 struct FunctionIdentity {
     revision_id: Option<Box<str>>,
