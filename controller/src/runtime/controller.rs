@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::future::BoxFuture;
@@ -25,6 +24,7 @@ use tracing::Instrument;
 use super::context::Context;
 use super::error::{ReconcileError, backoff};
 use super::finalizer::dispatch;
+use super::fingerprint;
 use super::metrics::ControllerMetrics;
 use super::queue_clock::{QueueClock, with_noticed};
 use super::shutdown::Shutdown;
@@ -164,13 +164,6 @@ pub struct DeclaredInterest {
 }
 
 type ObjectInterest = (Vec<EventQueue>, Option<FeedInterest>);
-
-/// A fixed-key 64-bit hash: the same value gives the same fingerprint for the process's life.
-fn fingerprint(value: &(impl Hash + ?Sized)) -> u64 {
-    let mut hasher = std::hash::DefaultHasher::new();
-    value.hash(&mut hasher);
-    hasher.finish()
-}
 
 impl DeclaredInterest {
     /// Records what `key` asks now; whether that differs from what it asked before (or it is

@@ -14,7 +14,6 @@
 //! recorder counted it into the first and kept the first note.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -209,18 +208,17 @@ impl RecentEvents {
 /// What makes two events the same: the object (by uid, and by name for a recreated one), type,
 /// reason, action and note.
 fn event_key(event: &Event, regarding: &ObjectReference) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    (
-        &regarding.uid,
-        &regarding.namespace,
-        &regarding.name,
-        &regarding.kind,
-        &regarding.api_version,
-    )
-        .hash(&mut hasher);
-    matches!(event.type_, EventType::Warning).hash(&mut hasher);
-    (&event.reason, &event.action, &event.note).hash(&mut hasher);
-    hasher.finish()
+    super::fingerprint(&(
+        (
+            &regarding.uid,
+            &regarding.namespace,
+            &regarding.name,
+            &regarding.kind,
+            &regarding.api_version,
+        ),
+        matches!(event.type_, EventType::Warning),
+        (&event.reason, &event.action, &event.note),
+    ))
 }
 
 /// An events.k8s.io/v1 Event about `regarding`, named `<object>.<nanoseconds in hex>` like

@@ -33,3 +33,13 @@ pub use manager::run;
 pub use metrics::Metrics;
 pub use registry::Registry;
 pub use shutdown::Shutdown;
+
+/// A fixed-key 64-bit hash of `value`: the same value gives the same fingerprint for the
+/// process's life. What per-object records keep instead of the value itself, where telling
+/// values apart is all they need (the events published lately, the interest declared).
+pub(crate) fn fingerprint(value: &(impl std::hash::Hash + ?Sized)) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = std::hash::DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
